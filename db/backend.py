@@ -1,0 +1,286 @@
+"""Everything that differs between SQLite, PostgreSQL and PostgreSQL with TimescaleDB, in one place.
+
+The rest of the app asks this module for: which backend a database is, the time-series objects for it (hypertables,
+policies and continuous aggregates, or plain tables with app-maintained rollups), bulk writes, and the SQL
+expression that buckets time. Queries elsewhere read `samples_1m` and `samples_1h` by name on every backend: a
+continuous aggregate on TimescaleDB, a table the app refreshes elsewhere.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+
+SQLITE, POSTGRESQL, TIMESCALEDB = "sqlite", "postgresql", "timescaledb"
+ROLLUPS = (("samples_1m", 60), ("samples_1h", 3600))  # (relation, bucket width in seconds)
+TIME_SERIES_TABLES = ("samples", "machine_states", "production_counts")
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str  # sqlite | postgresql | timescaledb
+    detail: str = ""  # why TimescaleDB is or is not used, for the log and /healthz
+    timescaledb_version: str | None = None
+
+
+@dataclass(frozen=True)
+class TimeSeriesPolicy:
+    """Retention and compression for the time series; None disables a policy."""
+
+    samples_retention_days: int | None = 365
+    states_retention_days: int | None = None  # states and counts are small and are what OEE history is made of
+    compress_after_days: int | None = 7
+
+
+# --- Which backend --------------------------------------------------------------------------------------------
+
+
+def _stored_backend(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT value FROM oee_meta WHERE key = 'backend'")).scalar()
+    except SQLAlchemyError:
+        return None  # a new database
+
+
+def _timescaledb_version(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+
+
+def detect(engine: Engine, timescaledb: str = "auto") -> BackendInfo:
+    """Decide the backend. timescaledb: 'auto' (use it when it can be created), 'off', or 'require'.
+
+    A database keeps the backend it was built for: one created on plain PostgreSQL stays plain even if the
+    extension appears later (its rollups are tables, not continuous aggregates).
+    """
+    if engine.dialect.name == "sqlite":
+        return BackendInfo(SQLITE)
+    stored = _stored_backend(engine)
+    if stored == POSTGRESQL:
+        if timescaledb == "require":
+            raise RuntimeError("this database was set up for plain PostgreSQL; TimescaleDB cannot be required of it")
+        return BackendInfo(POSTGRESQL, "database was created without TimescaleDB")
+    if timescaledb == "off":
+        if stored == TIMESCALEDB:
+            raise RuntimeError("this database was set up with TimescaleDB; it cannot be used with TimescaleDB off")
+        return BackendInfo(POSTGRESQL, "TimescaleDB turned off in configuration")
+    version = _timescaledb_version(engine)
+    if version is None:
+        # CREATE EXTENSION needs the library preloaded; without it the server answers FATAL and drops the
+        # connection, so this runs on a connection of its own and the pool is refreshed afterwards.
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+                conn.commit()
+            version = _timescaledb_version(engine)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            engine.dispose()
+            reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+            if stored == TIMESCALEDB or timescaledb == "require":
+                raise RuntimeError(f"TimescaleDB is required but cannot be loaded: {reason}") from None
+            return BackendInfo(POSTGRESQL, f"TimescaleDB not available ({reason}); running on plain PostgreSQL")
+    return BackendInfo(TIMESCALEDB, f"TimescaleDB {version}", version)
+
+
+def remember_backend(conn: Connection, backend: str) -> None:
+    conn.execute(text("DELETE FROM oee_meta WHERE key = 'backend'"))
+    conn.execute(text("INSERT INTO oee_meta (key, value) VALUES ('backend', :b)"), {"b": backend})
+
+
+# --- Time-series objects (called from the migrations) ---------------------------------------------------------
+
+
+def create_time_series_objects(conn: Connection, backend: str) -> None:
+    if backend == TIMESCALEDB:
+        for table, column in (("samples", "time"), ("machine_states", "start"), ("production_counts", "start")):
+            conn.execute(text(
+                f"SELECT create_hypertable('{table}', by_range('{column}', INTERVAL '1 day'), "
+                "migrate_data => true, if_not_exists => true)"
+            ))
+        conn.execute(text(
+            "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'tag_id', "
+            "timescaledb.compress_orderby = 'time DESC')"
+        ))
+        conn.execute(text(
+            "CREATE MATERIALIZED VIEW samples_1m WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS "
+            "SELECT time_bucket(INTERVAL '1 minute', time) AS bucket, tag_id, count(value) AS n, "
+            "avg(value) AS vavg, min(value) AS vmin, max(value) AS vmax "
+            "FROM samples GROUP BY 1, 2 WITH NO DATA"
+        ))
+        conn.execute(text(
+            "CREATE MATERIALIZED VIEW samples_1h WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS "
+            "SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket, tag_id, sum(n) AS n, "
+            "sum(vavg * n) / nullif(sum(n), 0) AS vavg, min(vmin) AS vmin, max(vmax) AS vmax "
+            "FROM samples_1m GROUP BY 1, 2 WITH NO DATA"
+        ))
+        conn.execute(text(
+            "SELECT add_continuous_aggregate_policy('samples_1m', start_offset => INTERVAL '3 days', "
+            "end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute')"
+        ))
+        conn.execute(text(
+            "SELECT add_continuous_aggregate_policy('samples_1h', start_offset => INTERVAL '7 days', "
+            "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '10 minutes')"
+        ))
+    else:
+        time_type = "REAL" if backend == SQLITE else "TIMESTAMPTZ"
+        for name, _width in ROLLUPS:
+            conn.execute(text(
+                f"CREATE TABLE {name} (bucket {time_type} NOT NULL, tag_id INTEGER NOT NULL, n BIGINT NOT NULL, "
+                f"vavg DOUBLE PRECISION, vmin DOUBLE PRECISION, vmax DOUBLE PRECISION, "
+                f"PRIMARY KEY (tag_id, bucket))"
+            ))
+
+
+def apply_policies(engine: Engine, backend: str, policy: TimeSeriesPolicy) -> None:
+    """Retention and compression as configured now: set on every start, so a changed setting takes effect."""
+    if backend != TIMESCALEDB:
+        return
+    with engine.begin() as conn:
+        for table in TIME_SERIES_TABLES:
+            conn.execute(text(f"SELECT remove_retention_policy('{table}', if_exists => true)"))
+        conn.execute(text("SELECT remove_compression_policy('samples', if_exists => true)"))
+        retention = {"samples": policy.samples_retention_days, "machine_states": policy.states_retention_days,
+                     "production_counts": policy.states_retention_days}
+        for table, days in retention.items():
+            if days:
+                conn.execute(text(f"SELECT add_retention_policy('{table}', INTERVAL '{int(days)} days')"))
+        if policy.compress_after_days:
+            conn.execute(text(
+                f"SELECT add_compression_policy('samples', INTERVAL '{int(policy.compress_after_days)} days')"))
+
+
+def apply_retention_without_timescaledb(conn: Connection, backend: str, policy: TimeSeriesPolicy, now: float) -> int:
+    """Plain PostgreSQL and SQLite: delete what retention would have dropped. Returns rows deleted."""
+    if backend == TIMESCALEDB or not policy.samples_retention_days:
+        return 0
+    cutoff = db_time(backend, now - policy.samples_retention_days * 86400)
+    deleted = conn.execute(text("DELETE FROM samples WHERE time < :c"), {"c": cutoff}).rowcount or 0
+    for name, _ in ROLLUPS:
+        conn.execute(text(f"DELETE FROM {name} WHERE bucket < :c"), {"c": cutoff})
+    return deleted
+
+
+# --- Time values ----------------------------------------------------------------------------------------------
+
+
+def db_time(backend: str, epoch: float | None):
+    """An epoch-seconds float as the backend stores it."""
+    if epoch is None:
+        return None
+    if backend == SQLITE:
+        return float(epoch)
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def epoch_of(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def bucket_sql(backend: str, column: str, width_s: int) -> str:
+    """SQL for the start of the width_s-second bucket holding `column`."""
+    if backend == SQLITE:
+        return f"(CAST({column} / {width_s} AS INTEGER) * {width_s})"
+    if backend == TIMESCALEDB:
+        return f"time_bucket(INTERVAL '{width_s} seconds', {column})"
+    return f"date_bin(INTERVAL '{width_s} seconds', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+
+
+# --- Bulk writes ----------------------------------------------------------------------------------------------
+
+SAMPLE_COLUMNS = "time, tag_id, value, value_text, quality"
+
+
+def insert_samples(conn: Connection, backend: str, rows: list[tuple]) -> None:
+    """rows: (epoch_s, tag_id, value, value_text, quality). COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if backend == SQLITE:
+        conn.connection.driver_connection.executemany(
+            f"INSERT INTO samples ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+        return
+    raw = conn.connection.driver_connection  # psycopg 3 connection inside SQLAlchemy's transaction
+    fromts = datetime.fromtimestamp
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY samples ({SAMPLE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamptz", "int4", "float8", "text", "int2"])
+            write = copy.write_row
+            for t, tag_id, value, value_text, quality in rows:
+                write((fromts(t, UTC), tag_id, value, value_text, quality))
+
+
+def upsert_states(conn: Connection, backend: str, rows: list[tuple]) -> None:
+    """rows: (machine_id, start, end|None, state, fault_code, product_code); an open interval is closed later."""
+    if not rows:
+        return
+    conn.execute(text(
+        'INSERT INTO machine_states (machine_id, start, "end", state, fault_code, product_code) '
+        "VALUES (:m, :s, :e, :st, :f, :p) ON CONFLICT (machine_id, start) DO UPDATE SET "
+        '"end" = excluded."end", state = excluded.state, fault_code = excluded.fault_code, '
+        "product_code = excluded.product_code"
+    ), [dict(m=m, s=db_time(backend, s), e=db_time(backend, e), st=st, f=f, p=p) for m, s, e, st, f, p in rows])
+
+
+def add_counts(conn: Connection, backend: str, rows: list[tuple]) -> None:
+    """rows: (machine_id, start, end, product_code, total, good, reject) increments; same start adds up."""
+    if not rows:
+        return
+    conn.execute(text(
+        'INSERT INTO production_counts (machine_id, start, "end", product_code, total, good, reject) '
+        "VALUES (:m, :s, :e, :p, :t, :g, :r) ON CONFLICT (machine_id, start) DO UPDATE SET "
+        '"end" = excluded."end", total = production_counts.total + excluded.total, '
+        "good = production_counts.good + excluded.good, reject = production_counts.reject + excluded.reject"
+    ), [dict(m=m, s=db_time(backend, s), e=db_time(backend, e), p=p, t=t, g=g, r=r)
+        for m, s, e, p, t, g, r in rows])
+
+
+# --- App-maintained rollups -----------------------------------------------------------------------------------
+
+
+def refresh_rollups(conn: Connection, backend: str, since_epoch: float, until_epoch: float) -> None:
+    """Recompute the 1-minute and 1-hour rollups for buckets overlapping [since, until), in SQL.
+
+    TimescaleDB keeps its continuous aggregates itself (and answers real-time for the newest buckets).
+    """
+    if backend == TIMESCALEDB:
+        return
+    for name, width in ROLLUPS:
+        start = math.floor(since_epoch / width) * width
+        lo, hi = db_time(backend, start), db_time(backend, until_epoch)
+        conn.execute(text(f"DELETE FROM {name} WHERE bucket >= :lo AND bucket < :hi"), {"lo": lo, "hi": hi})
+        if name == "samples_1m":
+            conn.execute(text(
+                f"INSERT INTO {name} (bucket, tag_id, n, vavg, vmin, vmax) "
+                f"SELECT {bucket_sql(backend, 'time', width)} AS b, tag_id, count(value), avg(value), "
+                "min(value), max(value) FROM samples WHERE time >= :lo AND time < :hi GROUP BY 1, 2"
+            ), {"lo": lo, "hi": hi})
+        else:
+            conn.execute(text(
+                f"INSERT INTO {name} (bucket, tag_id, n, vavg, vmin, vmax) "
+                f"SELECT {bucket_sql(backend, 'bucket', width)} AS b, tag_id, sum(n), "
+                "sum(vavg * n) / nullif(sum(n), 0), min(vmin), max(vmax) FROM samples_1m "
+                "WHERE bucket >= :lo AND bucket < :hi GROUP BY 1, 2"
+            ), {"lo": lo, "hi": hi})
+
+
+def refresh_continuous_aggregates(engine: Engine, since_epoch: float, until_epoch: float) -> None:
+    """Foreground refresh (tests, and after a replay of old data). PostgreSQL 15.19+ fails background jobs."""
+    start = datetime.fromtimestamp(math.floor(since_epoch / 3600) * 3600, UTC)
+    end = datetime.fromtimestamp(math.ceil(until_epoch / 3600) * 3600, UTC)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in ("samples_1m", "samples_1h"):
+            conn.execute(text(f"CALL refresh_continuous_aggregate('{name}', :s, :e)"), {"s": start, "e": end})

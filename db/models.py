@@ -1,0 +1,320 @@
+"""The data model: one set of SQLAlchemy models for SQLite, PostgreSQL and TimescaleDB.
+
+Configuration (hierarchy, connections, tags, products, calendars, reasons) is ordinary ORM tables. Time series
+(samples, machine state intervals, production counts) are tables keyed by time so that TimescaleDB can make them
+hypertables; `samples` is a Core table without a surrogate key because it is written by COPY at high rates.
+Enumerations are stored as short strings and checked here, so the same values travel to the API and the pages.
+"""
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.types import Double, Json, UtcDateTime
+
+# Stable constraint names make migrations reproducible on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
+
+# Canonical roles: the only vocabulary the machine model understands.
+TAG_ROLES = (
+    "state.running",
+    "state.faulted",
+    "state.stopped",
+    "state.code",
+    "counter.total",
+    "counter.good",
+    "counter.reject",
+    "fault.code",
+    "cycle.time",
+    "cycle.ideal_time",
+    "product.code",
+    "order.id",
+)
+
+MACHINE_STATES = ("running", "idle", "blocked", "faulted", "planned_stop", "changeover", "offline", "unknown")
+
+# The Six Big Losses, and the planned categories that come off calendar time before OEE starts.
+LOSS_CATEGORIES = (
+    "equipment_failure",
+    "setup_adjustment",
+    "idling_minor_stops",
+    "reduced_speed",
+    "process_defects",
+    "startup_rejects",
+)
+PLANNED_CATEGORIES = ("planned_maintenance", "break", "no_production_scheduled")
+
+# Sample quality, small integers so that a sample row stays narrow.
+QUALITY_GOOD = 0
+QUALITY_UNCERTAIN = 1
+QUALITY_BAD = 2
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- ISA-95 hierarchy -----------------------------------------------------------------------------------------
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    areas: Mapped[list["Area"]] = relationship(back_populates="site", cascade="all, delete-orphan")
+
+
+class Area(Base):
+    __tablename__ = "areas"
+    __table_args__ = (UniqueConstraint("site_id", "name", name="uq_areas_site_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    site: Mapped[Site] = relationship(back_populates="areas")
+    lines: Mapped[list["Line"]] = relationship(back_populates="area", cascade="all, delete-orphan")
+
+
+class Line(Base):
+    __tablename__ = "lines"
+    __table_args__ = (UniqueConstraint("area_id", "name", name="uq_lines_area_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    area: Mapped[Area] = relationship(back_populates="lines")
+    cells: Mapped[list["Cell"]] = relationship(back_populates="line", cascade="all, delete-orphan")
+    machines: Mapped[list["Machine"]] = relationship(back_populates="line")
+
+
+class Cell(Base):
+    __tablename__ = "cells"
+    __table_args__ = (UniqueConstraint("line_id", "name", name="uq_cells_line_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    line: Mapped[Line] = relationship(back_populates="cells")
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[str] = mapped_column(String(64), unique=True)  # stable, human id such as LINE-001
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"))
+    cell_id: Mapped[int | None] = mapped_column(ForeignKey("cells.id", ondelete="SET NULL"))
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("shift_calendars.id", ondelete="SET NULL"))
+    ideal_cycle_time_s: Mapped[float | None] = mapped_column(Double)  # fallback when no product or tag gives it
+    state_code_map: Mapped[dict | None] = mapped_column(Json)  # PLC state code -> MACHINE_STATES value
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    line: Mapped[Line | None] = relationship(back_populates="machines")
+    connections: Mapped[list["Connection"]] = relationship(back_populates="machine")
+
+
+# --- Connections and tags -------------------------------------------------------------------------------------
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
+    protocol: Mapped[str] = mapped_column(String(16))  # one of PROTOCOLS
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    protocol_config: Mapped[dict] = mapped_column(Json, default=dict)
+    poll_interval_ms: Mapped[int] = mapped_column(Integer, default=1000)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    collector_node: Mapped[str | None] = mapped_column(String(100))  # explicit assignment to a collector process
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    machine: Mapped[Machine | None] = relationship(back_populates="connections")
+    tags: Mapped[list["Tag"]] = relationship(back_populates="connection", cascade="all, delete-orphan")
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("connection_id", "name", name="uq_tags_connection_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(255))
+    data_type: Mapped[str] = mapped_column(String(16))
+    scale: Mapped[float] = mapped_column(Double, default=1.0)
+    offset: Mapped[float] = mapped_column(Double, default=0.0)
+    deadband: Mapped[float] = mapped_column(Double, default=0.0)
+    sampling_interval_ms: Mapped[int | None] = mapped_column(Integer)  # None: the connection's poll interval
+    report_by_exception: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str | None] = mapped_column(String(32))  # one of TAG_ROLES, or None for a plain process value
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    connection: Mapped[Connection] = relationship(back_populates="tags")
+
+
+# --- Products, reasons, calendars -----------------------------------------------------------------------------
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    ideal_cycle_time_s: Mapped[float] = mapped_column(Double)
+
+
+class ReasonCode(Base):
+    __tablename__ = "reason_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    planned: Mapped[bool] = mapped_column(Boolean, default=False)
+    loss_category: Mapped[str] = mapped_column(String(32))  # LOSS_CATEGORIES or PLANNED_CATEGORIES
+
+
+class ShiftCalendar(Base):
+    __tablename__ = "shift_calendars"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    shifts: Mapped[list["Shift"]] = relationship(back_populates="calendar", cascade="all, delete-orphan")
+
+
+class Shift(Base):
+    __tablename__ = "shifts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("shift_calendars.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    start_time: Mapped[time] = mapped_column(Time)  # local time of the calendar's time zone
+    end_time: Mapped[time] = mapped_column(Time)  # may be earlier than start: the shift crosses midnight
+    weekdays: Mapped[str] = mapped_column(String(7), default="0123456")  # Monday = 0
+    calendar: Mapped[ShiftCalendar] = relationship(back_populates="shifts")
+    breaks: Mapped[list["ShiftBreak"]] = relationship(back_populates="shift", cascade="all, delete-orphan")
+
+
+class ShiftBreak(Base):
+    __tablename__ = "shift_breaks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shift_id: Mapped[int] = mapped_column(ForeignKey("shifts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64), default="Break")
+    start_time: Mapped[time] = mapped_column(Time)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    shift: Mapped[Shift] = relationship(back_populates="breaks")
+
+
+class PlannedDowntime(Base):
+    __tablename__ = "planned_downtime"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("shift_calendars.id", ondelete="CASCADE"))
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason_id: Mapped[int | None] = mapped_column(ForeignKey("reason_codes.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- Events ---------------------------------------------------------------------------------------------------
+
+
+class DowntimeEvent(Base):
+    __tablename__ = "downtime_events"
+    __table_args__ = (Index("ix_downtime_events_machine_start", "machine_id", "start", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None while the machine is still down
+    reason_id: Mapped[int | None] = mapped_column(ForeignKey("reason_codes.id", ondelete="SET NULL"))
+    planned: Mapped[bool] = mapped_column(Boolean, default=False)
+    loss_category: Mapped[str | None] = mapped_column(String(32))
+    fault_code: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    split_from_id: Mapped[int | None] = mapped_column(ForeignKey("downtime_events.id", ondelete="SET NULL"))
+
+
+# --- Time series ----------------------------------------------------------------------------------------------
+
+# Written by COPY at tens of thousands of rows a second: no surrogate key, no foreign key (a deleted tag's
+# history is removed by the app, in bulk). value holds numbers and booleans; value_text holds strings.
+samples = Table(
+    "samples",
+    Base.metadata,
+    Column("time", UtcDateTime, nullable=False),
+    Column("tag_id", Integer, nullable=False),
+    Column("value", Double),
+    Column("value_text", Text),
+    Column("quality", SmallInteger, nullable=False, default=QUALITY_GOOD),
+    Index("ix_samples_tag_time", "tag_id", "time"),
+)
+
+
+class MachineState(Base):
+    """A state interval: [start, end). The open interval of a machine has end = None."""
+
+    __tablename__ = "machine_states"
+    machine_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))  # one of MACHINE_STATES
+    fault_code: Mapped[int | None] = mapped_column(Integer)
+    product_code: Mapped[str | None] = mapped_column(String(64))
+
+
+class ProductionCount(Base):
+    """Count increments of one machine over [start, end): what was made, not the raw counter."""
+
+    __tablename__ = "production_counts"
+    machine_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    good: Mapped[int] = mapped_column(Integer, default=0)
+    reject: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- Bookkeeping ----------------------------------------------------------------------------------------------
+
+
+class WriterBatch(Base):
+    """Ledger of committed writer batches: a batch replayed after an ambiguous commit is skipped, not doubled."""
+
+    __tablename__ = "writer_batches"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    committed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class Meta(Base):
+    """Facts about this database that outlive the process, such as the time-series backend it was built for."""
+
+    __tablename__ = "oee_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RollupWatermark(Base):
+    """For app-maintained rollups: buckets before `upto` are complete unless data older than it arrives."""
+
+    __tablename__ = "rollup_watermarks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    upto: Mapped[datetime] = mapped_column(UtcDateTime)
