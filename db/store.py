@@ -1,0 +1,79 @@
+"""The database as the rest of the app sees it: opened, migrated, and written one whole batch at a time."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from db import backend as backends
+from db import migrate
+from db.engine import make_engine, safe_url
+from db.spool import Batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Store:
+    engine: Engine
+    backend: backends.BackendInfo
+    schema_version: str
+    url: str  # with the password hidden
+    policy: backends.TimeSeriesPolicy = field(default_factory=backends.TimeSeriesPolicy)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def write_batch(self, batch: Batch) -> bool:
+        """Commit a batch in one transaction. False when the ledger says it was already committed.
+
+        The ledger row is written in the same transaction as the data, so a batch whose commit was in doubt
+        (the connection died during COMMIT) is recognised on replay and skipped: exactly once.
+        """
+        name = self.backend.name
+        with self.engine.begin() as conn:
+            seen = conn.execute(text("SELECT 1 FROM writer_batches WHERE batch_id = :b"), {"b": batch.batch_id})
+            if seen.first() is not None:
+                return False
+            backends.insert_samples(conn, name, batch.samples)
+            backends.upsert_states(conn, name, batch.states)
+            backends.add_counts(conn, name, batch.counts)
+            conn.execute(text("INSERT INTO writer_batches (batch_id, committed_at) VALUES (:b, :t)"),
+                         {"b": batch.batch_id, "t": backends.db_time(name, time.time())})
+        return True
+
+    def prune_ledger(self, older_than_s: float = 7 * 86400) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM writer_batches WHERE committed_at < :t"),
+                         {"t": backends.db_time(self.backend.name, time.time() - older_than_s)})
+
+    def refresh_rollups(self, since: float, until: float) -> None:
+        if self.backend.name == backends.TIMESCALEDB:
+            return
+        with self.engine.begin() as conn:
+            backends.refresh_rollups(conn, self.backend.name, since, until)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, timescaledb: str = "auto",
+               policy: backends.TimeSeriesPolicy | None = None) -> Store:
+    """Connect, pick the backend, migrate, apply policies. Raises DatabaseConfigError or SchemaTooNewError."""
+    engine = make_engine(url)
+    try:
+        info = backends.detect(engine, timescaledb)
+        if info.name == backends.POSTGRESQL and info.detail:
+            log.warning("%s", info.detail)  # said once, at start
+        version = migrate.upgrade(engine, info.name)
+        policy = policy or backends.TimeSeriesPolicy()
+        backends.apply_policies(engine, info.name, policy)
+    except Exception:
+        engine.dispose()
+        raise
+    log.info("database %s: %s, schema %s", safe_url(url), info.name, version)
+    return Store(engine, info, version, safe_url(url), policy)

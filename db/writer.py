@@ -1,0 +1,277 @@
+"""The one writer: a thread fed by a bounded queue, batching rows into transactions, spooling when the DB is away.
+
+Collectors hand over whole poll cycles (`submit_samples(rows)`), never single values, so the queue costs a few
+microseconds per cycle rather than per sample. The thread commits when a batch is full or when the oldest queued
+row has waited `commit_interval_s`. When a write fails the batch goes to the disk spool and so does every batch
+after it until the spool has been replayed, so rows reach the database in the order they were acknowledged.
+
+Acknowledged means: `submit_*` returned True. Such rows are lost only when the memory queue or the spool overflows
+(the oldest go first), and each loss is counted, logged, and reported in `stats()` (/healthz and /metrics).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+
+from db.spool import Batch, Spool
+from db.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    def __init__(self, store: Store, spool: Spool, *, max_queue_rows: int = 500_000, batch_rows: int = 20_000,
+                 commit_interval_s: float = 1.0, retry_initial_s: float = 1.0, retry_max_s: float = 30.0,
+                 rollup_interval_s: float = 60.0):
+        self.store = store
+        self.spool = spool
+        self.max_queue_rows = max_queue_rows
+        self.batch_rows = batch_rows
+        self.commit_interval_s = commit_interval_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.rollup_interval_s = rollup_interval_s
+
+        self._queue: deque[tuple[str, list, float]] = deque()  # (kind, rows, monotonic time queued)
+        self._queue_rows = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+        self.db_ok = True
+        self.failures_since_ok = 0
+        self.last_error: str | None = None
+        self.written_rows = 0
+        self.written_batches = 0
+        self.duplicate_batches = 0
+        self.queue_dropped_rows = 0
+        self._last_drop_log = 0.0
+        self._retry_at = 0.0
+        self._retry_delay = retry_initial_s
+        # App-maintained rollups: recompute from the earliest sample time written since the last refresh.
+        self._dirty_from: float | None = None
+        self._last_rollup = time.monotonic()
+        self._last_prune = 0.0
+        self._idle = threading.Event()
+
+    # --- the collectors' side ----------------------------------------------------------------------------------
+
+    def submit_samples(self, rows: list[tuple]) -> bool:
+        return self._submit("samples", rows)
+
+    def submit_states(self, rows: list[tuple]) -> bool:
+        return self._submit("states", rows)
+
+    def submit_counts(self, rows: list[tuple]) -> bool:
+        return self._submit("counts", rows)
+
+    def _submit(self, kind: str, rows: list[tuple]) -> bool:
+        if not rows:
+            return True
+        if self._stop.is_set():
+            return False
+        with self._cond:
+            self._queue.append((kind, list(rows), time.monotonic()))
+            self._queue_rows += len(rows)
+            dropped = 0
+            while self._queue_rows > self.max_queue_rows and len(self._queue) > 1:
+                _kind, old, _t = self._queue.popleft()
+                self._queue_rows -= len(old)
+                dropped += len(old)
+            if dropped:
+                self.queue_dropped_rows += dropped
+            self._idle.clear()
+            self._cond.notify()
+        if dropped:
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:
+                self._last_drop_log = now
+                log.error("writer queue full (%d rows): dropped the oldest %d rows (%d dropped in all); "
+                          "the database or the disk cannot keep up", self.max_queue_rows, dropped,
+                          self.queue_dropped_rows)
+        return True
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if len(self.spool):
+            log.warning("spool holds %d batches (%d rows) from an earlier run; replaying them first",
+                        len(self.spool), self.spool.rows)
+            self.db_ok = False  # replay goes through the same path as after an outage
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued (to the database, or to the spool if it is away) and stop the thread."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the queue and the spool are empty (the database has everything). For tests and shutdown."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                empty = self._queue_rows == 0
+                self._cond.notify()
+            if empty and len(self.spool) == 0 and self._idle.wait(0.05):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stats(self) -> dict:
+        return {
+            "queue_rows": self._queue_rows,
+            "queue_limit_rows": self.max_queue_rows,
+            "spooled_batches": len(self.spool),
+            "spooled_rows": self.spool.rows,
+            "spooled_bytes": self.spool.bytes,
+            "spool_limit_bytes": self.spool.max_bytes,
+            "dropped_rows": self.queue_dropped_rows + self.spool.dropped_rows,
+            "written_rows": self.written_rows,
+            "written_batches": self.written_batches,
+            "duplicate_batches_skipped": self.duplicate_batches,
+            "database_ok": self.db_ok,
+            "last_error": self.last_error,
+        }
+
+    # --- the thread --------------------------------------------------------------------------------------------
+
+    def _take_batch(self) -> Batch | None:
+        """Wait for a full batch or the commit interval; return what is queued (whole submissions)."""
+        with self._cond:
+            while not self._stop.is_set():
+                if self._queue_rows >= self.batch_rows:
+                    break
+                if self._queue and time.monotonic() - self._queue[0][2] >= self.commit_interval_s:
+                    break
+                if len(self.spool) and time.monotonic() >= self._retry_at:
+                    break  # time to try the replay again
+                if not self._queue and not len(self.spool):
+                    self._idle.set()
+                timeout = self.commit_interval_s
+                if self._queue:
+                    timeout = max(0.0, self.commit_interval_s - (time.monotonic() - self._queue[0][2]))
+                self._cond.wait(min(timeout, 0.25))
+            if not self._queue:
+                return None
+            batch = Batch(uuid.uuid4().hex)
+            taken = 0
+            while self._queue and taken < self.batch_rows:
+                kind, rows, _t = self._queue.popleft()
+                self._queue_rows -= len(rows)
+                taken += len(rows)
+                getattr(batch, kind).extend(rows)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            batch = self._take_batch()
+            if len(self.spool):
+                if batch is not None:
+                    self._spool(batch)  # keep the order: older spooled rows go in first
+                self._replay(force=stopping and self.db_ok)
+            elif batch is not None:
+                if not self._write(batch):
+                    self._spool(batch)
+            self._housekeeping()
+            if stopping and not self._queue:
+                return
+
+    def _write(self, batch: Batch) -> bool:
+        try:
+            committed = self.store.write_batch(batch)
+        except Exception as exc:  # any failure of the database: keep the batch, say so once
+            self._mark_down(exc)
+            return False
+        self._mark_up()
+        if committed:
+            self.written_rows += batch.rows
+            self.written_batches += 1
+            span = batch.span()
+            if span:
+                self._dirty_from = span[0] if self._dirty_from is None else min(self._dirty_from, span[0])
+        else:
+            self.duplicate_batches += 1
+        return True
+
+    def _spool(self, batch: Batch) -> None:
+        try:
+            dropped = self.spool.append(batch)
+        except OSError as exc:
+            self.queue_dropped_rows += batch.rows
+            log.error("cannot spool %d rows to %s: %s; they are lost", batch.rows, self.spool.dir, exc)
+            return
+        if dropped:
+            log.error("spool over its limit of %d bytes: dropped the oldest %d rows (%d dropped in all)",
+                      self.spool.max_bytes, dropped, self.spool.dropped_rows)
+
+    def _replay(self, force: bool = False) -> None:
+        """Write spooled batches oldest first while the database takes them; back off when it does not."""
+        if not force and time.monotonic() < self._retry_at:
+            return
+        replayed = 0
+        while True:
+            item = self.spool.peek()
+            if item is None:
+                break
+            path, batch = item
+            if not self._write(batch):
+                self._retry_delay = min(self._retry_delay * 2, self.retry_max_s)
+                self._retry_at = time.monotonic() + self._retry_delay * random.uniform(0.8, 1.2)
+                return
+            self.spool.remove(path)
+            replayed += 1
+            if self._queue_rows >= self.batch_rows and replayed % 10 == 0:
+                break  # let fresh rows join the spool now and then, so the memory queue stays short
+        if replayed:
+            log.info("replayed %d spooled batches; %d remain", replayed, len(self.spool))
+
+    def _mark_down(self, exc: Exception) -> None:
+        self.failures_since_ok += 1
+        self.last_error = f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        if self.db_ok:
+            self.db_ok = False
+            self._retry_delay = self.retry_initial_s
+            self._retry_at = time.monotonic() + self._retry_delay
+            log.error("database write failed (%s); keeping rows in the spool at %s until it is back",
+                      self.last_error, self.spool.dir)
+
+    def _mark_up(self) -> None:
+        if not self.db_ok:
+            log.warning("database writes work again after %d failed attempts", self.failures_since_ok)
+        self.db_ok = True
+        self.failures_since_ok = 0
+        self._retry_delay = self.retry_initial_s
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if not self.db_ok:
+            return
+        if self._dirty_from is not None and now - self._last_rollup >= self.rollup_interval_s:
+            self.refresh_rollups()
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            try:
+                self.store.prune_ledger()
+            except Exception as exc:
+                log.warning("could not prune the writer ledger: %s", exc)
+
+    def refresh_rollups(self) -> None:
+        """Bring the app-maintained rollups up to date (no-op on TimescaleDB). Runs on the writer thread."""
+        self._last_rollup = time.monotonic()
+        if self._dirty_from is None:
+            return
+        since, until = self._dirty_from, time.time() + 1
+        try:
+            self.store.refresh_rollups(since, until)
+            self._dirty_from = None
+        except Exception as exc:
+            log.warning("rollup refresh failed, will retry: %s", exc)
