@@ -1,0 +1,88 @@
+"""OEE analytics: the composition root.
+
+`python app.py` opens the database (SQLite under ./data/ unless told otherwise), starts the writer, the scheduler,
+the simulated plant (unless --no-demo) and the collectors, and serves the Dash pages, /healthz and the WebSocket
+on http://127.0.0.1:8050. `python app.py --help` lists the options; each has an OEE_* environment variable.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import dash
+import dash_bootstrap_components as dbc
+from flask import Flask
+
+from components.shell import shell_layout
+from core.runtime import Runtime
+from core.settings import Settings, SettingsError, from_args
+from core.web import register_routes
+from db.engine import DatabaseConfigError
+from db.migrate import SchemaTooNewError
+
+log = logging.getLogger("oee")
+
+
+def create_app(runtime: Runtime) -> dash.Dash:
+    server = Flask(__name__)
+    server.extensions["oee"] = runtime
+    app = dash.Dash(
+        __name__,
+        server=server,
+        use_pages=True,
+        pages_folder="pages",
+        external_stylesheets=[dbc.themes.BOOTSTRAP],
+        suppress_callback_exceptions=True,
+        title="OEE",
+        update_title=None,
+    )
+    app.layout = shell_layout
+    register_routes(server, runtime)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "asyncua", "pymodbus", "snap7", "pycomm3", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def start_runtime(settings: Settings) -> Runtime:
+    """Start everything but the web server; exits with one clear line when the database cannot be used."""
+    runtime = Runtime(settings)
+    try:
+        runtime.start()
+    except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
+        runtime.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return runtime
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        settings = from_args(argv)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    runtime = start_runtime(settings)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if settings.role == "collector":
+            log.info("collector role: no web server; Ctrl+C to stop")
+            signal.pause()
+        else:
+            app = create_app(runtime)
+            log.info("serving on http://%s:%d/", settings.host, settings.port)
+            app.run(host=settings.host, port=settings.port, debug=False, threaded=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""What runs behind the web app: the store, the writer, the scheduler, the hub, and (in the demo) the plant.
+
+app.py builds one Runtime and hands it to the Flask server as `server.extensions["oee"]`; pages, the API and the
+WebSocket read it from there. Start order matters: the database first (a bad URL must fail before anything
+listens), then the writer, then whatever produces data.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from core.hub import Hub
+from core.settings import Settings
+from db import backend as backends
+from db.spool import Spool
+from db.store import Store, open_store
+from db.writer import Writer
+
+log = logging.getLogger(__name__)
+APP_VERSION = "0.1.0"
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store: Store | None = None
+        self.writer: Writer | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.hub = Hub()
+        self.plant = None  # the simulated plant, when the demo runs
+        self.collectors = None  # collectors.manager.CollectorManager, when this process collects
+        self.started_at = time.time()
+        self._stopped = threading.Event()
+
+    @property
+    def collects(self) -> bool:
+        return self.settings.role in ("all", "collector")
+
+    def start(self) -> "Runtime":
+        s = self.settings
+        policy = backends.TimeSeriesPolicy(samples_retention_days=s.samples_retention_days,
+                                           compress_after_days=s.compress_after_days)
+        self.store = open_store(s.effective_database_url, timescaledb=s.timescaledb, policy=policy)
+        if self.collects:
+            self.writer = Writer(self.store, Spool(s.spool_dir))
+            self.writer.start()
+        self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler.start()
+        if self.collects:
+            self._start_collection()
+        return self
+
+    def _start_collection(self) -> None:
+        """Demo plant and collectors; both arrive with the [plant] and [collect] work and are optional here."""
+        if self.settings.demo:
+            try:
+                from core.demo import start_demo
+            except ImportError:
+                log.info("simulated plant not available in this build; running without demo")
+            else:
+                start_demo(self)
+        try:
+            from collectors.manager import CollectorManager
+        except ImportError:
+            return
+        self.collectors = CollectorManager(self)
+        self.collectors.start()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.collectors is not None:
+            self.collectors.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.plant is not None:
+            self.plant.stop()
+        if self.writer is not None:
+            self.writer.stop()
+        if self.store is not None:
+            self.store.close()
+
+    def health(self) -> dict:
+        store = self.store
+        writer = self.writer.stats() if self.writer else None
+        connections = self.collectors.health() if self.collectors is not None else []
+        ok = store is not None and (writer is None or writer["database_ok"])
+        return {
+            "status": "ok" if ok else "degraded",
+            "version": APP_VERSION,
+            "role": self.settings.role,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "database": {
+                "backend": store.backend_name if store else None,
+                "detail": store.backend.detail if store else None,
+                "schema_version": store.schema_version if store else None,
+                "url": store.url if store else None,
+            },
+            "writer": writer,
+            "connections": connections,
+        }

@@ -1,0 +1,124 @@
+"""Settings from the command line and the environment: one place, validated once, named in every error."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("all", "web", "collector")
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names the option and the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8050
+    database_url: str = ""  # empty: SQLite under data_dir
+    data_dir: Path = Path("data")
+    demo: bool = True
+    role: str = "all"
+    timescaledb: str = "auto"
+    samples_retention_days: int | None = 365
+    compress_after_days: int | None = 7
+    plant_seed: int = 1
+    plant_time_scale: float = 1.0
+    plant_base_port: int = 0
+    node_name: str = field(default_factory=lambda: os.uname().nodename)
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'oee.sqlite3'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"environment variable {name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="python app.py",
+        description="OEE analytics: collectors, storage and dashboards in one process. Every option can also be "
+                    "set by the environment variable shown.",
+    )
+    p.add_argument("--host", default=env("OEE_HOST", "127.0.0.1"), help="address to listen on [OEE_HOST] (default 127.0.0.1)")
+    p.add_argument("--port", default=env("OEE_PORT", "8050"), help="HTTP port [OEE_PORT] (default 8050)")
+    p.add_argument("--database-url", default=env("OEE_DATABASE_URL", ""),
+                   help="sqlite:///path or postgresql://user:pass@host:5432/db [OEE_DATABASE_URL] "
+                        "(default: SQLite file under the data folder)")
+    p.add_argument("--data-dir", default=env("OEE_DATA_DIR", "data"), help="folder for the SQLite file and the spool [OEE_DATA_DIR]")
+    p.add_argument("--no-demo", action="store_true", default=not _env_bool("OEE_DEMO", True),
+                   help="do not start the simulated plant [OEE_DEMO=0]")
+    p.add_argument("--role", default=env("OEE_ROLE", "all"), help="all, web or collector [OEE_ROLE]")
+    p.add_argument("--timescaledb", default=env("OEE_TIMESCALEDB", "auto"),
+                   help="auto (use it when the server has it), off, or require [OEE_TIMESCALEDB]")
+    p.add_argument("--retention-days", default=env("OEE_RETENTION_DAYS", "365"),
+                   help="days of raw samples to keep; 0 keeps everything [OEE_RETENTION_DAYS]")
+    p.add_argument("--compress-after-days", default=env("OEE_COMPRESS_AFTER_DAYS", "7"),
+                   help="TimescaleDB: compress samples older than this; 0 turns it off [OEE_COMPRESS_AFTER_DAYS]")
+    p.add_argument("--seed", default=env("OEE_PLANT_SEED", "1"), help="simulated plant: random seed [OEE_PLANT_SEED]")
+    p.add_argument("--time-scale", default=env("OEE_PLANT_TIME_SCALE", "1"),
+                   help="simulated plant: simulated seconds per real second [OEE_PLANT_TIME_SCALE]")
+    p.add_argument("--plant-base-port", default=env("OEE_PLANT_BASE_PORT", "0"),
+                   help="simulated plant: first TCP port of its PLCs, 0 for free ports [OEE_PLANT_BASE_PORT]")
+    p.add_argument("--log-level", default=env("OEE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR [OEE_LOG_LEVEL]")
+    return p
+
+
+def _int(value: str, option: str, env: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} [{env}]: {value!r} is not a whole number") from None
+    if not lo <= number <= hi:
+        raise SettingsError(f"{option} [{env}]: {number} is out of range; give a number from {lo} to {hi}")
+    return number
+
+
+def from_args(argv: list[str] | None = None) -> Settings:
+    args = build_parser().parse_args(argv)
+    if args.role not in ROLES:
+        raise SettingsError(f"--role [OEE_ROLE]: {args.role!r} is not a role; use one of {', '.join(ROLES)}")
+    if args.timescaledb not in ("auto", "off", "require"):
+        raise SettingsError(f"--timescaledb [OEE_TIMESCALEDB]: {args.timescaledb!r}; use auto, off or require")
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"--log-level [OEE_LOG_LEVEL]: {args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
+    try:
+        time_scale = float(args.time_scale)
+    except ValueError:
+        raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {args.time_scale!r} is not a number") from None
+    if not 0 < time_scale <= 100_000:
+        raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {time_scale} must be above 0 and at most 100000")
+    retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
+    compress = _int(args.compress_after_days, "--compress-after-days", "OEE_COMPRESS_AFTER_DAYS", 0, 36500)
+    return Settings(
+        host=args.host,
+        port=_int(args.port, "--port", "OEE_PORT", 1, 65535),
+        database_url=args.database_url,
+        data_dir=Path(args.data_dir),
+        demo=not args.no_demo,
+        role=args.role,
+        timescaledb=args.timescaledb,
+        samples_retention_days=retention or None,
+        compress_after_days=compress or None,
+        plant_seed=_int(args.seed, "--seed", "OEE_PLANT_SEED", 0, 2**31 - 1),
+        plant_time_scale=time_scale,
+        plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
+        log_level=args.log_level.upper(),
+    )

@@ -1,0 +1,166 @@
+"""The store on real SQLite, real PostgreSQL and (where installed) real TimescaleDB."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import inspect, text
+
+from db import backend as backends
+from db import migrate
+from db.engine import DatabaseConfigError, make_engine
+from db.queries import tag_series
+from db.spool import Batch
+from db.store import open_store
+from tests.support.pgcluster import free_port, timescaledb_installed
+
+EXPECTED_TABLES = {
+    "sites", "areas", "lines", "cells", "machines", "connections", "tags", "samples", "machine_states",
+    "production_counts", "downtime_events", "reason_codes", "products", "shift_calendars", "shifts",
+    "shift_breaks", "planned_downtime", "writer_batches", "oee_meta",
+}
+
+
+def _backend_of(url: str) -> str:
+    if url.startswith("sqlite"):
+        return "sqlite"
+    return "timescaledb" if "oee_ts_" in url else "postgresql"
+
+
+def test_migrations_build_the_schema_and_are_idempotent(any_url):
+    store = open_store(any_url)
+    try:
+        assert store.backend_name == _backend_of(any_url)
+        assert store.schema_version == migrate.head_revision() == "0001"
+        tables = set(inspect(store.engine).get_table_names())
+        assert EXPECTED_TABLES <= tables
+    finally:
+        store.close()
+    again = open_store(any_url)  # a second start migrates nothing and keeps the backend
+    assert again.backend_name == _backend_of(any_url)
+    again.close()
+
+
+def test_plain_postgresql_when_timescaledb_cannot_be_created(pg_url):
+    store = open_store(pg_url)
+    try:
+        assert store.backend_name == "postgresql"
+        assert "plain PostgreSQL" in store.backend.detail
+        if timescaledb_installed():  # installed but not preloaded: the server drops the connection on CREATE
+            assert "must be preloaded" in store.backend.detail
+        kinds = dict(store.engine.connect().execute(text(
+            "SELECT relname, relkind FROM pg_class WHERE relname IN ('samples_1m', 'samples_1h')")).all())
+        assert kinds == {"samples_1m": "r", "samples_1h": "r"}  # ordinary tables the app maintains
+    finally:
+        store.close()
+
+
+def test_timescaledb_hypertables_policies_and_aggregates(timescale_url):
+    store = open_store(timescale_url)
+    try:
+        assert store.backend_name == "timescaledb"
+        with store.engine.connect() as conn:
+            hypertables = set(conn.execute(text(
+                "SELECT hypertable_name FROM timescaledb_information.hypertables")).scalars())
+            aggregates = set(conn.execute(text(
+                "SELECT view_name FROM timescaledb_information.continuous_aggregates")).scalars())
+            jobs = set(conn.execute(text(
+                "SELECT proc_name || ':' || coalesce(hypertable_name, '') FROM timescaledb_information.jobs")).scalars())
+        assert {"samples", "machine_states", "production_counts"} <= hypertables
+        assert aggregates == {"samples_1m", "samples_1h"}
+        assert "policy_retention:samples" in jobs
+        assert "policy_compression:samples" in jobs
+        assert any(j.startswith("policy_refresh_continuous_aggregate") for j in jobs)
+    finally:
+        store.close()
+
+
+def test_policies_follow_the_configuration(timescale_url):
+    store = open_store(timescale_url, policy=backends.TimeSeriesPolicy(samples_retention_days=30,
+                                                                        compress_after_days=None))
+    store.close()
+    store = open_store(timescale_url, policy=backends.TimeSeriesPolicy(samples_retention_days=30,
+                                                                        compress_after_days=None))
+    with store.engine.connect() as conn:
+        config = conn.execute(text(
+            "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_retention' AND hypertable_name = 'samples'")).scalar()
+        compression = conn.execute(text(
+            "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'")).scalar()
+    store.close()
+    assert config == "30 days"
+    assert compression == 0
+
+
+def test_a_batch_is_written_once_even_when_replayed(any_url):
+    store = open_store(any_url)
+    t0 = 1_700_000_000.0
+    batch = Batch("b-1", samples=[(t0 + i, 7, float(i), None, 0) for i in range(100)],
+                  states=[(1, t0, t0 + 50, "running", None, "P1")],
+                  counts=[(1, t0, t0 + 60, "P1", 10, 9, 1)])
+    assert store.write_batch(batch) is True
+    assert store.write_batch(batch) is False  # as after a commit whose acknowledgement was lost
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM samples")).scalar() == 100
+        assert conn.execute(text("SELECT total, good, reject FROM production_counts")).one() == (10, 9, 1)
+        assert conn.execute(text("SELECT state FROM machine_states")).scalar() == "running"
+    store.close()
+
+
+def test_rollups_answer_the_same_on_every_backend(any_url):
+    store = open_store(any_url)
+    t0 = 1_700_000_080.0  # 40 s into a minute, 14:40 into an hour: buckets cut the data
+    # Tag 5 ramps 0..179 over three minutes, one sample a second.
+    store.write_batch(Batch("ramp", samples=[(t0 + i, 5, float(i), None, 0) for i in range(180)]))
+    store.write_batch(Batch("other", samples=[(t0 + i, 6, 100.0, None, 0) for i in range(180)]))
+    if store.backend_name == "timescaledb":
+        backends.refresh_continuous_aggregates(store.engine, t0, t0 + 180)
+    else:
+        store.refresh_rollups(t0, t0 + 180)
+    minutes = tag_series(store, 5, t0 - 3600, t0 + 3600, "1m")
+    assert [m["n"] for m in minutes] == [20, 60, 60, 40]
+    first = minutes[0]
+    assert (first["min"], first["max"], first["avg"]) == (0.0, 19.0, 9.5)
+    assert minutes[1]["bucket"] == 1_700_000_100.0
+    hours = tag_series(store, 5, t0 - 7200, t0 + 7200, "1h")
+    assert len(hours) == 1 and hours[0]["n"] == 180
+    assert hours[0]["avg"] == pytest.approx(89.5)
+    assert (hours[0]["min"], hours[0]["max"]) == (0.0, 179.0)
+    raw = tag_series(store, 5, t0, t0 + 10)
+    assert [r["value"] for r in raw] == [float(i) for i in range(10)]
+    store.close()
+
+
+def test_a_database_with_a_newer_schema_is_refused_untouched(any_url):
+    store = open_store(any_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    store.close()
+    with pytest.raises(migrate.SchemaTooNewError, match="0999.*newer"):
+        open_store(any_url)
+    engine = make_engine(any_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0999"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("not a url", "malformed"),
+    ("mysql://u:p@127.0.0.1/db", "not supported"),
+    ("sqlite://", "in-memory"),
+])
+def test_bad_urls_are_refused_with_one_clear_line(url, expected):
+    with pytest.raises(DatabaseConfigError, match=expected):
+        make_engine(url)
+
+
+def test_an_unreachable_database_names_the_url_without_its_password():
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(DatabaseConfigError) as info:
+        make_engine(f"postgresql://plant:s3cret-pw@127.0.0.1:{port}/oee")
+    message = str(info.value)
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port}" in message and "***" in message
+    assert "s3cret-pw" not in message
+    assert "Check that the server is running" in message
