@@ -1,0 +1,168 @@
+"""The writer and its spool: batching, order, bounds, losses reported, replay after a restart."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from db.spool import Batch, Spool
+from db.store import open_store
+from db.writer import Writer
+from tests.support.pgcluster import PgCluster
+
+
+def _values(store) -> list[float]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(text("SELECT value FROM samples ORDER BY value")).scalars())
+
+
+def _cycle(seq0: int, n: int, t0: float) -> list[tuple]:
+    """One collector cycle: n samples whose values are sequence numbers, so loss and doubling both show."""
+    return [(t0 + (seq0 + i) * 0.001, (seq0 + i) % 50, float(seq0 + i), None, 0) for i in range(n)]
+
+
+def test_rows_are_committed_on_size_and_on_time(sqlite_url, tmp_path):
+    store = open_store(sqlite_url)
+    writer = Writer(store, Spool(tmp_path / "spool"), batch_rows=1000, commit_interval_s=0.3)
+    writer.start()
+    try:
+        writer.submit_samples(_cycle(0, 2500, time.time()))  # more than two full batches at once
+        assert writer.flush(10)
+        assert writer.written_rows == 2500
+        writer.submit_samples(_cycle(2500, 10, time.time()))  # a small cycle waits for the commit interval
+        time.sleep(0.1)
+        assert writer.written_rows == 2500
+        assert writer.flush(10)
+        assert writer.written_rows == 2510
+        assert _values(store) == [float(i) for i in range(2510)]
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_full_queue_drops_the_oldest_counts_and_says_so(sqlite_url, tmp_path, caplog):
+    store = open_store(sqlite_url)
+    writer = Writer(store, Spool(tmp_path / "spool"), max_queue_rows=1000)  # not started: nothing drains
+    with caplog.at_level(logging.ERROR, logger="db.writer"):
+        for k in range(15):
+            assert writer.submit_samples(_cycle(k * 100, 100, time.time()))
+    stats = writer.stats()
+    assert stats["queue_rows"] == 1000
+    assert stats["dropped_rows"] == 500
+    assert sum("writer queue full" in r.message for r in caplog.records) == 1  # loud, but not once per cycle
+    writer.start()
+    assert writer.flush(10)
+    assert _values(store) == [float(i) for i in range(500, 1500)]  # the newest were kept
+    writer.stop()
+    store.close()
+
+
+def test_spool_bound_drops_oldest_and_counts(tmp_path):
+    spool = Spool(tmp_path / "spool", max_bytes=20_000)
+    dropped = 0
+    for k in range(20):
+        dropped += spool.append(Batch(f"b{k}", samples=_cycle(k * 100, 100, 0.0)))
+    assert spool.bytes <= 20_000
+    assert dropped == spool.dropped_rows > 0
+    assert dropped + spool.rows == 2000
+    first_kept = spool.peek()[1].batch_id
+    assert first_kept == f"b{spool.dropped_batches}"  # the oldest went first, the order of the rest is kept
+
+
+def test_a_corrupt_spool_file_is_set_aside_and_counted(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.append(Batch("good-1", samples=_cycle(0, 10, 0.0)))
+    spool.append(Batch("bad", samples=_cycle(10, 10, 0.0)))
+    spool.append(Batch("good-2", samples=_cycle(20, 10, 0.0)))
+    bad = sorted((tmp_path / "spool").glob("*bad.spool"))[0]
+    bad.write_bytes(bad.read_bytes()[:-7])  # torn write
+    reopened = Spool(tmp_path / "spool")
+    seen = []
+    while (item := reopened.peek()) is not None:
+        seen.append(item[1].batch_id)
+        reopened.remove(item[0])
+    assert seen == ["good-1", "good-2"]
+    assert reopened.dropped_rows == 10
+    assert (tmp_path / "spool" / "corrupt" / bad.name).exists()
+
+
+def test_a_restart_with_a_spool_replays_it_first_and_in_order(tmp_path):
+    """Spooled while the database was away, the app stopped; the next start writes the spool before new rows."""
+    with PgCluster() as cluster:
+        url = cluster.create_database("oee")
+        store = open_store(url)
+        cluster.stop()
+        writer = Writer(store, Spool(tmp_path / "spool"), commit_interval_s=0.05, retry_initial_s=0.2)
+        writer.start()
+        for k in range(5):
+            writer.submit_samples(_cycle(k * 100, 100, time.time()))
+            time.sleep(0.1)
+        writer.stop()
+        assert len(Spool(tmp_path / "spool")) >= 1
+        assert writer.stats()["dropped_rows"] == 0
+        store.close()
+
+        cluster.start()
+        store = open_store(url)
+        writer = Writer(store, Spool(tmp_path / "spool"), commit_interval_s=0.05)
+        writer.start()
+        writer.submit_samples(_cycle(500, 100, time.time() + 100))
+        assert writer.flush(30)
+        writer.stop()
+        with store.engine.connect() as conn:
+            values = list(conn.execute(text("SELECT value FROM samples ORDER BY time")).scalars())
+        assert values == [float(i) for i in range(600)]
+        store.close()
+
+
+def test_database_outage_in_the_middle_of_a_stream_loses_nothing_and_doubles_nothing(tmp_path, caplog):
+    """A PostgreSQL cluster of the test's own is killed mid-stream and started again."""
+    with PgCluster() as cluster:
+        url = cluster.create_database("oee")
+        store = open_store(url)
+        writer = Writer(store, Spool(tmp_path / "spool"), batch_rows=2000, commit_interval_s=0.1,
+                        retry_initial_s=0.2, retry_max_s=1.0)
+        writer.start()
+        produced = 0
+        stop = threading.Event()
+        saw = {"spooled": 0, "down": False}
+
+        def produce():
+            nonlocal produced
+            while not stop.is_set():
+                assert writer.submit_samples(_cycle(produced, 200, time.time()))
+                produced += 200
+                stats = writer.stats()
+                saw["spooled"] = max(saw["spooled"], stats["spooled_rows"])
+                saw["down"] = saw["down"] or not stats["database_ok"]
+                time.sleep(0.01)
+
+        with caplog.at_level(logging.INFO, logger="db.writer"):
+            producer = threading.Thread(target=produce)
+            producer.start()
+            time.sleep(1.5)
+            cluster.kill()  # no clean shutdown: in-flight transactions die with it
+            time.sleep(2.5)
+            cluster.start()
+            time.sleep(1.5)
+            stop.set()
+            producer.join()
+            assert writer.flush(60), writer.stats()
+        stats = writer.stats()
+        writer.stop()
+
+        assert saw["down"] and saw["spooled"] > 0  # the outage was real and the spool carried it
+        assert stats["dropped_rows"] == 0
+        with store.engine.connect() as conn:
+            total, distinct = conn.execute(text("SELECT count(*), count(DISTINCT value) FROM samples")).one()
+            low, high = conn.execute(text("SELECT min(value), max(value) FROM samples")).one()
+        assert produced > 20_000
+        assert total == distinct == produced  # every sample exactly once
+        assert (low, high) == (0.0, produced - 1.0)
+        messages = [r.message for r in caplog.records]
+        assert sum("database write failed" in m for m in messages) == 1  # said once when it went away
+        assert sum("work again" in m for m in messages) == 1  # and once when it came back
+        store.close()
