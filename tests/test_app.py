@@ -1,0 +1,138 @@
+"""`python app.py` as a user runs it: options, failures that explain themselves, /healthz on each backend."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.pgcluster import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_app(*args: str, timeout: float = 30, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+class RunningApp:
+    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.log = open(tmp_path / "app.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(self.port), "--data-dir", str(tmp_path / "data"), *args],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def get(self, path: str, timeout: float = 5):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+
+    def wait_healthy(self, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.log.read()}")
+            try:
+                status, body = self.get("/healthz", timeout=2)
+                return json.loads(body)
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("app did not answer /healthz in time")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def test_help_lists_every_option():
+    result = run_app("--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--database-url", "--no-demo", "--role", "OEE_DATABASE_URL"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["--port", "eighty"], {}, "--port [OEE_PORT]: 'eighty' is not a whole number"),
+    (["--role", "boss"], {}, "--role [OEE_ROLE]: 'boss' is not a role"),
+    ([], {"OEE_PORT": "70000"}, "--port [OEE_PORT]: 70000 is out of range"),
+    (["--database-url", "mysql://u:hunter2@127.0.0.1/x"], {}, "backend 'mysql' is not supported"),
+])
+def test_bad_settings_fail_fast_with_one_line(args, env, expected):
+    result = run_app(*args, "--no-demo", env=env)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_unreachable_database_fails_fast_naming_the_url_without_password():
+    port = free_port()
+    started = time.monotonic()
+    result = run_app("--no-demo", "--database-url", f"postgresql://oee:hunter2@127.0.0.1:{port}/plant")
+    assert result.returncode == 2
+    assert time.monotonic() - started < 20
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: cannot connect to database") and f"127.0.0.1:{port}/plant" in line
+    assert "hunter2" not in result.stderr and "***" in line
+
+
+def test_starts_on_sqlite_by_default_and_serves_pages_and_health(tmp_path):
+    app = RunningApp(tmp_path, "--no-demo")
+    try:
+        health = app.wait_healthy()
+        assert health["database"]["backend"] == "sqlite"
+        assert health["database"]["schema_version"] == "0001"
+        assert health["writer"]["queue_rows"] == 0 and health["writer"]["dropped_rows"] == 0
+        assert (tmp_path / "data" / "oee.sqlite3").exists()
+        status, body = app.get("/")
+        assert status == 200 and "OEE" in body
+    finally:
+        app.stop()
+
+
+def test_starts_on_postgresql(tmp_path, pg_url):
+    app = RunningApp(tmp_path, "--no-demo", env={"OEE_DATABASE_URL": pg_url})
+    try:
+        health = app.wait_healthy()
+        assert health["database"]["backend"] == "postgresql"
+        assert health["database"]["detail"]  # why TimescaleDB is not used, said plainly
+    finally:
+        app.stop()
+    assert app.output().count("running on plain PostgreSQL") == 1
+
+
+def test_starts_on_timescaledb(tmp_path, timescale_url):
+    app = RunningApp(tmp_path, "--no-demo", "--database-url", timescale_url)
+    try:
+        health = app.wait_healthy()
+        assert health["database"]["backend"] == "timescaledb"
+    finally:
+        app.stop()
+
+
+def test_refuses_a_database_with_a_newer_schema(tmp_path, sqlite_url):
+    import sqlite3
+
+    from db.store import open_store
+
+    open_store(sqlite_url).close()
+    path = sqlite_url.split("sqlite:///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0042'")
+    result = run_app("--no-demo", "--database-url", sqlite_url)
+    assert result.returncode == 2
+    assert "schema version 0042" in result.stderr and "Upgrade the app" in result.stderr
