@@ -34,9 +34,10 @@ class LogixServer:
     :param serial: serial number (pycomm3 shows it as 8 hex digits).
     :param slot: backplane slot of the controller; a client's route must name it.
     :param on_write: ``on_write(name, value)`` runs in the server thread after a client
-        wrote to a tag; ``name`` is the tag's key in ``tags`` (the whole tag, also when
-        one element or member was written) and ``value`` its new value as
-        :meth:`get_value` returns it. Keep it short: it runs on the server's loop.
+        wrote to a tag and before the client gets its reply; ``name`` is the tag's key in
+        ``tags`` (the whole tag, also when one element or member was written) and
+        ``value`` its new value as :meth:`get_value` returns it. Keep it short: it runs
+        on the server's loop. An exception in it is logged, the write still succeeds.
     :param controller_name: the controller (project) name served by class 0x64.
     :param product_code: Identity product code.
     """
@@ -237,12 +238,12 @@ class LogixServer:
                 except Exception:  # never let one client's packet kill the loop
                     log.exception("%s: cannot handle packet, closing its connection", peer)
                     break
+                if outcome.written:  # before the reply: the client sees its write acknowledged
+                    self._notify(outcome.written)  # only once the machine model has seen it
                 if outcome.reply:
                     writer.write(outcome.reply)
                     if writer.transport.get_write_buffer_size() > 65536:
                         await writer.drain()
-                if outcome.written:
-                    self._notify(outcome.written)
                 if outcome.close:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError, OSError):
