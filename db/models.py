@@ -169,6 +169,7 @@ class Tag(Base):
     sampling_interval_ms: Mapped[int | None] = mapped_column(Integer)  # None: the connection's poll interval
     report_by_exception: Mapped[bool] = mapped_column(Boolean, default=False)
     role: Mapped[str | None] = mapped_column(String(32))  # one of TAG_ROLES, or None for a plain process value
+    options: Mapped[dict | None] = mapped_column(Json)  # e.g. {"rollover": 1000000} for a counter
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     connection: Mapped[Connection] = relationship(back_populates="tags")
 

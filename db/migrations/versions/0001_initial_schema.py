@@ -217,6 +217,7 @@ def upgrade() -> None:
     sa.Column('sampling_interval_ms', sa.Integer(), nullable=True),
     sa.Column('report_by_exception', sa.Boolean(), nullable=False),
     sa.Column('role', sa.String(length=32), nullable=True),
+    sa.Column('options', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], name=op.f('fk_tags_connection_id_connections'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['machine_id'], ['machines.id'], name=op.f('fk_tags_machine_id_machines'), ondelete='SET NULL'),

@@ -1,0 +1,208 @@
+"""From tag values with canonical roles to machine data: state intervals, count increments, fault, product.
+
+This is the only place that knows what Running, Faulted or GoodCount mean. It has no I/O: the poller feeds it
+each cycle's values with their time and hands what it emits to the writer.
+
+Counters: PLC counters are cumulative, reset at shift change (or by an operator) and roll over at a modulus (2^16,
+2^32, or a round number such as 1,000,000 set in the tag's options as {"rollover": N}). A counter that goes down is
+a rollover when it was in the top half of the modulus and is now in the bottom half, otherwise a reset to zero; a
+reset counts what was made since the reset (the new value). Nothing is counted from the first value seen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The simulated plant's and a common convention; a machine can override it (machines.state_code_map).
+DEFAULT_STATE_CODES = {1: "running", 2: "idle", 3: "blocked", 4: "faulted", 5: "planned_stop", 6: "changeover"}
+# What an unsigned view of a counter of this type rolls over at, unless the tag says otherwise.
+TYPE_MODULUS = {"INT": 2**16, "INT16": 2**16, "UINT16": 2**16, "WORD": 2**16, "UINT": 2**16,
+                "DINT": 2**32, "INT32": 2**32, "UINT32": 2**32, "DWORD": 2**32, "UDINT": 2**32,
+                "LINT": 2**64, "INT64": 2**64, "UINT64": 2**64}
+COUNT_BUCKET_S = 60.0
+
+
+def counter_delta(previous: int | None, current: int, modulus: int | None) -> int:
+    if previous is None:
+        return 0
+    if modulus:
+        previous %= modulus  # a signed DINT that wrapped to negative is the same count seen unsigned
+        current %= modulus
+    if current >= previous:
+        return current - previous
+    if modulus and previous >= modulus // 2 and current < modulus // 2:
+        return modulus - previous + current  # rolled over
+    return current  # reset to zero, then counted up to current
+
+
+@dataclass
+class StateInterval:
+    start: float
+    state: str
+    fault_code: int | None
+    product_code: str | None
+
+
+@dataclass
+class CountBucket:
+    start: float
+    product_code: str | None
+    total: int = 0
+    good: int = 0
+    reject: int = 0
+    last_time: float = 0.0
+
+
+@dataclass
+class MachineOutput:
+    states: list[tuple] = field(default_factory=list)  # rows for Writer.submit_states
+    counts: list[tuple] = field(default_factory=list)  # rows for Writer.submit_counts
+
+
+class MachineTracker:
+    def __init__(self, machine_id: int, *, state_code_map: dict | None = None,
+                 counter_moduli: dict[str, int | None] | None = None, count_bucket_s: float = COUNT_BUCKET_S):
+        self.machine_id = machine_id
+        codes = state_code_map or DEFAULT_STATE_CODES
+        self.state_codes = {int(k): v for k, v in codes.items()}
+        self.counter_moduli = counter_moduli or {}  # role -> modulus
+        self.count_bucket_s = count_bucket_s
+        self.current: StateInterval | None = None
+        self.fault_code: int | None = None
+        self.product_code: str | None = None
+        self.order_id: str | None = None
+        self.ideal_cycle_time_s: float | None = None
+        self.last_cycle_time_s: float | None = None
+        self._counters: dict[str, int | None] = {}
+        self._bucket: CountBucket | None = None
+        self._next_bucket_not_before = 0.0
+        self.totals = {"total": 0, "good": 0, "reject": 0}  # since this tracker started, for the live view
+
+    # --- feeding ---------------------------------------------------------------------------------------------
+
+    def derive_state(self, values: dict) -> str | None:
+        """values: role -> value for this cycle (only GOOD readings). None when the roles cannot tell."""
+        code = values.get("state.code")
+        if code is not None:
+            try:
+                return self.state_codes.get(int(code), "unknown")
+            except (TypeError, ValueError):
+                return "unknown"
+        if "state.faulted" in values or "state.running" in values:
+            if values.get("state.faulted"):
+                return "faulted"
+            if values.get("state.running"):
+                return "running"
+            return "planned_stop" if values.get("state.stopped") else "idle"
+        return None
+
+    def update(self, t: float, values: dict) -> MachineOutput:
+        out = MachineOutput()
+        if "fault.code" in values:
+            try:
+                self.fault_code = int(values["fault.code"]) or None
+            except (TypeError, ValueError):
+                pass
+        product = values.get("product.code")
+        if product is not None and str(product) != self.product_code:
+            self._close_bucket(out)
+            self._next_bucket_not_before = t  # the new product's counts get a row (and key) of their own
+            self.product_code = str(product)
+        if "order.id" in values:
+            self.order_id = str(values["order.id"])
+        if values.get("cycle.ideal_time") is not None:
+            self.ideal_cycle_time_s = float(values["cycle.ideal_time"])
+        if values.get("cycle.time") is not None:
+            self.last_cycle_time_s = float(values["cycle.time"])
+        state = self.derive_state(values)
+        if state is not None:
+            self._set_state(t, state, out)
+        self._count(t, values, out)
+        return out
+
+    def offline(self, t: float) -> MachineOutput:
+        """The link to the PLC is down: what the machine does is unknown from t on."""
+        out = MachineOutput()
+        self._set_state(t, "offline", out)
+        self._close_bucket(out)
+        self._counters = {}  # the counters may reset while we cannot see them; count again from the next value
+        return out
+
+    def flush(self, t: float) -> MachineOutput:
+        """Emit the running count bucket (called every few seconds, and at shutdown)."""
+        out = MachineOutput()
+        if self._bucket and (self._bucket.total or self._bucket.good or self._bucket.reject):
+            b = self._bucket
+            out.counts.append((self.machine_id, b.start, max(b.last_time, b.start), b.product_code,
+                               b.total, b.good, b.reject))
+            b.total = b.good = b.reject = 0  # further increments with the same start add up in the database
+        if self._bucket and t - self._bucket.start >= self.count_bucket_s:
+            self._bucket = None
+        return out
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _set_state(self, t: float, state: str, out: MachineOutput) -> None:
+        fault = self.fault_code if state == "faulted" else None
+        cur = self.current
+        if cur is not None and cur.state == state and cur.fault_code == fault and cur.product_code == self.product_code:
+            return
+        if cur is not None:
+            out.states.append((self.machine_id, cur.start, t, cur.state, cur.fault_code, cur.product_code))
+        self.current = StateInterval(t, state, fault, self.product_code)
+        out.states.append((self.machine_id, t, None, state, fault, self.product_code))
+
+    def _count(self, t: float, values: dict, out: MachineOutput) -> None:
+        deltas = {}
+        for role in ("counter.total", "counter.good", "counter.reject"):
+            if role not in values:
+                continue
+            try:
+                current = int(values[role])
+            except (TypeError, ValueError):
+                continue
+            deltas[role] = counter_delta(self._counters.get(role), current, self.counter_moduli.get(role))
+            self._counters[role] = current
+        if not deltas:
+            return
+        total, good, reject = deltas.get("counter.total"), deltas.get("counter.good"), deltas.get("counter.reject")
+        if total is None and good is not None:
+            total = good + (reject or 0)
+        if good is None and total is not None:
+            good = max(total - (reject or 0), 0)
+        reject = reject or 0
+        if not (total or good or reject):
+            return
+        if self._bucket is None or t - self._bucket.start >= self.count_bucket_s:
+            self._close_bucket(out)
+            start = max(t - (t % self.count_bucket_s), self._next_bucket_not_before)
+            self._bucket = CountBucket(start, self.product_code)
+        b = self._bucket
+        b.total += total or 0
+        b.good += good or 0
+        b.reject += reject
+        b.last_time = t
+        self.totals["total"] += total or 0
+        self.totals["good"] += good or 0
+        self.totals["reject"] += reject
+
+    def _close_bucket(self, out: MachineOutput) -> None:
+        if self._bucket is None:
+            return
+        b = self._bucket
+        if b.total or b.good or b.reject:
+            out.counts.append((self.machine_id, b.start, max(b.last_time, b.start), b.product_code,
+                               b.total, b.good, b.reject))
+        self._bucket = None
+
+    def snapshot(self) -> dict:
+        cur = self.current
+        return {
+            "state": cur.state if cur else "unknown",
+            "since": cur.start if cur else None,
+            "fault_code": cur.fault_code if cur else None,
+            "product_code": self.product_code,
+            "order_id": self.order_id,
+            "ideal_cycle_time_s": self.ideal_cycle_time_s,
+            "last_cycle_time_s": self.last_cycle_time_s,
+            "counts": dict(self.totals),
+        }

@@ -1,0 +1,243 @@
+"""The collectors: one scheduler job per connection, built from the configuration in the database.
+
+- Jobs never overlap themselves (max_instances=1, coalesce); a cycle that would is skipped and counted, and the
+  count is logged at most once a minute per connection, not once per skipped cycle.
+- Start times are jittered across the first interval so that many PLCs are not polled in the same instant.
+- `reload()` compares each connection's configuration with what runs and restarts only what changed; it runs
+  every few seconds and when the API or the wizard saves, so changes need no restart.
+- Several collector processes can share one PostgreSQL: a connection assigned to a node (collector_node) is
+  polled by that node only; the others are claimed with PostgreSQL advisory locks held on a session of their own,
+  so when a node dies its locks go with its session and another node takes its connections at its next reload.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+
+from collectors.base import ConfigError
+from collectors.machine_model import TYPE_MODULUS, MachineTracker
+from collectors.poller import BackoffPolicy, ConnectionPoller
+from collectors.snapshot import LatestValues
+from db import configuration
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+ADVISORY_LOCK_CLASS = 0x0EE  # first key of the two-key advisory lock; the second is the connection id
+EXECUTOR = "collectors"
+
+
+class ConnectionClaims:
+    """Which connections this process may poll. SQLite: one process, all of them."""
+
+    def __init__(self, store, node: str):
+        self.store = store
+        self.node = node
+        self._session = None
+        self.held: set[int] = set()
+
+    def _connection(self):
+        if self._session is None or self._session.closed:
+            import psycopg
+
+            url = self.store.engine.url.set(drivername="postgresql")
+            self._session = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True,
+                                            connect_timeout=5)
+            self.held.clear()  # a new session holds nothing
+        return self._session
+
+    def filter(self, connections: list[dict]) -> list[dict]:
+        mine = [c for c in connections if c["collector_node"] in (None, "", self.node)]
+        if self.store.engine.dialect.name != "postgresql":
+            return mine
+        try:
+            session = self._connection()
+            wanted = {c["id"] for c in mine if not c["collector_node"]}
+            for cid in sorted(wanted - self.held):
+                if session.execute("SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_LOCK_CLASS, cid)).fetchone()[0]:
+                    self.held.add(cid)
+            for cid in sorted(self.held - wanted):
+                session.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_LOCK_CLASS, cid))
+                self.held.discard(cid)
+        except Exception as exc:
+            log.warning("cannot claim connections through PostgreSQL advisory locks: %s", exc)
+            if self._session is not None:
+                self._session.close()
+            self._session = None
+            self.held.clear()
+        return [c for c in mine if c["collector_node"] == self.node or c["id"] in self.held]
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self.held.clear()
+
+
+class CollectorManager:
+    def __init__(self, runtime, *, backoff: BackoffPolicy | None = None, heartbeat_s: float = 60.0,
+                 reload_interval_s: float = 10.0, timeout_s: float = 3.0):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.writer = runtime.writer
+        self.scheduler = runtime.scheduler
+        self.hub = runtime.hub
+        self.snapshot = LatestValues()
+        self.backoff = backoff or BackoffPolicy()
+        self.heartbeat_s = heartbeat_s
+        self.reload_interval_s = reload_interval_s
+        self.timeout_s = timeout_s
+        self.claims = ConnectionClaims(self.store, runtime.settings.node_name)
+        self.pollers: dict[int, ConnectionPoller] = {}
+        self._fingerprints: dict[int, str] = {}
+        self.config_errors: dict[int, str] = {}
+        self.trackers: dict[int, MachineTracker] = {}
+        self.tracker_locks: dict[int, threading.Lock] = {}
+        self._reload_lock = threading.Lock()
+        self._skip_logged: dict[int, float] = {}
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.scheduler.add_executor(ThreadPoolExecutor(max_workers=32), EXECUTOR)
+        self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        # APScheduler warns on every skipped run; we count them and say so once a minute instead.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
+        self._started = True
+        self.reload()
+        self.scheduler.add_job(self.reload, "interval", seconds=self.reload_interval_s, id="collectors-reload",
+                               executor=EXECUTOR, max_instances=1, coalesce=True)
+
+    def stop(self) -> None:
+        self._started = False
+        for job_id in ["collectors-reload"] + [self._job_id(cid) for cid in self.pollers]:
+            try:
+                self.scheduler.remove_job(job_id)
+            except Exception:
+                pass
+        for poller in self.pollers.values():
+            poller.stop()
+        now = time.time()
+        for mid, tracker in self.trackers.items():
+            with self.tracker_locks[mid]:
+                out = tracker.flush(now)
+            self.writer.submit_counts(out.counts)
+        self.pollers.clear()
+        self.claims.close()
+
+    # --- configuration ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _job_id(connection_id: int) -> str:
+        return f"connection-{connection_id}"
+
+    def reload(self) -> dict:
+        """Bring the running pollers in line with the database. Returns what changed."""
+        if not self._started:
+            return {}
+        with self._reload_lock:
+            try:
+                wanted = self.claims.filter(configuration.load_collector_config(self.store.engine))
+            except Exception as exc:
+                log.warning("cannot read the collectors' configuration: %s", exc)
+                return {}
+            wanted_by_id = {c["id"]: c for c in wanted}
+            changes = {"added": [], "removed": [], "restarted": []}
+            for cid in list(self.pollers):
+                if cid not in wanted_by_id:
+                    self._remove(cid)
+                    changes["removed"].append(cid)
+            for cid, cfg in wanted_by_id.items():
+                fp = configuration.fingerprint(cfg)
+                if self._fingerprints.get(cid) == fp:
+                    continue
+                restarted = cid in self.pollers
+                if restarted:
+                    self._remove(cid)
+                if self._add(cfg):
+                    changes["restarted" if restarted else "added"].append(cid)
+                self._fingerprints[cid] = fp
+            if any(changes.values()):
+                log.info("collectors: %d connections running (added %s, removed %s, restarted %s)",
+                         len(self.pollers), changes["added"], changes["removed"], changes["restarted"])
+            return changes
+
+    def _tracker_for(self, machine_id: int, cfg: dict) -> None:
+        if machine_id in self.trackers:
+            return
+        machine = cfg["machines"].get(machine_id, {})
+        moduli = {}
+        for tag in cfg["tags"]:
+            if tag["machine_id"] == machine_id and (tag["role"] or "").startswith("counter."):
+                moduli[tag["role"]] = tag["options"].get("rollover") or TYPE_MODULUS.get(tag["data_type"].upper())
+        new_ids = [machine_id]
+        configuration.close_open_states(self.store.engine, self.store.backend_name, new_ids)
+        self.trackers[machine_id] = MachineTracker(machine_id, state_code_map=machine.get("state_code_map"),
+                                                   counter_moduli=moduli)
+        self.tracker_locks[machine_id] = threading.Lock()
+
+    def _add(self, cfg: dict) -> bool:
+        try:
+            for tag in cfg["tags"]:
+                if tag["machine_id"]:
+                    self._tracker_for(tag["machine_id"], cfg)
+            poller = ConnectionPoller(cfg, writer=self.writer, snapshot=self.snapshot, hub=self.hub,
+                                      trackers=self.trackers, tracker_locks=self.tracker_locks,
+                                      backoff=self.backoff, heartbeat_s=self.heartbeat_s, timeout_s=self.timeout_s)
+        except ConfigError as exc:
+            # Validation at save time should make this rare; a bad row must not stop the others.
+            self.config_errors[cfg["id"]] = str(exc)
+            log.error("connection %s not started: %s", cfg["name"], exc)
+            return False
+        self.config_errors.pop(cfg["id"], None)
+        self.pollers[cfg["id"]] = poller
+        interval = max(poller.interval_s, 0.1)
+        first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, min(interval, 2.0)))
+        self.scheduler.add_job(poller.run_cycle, "interval", seconds=interval, id=self._job_id(cfg["id"]),
+                               executor=EXECUTOR, max_instances=1, coalesce=True, next_run_time=first,
+                               misfire_grace_time=None, replace_existing=True)
+        return True
+
+    def _remove(self, cid: int) -> None:
+        try:
+            self.scheduler.remove_job(self._job_id(cid))
+        except Exception:
+            pass
+        poller = self.pollers.pop(cid, None)
+        self._fingerprints.pop(cid, None)
+        if poller is not None:
+            poller.stop()
+            self.snapshot.forget_tags([t.tag_id for t in poller.tags])
+
+    # --- skipped cycles --------------------------------------------------------------------------------------
+
+    def _on_skipped(self, event) -> None:
+        if not event.job_id.startswith("connection-"):
+            return
+        cid = int(event.job_id.split("-", 1)[1])
+        poller = self.pollers.get(cid)
+        if poller is None:
+            return
+        poller.skipped_cycles += 1
+        now = time.monotonic()
+        if now - self._skip_logged.get(cid, 0.0) >= 60:
+            self._skip_logged[cid] = now
+            log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); the PLC "
+                        "or the plan is slower than the %.0f ms interval", poller.name, poller.skipped_cycles,
+                        poller.interval_s * 1000)
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def health(self) -> list[dict]:
+        out = [p.health() for p in self.pollers.values()]
+        for cid, error in self.config_errors.items():
+            out.append({"connection_id": cid, "state": "config_error", "last_error": {"error": "invalid_address",
+                                                                                       "message": error}})
+        return out

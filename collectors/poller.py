@@ -1,0 +1,272 @@
+"""One connection's read cycle: connect (with backoff), read the plan, turn readings into samples and machine data.
+
+A poller is run by one scheduler job that never overlaps itself. It logs one line when its link fails and one
+when it recovers (with the count of failed attempts between), never one per failed cycle.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from collectors.base import BAD, GOOD, ConnectionSettings, DriverError, PROTOCOL_ERROR, Reading, TagSpec, driver_class
+from collectors.machine_model import MachineTracker
+
+log = logging.getLogger(__name__)
+
+CONNECTED, CONNECTING, FAILING, STOPPED = "connected", "connecting", "failing", "stopped"
+NUMERIC_TEXT_TYPES = {"STRING"}
+
+
+@dataclass
+class TagRuntime:
+    tag_id: int
+    name: str
+    role: str | None
+    machine_id: int | None
+    scale: float
+    offset: float
+    deadband: float
+    report_by_exception: bool
+    is_text: bool
+    last_value: object = None
+    last_quality: int | None = None
+    last_stored: float = 0.0
+
+
+@dataclass
+class BackoffPolicy:
+    initial_s: float = 2.0
+    max_s: float = 60.0
+    jitter: float = 0.2
+
+    def delay(self, failures: int) -> float:
+        base = min(self.initial_s * (2 ** max(failures - 1, 0)), self.max_s)
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class ConnectionPoller:
+    def __init__(self, config: dict, *, writer, snapshot, hub, trackers: dict[int, MachineTracker],
+                 tracker_locks: dict[int, threading.Lock], backoff: BackoffPolicy, heartbeat_s: float = 60.0,
+                 timeout_s: float = 3.0):
+        self.config = config
+        self.id = config["id"]
+        self.name = config["name"]
+        self.protocol = config["protocol"]
+        self.interval_s = config["poll_interval_ms"] / 1000.0
+        self.writer = writer
+        self.snapshot = snapshot
+        self.hub = hub
+        self.trackers = trackers
+        self.tracker_locks = tracker_locks
+        self.backoff = backoff
+        self.heartbeat_s = heartbeat_s
+        cls = driver_class(self.protocol)
+        settings = ConnectionSettings(self.protocol, config["host"], config["port"],
+                                      cls.validate_config(config["protocol_config"]), timeout_s)
+        self.driver = cls(settings)
+        specs = [TagSpec(t["id"], t["address"], t["data_type"], t["name"]) for t in config["tags"]]
+        self.plan = self.driver.plan(specs)
+        self.tags = [
+            TagRuntime(t["id"], t["name"], t["role"], t["machine_id"], float(t["scale"] or 1.0),
+                       float(t["offset"] or 0.0), float(t["deadband"] or 0.0), bool(t["report_by_exception"]),
+                       t["data_type"].upper().startswith("STRING"))
+            for t in config["tags"]
+        ]
+        self.machine_ids = sorted({t.machine_id for t in self.tags if t.machine_id})
+        self.state = CONNECTING
+        self.connected = False
+        self.failures = 0  # consecutive failed attempts
+        self.down_since: float | None = None
+        self.next_attempt = 0.0  # monotonic
+        self.last_error: DriverError | None = None
+        self.last_success: float | None = None
+        self.cycles = 0
+        self.skipped_cycles = 0
+        self.samples_stored = 0
+        self.last_latency_ms: float | None = None
+        self._latency_ewma: float | None = None
+        self.bad_tags = 0
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()  # run_cycle and stop never interleave
+
+    # --- the job ---------------------------------------------------------------------------------------------
+
+    def run_cycle(self) -> None:
+        with self._lock:
+            if self.state == STOPPED:
+                return
+            if self.state == FAILING and time.monotonic() < self.next_attempt:
+                return  # backing off: not a skipped cycle, a deliberate wait
+            started = time.perf_counter()
+            try:
+                if not self.connected:
+                    self.driver.connect()
+                    self.connected = True
+                readings = self.driver.read(self.plan)
+            except DriverError as exc:
+                self._failed(exc)
+                return
+            except Exception as exc:  # a driver bug must not kill the job: treat it as a broken link, loudly
+                log.exception("connection %s: unexpected error in the %s driver", self.name, self.protocol)
+                self._failed(DriverError(PROTOCOL_ERROR, f"{exc.__class__.__name__}: {exc}"))
+                return
+            now = time.time()
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+            self._latency_ewma = self.last_latency_ms if self._latency_ewma is None else (
+                0.8 * self._latency_ewma + 0.2 * self.last_latency_ms)
+            self._recovered()
+            self.cycles += 1
+            self.last_success = now
+            self._process(now, readings)
+
+    # --- link state ------------------------------------------------------------------------------------------
+
+    def _failed(self, exc: DriverError) -> None:
+        now = time.time()
+        self.failures += 1
+        self.last_error = exc
+        self.driver.close()
+        self.connected = False
+        if self.state != FAILING:
+            self.down_since = now
+            log.error("connection %s (%s %s:%s) failed: %s: %s%s; retrying with backoff", self.name,
+                      self.protocol, self.config["host"], self.config["port"], exc.kind, exc.message,
+                      f" ({exc.suggestion})" if exc.suggestion else "")
+            self._went_offline(now)
+        self.state = FAILING
+        self.next_attempt = time.monotonic() + self.backoff.delay(self.failures)
+
+    def _recovered(self) -> None:
+        if self.state == FAILING:
+            log.warning("connection %s recovered after %d failed attempts (down %.1f s)", self.name,
+                        self.failures, time.time() - (self.down_since or time.time()))
+        self.state = CONNECTED
+        self.failures = 0
+        self.down_since = None
+
+    def _went_offline(self, now: float) -> None:
+        """The PLC is out of sight: its tags get one bad sample each, its machines go offline."""
+        rows, items = [], {}
+        reason = self.last_error.kind if self.last_error else "cannot_connect"
+        for tag in self.tags:
+            if tag.last_quality != BAD:
+                rows.append((now, tag.tag_id, None, None, BAD))
+                tag.last_quality, tag.last_value, tag.last_stored = BAD, None, now
+            items[tag.tag_id] = (now, None, BAD, reason)
+        self.snapshot.put_tags(items)
+        self.writer.submit_samples(rows)
+        for mid in self.machine_ids:
+            with self.tracker_locks[mid]:
+                tracker = self.trackers[mid]
+                out = tracker.offline(now)
+                self.snapshot.put_machine(mid, tracker.snapshot())
+            self.writer.submit_states(out.states)
+            self.writer.submit_counts(out.counts)
+
+    # --- readings to data ------------------------------------------------------------------------------------
+
+    def _process(self, now: float, readings: dict[int, Reading]) -> None:
+        rows = []
+        items = {}
+        changed = {}
+        roles: dict[int, dict] = {}
+        bad = 0
+        heartbeat = self.heartbeat_s
+        for tag in self.tags:
+            reading = readings.get(tag.tag_id)
+            if reading is None:
+                value, quality, reason = None, BAD, "no reading"
+            else:
+                value, quality, reason = reading.value, reading.quality, reading.reason
+            if quality != BAD and value is not None and not tag.is_text:
+                try:
+                    value = float(value)
+                    if tag.scale != 1.0 or tag.offset != 0.0:
+                        value = value * tag.scale + tag.offset
+                except (TypeError, ValueError):
+                    value, quality, reason = None, BAD, f"wrong type: {type(reading.value).__name__}"
+            if quality == BAD:
+                bad += 1
+                value = None
+            items[tag.tag_id] = (now, value, quality, reason)
+            if tag.role and quality == GOOD and tag.machine_id:
+                roles.setdefault(tag.machine_id, {})[tag.role] = value
+            last = tag.last_value
+            store = (
+                quality != tag.last_quality
+                or now - tag.last_stored >= heartbeat
+                or not (tag.report_by_exception or tag.deadband > 0)
+            )
+            if not store:
+                if tag.deadband > 0 and value is not None and last is not None and not tag.is_text:
+                    store = abs(value - last) > tag.deadband
+                else:
+                    store = value != last
+            if value != last or quality != tag.last_quality:
+                changed[tag.tag_id] = [now, value, quality]
+            if store:
+                if tag.is_text:
+                    rows.append((now, tag.tag_id, None, None if value is None else str(value), quality))
+                else:
+                    rows.append((now, tag.tag_id, value if value is None or math.isfinite(value) else None,
+                                 None, quality))
+                tag.last_value, tag.last_quality, tag.last_stored = value, quality, now
+        self.bad_tags = bad
+        self.snapshot.put_tags(items)
+        if rows:
+            self.writer.submit_samples(rows)
+            self.samples_stored += len(rows)
+        flush_due = time.monotonic() - self._last_flush >= 5.0
+        for mid in self.machine_ids:
+            states, counts = [], []
+            with self.tracker_locks[mid]:
+                tracker = self.trackers[mid]
+                if mid in roles:
+                    out = tracker.update(now, roles[mid])
+                    states, counts = out.states, out.counts
+                if flush_due:
+                    counts = counts + tracker.flush(now).counts
+                snap = tracker.snapshot()
+                self.snapshot.put_machine(mid, snap)
+            self.writer.submit_states(states)
+            self.writer.submit_counts(counts)
+            if states and self.hub.subscriber_count:
+                self.hub.publish("machine", {"machine_id": mid, **snap})
+        if flush_due:
+            self._last_flush = time.monotonic()
+        if changed and self.hub.subscriber_count:
+            self.hub.publish("tags", changed)
+
+    # --- lifecycle and health --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        with self._lock:
+            self.state = STOPPED
+            self.driver.close()
+            self.connected = False
+
+    def health(self) -> dict:
+        err = self.last_error
+        return {
+            "connection_id": self.id,
+            "name": self.name,
+            "protocol": self.protocol,
+            "host": self.config["host"],
+            "port": self.config["port"],
+            "state": self.state,
+            "poll_interval_ms": self.config["poll_interval_ms"],
+            "tags": len(self.tags),
+            "bad_tags": self.bad_tags,
+            "cycles": self.cycles,
+            "skipped_cycles": self.skipped_cycles,
+            "samples_stored": self.samples_stored,
+            "latency_ms": round(self._latency_ewma, 2) if self._latency_ewma is not None else None,
+            "last_success": self.last_success,
+            "consecutive_failures": self.failures,
+            "retry_in_s": round(max(self.next_attempt - time.monotonic(), 0.0), 1) if self.state == FAILING else None,
+            "last_error": err.as_dict() if err and self.state == FAILING else None,
+        }

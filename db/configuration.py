@@ -1,0 +1,125 @@
+"""Configuration reads and writes the collectors and the demo need (the API and wizard build on the same models)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from db import backend as backends
+from db.models import Area, Connection, Line, Machine, MachineState, Product, Site, Tag, samples
+
+
+def load_collector_config(engine: Engine) -> list[dict]:
+    """Every enabled connection with its enabled tags and the machines they feed, as plain data."""
+    with Session(engine) as session:
+        machines = {m.id: m for m in session.scalars(select(Machine))}
+        out = []
+        for conn in session.scalars(select(Connection).where(Connection.enabled.is_(True)).order_by(Connection.id)):
+            tags = [
+                {"id": t.id, "name": t.name, "address": t.address, "data_type": t.data_type, "scale": t.scale,
+                 "offset": t.offset, "deadband": t.deadband, "report_by_exception": t.report_by_exception,
+                 "role": t.role, "machine_id": t.machine_id or conn.machine_id, "options": t.options or {},
+                 "sampling_interval_ms": t.sampling_interval_ms}
+                for t in sorted(conn.tags, key=lambda t: t.id) if t.enabled
+            ]
+            machine_ids = {t["machine_id"] for t in tags if t["machine_id"]}
+            out.append({
+                "id": conn.id, "name": conn.name, "protocol": conn.protocol, "host": conn.host, "port": conn.port,
+                "protocol_config": conn.protocol_config or {}, "poll_interval_ms": conn.poll_interval_ms,
+                "collector_node": conn.collector_node, "machine_id": conn.machine_id, "tags": tags,
+                "machines": {
+                    mid: {"machine_id": machines[mid].machine_id, "state_code_map": machines[mid].state_code_map,
+                          "enabled": machines[mid].enabled}
+                    for mid in machine_ids if mid in machines
+                },
+            })
+        return out
+
+
+def fingerprint(connection: dict) -> str:
+    """Changes when anything a poller depends on changes, so that a reload restarts only what changed."""
+    return hashlib.sha1(json.dumps(connection, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> int:
+    """At start: intervals left open by a previous run end at the last sample seen of that machine's tags."""
+    closed = 0
+    with Session(engine) as session, session.begin():
+        for mid in machine_ids:
+            open_rows = session.scalars(select(MachineState).where(MachineState.machine_id == mid,
+                                                                  MachineState.end.is_(None))).all()
+            if not open_rows:
+                continue
+            tag_ids = session.scalars(select(Tag.id).where(Tag.machine_id == mid)).all()
+            last = None
+            if tag_ids:
+                last = session.execute(select(func.max(samples.c.time)).where(samples.c.tag_id.in_(tag_ids))).scalar()
+            for row in open_rows:
+                row.end = max(last, row.start) if last is not None else row.start
+                closed += 1
+    return closed
+
+
+def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products: list[dict]) -> dict[str, int]:
+    """Create or update the demo plant's hierarchy, machines, connections and tags. Returns machine_id -> id.
+
+    Ports of the simulated PLCs can change between runs (free ports), so connections are updated every start.
+    """
+    now = time.time()
+    with Session(engine) as session, session.begin():
+        site_row = session.scalar(select(Site).where(Site.name == site["name"]))
+        if site_row is None:
+            site_row = Site(name=site["name"], timezone=site.get("timezone", "UTC"))
+            session.add(site_row)
+        for p in products:
+            prod = session.scalar(select(Product).where(Product.code == str(p["code"])))
+            if prod is None:
+                session.add(Product(code=str(p["code"]), name=p.get("name", ""),
+                                    ideal_cycle_time_s=float(p["ideal_cycle_time"])))
+        ids = {}
+        for ep in endpoints:
+            area = session.scalar(select(Area).where(Area.site == site_row, Area.name == ep["area"]))
+            if area is None:
+                area = Area(site=site_row, name=ep["area"])
+                session.add(area)
+                session.flush()
+            line = session.scalar(select(Line).where(Line.area_id == area.id, Line.name == ep["line"]))
+            if line is None:
+                line = Line(area=area, name=ep["line"])
+                session.add(line)
+                session.flush()
+            machine = session.scalar(select(Machine).where(Machine.machine_id == ep["machine_id"]))
+            if machine is None:
+                machine = Machine(machine_id=ep["machine_id"], name=ep.get("name") or ep["machine_id"],
+                                  description="simulated", line_id=line.id)
+                session.add(machine)
+                session.flush()
+            conn = session.scalar(select(Connection).where(Connection.name == ep["machine_id"]))
+            if conn is None:
+                conn = Connection(name=ep["machine_id"], machine_id=machine.id, protocol=ep["protocol"],
+                                  host=ep["host"], port=ep["port"], protocol_config=ep.get("protocol_config", {}),
+                                  poll_interval_ms=ep.get("poll_interval_ms", 1000), enabled=True)
+                session.add(conn)
+                session.flush()
+            else:
+                conn.host, conn.port, conn.protocol = ep["host"], ep["port"], ep["protocol"]
+                conn.protocol_config = ep.get("protocol_config", {})
+            conn.updated_at = now
+            existing = {t.name: t for t in conn.tags}
+            for tag in ep["tags"]:
+                row = existing.pop(tag["name"], None)
+                if row is None:
+                    row = Tag(connection=conn, name=tag["name"], scale=1.0, offset=0.0, deadband=0.0,
+                              report_by_exception=False, enabled=True)
+                    session.add(row)
+                row.machine_id = machine.id
+                row.address, row.data_type, row.role = tag["address"], tag["data_type"], tag.get("role")
+                row.options = tag.get("options")
+            for stale in existing.values():
+                session.delete(stale)
+            ids[ep["machine_id"]] = machine.id
+        return ids
