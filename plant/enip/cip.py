@@ -228,7 +228,6 @@ class CipProcessor:
             service = request[0] & 0x7F if request else 0
             return reply(service, PATH_SEGMENT_ERROR)
         service = request[0]
-        self.service_counts[service] += 1
         if service & 0x80:
             return reply(service & 0x7F, SERVICE_NOT_SUPPORTED)
         try:
@@ -236,6 +235,7 @@ class CipProcessor:
             segs = parse_path(request, 2, words)
             data = request[2 + 2 * words:]
             with self.db.lock:
+                self.service_counts[service] += 1
                 return self._route(service, segs, data, ctx, nested)
         except CipError as err:
             return reply(service, err.status, err.ext, err.data)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
@@ -79,8 +78,7 @@ class LogixServer:
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_event: Optional[asyncio.Event] = None
-        self._clients: Set[asyncio.StreamWriter] = set()
-        self._tasks: Set[asyncio.Task] = set()
+        self._clients: Set["_ClientProtocol"] = set()
         self._lifecycle = threading.Lock()
         self._sessions_total = 0
         self._packets = 0
@@ -175,8 +173,12 @@ class LogixServer:
             "clients": len(self._clients),
             "sessions_total": self._sessions_total,
             "packets": self._packets,
-            "services": dict(self._processor.service_counts),
+            "services": self._service_counts(),
         }
+
+    def _service_counts(self) -> Dict[int, int]:
+        with self._db.lock:
+            return dict(self._processor.service_counts)
 
     # -- the loop -----------------------------------------------------------------------
     def _run(self, sock: socket.socket, ready: threading.Event, failure: Dict[str, BaseException]) -> None:
@@ -197,64 +199,18 @@ class LogixServer:
 
     async def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
         self._stop_event = asyncio.Event()
-        server = await asyncio.start_server(self._client, sock=sock)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _ClientProtocol(self), sock=sock)
         ready.set()
         try:
             await self._stop_event.wait()
         finally:
             server.close()
-            for writer in list(self._clients):
-                writer.transport.abort()
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for client in list(self._clients):
+                client.abort()
             await server.wait_closed()
+            await asyncio.sleep(0)  # let connection_lost callbacks run
             log.info("EtherNet/IP simulator on port %s stopped", self._port)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        self._clients.add(writer)
-        self._sessions_total += 1
-        sock = writer.get_extra_info("socket")
-        try:
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        peer = "%s:%s" % (writer.get_extra_info("peername") or ("?", "?"))[:2]
-        local = writer.get_extra_info("sockname") or (self.host, self._port)
-        session = EncapSession(self._processor, peer, (local[0], local[1]))
-        log.debug("%s connected", peer)
-        try:
-            while True:
-                header = await reader.readexactly(HEADER_SIZE)
-                length = struct.unpack_from("<H", header, 2)[0]
-                body = await asyncio.wait_for(reader.readexactly(length), BODY_TIMEOUT) if length else b""
-                self._packets += 1
-                try:
-                    outcome = session.handle_packet(header, body)
-                except Exception:  # never let one client's packet kill the loop
-                    log.exception("%s: cannot handle packet, closing its connection", peer)
-                    break
-                if outcome.written:  # before the reply: the client sees its write acknowledged
-                    self._notify(outcome.written)  # only once the machine model has seen it
-                if outcome.reply:
-                    writer.write(outcome.reply)
-                    if writer.transport.get_write_buffer_size() > 65536:
-                        await writer.drain()
-                if outcome.close:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError, OSError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._clients.discard(writer)
-            self._tasks.discard(task)
-            writer.transport.abort()
-            log.debug("%s disconnected", peer)
 
     def _notify(self, names) -> None:
         if self.on_write is None:
@@ -269,3 +225,90 @@ class LogixServer:
                 self.on_write(name, value)
             except Exception:
                 log.exception("on_write(%r) raised", name)
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """One TCP client: frames encapsulation packets out of the byte stream.
+
+    A protocol rather than streams: one callback per received chunk and no task or
+    future per request, which roughly halves the server's share of a round trip.
+    """
+
+    def __init__(self, server: LogixServer):
+        self.server = server
+        self.buf = bytearray()
+        self.transport: Optional[asyncio.Transport] = None
+        self.session: Optional[EncapSession] = None
+        self.peer = "?"
+        self._stall: Optional[asyncio.TimerHandle] = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        try:
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        local = transport.get_extra_info("sockname") or (self.server.host, self.server._port)
+        self.session = EncapSession(self.server._processor, self.peer, (local[0], local[1]))
+        self.server._clients.add(self)
+        self.server._sessions_total += 1
+        log.debug("%s connected", self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        while len(buf) >= HEADER_SIZE:
+            end = HEADER_SIZE + (buf[2] | buf[3] << 8)
+            if len(buf) < end:
+                break
+            header, body = bytes(buf[:HEADER_SIZE]), bytes(buf[HEADER_SIZE:end])
+            del buf[:end]
+            if not self._packet(header, body):
+                self.abort()
+                return
+        if buf and self._stall is None:
+            self._stall = asyncio.get_running_loop().call_later(BODY_TIMEOUT, self._stalled)
+        elif not buf and self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _packet(self, header: bytes, body: bytes) -> bool:
+        srv = self.server
+        srv._packets += 1
+        try:
+            outcome = self.session.handle_packet(header, body)
+        except Exception:  # never let one client's packet kill the loop
+            log.exception("%s: cannot handle packet, closing its connection", self.peer)
+            return False
+        if outcome.written:  # before the reply: the client sees its write acknowledged
+            srv._notify(outcome.written)  # only once the machine model has seen it
+        if outcome.reply and not self.transport.is_closing():
+            self.transport.write(outcome.reply)
+        return not outcome.close
+
+    def _stalled(self) -> None:
+        log.debug("%s sent half a packet and stalled; closing", self.peer)
+        self._stall = None
+        self.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # a client that sends without reading: stop reading until it catches up
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def connection_lost(self, exc) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        self.server._clients.discard(self)
+        log.debug("%s disconnected", self.peer)

@@ -415,6 +415,17 @@ def test_write_to_read_only_tag_is_refused(server, plc):
     assert server.get_value("Firmware") == "33.11"
 
 
+def test_slot_in_the_path():
+    srv = LogixServer({"A": LogixTag("DINT", 3)}, port=0, slot=2).start()
+    try:
+        with LogixDriver(f"127.0.0.1:{srv.port}/2") as plc:
+            assert plc.read("A").value == 3
+        with pytest.raises((CommError, ResponseError)):
+            LogixDriver(f"127.0.0.1:{srv.port}").open()  # slot 0 by default: nothing there
+    finally:
+        srv.stop()
+
+
 def test_route_to_another_slot_fails_to_open(server):
     with pytest.raises((CommError, ResponseError)):
         LogixDriver(f"127.0.0.1:{server.port}/3").open()
@@ -507,6 +518,41 @@ def test_malformed_packet_gets_an_error_reply(server, name, build, encap_status,
         sock.sendall(_rr(session, b"\x01\x02\x20\x01\x24\x01"))
         good = _recv_packet(sock)
         assert _status(good) == 0 and good[42] == 0 and b"1756-L83E/B" in good
+
+
+def _symbol(name):
+    raw = name.encode()
+    return b"\x91" + bytes((len(raw),)) + raw + b"\x00" * (len(raw) % 2)
+
+
+def test_program_tag_by_instance_id_and_unconnected_paging(server, plc):
+    """Program scope + symbol instance (pycomm3 reads program tags by name; other clients do not)."""
+    inst = plc.tags["Program:MainProgram.StepNo"]["instance_id"]
+    path = _symbol("Program:MainProgram") + b"\x20\x6b\x25\x00" + struct.pack("<H", inst)
+    with _raw(server) as sock:
+        session = _register(sock)
+        sock.sendall(_rr(session, b"\x4c" + bytes((len(path) // 2,)) + path + b"\x01\x00"))
+        reply = _recv_packet(sock)
+        assert reply[42] == 0 and reply[44:] == b"\xc3\x00\x07\x00"
+        # symbol list over UCMM (504-byte replies): page until status 0, ids strictly increasing
+        ids, start, pages = [], 0, 0
+        while True:
+            req = b"\x55\x03\x20\x6b\x25\x00" + struct.pack("<HHH", start, 1, 1)
+            sock.sendall(_rr(session, req))
+            reply = _recv_packet(sock)
+            pages += 1
+            data = reply[44:]
+            pos = 0
+            while pos < len(data):
+                iid, n = struct.unpack_from("<IH", data, pos)
+                ids.append(iid)
+                pos += 6 + n
+            if reply[42] == 0:
+                break
+            assert reply[42] == 0x06
+            start = ids[-1] + 1
+    assert pages > 3 and ids == sorted(set(ids))
+    assert len(ids) == len([n for n in server.tag_names if not n.startswith("Program:")]) + 2 + 1
 
 
 @pytest.mark.parametrize("name, payload", [
