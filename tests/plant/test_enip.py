@@ -186,6 +186,35 @@ def test_revision_below_21_uses_symbolic_names():
         srv.stop()
 
 
+def test_nested_udt_upload_read_write():
+    axis = LogixUDT("Axis", [("Pos", "LREAL"), ("On", "BOOL"), ("Id", "SINT")])
+    line = LogixUDT("Line", [("Name", "STRING"), ("Axes", axis, 2), ("Main", axis), ("Codes", "INT", 4),
+                             ("Ok", "BOOL"), ("Total", "LINT")])
+    srv = LogixServer({"L": LogixTag(line, {"Name": "L1", "Axes": [{"Pos": 1.5, "On": True, "Id": 3}, {}]}),
+                       "Ls": LogixTag(line, [{}, {"Name": "two"}])}, port=0).start()
+    try:
+        with LogixDriver(f"127.0.0.1:{srv.port}") as plc:
+            assert plc.tags["L"]["data_type"]["internal_tags"]["Axes"]["array"] == 2
+            assert plc.read("L.Axes[0]").value == {"Pos": 1.5, "On": True, "Id": 3}
+            assert plc.read("Ls[1].Name").value == "two"
+            assert plc.write("Ls[0].Main.Pos", 3.25).error is None
+            assert plc.write("L.Axes[1].On", True).error is None
+            value = plc.read("L").value
+            value["Total"] = 11
+            assert plc.write("L", value).error is None
+        assert srv.get_value("Ls[0].Main") == {"Pos": 3.25, "On": False, "Id": 0}
+        assert srv.get_value("L.Axes[1].On") is True and srv.get_value("L.Total") == 11
+    finally:
+        srv.stop()
+
+
+def test_clock_and_module_info(plc):
+    assert abs(plc.get_plc_time().value["microseconds"] / 1e6 - time.time()) < 5
+    assert plc.get_module_info(0)["product_name"] == "1756-L83E/B"
+    with pytest.raises(ResponseError):
+        plc.get_module_info(5)
+
+
 # -- reads ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tag, value, typ", [
@@ -703,6 +732,12 @@ def test_defaults_and_stop(tmp_path):
         plc.read("A")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=1)
+    srv.start()  # a stopped server can start again
+    try:
+        with LogixDriver(f"127.0.0.1:{srv.port}") as again:
+            assert again.read("A").value == 1
+    finally:
+        srv.stop()
 
 
 def test_on_write_exception_does_not_break_the_write():
