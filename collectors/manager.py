@@ -238,6 +238,6 @@ class CollectorManager:
     def health(self) -> list[dict]:
         out = [p.health() for p in self.pollers.values()]
         for cid, error in self.config_errors.items():
-            out.append({"connection_id": cid, "state": "config_error", "last_error": {"error": "invalid_address",
+            out.append({"connection_id": cid, "state": "config_error", "last_error": {"error": None,
                                                                                        "message": error}})
         return out

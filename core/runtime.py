@@ -24,8 +24,9 @@ APP_VERSION = "0.1.0"
 
 
 class Runtime:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, collector_options: dict | None = None):
         self.settings = settings
+        self.collector_options = collector_options or {}  # backoff, timeouts: tests make them short
         self.store: Store | None = None
         self.writer: Writer | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -66,7 +67,7 @@ class Runtime:
             from collectors.manager import CollectorManager
         except ImportError:
             return
-        self.collectors = CollectorManager(self)
+        self.collectors = CollectorManager(self, **self.collector_options)
         self.collectors.start()
 
     def stop(self) -> None:
