@@ -5,11 +5,10 @@ import hashlib
 import json
 import time
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db import backend as backends
 from db.models import Area, Connection, Line, Machine, MachineState, Product, Site, Tag, samples
 
 

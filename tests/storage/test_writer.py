@@ -5,7 +5,6 @@ import logging
 import threading
 import time
 
-import pytest
 from sqlalchemy import text
 
 from db.spool import Batch, Spool
