@@ -78,8 +78,9 @@ _LOGICAL_KINDS = {0: "class", 1: "instance", 2: "element", 3: "connpoint", 4: "a
 
 
 def reply(service: int, status: int = SUCCESS, ext: Tuple[int, ...] = (), data: bytes = b"") -> bytes:
-    head = bytes((service | 0x80, 0, status, len(ext)))
-    return head + b"".join(struct.pack("<H", e) for e in ext) + data
+    if not ext:
+        return bytes((service | 0x80, 0, status, 0)) + data
+    return bytes((service | 0x80, 0, status, len(ext))) + struct.pack(f"<{len(ext)}H", *ext) + data
 
 
 def parse_path(buf: bytes, start: int, words: int) -> List[tuple]:
@@ -239,6 +240,8 @@ class CipProcessor:
                 return self._route(service, segs, data, ctx, nested)
         except CipError as err:
             return reply(service, err.status, err.ext, err.data)
+        except struct.error:  # request data shorter than its service needs
+            return reply(service, NOT_ENOUGH_DATA)
         except Exception:  # a bug of ours must not take the connection down
             log.exception("unexpected error serving CIP service 0x%02X", service)
             return reply(service, GENERAL_ERROR)
@@ -555,6 +558,8 @@ class CipProcessor:
         if len(embedded) != size:
             raise CipError(NOT_ENOUGH_DATA)
         pos = 4 + size + (size & 1)
+        if len(data) < pos + 2:
+            raise CipError(NOT_ENOUGH_DATA)
         words = data[pos]
         route = parse_path(data, pos + 2, words)
         try:

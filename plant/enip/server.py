@@ -59,9 +59,10 @@ class LogixServer:
             raise ValueError(f"port {port!r} must be an int from 0 to 65535")
         if not isinstance(slot, int) or not 0 <= slot <= 255:
             raise ValueError(f"slot {slot!r} must be an int from 0 to 255")
-        if (not isinstance(revision, tuple) or len(revision) != 2
+        if (not isinstance(revision, (tuple, list)) or len(revision) != 2
                 or not all(isinstance(x, int) and 0 <= x <= 255 for x in revision)):
-            raise ValueError(f"revision {revision!r} must be a (major, minor) tuple of ints 0..255")
+            raise ValueError(f"revision {revision!r} must be a (major, minor) pair of ints 0..255")
+        revision = (revision[0], revision[1])
         if not isinstance(serial, int) or not 0 <= serial <= 0xFFFF_FFFF:
             raise ValueError(f"serial {serial!r} must be a 32-bit unsigned int")
         if on_write is not None and not callable(on_write):

@@ -411,7 +411,7 @@ class TagDatabase:
         total = TagDatabase.check_elements(ref, elements)
         if byte_offset + len(data) > total:
             raise CipError(TOO_MUCH_DATA)
-        if not fragmented and len(data) < total:
+        if not data or (not fragmented and len(data) < total):
             raise CipError(NOT_ENOUGH_DATA)
         buf = ref.symbol.data
         if ref.bit is not None:

@@ -607,32 +607,76 @@ def test_broken_stream_closes_only_that_client(server, plc, name, payload):
         assert fresh.read("OrderId").value == "ORD-1"
 
 
-def test_random_mutations_never_kill_the_server(server, plc):
+def _forward_open(serial):
+    path = b"\x01\x00\x20\x02\x24\x01"  # backplane slot 0, message router
+    params = 0x4200_0000 | 4000
+    body = struct.pack("<BBIIHHIB3xIIIIB", 0x0A, 0x05, 0, 0x11223344, serial, 0x1009, 0x19710001, 7,
+                       200_000, params, 200_000, params, 0xA3)
+    return b"\x5b\x02\x20\x06\x24\x01" + body + bytes((len(path) // 2,)) + path
+
+
+def _unit(session, cid, seq, cip):
+    cpf = struct.pack("<IHHHHIHHH", 0, 0, 2, 0xA1, 4, cid, 0xB1, 2 + len(cip), seq) + cip
+    return _encap(0x70, cpf, session)
+
+
+def _mutate(rng, good):
+    cip = bytearray(rng.choice(good))
+    for _ in range(rng.randint(1, 4)):
+        op = rng.random()
+        if op < 0.5 and cip:
+            cip[rng.randrange(len(cip))] = rng.randrange(256)
+        elif op < 0.75 and cip:
+            del cip[rng.randrange(len(cip)):]
+        else:
+            cip += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return bytes(cip)
+
+
+FUZZ_CORPUS = [
+    READ_PATH + b"\x01\x00",
+    b"\x0a\x02\x20\x02\x24\x01" + struct.pack("<HHH", 2, 6, 6 + len(READ_PATH) + 2) + READ_PATH
+    + b"\x01\x00" + b"\x4d" + SYMBOL_PATH + b"\xc4\x00\x01\x00\x05\x00\x00\x00",
+    b"\x52" + SYMBOL_PATH + b"\x01\x00\x00\x00\x00\x00",  # Read Tag Fragmented
+    b"\x53" + SYMBOL_PATH + b"\xc4\x00\x01\x00\x00\x00\x00\x00\x05\x00\x00\x00",  # Write Fragmented
+    b"\x4e" + SYMBOL_PATH + b"\x04\x00\x01\x00\x00\x00\xff\xff\xff\xff",  # Read-Modify-Write
+    b"\x4c\x07\x91\x08Stations\x28\x01\x91\x04Name\x01\x00",  # member of an element
+    b"\x4d\x06\x91\x08Stations\x28\x01\xa0\x02\x00\x00\x01\x00" + bytes(4),  # struct write
+    b"\x55\x02\x20\x6b\x24\x00\x02\x00\x01\x00\x02\x00",
+    b"\x55\x0d" + _symbol("Program:MainProgram") + b"\x20\x6b\x24\x00\x01\x00\x08\x00",
+    b"\x03\x03\x20\x6c\x25\x00\xce\x0f\x04\x00\x04\x00\x05\x00\x02\x00\x01\x00",
+    b"\x4c\x03\x20\x6c\x25\x00\x00\x01" + struct.pack("<IH", 0, 200),
+    b"\x03\x02\x20\x8b\x24\x01\x01\x00\x06\x00",
+    b"\x0e\x03\x20\x01\x24\x01\x30\x07",
+]
+
+
+def test_random_mutations_never_kill_the_server(server, plc, caplog):
+    """Mutated CIP requests, unconnected and connected: each gets a reply, no internal error."""
     rng = random.Random(20240601)
-    good = [
-        READ_PATH + b"\x01\x00",
-        b"\x0a\x02\x20\x02\x24\x01" + struct.pack("<HHH", 2, 6, 6 + len(READ_PATH) + 2) + READ_PATH
-        + b"\x01\x00" + b"\x4d" + SYMBOL_PATH + b"\xc4\x00\x01\x00\x05\x00\x00\x00",
-        b"\x55\x02\x20\x6b\x24\x00\x02\x00\x01\x00\x02\x00",
-        b"\x4c\x03\x20\x6c\x25\x00\x00\x01" + struct.pack("<IH", 0, 200),
+    unconnected_only = [
         b"\x52\x02\x20\x06\x24\x01\x0a\x05\x06\x00\x01\x02\x20\x01\x24\x01\x01\x00\x01\x00",
+        _forward_open(0x0100),
     ]
-    for _ in range(300):
-        cip = bytearray(rng.choice(good))
-        for _ in range(rng.randint(1, 4)):
-            op = rng.random()
-            if op < 0.5 and cip:
-                cip[rng.randrange(len(cip))] = rng.randrange(256)
-            elif op < 0.75 and cip:
-                del cip[rng.randrange(len(cip)):]
-            else:
-                cip += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-        with _raw(server) as sock:
-            session = _register(sock)
-            sock.sendall(_rr(session, bytes(cip)))
+    with _raw(server) as sock:
+        session = _register(sock)
+        for n in range(400):
+            sock.sendall(_rr(session, _mutate(rng, FUZZ_CORPUS + unconnected_only)))
             reply = _recv_packet(sock)
-            assert reply is not None and _status(reply) == 0
-    assert server.get_value("ProductionCount") in (1234, 5)  # a mutated write may have landed
+            assert reply is not None and _status(reply) == 0, n
+    with _raw(server) as sock:
+        session = _register(sock)
+        sock.sendall(_rr(session, _forward_open(0x4242)))
+        reply = _recv_packet(sock)
+        assert reply[42] == 0, reply[40:].hex()
+        cid = struct.unpack_from("<I", reply, 44)[0]
+        for n in range(400):
+            sock.sendall(_unit(session, cid, n, _mutate(rng, FUZZ_CORPUS)))
+            reply = _recv_packet(sock)
+            assert reply is not None and _status(reply) == 0, n
+            assert reply[44:46] == struct.pack("<H", n)  # the sequence count comes back
+    errors = [r for r in caplog.records if r.name.startswith("plant.enip") and r.levelname == "ERROR"]
+    assert not errors, errors[0].getMessage()
     server.set_value("ProductionCount", 4321)
     assert plc.read("ProductionCount").value == 4321
 
