@@ -25,7 +25,9 @@ cpppo 5.2.5 lacks Get_Instance_Attribute_List (0x55, so the tag upload of
 a patch for 0x55 paging, has no templates (so no STRING tags through pycomm3, which
 reads STRING as a structure) and installs a top-level ``ethernetip`` module that clashes
 with another package. The subset a Logix client uses is small and well described, so
-this package implements it directly on asyncio with no dependency.
+this package implements it directly on asyncio with no dependency. It was written from
+the protocol's public description and from what pycomm3 1.2.16 sends and parses; no
+code of other servers is copied.
 
 Supported
 ---------
@@ -36,8 +38,10 @@ Supported
 - Connection Manager: Forward Open (0x54), Large Forward Open (0x5B, up to 4002 bytes),
   Forward Close (0x4E), Unconnected Send (0x52) with a route of backplane port 1 to
   ``slot`` (or no route). Connections belong to their TCP client and vanish with it.
-- Identity (class 0x01) Get_Attributes_All / Get_Attribute_Single; controller name
-  (class 0x64, Get_Attributes_All); wall clock (class 0x8B, attribute 6 get and set).
+- Identity (class 0x01) Get_Attributes_All / Get_Attribute_Single (vendor 1, device
+  type 0x0E, the given catalog name, revision and serial, keyswitch REMOTE RUN; the
+  product code 166 is cosmetic); controller name (class 0x64, Get_Attributes_All); wall
+  clock (class 0x8B, attribute 6 get and set: ``get_plc_time`` / ``set_plc_time``).
 - Symbol class 0x6B: Get_Instance_Attribute_List (0x55) for controller scope and for each
   program (``Program:<name>`` symbol + class 0x6B), attributes 1, 2, 3, 5, 6, 7, 8, 10,
   paged to the connection size with status 0x06 and an inclusive start instance. The list
@@ -75,11 +79,22 @@ implicit (class 1, UDP) I/O connections, UDP ListIdentity discovery (broadcast
 Get_Attribute_List on symbol instances, CIP security, routing beyond the backplane slot.
 String encodings other than Latin-1.
 
-Threads: each server runs an asyncio loop in one daemon thread. ``set_value`` /
-``set_values`` / ``get_value`` may be called from any thread; a client request (a whole
-Multiple Service Packet included) sees a consistent snapshot with respect to them.
-Malformed or truncated packets get an error reply or, when the stream cannot be framed
-any more, close only that client's connection.
+Threads: each server runs an asyncio loop (an ``asyncio.Protocol`` per client, no task
+per request) in one daemon thread. ``set_value`` / ``set_values`` / ``get_value`` may be
+called from any thread; a client request (a whole Multiple Service Packet included) sees
+a consistent snapshot with respect to them. ``on_write`` runs in the server thread,
+after the write and before the reply.
+
+Robustness: a malformed request gets a CIP or encapsulation error status and the
+connection stays usable; a stream that cannot be framed any more (UnRegisterSession, a
+RegisterSession of the wrong length, half a packet left for 30 s, EOF) closes only that
+client's connection. An unexpected exception while serving one request is logged and
+answered with status 0xFF; it never reaches the loop.
+
+Module map: ``types`` (atomic types, STRING, UDT layout and templates), ``tags`` (the
+tag database, scopes, instance ids, path resolution), ``cip`` (path parsing, objects and
+services), ``encap`` (encapsulation header, sessions, items), ``server`` (sockets,
+thread, lifecycle, the public API).
 """
 
 from .server import LogixServer

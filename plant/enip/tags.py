@@ -43,6 +43,7 @@ from .types import (
     LogixUDT,
     StructType,
     check_name,
+    is_bool_like,
     resolve_type,
 )
 
@@ -103,7 +104,7 @@ class Symbol:
                 bits = 0
                 for b in range(32):
                     v = value[w * 32 + b]
-                    if not isinstance(v, (bool, int)):
+                    if not is_bool_like(v):
                         raise TypeError(f"BOOL needs a bool, got {type(v).__name__}")
                     if v:
                         bits |= 1 << b

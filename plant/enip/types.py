@@ -10,6 +10,7 @@ describe structures (Logix STRING and user-defined types) as CIP templates
 from __future__ import annotations
 
 import math
+import numbers
 import struct
 import zlib
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ STRING_LEN = 82  # characters in a Logix STRING
 STRING_TEMPLATE_ID = 0x0FCE  # template instance and structure handle of the built-in STRING
 FIRST_UDT_TEMPLATE_ID = 0x0100  # user templates live in 0x100..0xEFF
 LAST_UDT_TEMPLATE_ID = 0x0EFF
+
+
+def _is_bool_like(value: Any) -> bool:
+    """bool, int and numpy's bool (which is not a numbers.Integral)."""
+    kind = type(value)
+    return isinstance(value, numbers.Integral) or (kind.__module__ == "numpy" and "bool" in kind.__name__)
+
+
+is_bool_like = _is_bool_like
 
 
 @dataclass(frozen=True)
@@ -57,20 +67,19 @@ class AtomicType:
 
     def encode(self, value: Any) -> bytes:
         if self.name == "BOOL":
-            if not isinstance(value, (bool, int)):
+            if not _is_bool_like(value):
                 raise TypeError(f"BOOL needs a bool, got {type(value).__name__}")
             return b"\x01" if value else b"\x00"
         if self.fmt in "fd":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"{self.name} needs a number, got {type(value).__name__}")
             value = float(value)
             if self.fmt == "f" and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
                 raise ValueError(f"{value!r} is out of range for REAL")
             return struct.pack("<" + self.fmt, value)
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, int):
+        if not isinstance(value, numbers.Integral):
             raise TypeError(f"{self.name} needs an int, got {type(value).__name__}")
+        value = int(value)
         try:
             return struct.pack("<" + self.fmt, value)
         except struct.error:
@@ -215,7 +224,7 @@ def _member_default(m: Member) -> Any:
 
 def _write_member(buf: bytearray, m: Member, value: Any) -> None:
     if m.bit is not None:
-        if not isinstance(value, (bool, int)):
+        if not _is_bool_like(value):
             raise TypeError(f"BOOL needs a bool, got {type(value).__name__}")
         if value:
             buf[m.offset] |= 1 << m.bit

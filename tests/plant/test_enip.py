@@ -814,6 +814,14 @@ def test_bad_tag_definitions_name_the_tag(tags, message):
         LogixServer(tags, port=0)
 
 
+def test_set_value_accepts_numpy_scalars(server):
+    np = pytest.importorskip("numpy")
+    server.set_values({"GoodCount": np.int64(8), "Speed": np.float32(2.5), "Running": np.bool_(False),
+                       "Temperatures": list(np.arange(8, dtype=np.float64))})
+    assert server.get_value("GoodCount") == 8 and server.get_value("Speed") == 2.5
+    assert server.get_value("Running") is False and server.get_value("Temperatures")[7] == 7.0
+
+
 def test_bad_set_value_names_the_tag(server):
     with pytest.raises(KeyError):
         server.set_value("NoSuchTag", 1)
