@@ -442,41 +442,35 @@ class TagDatabase:
 
     # -- the plant's API ----------------------------------------------------------------
     def _api_ref(self, name: str) -> Ref:
+        """Resolve a name the plant uses: a tag key, or one with [index] and .member parts."""
         if not isinstance(name, str):
             raise TypeError(f"tag name must be a str, got {type(name).__name__}")
         sym = self.symbols.get(name)
         if sym is not None:
             return Ref(sym, sym.type, 0, max(sym.count, 1), sym.count)
-        head, rest = name, ""
         segs: List[tuple] = []
+        scope, rest = self.controller, name
         if name.startswith("Program:"):
-            head, dot, rest = name.partition(".")
+            head, _, rest = name.partition(".")
+            scope = self.scope(head[len("Program:"):])
             segs.append(("symbol", head))
-            if not dot:
-                raise KeyError(name)
-        else:
-            rest = name
-        parts = rest.split(".")
-        for n, part in enumerate(parts):
+        for part in rest.split("."):
             m = _PART.fullmatch(part)
-            if m is None:
+            if m is None or scope is None:
                 raise KeyError(name)
             segs.append(("symbol", m.group(1)))
             if m.group(2) is not None:
                 segs.append(("element", int(m.group(2))))
-        # a BOOL array element is a bit in the plant's view, as in Logix
-        base = self.scope(segs[0][1][8:] if len(segs) > 1 and segs[0][1].startswith("Program:") else None)
-        lead = 1 if segs[0][1].startswith("Program:") else 0
+        lead = 1 if name.startswith("Program:") else 0
+        base = scope.by_name.get(segs[lead][1].casefold())
+        if base is not None and base.bool_array and len(segs) == lead + 2 and segs[lead + 1][0] == "element":
+            idx = segs[lead + 1][1]  # a BOOL array element is a bit in the plant's view, as in Logix
+            if idx >= base.dims:
+                raise KeyError(name)
+            return Ref(base, ATOMIC_TYPES["BOOL"], idx // 8, 1, 0, idx % 8)
         try:
-            sym0 = base.by_name.get(segs[lead][1].casefold()) if base else None
-            if (sym0 is not None and sym0.bool_array and len(segs) == lead + 2
-                    and segs[lead + 1][0] == "element"):
-                idx = segs[lead + 1][1]
-                if idx >= sym0.dims:
-                    raise KeyError(name)
-                return Ref(sym0, ATOMIC_TYPES["BOOL"], idx // 8, 1, 0, idx % 8)
             return self.resolve(segs)
-        except (CipError, IndexError):
+        except CipError:
             raise KeyError(name) from None
 
     @staticmethod
