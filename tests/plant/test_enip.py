@@ -449,15 +449,22 @@ def test_slot_in_the_path():
     try:
         with LogixDriver(f"127.0.0.1:{srv.port}/2") as plc:
             assert plc.read("A").value == 3
-        with pytest.raises((CommError, ResponseError)):
-            LogixDriver(f"127.0.0.1:{srv.port}").open()  # slot 0 by default: nothing there
+        _open_fails(f"127.0.0.1:{srv.port}")  # slot 0 by default: nothing there
     finally:
         srv.stop()
 
 
+def _open_fails(path):
+    driver = LogixDriver(path)
+    try:
+        with pytest.raises((CommError, ResponseError)):
+            driver.open()
+    finally:
+        driver._sock.close()
+
+
 def test_route_to_another_slot_fails_to_open(server):
-    with pytest.raises((CommError, ResponseError)):
-        LogixDriver(f"127.0.0.1:{server.port}/3").open()
+    _open_fails(f"127.0.0.1:{server.port}/3")
 
 
 # -- robustness -----------------------------------------------------------------------------
@@ -774,6 +781,7 @@ def test_defaults_and_stop(tmp_path):
     assert not srv.running
     with pytest.raises(CommError):
         plc.read("A")
+    plc._sock.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=1)
     srv.start()  # a stopped server can start again
