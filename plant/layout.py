@@ -522,6 +522,8 @@ def parse_layout(text: str, source: str = "<plant>") -> Layout:
             line_name = r.text(line["name"], lp + ("name",))
             for mi, mach in enumerate(r.seq(line["machines"], lp + ("machines",), min_len=1)):
                 mp = lp + ("machines", mi)
+                if isinstance(mach, dict) and isinstance(mach.get("id"), str):
+                    doc.context[mp] = f"machine {mach['id']}"
                 mach = r.mapping(mach, mp, _MACHINE_KEYS, required=("id", "protocol"))
                 mid = r.text(mach["id"], mp + ("id",), pattern=_ID_RE, what="machine id (letters, digits, - and _)")
                 doc.context[mp] = f"machine {mid}"
