@@ -255,6 +255,7 @@ class LogixDriverAdapter(Driver):
             base = text.split("{", 1)[0] or "Arr"
             raise ConfigError("address", f"{text!r}: {{n}} is an element count and reads several values, but one "
                                          f"address is one value: use {base}[i] for element i, one tag per element")
+        text = re.sub(r"\[([^\]]*)\]", lambda m: "[" + "".join(m.group(1).split()) + "]", text)  # Grid[1, 2]
         if any(c.isspace() for c in text):
             raise ConfigError("address", f"{text!r} contains a space; {_ADDRESS_FORMS}")
         program = None
@@ -745,16 +746,21 @@ class LogixDriverAdapter(Driver):
             if name is None:
                 st.detail = f"{len(tags)} controller tags, none scalar to read"
                 return
+            prober = LogixDriverAdapter(self.settings)  # the driver's own resolution and read, on this connection
+            prober._plc = plc
             try:
-                result = plc.read(name)
-            except CommError as exc:
-                raise self._link_lost(exc, "probe read") from None
-            except PycommError as exc:
-                raise DriverError(PROTOCOL_ERROR, f"probe read of {name}: {_chain_text(exc)}") from None
-            if result.error:
-                raise DriverError(INVALID_ADDRESS, f"probe read of {name}: {result.error}",
+                addr = self.parse_address(name, "DINT")  # the real type comes from the controller
+            except ConfigError as exc:
+                raise DriverError(INVALID_ADDRESS, f"probe address {name!r}: {exc.message}") from None
+            res = prober._resolve(addr)
+            if res.request is None and res.actual_type is None:
+                raise DriverError(INVALID_ADDRESS, f"probe read of {name}: {res.reason}",
                                   "Check the tag name (program tags are Program:<program>.<tag>).")
-            st.detail = f"{name} = {result.value!r} ({result.type}); {len(tags)} controller tags"
+            prober._resolved.clear()  # resolved above as a DINT; resolve again with the real type
+            reading = prober.read(prober.plan([TagSpec(0, name, res.actual_type or "DINT", "probe")]))[0]
+            if reading.quality == BAD:
+                raise DriverError(reading.reason.split(":", 1)[0], f"probe read of {name}: {reading.reason}")
+            st.detail = f"{name} = {reading.value!r} ({res.actual_type}); {len(tags)} controller tags"
 
         try:
             run("handshake", handshake) and run("identity", ident) and run("probe_read", probe)
