@@ -1,0 +1,396 @@
+"""analyze(): one machine's state intervals, count increments and calendar over a range -> Totals (whole range
+and per bucket).
+
+The work is done on intervals, never per second: the state intervals become stop events (classified by reason,
+fault code or state, and by the micro-stop rule on their whole duration), operator overrides cut them, the result
+is overlaid on the calendar's segments, and the atomic pieces are summed into the range and its buckets in one
+ordered pass. Count increments are placed by the midpoint of their [start, end) with a binary search.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from oee.buckets import Bucket
+from oee.events import (
+    DEFAULT_MICRO_STOP_THRESHOLD_S,
+    REASON_NOT_A_STOP,
+    RUNNING,
+    ReasonOverride,
+    _check_threshold,
+    _sorted_overrides,
+    derive_events,
+    normalize_states,
+)
+from oee.formulas import NO_IDEAL_CYCLE_TIME
+from oee.shifts import PRODUCTION, Calendar, PlannedDowntime, Schedule, expand
+from oee.timeutil import check_range, to_epoch
+from oee.totals import Totals, rollup
+from oee.vocabulary import PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
+
+MICRO = "micro"  # label of minor-stop time
+RUN = "run"
+OUTSIDE = "outside"  # before a given Schedule's start (only in the startup look-back): counts nowhere
+STARTUP_TRIGGERS = ("changeover", "planned", "failure", "unknown")
+_TRIGGER_LABELS = {
+    "changeover": ("setup_adjustment",),
+    "planned": PLANNED_CATEGORIES,
+    "failure": ("equipment_failure",),
+    "unknown": (UNKNOWN,),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """How one machine's time is classified.
+
+    micro_stop_threshold_s: stops strictly shorter than this are minor stops (see oee.events); 0 turns it off.
+    micro_stops_as: 'performance' (minor stops are inside run time, a performance loss) or 'availability'
+        (they count in idling_minor_stops as an availability loss).
+    startup_window_s: rejects made within this many seconds after the machine starts running following one of
+        startup_after are startup rejects; the others are process defects. 0 turns it off.
+    startup_after: any of 'changeover' (a setup_adjustment stop), 'planned' (planned downtime, a break or time
+        with no shift: i.e. shift start), 'failure' (an equipment_failure stop), 'unknown'.
+    """
+
+    micro_stop_threshold_s: float = DEFAULT_MICRO_STOP_THRESHOLD_S
+    micro_stops_as: str = "performance"
+    startup_window_s: float = 300.0
+    startup_after: frozenset[str] = frozenset({"changeover", "planned"})
+
+    def __post_init__(self):
+        _check_threshold(self.micro_stop_threshold_s)
+        if self.micro_stops_as not in ("performance", "availability"):
+            raise ValueError(f"micro_stops_as must be 'performance' or 'availability', got {self.micro_stops_as!r}")
+        if not (isinstance(self.startup_window_s, (int, float)) and self.startup_window_s >= 0):
+            raise ValueError(f"startup_window_s must be a number >= 0, got {self.startup_window_s!r}")
+        object.__setattr__(self, "startup_after", frozenset(self.startup_after))
+        bad = self.startup_after - set(STARTUP_TRIGGERS)
+        if bad:
+            raise ValueError(f"startup_after: unknown {sorted(bad)}; use any of {STARTUP_TRIGGERS}")
+
+
+DEFAULT_CONFIG = Config()
+
+
+class CountIncrement(NamedTuple):
+    """Parts made over [start, end) (the collector's increments, not raw counters). rejects = total - good."""
+
+    start: float
+    end: float
+    total: float
+    good: float
+    product_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    start: float
+    end: float
+    totals: Totals
+    buckets: tuple[tuple[Bucket, Totals], ...] = ()
+
+    def as_dict(self) -> dict:
+        out = self.totals.as_dict()
+        out["start"], out["end"] = self.start, self.end
+        if self.buckets:
+            out["buckets"] = [{"start": b.start, "end": b.end, "label": b.label, **t.as_dict()}
+                              for b, t in self.buckets]
+        return out
+
+
+def rollup_analyses(analyses: Iterable[Analysis]) -> Analysis:
+    """Machines -> line -> site: the sum of analyses over the same range and the same buckets."""
+    items = list(analyses)
+    if not items:
+        raise ValueError("nothing to roll up")
+    first = items[0]
+    for other in items[1:]:
+        if (other.start, other.end) != (first.start, first.end) or \
+                [b for b, _ in other.buckets] != [b for b, _ in first.buckets]:
+            raise ValueError("analyses to roll up must share the range and the buckets")
+    buckets = tuple((b, rollup(a.buckets[i][1] for a in items)) for i, (b, _) in enumerate(first.buckets))
+    return Analysis(first.start, first.end, rollup(a.totals for a in items), buckets)
+
+
+# --- the engine ---------------------------------------------------------------------------------------------
+
+
+def _schedule_segments(calendar, a0: float, a: float, b: float, downtime) -> list[tuple]:
+    if calendar is None:
+        sched = Schedule.always(a0, b).with_downtime(downtime)
+    elif isinstance(calendar, Calendar):
+        sched = expand(calendar, a0, b, downtime=downtime)
+    elif isinstance(calendar, Schedule):
+        if calendar.start > a or calendar.end < b:
+            raise ValueError(f"the schedule covers [{calendar.start}, {calendar.end}), not the range [{a}, {b})")
+        sched = calendar.with_downtime(downtime)
+    else:
+        raise TypeError(f"calendar must be a Calendar, a Schedule or None, got {type(calendar).__name__}")
+    segs = [(max(s.start, a0), min(s.end, b), s.kind) for s in sched.segments if s.end > a0 and s.start < b]
+    if segs and segs[0][0] > a0:
+        segs.insert(0, (a0, segs[0][0], OUTSIDE))
+    elif not segs and b > a0:
+        segs = [(a0, b, OUTSIDE)]
+    return segs
+
+
+def _pieces(events: list[tuple], overrides: list[tuple], notes: set) -> list[tuple]:
+    """(start, end, label, counted) from events; stop time under an override takes the override's reason.
+    counted: the piece starts a stop (for stop, minor-stop and failure counts)."""
+    out = []
+    j = 0
+    n_ov = len(overrides)
+    for ev in events:
+        s, e, state, _fault, category, _planned, minor, _src, _reason, _open = ev
+        if state == RUNNING:
+            out.append((s, e, RUN, False))
+            continue
+        base = MICRO if minor else category
+        if n_ov == 0:
+            out.append((s, e, base, True))
+            continue
+        while j < n_ov and overrides[j][1] <= s:
+            j += 1
+        t = s
+        k = j
+        while k < n_ov and overrides[k][0] < e:
+            os_, oe, reason = overrides[k]
+            if os_ > t:
+                out.append((t, os_, base, True))
+            hi = min(oe, e)
+            if reason.applies_to_stops:
+                out.append((max(os_, t), hi, reason.loss_category, True))
+            else:
+                notes.add(REASON_NOT_A_STOP)
+                out.append((max(os_, t), hi, base, True))
+            t = hi
+            if oe > e:
+                break
+            k += 1
+        if t < e:
+            out.append((t, e, base, True))
+    return out
+
+
+def _overlay(pieces: list[tuple], segs: list[tuple]) -> list[tuple]:
+    """Atomic (start, end, label, counted) over the calendar segments: the calendar's planned categories win;
+    in production time the machine's label stands. counted only on the atomic piece at a stop's own start."""
+    out = []
+    i = j = 0
+    n, m = len(pieces), len(segs)
+    while i < n and j < m:
+        ps, pe, label, counted = pieces[i]
+        cs, ce, kind = segs[j]
+        s = ps if ps > cs else cs
+        e = pe if pe < ce else ce
+        if s < e:
+            out.append((s, e, label if kind == PRODUCTION else kind, counted and s == ps and kind == PRODUCTION))
+        if pe <= ce:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _startup_windows(atoms: list[tuple], width: float, triggers: frozenset[str]) -> list[tuple[float, float]]:
+    labels = set()
+    for t in triggers:
+        labels.update(_TRIGGER_LABELS[t])
+    out = []
+    armed = False
+    for s, _e, label, _c in atoms:
+        if label in labels:
+            armed = True
+        elif label == RUN and armed:
+            out.append((s, s + width))
+            armed = False
+    return out
+
+
+class _Acc:
+    __slots__ = ("time", "total", "good", "net", "prod", "su_count", "su_time", "missing", "out_total",
+                 "out_good", "stops", "minor", "failures", "notes")
+
+    def __init__(self):
+        self.time: dict[str, float] = {}
+        self.total = self.good = self.net = self.prod = self.su_count = self.su_time = 0.0
+        self.missing = self.out_total = self.out_good = 0.0
+        self.stops = self.minor = self.failures = 0
+        self.notes: set[str] = set()
+
+    def totals(self, micro_as_performance: bool, notes: set) -> Totals:
+        t = self.time
+        micro = t.get(MICRO, 0.0)
+        return Totals(
+            no_production_scheduled_s=t.get("no_production_scheduled", 0.0),
+            break_s=t.get("break", 0.0),
+            planned_maintenance_s=t.get("planned_maintenance", 0.0),
+            equipment_failure_s=t.get("equipment_failure", 0.0),
+            setup_adjustment_s=t.get("setup_adjustment", 0.0),
+            idling_minor_stops_s=t.get("idling_minor_stops", 0.0) + (0.0 if micro_as_performance else micro),
+            unknown_s=t.get(UNKNOWN, 0.0),
+            running_s=t.get(RUN, 0.0),
+            minor_stops_s=micro if micro_as_performance else 0.0,
+            total_count=self.total, good_count=self.good,
+            net_run_time_s=self.net, fully_productive_time_s=self.prod,
+            startup_reject_count=self.su_count, startup_reject_time_s=self.su_time,
+            missing_ideal_count=self.missing, outside_total_count=self.out_total, outside_good_count=self.out_good,
+            stop_count=self.stops, minor_stop_count=self.minor, failure_count=self.failures,
+            notes=frozenset(self.notes | notes),
+        )
+
+
+def _add_time(acc: _Acc, label: str, dt: float, counted: bool) -> None:
+    tm = acc.time
+    tm[label] = tm.get(label, 0.0) + dt
+    if counted:
+        if label == MICRO:
+            acc.minor += 1
+        elif label in STOP_CATEGORIES:
+            acc.stops += 1
+            if label == "equipment_failure":
+                acc.failures += 1
+
+
+def _ideal_lookup(ideal_cycle_times: Mapping | None, default) -> callable:
+    cache: dict = {}
+
+    def check(name, v):
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        return float(v) if v > 0 else None  # 0: not known
+
+    default = check("default_ideal_cycle_time_s", default)
+
+    def lookup(product):
+        try:
+            return cache[product]
+        except KeyError:
+            pass
+        if ideal_cycle_times is not None and product in ideal_cycle_times:
+            v = check(f"ideal_cycle_times[{product!r}]", ideal_cycle_times[product])
+        else:
+            v = default
+        cache[product] = v
+        return v
+
+    return lookup
+
+
+def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Calendar | Schedule | None = None,
+            ideal_cycle_times: Mapping[str | None, float] | None = None,
+            default_ideal_cycle_time_s: float | None = None,
+            fault_reasons: Mapping[int, object] | None = None, overrides: Iterable[ReasonOverride] = (),
+            downtime: Iterable[PlannedDowntime] = (), config: Config = DEFAULT_CONFIG,
+            buckets: Iterable[Bucket] | None = None) -> Analysis:
+    """One machine over [start, end): Totals for the whole range and for each bucket.
+
+    states: StateInterval-like rows (start, end|None, state, fault_code, ...), epoch seconds or aware datetimes;
+        pass every interval that overlaps [start - config.startup_window_s, end); an interval reaching past the
+        range still counts only inside it, but its whole duration decides the micro-stop rule.
+        The caller clamps `end` to "now": an open interval (end None) is taken to last until `end`.
+    counts: CountIncrement-like rows (start, end, total, good, product_code); each is attributed, whole, to the
+        instant (start + end) / 2.
+    calendar: a Calendar (expanded here), a Schedule covering the range, or None (all time is production).
+    ideal_cycle_times: product_code -> ideal seconds per part; default_ideal_cycle_time_s for other products.
+    fault_reasons: fault_code -> Reason; overrides: the operators' ReasonOverrides; downtime: this machine's
+        PlannedDowntime (the calendar's own is applied too).
+    buckets: sorted, non-overlapping Buckets (e.g. hour_buckets(...)); they need not cover the range.
+    """
+    a, b = check_range(start, end)
+    triggers = config.startup_after if config.startup_window_s > 0 else frozenset()
+    width = config.startup_window_s if triggers else 0.0
+    a0 = a - width
+    notes: set[str] = set()
+
+    segs = _schedule_segments(calendar, a0, a, b, list(downtime))
+    norm = normalize_states(states, a0, b)
+    events = derive_events(norm, fault_reasons, config.micro_stop_threshold_s, notes)
+    pieces = _pieces(events, _sorted_overrides(overrides), notes)
+    atoms = _overlay(pieces, segs)
+    windows = _startup_windows(atoms, width, triggers) if triggers else []
+
+    blist = sorted(buckets or (), key=lambda x: x.start)
+    for x, y in zip(blist, blist[1:]):
+        if y.start < x.end:
+            raise ValueError(f"buckets overlap: {x.label!r} and {y.label!r}")
+    whole = _Acc()
+    accs = [_Acc() for _ in blist]
+    n_b = len(blist)
+
+    # Time: one ordered pass over the atomic pieces, split over the buckets.
+    k = 0
+    for s, e, label, counted in atoms:
+        if e <= a:
+            continue
+        if s >= b:
+            break
+        if s < a:
+            s, counted = a, False
+        if e > b:
+            e = b
+        _add_time(whole, label, e - s, counted)
+        while k < n_b and blist[k].end <= s:
+            k += 1
+        kk = k
+        first = counted
+        while kk < n_b and blist[kk].start < e:
+            lo = s if s > blist[kk].start else blist[kk].start
+            hi = e if e < blist[kk].end else blist[kk].end
+            if lo < hi:
+                _add_time(accs[kk], label, hi - lo, first and lo == s)
+            kk += 1
+
+    # Counts: by the midpoint of each increment.
+    atom_starts = [x[0] for x in atoms]
+    win_starts = [w[0] for w in windows]
+    b_starts = [x.start for x in blist]
+    ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
+    for c in counts:
+        cs = c[0] if type(c[0]) is float else to_epoch(c[0])
+        ce = c[1] if type(c[1]) is float else (cs if c[1] is None else to_epoch(c[1]))
+        t = (cs + ce) / 2.0 if ce > cs else cs
+        if not a <= t < b:
+            continue
+        total, good = c[2], c[3]
+        if total < 0 or good < 0:
+            raise ValueError(f"count increment at {cs}: total and good must be >= 0, got {total}, {good}")
+        product = c[4] if len(c) > 4 else None
+        i = bisect_right(atom_starts, t) - 1
+        label = atoms[i][2] if i >= 0 else OUTSIDE
+        targets = [whole]
+        kb = bisect_right(b_starts, t) - 1
+        if kb >= 0 and t < blist[kb].end:
+            targets.append(accs[kb])
+        if label in PLANNED_CATEGORIES or label == OUTSIDE:
+            for acc in targets:
+                acc.out_total += total
+                acc.out_good += good
+            continue
+        ideal = ideal_of(product)
+        w = bisect_right(win_starts, t) - 1
+        startup = w >= 0 and t < windows[w][1]
+        for acc in targets:
+            acc.total += total
+            acc.good += good
+            if startup:
+                acc.su_count += total - good
+            if ideal is None:
+                if total or good:
+                    acc.missing += total
+                    acc.notes.add(NO_IDEAL_CYCLE_TIME)
+                continue
+            acc.net += ideal * total
+            acc.prod += ideal * good
+            if startup:
+                acc.su_time += ideal * (total - good)
+
+    perf = config.micro_stops_as == "performance"
+    return Analysis(a, b, whole.totals(perf, notes),
+                    tuple((bk, acc.totals(perf, notes)) for bk, acc in zip(blist, accs)))
