@@ -13,6 +13,7 @@ from plant.tags import OPCUA_NAMESPACE, OPCUA_VARS
 from .conftest import endpoint
 
 MID = "M-UA"
+NS = 2  # what urn:oee:plant resolves to on our servers (test_browse_names_and_namespace checks it)
 
 
 def run(coro):
@@ -41,7 +42,7 @@ def test_browse_names_and_namespace(plant):
         c = await connected(plant)
         try:
             ns = await c.get_namespace_index(OPCUA_NAMESPACE)
-            assert ns == endpoint(plant, MID)["protocol_config"]["namespace_index"]
+            assert ns == endpoint(plant, MID)["protocol_config"]["namespace_index"] == NS
             children = await c.nodes.objects.get_children()
             names = {(await n.read_browse_name()).to_string(): n for n in children}
             machine = names[f"{ns}:{MID}"]
@@ -74,7 +75,7 @@ def test_read_values_match_the_model(plant):
                         assert v == pytest.approx(snap[t["name"]]), t["name"]
                     else:
                         assert v == snap[t["name"]], t["name"]
-            dv = await c.get_node(f"ns=2;s={MID}.State").read_data_value()
+            dv = await c.get_node(f"ns={NS};s={MID}.State").read_data_value()
             assert dv.StatusCode.is_good() and dv.SourceTimestamp is not None
             assert dv.Value.VariantType == ua.VariantType.Int32
         finally:
@@ -88,26 +89,26 @@ def test_writes_are_seen_by_the_model(plant):
         c = await connected(plant)
         try:
             plant.advance(120)
-            node = c.get_node(f"ns=2;s={MID}.ProductionCount")
+            node = c.get_node(f"ns={NS};s={MID}.ProductionCount")
             await node.write_value(ua.Variant(777, ua.VariantType.Int32))
             assert plant.machine(MID).counters["total"] == 777
             assert await node.read_value() == 777
 
-            await c.get_node(f"ns=2;s={MID}.CounterReset").write_value(ua.Variant(True, ua.VariantType.Boolean))
+            await c.get_node(f"ns={NS};s={MID}.CounterReset").write_value(ua.Variant(True, ua.VariantType.Boolean))
             assert plant.machine(MID).counters == {"total": 0, "good": 0, "reject": 0}
-            assert await c.get_node(f"ns=2;s={MID}.CounterReset").read_value() is False
+            assert await c.get_node(f"ns={NS};s={MID}.CounterReset").read_value() is False
             assert await node.read_value() == 0
 
-            await c.get_node(f"ns=2;s={MID}.OrderId").write_value(ua.Variant("WO-UA-1", ua.VariantType.String))
+            await c.get_node(f"ns={NS};s={MID}.OrderId").write_value(ua.Variant("WO-UA-1", ua.VariantType.String))
             assert plant.machine(MID).order_id == "WO-UA-1"
 
             m = plant.machine(MID)
             other = 12 if m.product.code == 11 else 11
             busy = m.state in (State.FAULTED, State.CHANGEOVER)
-            await c.get_node(f"ns=2;s={MID}.ProductCode").write_value(ua.Variant(other, ua.VariantType.Int32))
+            await c.get_node(f"ns={NS};s={MID}.ProductCode").write_value(ua.Variant(other, ua.VariantType.Int32))
             if not busy:
                 assert m.state == State.CHANGEOVER and m.product.code == other
-                assert await c.get_node(f"ns=2;s={MID}.State").read_value() == 6
+                assert await c.get_node(f"ns={NS};s={MID}.State").read_value() == 6
         finally:
             await c.disconnect()
 
@@ -118,7 +119,7 @@ def test_status_write_is_accepted_then_restated(plant):
     async def go():
         c = await connected(plant)
         try:
-            speed = c.get_node(f"ns=2;s={MID}.Speed")
+            speed = c.get_node(f"ns={NS};s={MID}.Speed")
             await speed.write_value(ua.Variant(-1.0, ua.VariantType.Double))
             assert await speed.read_value() == pytest.approx(plant.snapshot(MID)["Speed"])
             with pytest.raises(ua.UaStatusCodeError) as info:
