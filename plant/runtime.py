@@ -199,8 +199,14 @@ class Plant:
             want = spec.port or (self.base_port + spec.index if self.base_port else 0)
             if want == 0:
                 port = free_ephemeral_port(self.host) if spec.protocol == "OPCUA" else 0
-            elif (want in plan.values() and not spec.port) or not port_is_free(self.host, want):
+            elif want in plan.values() or (not spec.port and want in taken) or not port_is_free(self.host, want):
+                owner = next((s.id for s in specs if s is not spec and (plan.get(s.id) == want or s.port == want)),
+                             None)
                 if not self.port_fallback:
+                    if owner:
+                        raise PortInUseError(spec.id, spec.protocol, self.host, want,
+                                             f"machine {owner} has it in the plant file; choose another base port, "
+                                             "or use port_fallback=True (--next-free-port)")
                     raise PortInUseError(spec.id, spec.protocol, self.host, want,
                                          "stop what holds it, choose another base port, or let the plant take the "
                                          "next free port (port_fallback=True, --next-free-port)")

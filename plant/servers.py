@@ -146,6 +146,27 @@ _COIL_WRITABLE = {f.address for f in T.MODBUS_COILS if f.name in T.WRITABLE}
 _COIL_BY_ADDR = {f.address: f for f in T.MODBUS_COILS}
 
 
+def _one_unit_core(device):
+    """pymodbus' simulator datastore, but a request to another unit id raises NoSuchIdException, which the server
+    answers with exception 0x0B (gateway target failed to respond) instead of logging a KeyError traceback and
+    answering 0x04 (device failure)."""
+    from pymodbus.exceptions import NoSuchIdException
+    from pymodbus.simulator.simcore import SimCore
+
+    class OneUnitCore(SimCore):
+        async def async_getValues(self, device_id, func_code, address, count=1):
+            if device_id not in self.devices:
+                raise NoSuchIdException(f"unit id {device_id}")
+            return await super().async_getValues(device_id, func_code, address, count)
+
+        async def async_setValues(self, device_id, func_code, address, values):
+            if device_id not in self.devices:
+                raise NoSuchIdException(f"unit id {device_id}")
+            return await super().async_setValues(device_id, func_code, address, values)
+
+    return OneUnitCore(device)
+
+
 class ModbusEndpoint(Endpoint):
     protocol = "MODBUS"
 
@@ -168,6 +189,7 @@ class ModbusEndpoint(Endpoint):
 
         device = SimDevice(id=self.unit_id, simdata=(bits(), bits(), regs(), regs()), action=self._action)
         server = ModbusTcpServer(device, address=(self.host, self.requested_port))
+        server.context = _one_unit_core(device)  # another unit id: exception 0x0B, as a gateway answers
         await server.serve_forever(background=True)
         self.server = server
         self.port = server.transport.sockets[0].getsockname()[1]

@@ -131,3 +131,9 @@ def test_order_number_write(plant, client):
     assert plant.machine(MID).order_id == "ORD-123456789"
     got = client.read_holding_registers(28, count=2, device_id=1).registers
     assert client.convert_from_registers(got, DT.UINT32, word_order="big") == 123456789
+
+
+def test_other_unit_id_gets_gateway_exception(client):
+    rr = client.read_holding_registers(0, count=2, device_id=5)
+    assert rr.isError() and rr.exception_code == 0x0B  # gateway target device failed to respond
+    assert not client.read_holding_registers(0, count=2, device_id=1).isError()

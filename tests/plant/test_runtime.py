@@ -145,6 +145,19 @@ def test_base_port_conflict_names_the_second_machine():
         held.close()
 
 
+def test_base_port_colliding_with_an_explicit_port_names_both_machines():
+    probe = listening_socket()
+    base = probe.getsockname()[1]
+    probe.close()
+    layout = parse_layout(small_yaml("S7", "MODBUS").replace("protocol: MODBUS", f"protocol: MODBUS, port: {base}"),
+                          "p.yaml")
+    with pytest.raises(PortInUseError, match=f"machine M-S7 \\(S7\\): port {base} .*machine M-MB has it"):
+        Plant(layout, base_port=base).start()
+    with Plant(layout, base_port=base, port_fallback=True) as p:
+        ports = {e["machine_id"]: e["port"] for e in p.endpoints()}
+    assert ports["M-MB"] == base and ports["M-S7"] > base
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"time_scale": 0}, "time_scale"),
     ({"time_scale": -5}, "time_scale"),
