@@ -538,7 +538,8 @@ def parse_layout(text: str, source: str = "<plant>") -> Layout:
 
 def _machine(r: _Reader, mach: dict, mp: Path_, mid: str, area: str, line: str, index: int,
              products: dict[int, ProductSpec], fault_catalogue: dict, fault_defs: dict,
-             defaults: dict[str, tuple[Any, Path_]], shifts: list[ShiftSpec], seen_ports: dict[int, str]) -> MachineSpec:
+             defaults: dict[str, tuple[Any, Path_]], shifts: list[ShiftSpec],
+             seen_ports: dict[int, str]) -> MachineSpec:
     doc = r.doc
 
     def get(key: str) -> tuple[Any, Path_]:

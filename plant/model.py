@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import IntEnum
 from typing import Any
 
-from .layout import Layout, MachineSpec, ProductSpec, ShiftSpec, BreakSpec
+from .layout import BreakSpec, Layout, MachineSpec, ProductSpec, ShiftSpec
 
 __all__ = [
     "Calendar",
@@ -658,11 +658,13 @@ class MachineModel:
         if total > 0:
             self._stop_t = self.now + self.rng.expovariate(total)
             u = self.rng.random() * total
-            for r, kind, code in rates:
-                u -= r
+            chosen = rates[-1]
+            for entry in rates:
+                u -= entry[0]
                 if u < 0:
+                    chosen = entry
                     break
-            self._stop_kind = (kind, code)
+            self._stop_kind = (chosen[1], chosen[2])
         else:
             self._stop_t = INF
         self._schedule_part()

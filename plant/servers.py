@@ -370,7 +370,8 @@ class OpcUaEndpoint(Endpoint):
         return T.endpoint_tags(self.spec, opcua_ns=self.ns)
 
     def summary(self) -> str:
-        return f"{self.url} Objects/{self.spec.id}/<Name>, ns={self.ns};s={self.spec.id}.<Name> ({len(T.OPCUA_VARS)} variables)"
+        return (f"{self.url} Objects/{self.spec.id}/<Name>, ns={self.ns};s={self.spec.id}.<Name> "
+                f"({len(T.OPCUA_VARS)} variables)")
 
 
 # --------------------------------------------------------------------------------------------------------------

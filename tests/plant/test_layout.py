@@ -18,7 +18,8 @@ def line_of(text: str, needle: str, nth: int = 0) -> int:
 def test_default_layout_mirrors_the_site():
     layout = default_layout()
     ids = [m.id for m in layout.machines]
-    by_protocol = {p: [m.id for m in layout.machines if m.protocol == p] for p in ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")}
+    by_protocol = {p: [m.id for m in layout.machines if m.protocol == p]
+                   for p in ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")}
     assert by_protocol["ETHERNET_IP"] == [f"LINE-{i:03d}" for i in range(1, 11)]
     assert len(by_protocol["S7"]) == len(by_protocol["OPCUA"]) == len(by_protocol["MODBUS"]) == 2
     assert len(set(ids)) == 16

@@ -101,7 +101,7 @@ def test_state_intervals_tile_time_and_every_state_occurs():
     for mid, m in pm.machines.items():
         gt = pm.ground_truth(mid)
         assert gt.states[0].start_sim == 0.0
-        for a, b in zip(gt.states, gt.states[1:]):
+        for a, b in zip(gt.states, gt.states[1:], strict=False):
             assert a.end_sim == b.start_sim and a.end_sim >= a.start_sim
         assert gt.states[-1].end_sim is None and gt.states[-1].state == int(m.state)
         for s in gt.states:
@@ -159,7 +159,7 @@ def test_changeovers_switch_product_and_ideal_cycle_time():
     pm = run(parse_layout(small_yaml("S7"), "c.yaml"), 8, 16 * HOUR)
     gt = pm.ground_truth("M-S7")
     assert len(gt.product_runs) >= 4
-    for a, b in zip(gt.product_runs, gt.product_runs[1:]):
+    for a, b in zip(gt.product_runs, gt.product_runs[1:], strict=False):
         assert a.end_sim == b.start_sim
         assert a.product_code != b.product_code
         assert a.order_id != b.order_id
@@ -241,7 +241,7 @@ def test_a_fault_running_into_a_break_ends_in_the_planned_stop():
                                   "repair: {dist: fixed, value_s: 1500}}]")
     pm = run(parse_layout(yaml, "x.yaml"), 2, 3 * 24 * HOUR)
     gt = pm.ground_truth("M-S7")
-    for a, b in zip(gt.states, gt.states[1:]):
+    for a, b in zip(gt.states, gt.states[1:], strict=False):
         if a.state == State.FAULTED:
             assert b.state in (State.RUNNING, State.PLANNED_STOP)
 
@@ -254,7 +254,7 @@ def test_shift_changes_follow_daylight_saving_time():
     gt = pm.ground_truth("M-S7")
     local = [gt.clock(s.start_sim).astimezone(ZoneInfo("Europe/Berlin")) for s in gt.shifts[1:]]
     assert all((d.hour, d.minute) in ((6, 0), (14, 0), (22, 0)) for d in local)
-    durations = [b.start_sim - a.start_sim for a, b in zip(gt.shifts[1:], gt.shifts[2:])]
+    durations = [b.start_sim - a.start_sim for a, b in zip(gt.shifts[1:], gt.shifts[2:], strict=False)]
     assert 7 * HOUR in durations and 8 * HOUR in durations  # the night shift of the change is an hour short
 
 

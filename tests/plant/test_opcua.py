@@ -70,7 +70,7 @@ def test_read_values_match_the_model(plant):
                 tags = endpoint(plant, MID)["tags"]
                 nodes = [c.get_node(t["address"]) for t in tags]
                 values = await c.read_values(nodes)
-                for t, v in zip(tags, values):
+                for t, v in zip(tags, values, strict=True):
                     if t["data_type"] == "Double":
                         assert v == pytest.approx(snap[t["name"]]), t["name"]
                     else:
