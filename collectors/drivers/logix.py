@@ -25,6 +25,10 @@ into Multiple Service Packets. Chunks are sized with pycomm3's own estimate (rep
 tag, 10 bytes of packet overhead) against the 4000-byte Large Forward Open connection, so that one chunk is one
 packet on the wire; if the controller only grants a 500-byte connection, pycomm3 splits a chunk further.
 
+Measured against plant.enip on 127.0.0.1 (2 cores, shared; test_logix_driver.py::test_bench_100_tag_plan prints
+the current figure): 100 distinct tags in one chunk, one Multiple Service Packet, 2.4-8 ms per read cycle
+(125-415 cycles/s); nearly all of it is pycomm3 building and parsing the per-tag packets, not the wire.
+
 Per connection each address is resolved once against the uploaded tag list: a tag that does not exist, an index
 out of range, a member that is not there, a whole array or structure, or a type that cannot be the configured
 one becomes a BAD reading without any request. A numeric type that differs from the configured one (a DINT
@@ -613,8 +617,6 @@ class LogixDriverAdapter(Driver):
                 kind = INVALID_ADDRESS
             else:
                 kind = DEVICE_ERROR
-            if status and kind == INVALID_ADDRESS:
-                self._resolved.pop(addr.text, None)  # the program may have changed: resolve again next cycle
             return Reading(None, BAD, f"{kind}: {addr.text}: {result.error}")
         value = result.value
         want = addr.data_type

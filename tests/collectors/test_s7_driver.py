@@ -633,5 +633,20 @@ def test_bench_100_tag_plans(s7_driver, capsys):
         shape = ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
         shape += f", {sum(len(r.ranges) for r in plan.requests)} ranges"
         lines.append(f"[bench] S7: {label} ({shape}): {per * 1000:.2f} ms per read, {1 / per:.0f} reads/s")
+    # the same two plans through a PLC that takes 2 ms to answer each request (a busy CPU, a real network)
+    from tests.support.proxy import FaultProxy
+
+    proxy = FaultProxy(s7_driver.settings.port).start()
+    proxy.delay_s = 0.002
+    slow = make_driver(proxy.port)
+    slow.connect()
+    try:
+        for label, plan in (("100 tags, scattered", scattered), ("same ranges, one read_area each", one_by_one)):
+            per = _per_read(slow, plan, 20)
+            lines.append(f"[bench] S7 with 2 ms per reply: {label}: {per * 1000:.2f} ms per read, "
+                         f"{1 / per:.0f} reads/s")
+    finally:
+        slow.close()
+        proxy.cut()
     with capsys.disabled():
         print("\n" + "\n".join(lines))
