@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,7 @@ import plant.runtime as runtime
 from plant import Plant, PortInUseError, default_layout, enip_available, parse_layout
 from plant.runtime import port_is_free
 
-from .conftest import small_layout, small_yaml
+from .conftest import SIM_START, small_layout, small_yaml
 
 ROLES = {"state.running", "state.faulted", "state.stopped", "state.code", "counter.total", "counter.good",
          "counter.reject", "fault.code", "cycle.time", "cycle.ideal_time", "product.code", "order.id", None}
@@ -78,6 +78,29 @@ def test_time_scale_3600_runs_hours_in_seconds_with_shift_resets_and_rollover():
         assert p.stats["ticks"] > 10 and p.stats["tick_max_s"] < 1.0
     finally:
         p.stop()
+
+
+def test_plant_history_is_the_same_however_it_is_advanced():
+    """Through the runtime too: same seed, different chunks of sim time, same ground truth; times map to wall."""
+    layout = small_layout("S7", "MODBUS")
+    truths = []
+    for steps in ([7200.0], [float(t) for t in range(37, 7200, 37)] + [7200.0]):
+        with Plant(layout, seed=9, time_scale=60, sim_start=SIM_START, run_clock=False) as p:
+            for t in steps:
+                p.advance_to(t)
+            gts = [p.ground_truth(m) for m in ("M-S7", "M-MB")]
+            truths.append([(g.to_dict()["states"], g.to_dict()["product_runs"], g.part_times(), g.totals) for g in gts])
+            g = gts[0]
+            assert g.wall_start == p.wall_start and g.time_scale == 60
+            assert g.states[1].start_wall == p.wall_time(g.states[1].start_sim)
+            assert p.wall_time(3600) - p.wall_start == timedelta(minutes=1)
+            assert p.plant_time(3600) == SIM_START + timedelta(hours=1)
+    strip = [[(s, r, parts, tot) for s, r, parts, tot in run] for run in truths]
+    for run in strip:  # wall times differ between the two plants (started at different moments); sim times must not
+        for machine in run:
+            for row in machine[0] + machine[1]:
+                row.pop("start_wall"), row.pop("end_wall")
+    assert strip[0] == strip[1]
 
 
 def test_port_in_use_names_the_machine_and_port():
