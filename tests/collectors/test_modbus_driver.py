@@ -566,3 +566,68 @@ def test_nothing_is_logged_per_read(driver, caplog):
         for _ in range(3):
             driver.read(plan)
     assert not [r for r in caplog.records if r.name.startswith("collectors")]
+
+
+# --- the simulated plant (plant/) --------------------------------------------------------------------------------
+
+PLANT_YAML = """\
+site: {id: T, name: Driver test site, timezone: UTC}
+shifts:
+  - {name: A, start: "00:00"}
+products:
+  - {code: 11, name: Box, ideal_cycle_time: 2.0}
+faults:
+  - {code: 101, name: Jam, mtbf_min: 30, repair: {dist: exponential, mean_s: 60}}
+areas:
+  - name: A1
+    lines:
+      - name: L1
+        machines:
+          - {id: M-MB, name: Modbus machine, protocol: MODBUS}
+"""
+
+
+@pytest.fixture(scope="module")
+def plant():
+    from datetime import datetime, timezone
+
+    from plant import Plant, parse_layout
+
+    p = Plant(parse_layout(PLANT_YAML, "driver-test.yaml"), seed=5, run_clock=False,
+              sim_start=datetime(2025, 3, 3, 5, 0, tzinfo=timezone.utc))
+    p.start()
+    yield p
+    p.stop()
+
+
+def test_plant_machine_reads_as_documented(plant):
+    ep = next(e for e in plant.endpoints() if e["machine_id"] == "M-MB")
+    d = make(ep["port"], **ep["protocol_config"])
+    spec = [TagSpec(i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(ep["tags"])]
+    plan = d.plan(spec)
+    assert [(r.table, r.start, r.count) for r in plan.requests] == [("HR", 0, 36), ("C", 0, 8)]
+    try:
+        d.connect()
+        for _ in range(2):
+            plant.advance(900)
+            snap = plant.snapshot("M-MB")
+            got = d.read(plan)
+            for tag in spec:
+                reading = got[tag.tag_id]
+                assert reading.quality == GOOD, (tag.name, reading)
+                if tag.data_type == "FLOAT32":
+                    assert reading.value == pytest.approx(snap[tag.name], rel=1e-6, abs=1e-4), tag.name
+                elif tag.data_type == "BOOL":
+                    assert reading.value is bool(snap[tag.name]), tag.name
+                else:
+                    bits = 32 if tag.data_type == "UINT32" else 16
+                    assert reading.value == snap[tag.name] % 2**bits, tag.name
+        assert snap["ProductionCount"] > 0
+        found = d.discover(table="HR", count=100)
+        assert [t.name for t in found] == [f"HR{i}" for i in range(36)]  # HR36.. answer exception 2
+    finally:
+        d.close()
+    result = make(ep["port"], **ep["protocol_config"]).test_connection()
+    assert result.ok, result.as_dict()
+    wrong_unit = make(ep["port"], **{**ep["protocol_config"], "unit_id": 9}).test_connection()
+    assert not wrong_unit.ok and "unit id" in wrong_unit.steps[-1].suggestion

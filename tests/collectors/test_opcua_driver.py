@@ -671,3 +671,64 @@ def test_measure_reads_per_second(sim, capsys):
     with capsys.disabled():
         for label, rate in rates.items():
             print(f"\n[opcua] 100 tags, {label}: {rate:.0f} plan reads/s ({rate * 100:.0f} tag values/s)")
+
+
+# --- the simulated plant (plant/) --------------------------------------------------------------------------------
+
+PLANT_YAML = """\
+site: {id: T, name: Driver test site, timezone: UTC}
+shifts:
+  - {name: A, start: "00:00"}
+products:
+  - {code: 11, name: Box, ideal_cycle_time: 2.0}
+faults:
+  - {code: 101, name: Jam, mtbf_min: 30, repair: {dist: exponential, mean_s: 60}}
+areas:
+  - name: A1
+    lines:
+      - name: L1
+        machines:
+          - {id: M-UA, name: OPC-UA machine, protocol: OPCUA}
+"""
+
+
+@pytest.fixture(scope="module")
+def plant():
+    from plant import Plant, parse_layout
+
+    p = Plant(parse_layout(PLANT_YAML, "driver-test.yaml"), seed=5, run_clock=False,
+              sim_start=datetime(2025, 3, 3, 5, 0, tzinfo=timezone.utc))
+    p.start()
+    yield p
+    p.stop()
+
+
+def test_plant_machine_reads_and_browses_as_documented(plant):
+    ep = next(e for e in plant.endpoints() if e["machine_id"] == "M-UA")
+    cls = driver_class("OPCUA")
+    d = cls(ConnectionSettings("OPCUA", ep["host"], ep["port"], cls.validate_config(ep["protocol_config"]), 2.0))
+    spec = [TagSpec(i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(ep["tags"])]
+    spec.append(TagSpec(len(spec), f"nsu={NS_URI};s=M-UA.ProductionCount", "Int32", "by namespace URI"))
+    plan = d.plan(spec)
+    try:
+        d.connect()
+        plant.advance(900)
+        snap = plant.snapshot("M-UA")
+        got = d.read(plan)
+        for tag in spec:
+            reading = got[tag.tag_id]
+            assert reading.quality == GOOD, (tag.name, reading)
+            name = tag.address.rsplit(".", 1)[-1]
+            if tag.data_type.startswith("Double"):
+                assert reading.value == pytest.approx(snap[name], rel=1e-6, abs=1e-4), name
+            else:
+                assert reading.value == snap[name], name
+        tree = d.discover(root=ep["protocol_config"]["object"], depth=1)
+        by_name = {t.name: t for t in tree}
+        assert {t["name"] for t in ep["tags"]} <= set(by_name)
+        assert all(by_name[t["name"]].data_type == t["data_type"] for t in ep["tags"])
+        assert by_name["ProductionCount"].address == "ns=2;s=M-UA.ProductionCount"
+    finally:
+        d.close()
+    result = d.test_connection()
+    assert result.ok and NS_URI in result.identity["namespaces"], result.as_dict()
