@@ -238,7 +238,7 @@ class LogixDriverAdapter(Driver):
         if len(parts) % 2 or not all(parts):
             raise ConfigError("route", f"{route!r}: a route is port,link pairs, e.g. '1,0' (backplane, slot 0) or "
                                        "'1,2,2,10.0.0.9,1,0' (through the bridge in slot 2 to 10.0.0.9, slot 0)")
-        for port, link in zip(parts[::2], parts[1::2]):
+        for port, link in zip(parts[::2], parts[1::2], strict=False):
             if not (port.isdigit() or port.lower() in ("bp", "backplane", "enet")):
                 raise ConfigError("route", f"{route!r}: port {port!r} must be a number (1 = backplane, "
                                            "2 = Ethernet) or bp/enet")
@@ -572,7 +572,7 @@ class LogixDriverAdapter(Driver):
                     f"e.g. {label}{example}")
         if dims and len(indices) != len(dims):
             return f"{INVALID_ADDRESS}: {label} has {len(dims)} dimension(s), the address gives {len(indices)}"
-        for i, (idx, dim) in enumerate(zip(indices, dims)):
+        for i, (idx, dim) in enumerate(zip(indices, dims, strict=False)):
             if idx >= dim:
                 return (f"{INVALID_ADDRESS}: index {idx} is out of range: {label} has {dim} elements "
                         f"(0..{dim - 1})" + (f" in dimension {i + 1}" if len(dims) > 1 else ""))
@@ -604,7 +604,7 @@ class LogixDriverAdapter(Driver):
                     from None
             if len(requests) == 1:
                 results = [results]
-            for (name, res), result in zip(requests, results):
+            for (name, res), result in zip(requests, results, strict=False):
                 reading = self._reading(plan.addresses[name], res, result)
                 for tag_id in chunk.tag_ids[name]:
                     out[tag_id] = reading

@@ -56,15 +56,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import snap7
-from snap7.error import S7ConnectionError, S7Error, S7PacketLostError, S7ProtocolError, S7StalePacketError, \
-    S7TimeoutError
+from snap7.error import (
+    S7ConnectionError,
+    S7Error,
+    S7PacketLostError,
+    S7ProtocolError,
+    S7StalePacketError,
+    S7TimeoutError,
+)
 from snap7.type import Area, Block
 
 from collectors.base import (
     BAD,
     CANNOT_CONNECT,
     DEVICE_ERROR,
-    GOOD,
     INVALID_ADDRESS,
     PROTOCOL_DEFAULT_PORTS,
     PROTOCOL_ERROR,
@@ -549,7 +554,7 @@ class S7Driver(Driver):
         headers = [S7Item(i.address, i.tag_ids, 2) for i in todo]
         for req in build_requests(headers, min(plan.pdu, self._pdu or plan.pdu), max_gap=0):
             results = self._execute(req)
-            for rng, result in zip(req.ranges, results):
+            for rng, result in zip(req.ranges, results, strict=False):
                 for item in rng.items:
                     data = self._item_bytes(rng, item, result)
                     if isinstance(data, bytes) and len(data) == 2:
@@ -568,7 +573,7 @@ class S7Driver(Driver):
         out: dict[int, Reading] = {}
         for req in eff.requests:
             results = self._execute(req)
-            for rng, result in zip(req.ranges, results):
+            for rng, result in zip(req.ranges, results, strict=False):
                 for item in rng.items:
                     reading = self._decode(item, self._item_bytes(rng, item, result))
                     for tag_id in item.tag_ids:
@@ -771,7 +776,8 @@ class S7Driver(Driver):
         return TestResult(all(step.ok for step in steps), steps, identity)
 
     # -- discovery --------------------------------------------------------------------------------------------------
-    def discover(self, db_layouts: dict[int, str] | None = None, max_dbs: int = 1024, **_options) -> list[DiscoveredTag]:
+    def discover(self, db_layouts: dict[int, str] | None = None, max_dbs: int = 1024,
+                 **_options) -> list[DiscoveredTag]:
         """The data blocks with their sizes (classic S7 has no symbols). db_layouts maps a DB number to a CSV
         layout (see import_db_layout) whose tags become that DB's children."""
         temporary = self._client is None

@@ -12,8 +12,19 @@ import time
 
 import pytest
 
-from collectors.base import BAD, CANNOT_CONNECT, GOOD, INVALID_ADDRESS, PROTOCOL_ERROR, UNCERTAIN, ConfigError, \
-    ConnectionSettings, DriverError, TagSpec, driver_class
+from collectors.base import (
+    BAD,
+    CANNOT_CONNECT,
+    GOOD,
+    INVALID_ADDRESS,
+    PROTOCOL_ERROR,
+    UNCERTAIN,
+    ConfigError,
+    ConnectionSettings,
+    DriverError,
+    TagSpec,
+    driver_class,
+)
 from collectors.drivers.logix import CONNECTION_SIZE, LogixDriverAdapter, LogixPlan
 from plant.enip import LogixServer, LogixTag, LogixUDT
 

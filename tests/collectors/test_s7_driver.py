@@ -18,8 +18,19 @@ import snap7.server
 from snap7.datatypes import S7Area
 from snap7.type import SrvArea
 
-from collectors.base import BAD, CANNOT_CONNECT, DEVICE_ERROR, GOOD, INVALID_ADDRESS, PROTOCOL_ERROR, UNCERTAIN, \
-    ConfigError, ConnectionSettings, DriverError, TagSpec, driver_class
+from collectors.base import (
+    BAD,
+    CANNOT_CONNECT,
+    GOOD,
+    INVALID_ADDRESS,
+    PROTOCOL_ERROR,
+    UNCERTAIN,
+    ConfigError,
+    ConnectionSettings,
+    DriverError,
+    TagSpec,
+    driver_class,
+)
 from collectors.drivers.s7 import MAX_ITEMS, S7Driver, S7Plan, S7Request, build_requests, import_db_layout
 
 
@@ -351,7 +362,7 @@ EVERY_TYPE = [
 def test_read_every_data_type(s7_driver):
     pairs = [(a, t) for a, t, v in EVERY_TYPE if v is not None]
     readings = s7_driver.read(s7_driver.plan(specs(*pairs)))
-    for i, (address, data_type, value) in enumerate([e for e in EVERY_TYPE if e[2] is not None]):
+    for i, (address, _data_type, value) in enumerate([e for e in EVERY_TYPE if e[2] is not None]):
         assert readings[i].quality == GOOD, (address, readings[i])
         assert readings[i].value == value and type(readings[i].value) is type(value), (address, readings[i])
 
@@ -414,7 +425,7 @@ def test_missing_db_and_past_the_end_are_bad_the_others_good(s7_driver):
         ("MW10", "INT"),            # 6 good
     ))
     assert len(plan.requests) == 1  # one multi-variable request holds every range
-    for cycle in range(2):
+    for _cycle in range(2):
         readings = s7_driver.read(plan)
         assert readings[0].value == -123456 and readings[6].value == 321
         assert readings[4] == type(readings[4])(0, GOOD) and readings[5] == type(readings[5])(0, GOOD)
