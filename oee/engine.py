@@ -244,16 +244,17 @@ class _Acc:
         )
 
 
-def _add_time(acc: _Acc, label: str, dt: float, counted: bool) -> None:
-    tm = acc.time
-    tm[label] = tm.get(label, 0.0) + dt
-    if counted:
-        if label == MICRO:
-            acc.minor += 1
-        elif label in STOP_CATEGORIES:
-            acc.stops += 1
-            if label == "equipment_failure":
-                acc.failures += 1
+_NOT_PLANNED = frozenset(PLANNED_CATEGORIES) | {OUTSIDE}
+
+
+def _count_stop(acc: _Acc, label: str) -> None:
+    """A stop starts (in planned production time): count it as a stop, a minor stop or a failure."""
+    if label == MICRO:
+        acc.minor += 1
+    elif label in STOP_CATEGORIES:
+        acc.stops += 1
+        if label == "equipment_failure":
+            acc.failures += 1
 
 
 def _ideal_lookup(ideal_cycle_times: Mapping | None, default) -> callable:
@@ -325,6 +326,9 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
     n_b = len(blist)
 
     # Time: one ordered pass over the atomic pieces, split over the buckets.
+    b_starts = [x.start for x in blist]
+    b_ends = [x.end for x in blist]
+    whole_time = whole.time
     k = 0
     for s, e, label, counted in atoms:
         if e <= a:
@@ -335,61 +339,108 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
             s, counted = a, False
         if e > b:
             e = b
-        _add_time(whole, label, e - s, counted)
-        while k < n_b and blist[k].end <= s:
+        whole_time[label] = whole_time.get(label, 0.0) + (e - s)
+        if counted:
+            _count_stop(whole, label)
+        while k < n_b and b_ends[k] <= s:
             k += 1
+        if k == n_b or b_starts[k] >= e:
+            continue
+        if b_starts[k] <= s and e <= b_ends[k]:  # the usual case: inside one bucket
+            tm = accs[k].time
+            tm[label] = tm.get(label, 0.0) + (e - s)
+            if counted:
+                _count_stop(accs[k], label)
+            continue
         kk = k
-        first = counted
-        while kk < n_b and blist[kk].start < e:
-            lo = s if s > blist[kk].start else blist[kk].start
-            hi = e if e < blist[kk].end else blist[kk].end
+        while kk < n_b and b_starts[kk] < e:
+            lo = s if s > b_starts[kk] else b_starts[kk]
+            hi = e if e < b_ends[kk] else b_ends[kk]
             if lo < hi:
-                _add_time(accs[kk], label, hi - lo, first and lo == s)
+                tm = accs[kk].time
+                tm[label] = tm.get(label, 0.0) + (hi - lo)
+                if counted and lo == s:
+                    _count_stop(accs[kk], label)
             kk += 1
 
-    # Counts: by the midpoint of each increment.
-    atom_starts = [x[0] for x in atoms]
-    win_starts = [w[0] for w in windows]
-    b_starts = [x.start for x in blist]
-    ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
+    # Counts: each increment, whole, at the midpoint of [start, end). A region is a stretch in which the piece,
+    # the startup window and the bucket do not change; it is found by binary search and reused while the counts
+    # (usually in time order) stay in it. Parts add up per region and product; ideal times are applied at the end.
+    atom_ends = [x[1] for x in atoms]
+    win_ends = [x[1] for x in windows]  # windows start in order and have one width: their ends are in order
+    n_atoms, n_win = len(atoms), len(windows)
+    inf = math.inf
+    regions: list[tuple[int, int, dict]] = []  # (bucket index or -1, where: 0 outside planned, 1 planned, 2 startup)
+    by_key: dict[tuple[int, int], dict] = {}
+    rlo = rhi = -inf
+    parts: dict = {}
     for c in counts:
-        cs = c[0] if type(c[0]) is float else to_epoch(c[0])
-        ce = c[1] if type(c[1]) is float else (cs if c[1] is None else to_epoch(c[1]))
-        t = (cs + ce) / 2.0 if ce > cs else cs
-        if not a <= t < b:
+        cs, ce = c[0], c[1]
+        if type(cs) is not float:
+            cs = to_epoch(cs)
+        if type(ce) is not float:
+            ce = cs if ce is None else to_epoch(ce)
+        t = (cs + ce) * 0.5 if ce > cs else cs
+        if t < a or t >= b:
             continue
         total, good = c[2], c[3]
         if total < 0 or good < 0:
             raise ValueError(f"count increment at {cs}: total and good must be >= 0, got {total}, {good}")
+        if not rlo <= t < rhi:
+            i = bisect_right(atom_ends, t)
+            if i < n_atoms:
+                rlo, rhi = atoms[i][0], atoms[i][1]
+                planned = atoms[i][2] not in _NOT_PLANNED
+            else:
+                rlo, rhi, planned = atom_ends[-1] if n_atoms else -inf, inf, False
+            where = 0
+            if planned:
+                w = bisect_right(win_ends, t)
+                if w < n_win and windows[w][0] <= t:
+                    where, lo, hi = 2, windows[w][0], win_ends[w]
+                else:
+                    where, lo, hi = 1, (win_ends[w - 1] if w else -inf), (windows[w][0] if w < n_win else inf)
+                rlo, rhi = max(rlo, lo), min(rhi, hi)
+            kb = bisect_right(b_ends, t)
+            if kb < n_b and b_starts[kb] <= t:
+                lo, hi = b_starts[kb], b_ends[kb]
+            else:
+                lo, hi, kb = (b_ends[kb - 1] if kb else -inf), (b_starts[kb] if kb < n_b else inf), -1
+            rlo, rhi = max(rlo, lo), min(rhi, hi)
+            parts = by_key.get((kb, where))
+            if parts is None:
+                parts = by_key[(kb, where)] = {}
+                regions.append((kb, where, parts))
         product = c[4] if len(c) > 4 else None
-        i = bisect_right(atom_starts, t) - 1
-        label = atoms[i][2] if i >= 0 else OUTSIDE
-        targets = [whole]
-        kb = bisect_right(b_starts, t) - 1
-        if kb >= 0 and t < blist[kb].end:
-            targets.append(accs[kb])
-        if label in PLANNED_CATEGORIES or label == OUTSIDE:
-            for acc in targets:
-                acc.out_total += total
-                acc.out_good += good
-            continue
-        ideal = ideal_of(product)
-        w = bisect_right(win_starts, t) - 1
-        startup = w >= 0 and t < windows[w][1]
-        for acc in targets:
-            acc.total += total
-            acc.good += good
-            if startup:
-                acc.su_count += total - good
-            if ideal is None:
-                if total or good:
-                    acc.missing += total
-                    acc.notes.add(NO_IDEAL_CYCLE_TIME)
-                continue
-            acc.net += ideal * total
-            acc.prod += ideal * good
-            if startup:
-                acc.su_time += ideal * (total - good)
+        x = parts.get(product)
+        if x is None:
+            parts[product] = [total, good]
+        else:
+            x[0] += total
+            x[1] += good
+    ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
+    for bucket, where, per_product in regions:
+        for product, (total, good) in per_product.items():
+            for acc in (whole, accs[bucket]) if bucket >= 0 else (whole,):
+                if where == 0:
+                    acc.out_total += total
+                    acc.out_good += good
+                    continue
+                acc.total += total
+                acc.good += good
+                startup = where == 2
+                if startup:
+                    acc.su_count += total - good
+                ideal = ideal_of(product)
+                if ideal is None:
+                    if total or good:
+                        acc.missing += total
+                        acc.notes.add(NO_IDEAL_CYCLE_TIME)
+                    continue
+                acc.net += ideal * total
+                acc.prod += ideal * good
+                if startup:
+                    acc.su_time += ideal * (total - good)
 
     perf = config.micro_stops_as == "performance"
     return Analysis(a, b, whole.totals(perf, notes),

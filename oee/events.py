@@ -109,41 +109,51 @@ class DowntimeEvent:
 # --- shared with the engine: normalisation and event derivation (tuples, for speed) -----------------------------
 
 
+def _first(row):
+    return row[0]
+
+
 def normalize_states(states: Iterable, lo: float | None = None, hi: float | None = None) -> list[tuple]:
     """Sorted (start, end, state, fault_code, is_open) without overlap, with gaps filled as 'unknown'.
 
     An interval that overlaps the next one ends where the next begins. An open interval (end None) lasts until
-    the next interval or hi. Gaps between intervals, and before/after them inside [lo, hi), become 'unknown'.
+    the next interval (it is then closed) or hi. Gaps between intervals, and before/after them inside [lo, hi),
+    become 'unknown'.
     """
-    rows = []
-    for st in states:
-        s = st[0] if type(st[0]) is float else to_epoch(st[0])
-        e = st[1]
-        if e is not None and type(e) is not float:
-            e = to_epoch(e)
-        rows.append((s, e, st[2], st[3] if len(st) > 3 else None))
-    rows.sort(key=lambda r: r[0])
+    rows = list(states)
+    if not all(type(r[0]) is float and (r[1] is None or type(r[1]) is float) and len(r) > 3 for r in rows):
+        rows = [(to_epoch(r[0]), None if r[1] is None else to_epoch(r[1]), r[2], r[3] if len(r) > 3 else None)
+                for r in rows]
+    rows.sort(key=_first)
     out = []
+    append = out.append
     n = len(rows)
     t = lo
     for i in range(n):
-        s, e, state, fault = rows[i]
-        nxt = rows[i + 1][0] if i + 1 < n else None
+        r = rows[i]
+        s = r[0]
+        e = r[1]
         is_open = e is None
-        if is_open:
-            e = nxt if nxt is not None else (hi if hi is not None and hi > s else s)
-        elif nxt is not None and e > nxt:
-            e = nxt
+        if i + 1 < n:
+            nxt = rows[i + 1][0]
+            if is_open or e > nxt:
+                e = nxt
+                is_open = False
+        elif is_open:
+            e = hi if hi is not None and hi > s else s
         if e <= s:
             continue
         if t is not None and s > t:
-            out.append((t, s, UNKNOWN, None, False))
-        out.append((s, e, state, fault, is_open))
-        t = e if t is None else max(t, e)
-    if hi is not None and t is not None and t < hi:
-        out.append((t, hi, UNKNOWN, None, False))
-    elif hi is not None and t is None and lo is not None and lo < hi:
-        out.append((lo, hi, UNKNOWN, None, False))
+            append((t, s, UNKNOWN, None, False))
+        append((s, e, r[2], r[3], is_open))
+        if t is None or e > t:
+            t = e
+    if hi is not None:
+        if t is None:
+            if lo is not None and lo < hi:
+                append((lo, hi, UNKNOWN, None, False))
+        elif t < hi:
+            append((t, hi, UNKNOWN, None, False))
     return out
 
 
