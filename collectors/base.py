@@ -59,6 +59,15 @@ class ConfigError(ValueError):
         self.message = message
 
 
+SECRET_KEY_WORDS = ("password", "passwd", "secret", "token")  # protocol_config keys whose values are never shown
+
+
+def redact_config(config: dict) -> dict:
+    """protocol_config with the values of secret keys (password, private_key_password, ...) replaced by '***'."""
+    return {k: ("***" if v and any(w in str(k).lower() for w in SECRET_KEY_WORDS) else v)
+            for k, v in (config or {}).items()}
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     protocol: str
@@ -66,6 +75,10 @@ class ConnectionSettings:
     port: int
     config: dict = field(default_factory=dict)  # protocol_config: slot, rack, unit_id, word_order, endpoint, ...
     timeout_s: float = 3.0
+
+    def __repr__(self) -> str:  # never shows a password, in logs or tracebacks
+        return (f"ConnectionSettings(protocol={self.protocol!r}, host={self.host!r}, port={self.port!r}, "
+                f"config={redact_config(self.config)!r}, timeout_s={self.timeout_s!r})")
 
 
 @dataclass(frozen=True)
@@ -210,11 +223,16 @@ def driver_class(protocol: str) -> type[Driver]:
 
 def tcp_check(host: str, port: int, timeout_s: float) -> str:
     """Is anything listening? Raises DriverError with a suggestion; returns the peer address on success."""
+    with tcp_connect(host, port, timeout_s) as sock:
+        return "%s:%s" % sock.getpeername()[:2]
+
+
+def tcp_connect(host: str, port: int, timeout_s: float):
+    """A connected TCP socket (for drivers whose library can take one); failures as in tcp_check."""
     import socket
 
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            return "%s:%s" % sock.getpeername()[:2]
+        return socket.create_connection((host, port), timeout=timeout_s)
     except ConnectionRefusedError:
         raise DriverError(CANNOT_CONNECT, f"{host}:{port} refused the connection",
                           f"Nothing listens on port {port} at {host}: check the port number and that the device "

@@ -49,7 +49,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from collectors.base import (BAD, CANNOT_CONNECT, DEVICE_ERROR, INVALID_ADDRESS, PROTOCOL_ERROR, TIMEOUT,
                              ConfigError, DiagnosticStep, DiscoveredTag, Driver, DriverError, Reading, Step,
-                             TagSpec, TestResult, register, tcp_check)
+                             TagSpec, TestResult, register, tcp_check, tcp_connect)
 
 log = logging.getLogger(__name__)
 
@@ -344,11 +344,9 @@ class ModbusDriver(Driver):
         self.close()
         s = self.settings
         client = ModbusTcpClient(s.host, port=s.port, timeout=s.timeout_s, retries=0)
-        if not client.connect():
-            client.close()
-            tcp_check(s.host, s.port, s.timeout_s)  # raises with the precise reason
-            raise DriverError(CANNOT_CONNECT, f"cannot connect to {s.host}:{s.port}",
-                              "Check the address and that the device accepts another connection.")
+        # Open the socket here and hand it to pymodbus: one attempt, the precise error kind (refused, timeout,
+        # unknown host), and no pymodbus ERROR line per failed attempt while the collector backs off.
+        client.socket = tcp_connect(s.host, s.port, s.timeout_s)
         self._client = client
 
     def close(self) -> None:
@@ -371,7 +369,8 @@ class ModbusDriver(Driver):
             return fn(start, count=count, device_id=unit)
         except ConnectionException as exc:
             self.close()
-            raise DriverError(CANNOT_CONNECT, f"connection to {s.host}:{s.port} lost ({_short(exc)})",
+            why = "the device closed it" if "closed" in str(exc) else _short(exc)
+            raise DriverError(CANNOT_CONNECT, f"connection to {s.host}:{s.port} lost ({why})",
                               "Check that the device is powered and reachable; the collector reconnects.") from None
         except ModbusIOException:
             self.close()  # a late answer must not be taken for the next request's
@@ -383,7 +382,8 @@ class ModbusDriver(Driver):
             raise DriverError(PROTOCOL_ERROR, f"Modbus error from {s.host}:{s.port}: {_short(exc)}") from None
         except OSError as exc:
             self.close()
-            raise DriverError(CANNOT_CONNECT, f"connection to {s.host}:{s.port} failed: {exc.strerror or exc}") from None
+            raise DriverError(CANNOT_CONNECT,
+                              f"connection to {s.host}:{s.port} failed: {exc.strerror or exc}") from None
 
     # --- reading ---
 
@@ -535,7 +535,8 @@ class ModbusDriver(Driver):
             resp = client.read_device_information(read_code=1, object_id=0, device_id=unit)
         except (ModbusException, OSError) as exc:
             self.close()
-            return f"the device does not answer Read Device Identification (0x2B/0x0E), which is optional ({_short(exc)})"
+            return (f"the device does not answer Read Device Identification (0x2B/0x0E), which is optional "
+                    f"({_short(exc)})")
         finally:
             client.comm_params.timeout_connect = saved
         if resp.isError():

@@ -540,7 +540,7 @@ class OpcUaDriver(Driver):
                 raise ConfigError("endpoint", "must not carry a user name or password; use the username and "
                                               "password settings")
             try:
-                p.port
+                _ = p.port  # raises ValueError when the port is not a number
             except ValueError:
                 raise ConfigError("endpoint", "the port after the host must be a number from 1 to 65535") from None
             out["endpoint"] = endpoint
@@ -956,9 +956,10 @@ class OpcUaDriver(Driver):
                 step.detail = f"connected to {tcp_check(self.host, self.port, t)}"
             with Step(steps, "handshake") as step:
                 client = self._run(self._open(), t * 6 + 2, "handshake")
+                user = self.config["username"]
                 step.detail = (f"{self.url}: hello, secure channel ({self.config['security_policy']}, "
                                f"{self.config['security_mode']}), session activated as "
-                               f"{('user ' + repr(self.config['username'])) if self.config['username'] else 'anonymous'}")
+                               f"{f'user {user!r}' if user else 'anonymous'}")
             with Step(steps, "identity") as step:
                 step.detail = self._run(self._identity(client, identity), t * 2 + 1, "identity")
             with Step(steps, "probe_read") as step:

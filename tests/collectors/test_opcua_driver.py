@@ -227,8 +227,9 @@ def test_registered_and_defaults():
     assert cfg["max_nodes_per_read"] == 500 and cfg["publishing_interval_ms"] == 1000.0 and cfg["namespace"] == NS_URI
     secure = OpcUaDriver.validate_config({"security_policy": "basic256sha256", "certificate": "c", "private_key": "k"})
     assert secure["security_policy"] == "Basic256Sha256" and secure["security_mode"] == "SignAndEncrypt"
-    uri = OpcUaDriver.validate_config({"security_policy": "http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep",
-                                       "security_mode": "Sign", "certificate": "c", "private_key": "k"})
+    uri = OpcUaDriver.validate_config({
+        "security_policy": "http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep",
+        "security_mode": "Sign", "certificate": "c", "private_key": "k"})
     assert uri["security_policy"] == "Aes128_Sha256_RsaOaep" and uri["security_mode"] == "Sign"
 
 
@@ -510,7 +511,8 @@ def test_bad_password_is_refused_and_never_shown(sim, caplog):
     assert step.name == "handshake" and "the server refused the user name or password" in step.detail
     assert err.value.kind == AUTH_FAILED and "refused the user name or password" in err.value.message
     assert "operator" in step.suggestion
-    shown = [json.dumps(result.as_dict()), str(err.value), repr(err.value.as_dict()), repr(d), str(d),
+    assert "'password': '***'" in repr(d.settings)
+    shown = [json.dumps(result.as_dict()), str(err.value), repr(err.value.as_dict()), repr(d), str(d), repr(d.settings),
              caplog.text, *[r.getMessage() for r in caplog.records]]
     assert "ActivateSessionRequest(<redacted>)" in caplog.text  # asyncua's DEBUG dump, redacted
     for text in shown:
