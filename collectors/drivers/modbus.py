@@ -47,9 +47,26 @@ from typing import Any
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from collectors.base import (BAD, CANNOT_CONNECT, DEVICE_ERROR, INVALID_ADDRESS, PROTOCOL_ERROR, TIMEOUT,
-                             ConfigError, DiagnosticStep, DiscoveredTag, Driver, DriverError, Reading, Step,
-                             TagSpec, TestResult, register, tcp_check, tcp_connect)
+from collectors.base import (
+    BAD,
+    CANNOT_CONNECT,
+    DEVICE_ERROR,
+    INVALID_ADDRESS,
+    PROTOCOL_ERROR,
+    TIMEOUT,
+    ConfigError,
+    DiagnosticStep,
+    DiscoveredTag,
+    Driver,
+    DriverError,
+    Reading,
+    Step,
+    TagSpec,
+    TestResult,
+    register,
+    tcp_check,
+    tcp_connect,
+)
 
 log = logging.getLogger(__name__)
 

@@ -66,10 +66,29 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.crypto import security_policies, uacrypto
 
-from collectors.base import (AUTH_FAILED, BAD, CANNOT_CONNECT, DEVICE_ERROR, GOOD, INVALID_ADDRESS, PROTOCOL_ERROR,
-                             PROTOCOL_DEFAULT_PORTS, TIMEOUT, UNCERTAIN, ConfigError, DiagnosticStep,
-                             DiscoveredTag, Driver, DriverError, Reading, Step, TagSpec, TestResult, register,
-                             tcp_check)
+from collectors.base import (
+    AUTH_FAILED,
+    BAD,
+    CANNOT_CONNECT,
+    DEVICE_ERROR,
+    GOOD,
+    INVALID_ADDRESS,
+    PROTOCOL_DEFAULT_PORTS,
+    PROTOCOL_ERROR,
+    TIMEOUT,
+    UNCERTAIN,
+    ConfigError,
+    DiagnosticStep,
+    DiscoveredTag,
+    Driver,
+    DriverError,
+    Reading,
+    Step,
+    TagSpec,
+    TestResult,
+    register,
+    tcp_check,
+)
 
 log = logging.getLogger(__name__)
 
@@ -862,7 +881,7 @@ class OpcUaDriver(Driver):
             dvs = await client.uaclient.read_attributes([res.node_ids[i] for i in idx], ua.AttributeIds.Value)
             if len(dvs) != len(idx):
                 raise ua.UaError(f"the server answered {len(dvs)} results for {len(idx)} nodes")
-            return list(zip(idx, dvs))
+            return list(zip(idx, dvs, strict=True))
 
         results = await asyncio.gather(*(one(c) for c in plan.chunks))
         return {i: dv for part in results for i, dv in part}
@@ -934,7 +953,7 @@ class OpcUaDriver(Driver):
             part = unique[k:k + size]
             results = await st.subscription.subscribe_data_change([client.get_node(n) for n in part],
                                                                   sampling_interval=interval)
-            for nid, result in zip(part, results):
+            for nid, result in zip(part, results, strict=False):
                 if isinstance(result, ua.StatusCode):
                     for i in st.index_by_node[nid]:
                         st.failed[i] = _status_reason(result)
@@ -989,7 +1008,7 @@ class OpcUaDriver(Driver):
                "server_state": ua.ObjectIds.Server_ServerStatus_State,
                "namespaces": ua.ObjectIds.Server_NamespaceArray}
         dvs = await client.uaclient.read_attributes([ua.NodeId(i) for i in ids.values()], ua.AttributeIds.Value)
-        for key, dv in zip(ids, dvs):
+        for key, dv in zip(ids, dvs, strict=False):
             if dv.StatusCode is not None and dv.StatusCode.is_bad():
                 continue
             value = dv.Value.Value if dv.Value is not None else None
@@ -1110,7 +1129,7 @@ class OpcUaDriver(Driver):
                 break
             refs_per_node = await self._browse_all(client, [nid for nid, _ in level])
             nxt: list[tuple[ua.NodeId, list[DiscoveredTag]]] = []
-            for (_parent, siblings), refs in zip(level, refs_per_node):
+            for (_parent, siblings), refs in zip(level, refs_per_node, strict=True):
                 for ref in refs:
                     if not include_properties and ref.ReferenceTypeId == HAS_PROPERTY:
                         continue
@@ -1157,7 +1176,7 @@ class OpcUaDriver(Driver):
             dvs = await client.uaclient.read(params)
             for j, (_nid, tag) in enumerate(part):
                 got = {}
-                for a, dv in zip(attrs, dvs[j * per:(j + 1) * per]):
+                for a, dv in zip(attrs, dvs[j * per:(j + 1) * per], strict=False):
                     ok = dv.StatusCode is None or not dv.StatusCode.is_bad()
                     got[a] = dv.Value.Value if ok and dv.Value is not None else None
                     if a == ua.AttributeIds.Value:

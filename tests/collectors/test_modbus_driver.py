@@ -18,8 +18,20 @@ from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from collectors.base import (BAD, CANNOT_CONNECT, DEVICE_ERROR, GOOD, INVALID_ADDRESS, PROTOCOL_ERROR, TIMEOUT,
-                             ConfigError, ConnectionSettings, DriverError, TagSpec, driver_class)
+from collectors.base import (
+    BAD,
+    CANNOT_CONNECT,
+    DEVICE_ERROR,
+    GOOD,
+    INVALID_ADDRESS,
+    PROTOCOL_ERROR,
+    TIMEOUT,
+    ConfigError,
+    ConnectionSettings,
+    DriverError,
+    TagSpec,
+    driver_class,
+)
 from collectors.drivers.modbus import ModbusDriver, ModbusPlan
 
 DT = ModbusTcpClient.DATATYPE

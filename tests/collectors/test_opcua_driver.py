@@ -25,8 +25,20 @@ from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from collectors.base import (AUTH_FAILED, BAD, CANNOT_CONNECT, DEVICE_ERROR, GOOD, INVALID_ADDRESS, UNCERTAIN,
-                             ConfigError, ConnectionSettings, DriverError, TagSpec, driver_class)
+from collectors.base import (
+    AUTH_FAILED,
+    BAD,
+    CANNOT_CONNECT,
+    DEVICE_ERROR,
+    GOOD,
+    INVALID_ADDRESS,
+    UNCERTAIN,
+    ConfigError,
+    ConnectionSettings,
+    DriverError,
+    TagSpec,
+    driver_class,
+)
 from collectors.drivers.opcua import NO_UPDATE_YET, OpcUaDriver, OpcUaPlan
 
 NS_URI = "urn:oee:plant"
@@ -661,7 +673,7 @@ def test_measure_reads_per_second(sim, capsys):
         try:
             d.connect()
             plan = d.plan(spec)
-            wait_for(lambda: all(r.quality == GOOD for r in d.read(plan).values()))
+            wait_for(lambda d=d, plan=plan: all(r.quality == GOOD for r in d.read(plan).values()))
             n, started = 0, time.perf_counter()
             while time.perf_counter() - started < 1.0:
                 got = d.read(plan)
