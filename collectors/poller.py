@@ -5,6 +5,7 @@ when it recovers (with the count of failed attempts between), never one per fail
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -182,7 +183,10 @@ class ConnectionPoller:
                 value, quality, reason = None, BAD, "no reading"
             else:
                 value, quality, reason = reading.value, reading.quality, reading.reason
-            if quality != BAD and value is not None and not tag.is_text:
+            if isinstance(value, (list, tuple)):
+                # An array tag (StationTemps, FaultHistory): kept whole, stored as JSON text.
+                value = [v.item() if hasattr(v, "item") else v for v in value]
+            elif quality != BAD and value is not None and not tag.is_text:
                 try:
                     value = float(value)
                     if tag.scale != 1.0 or tag.offset != 0.0:
@@ -202,14 +206,16 @@ class ConnectionPoller:
                 or not (tag.report_by_exception or tag.deadband > 0)
             )
             if not store:
-                if tag.deadband > 0 and value is not None and last is not None and not tag.is_text:
+                if (tag.deadband > 0 and isinstance(value, float) and isinstance(last, float)):
                     store = abs(value - last) > tag.deadband
                 else:
                     store = value != last
             if value != last or quality != tag.last_quality:
                 changed[tag.tag_id] = [now, value, quality]
             if store:
-                if tag.is_text:
+                if isinstance(value, list):
+                    rows.append((now, tag.tag_id, None, json.dumps(value), quality))
+                elif tag.is_text:
                     rows.append((now, tag.tag_id, None, None if value is None else str(value), quality))
                 else:
                     rows.append((now, tag.tag_id, value if value is None or math.isfinite(value) else None,

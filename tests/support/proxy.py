@@ -71,6 +71,10 @@ class FaultProxy:
         """The PLC is gone: close every connection and stop listening (new connects are refused)."""
         self._running = False
         if self._sock is not None:
+            try:  # wakes the thread blocked in accept(); close() alone leaves the port listening until it returns
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._sock.close()
             self._sock = None
         with self._lock:
