@@ -50,6 +50,10 @@ class CountBucket:
     good: int = 0
     reject: int = 0
     last_time: float = 0.0
+    emitted: bool = False  # a row exists for this bucket: further rows only when something was made
+
+    def due(self) -> bool:
+        return bool(self.total or self.good or self.reject or not self.emitted)
 
 
 @dataclass
@@ -130,11 +134,12 @@ class MachineTracker:
     def flush(self, t: float) -> MachineOutput:
         """Emit the running count bucket (called every few seconds, and at shutdown)."""
         out = MachineOutput()
-        if self._bucket and (self._bucket.total or self._bucket.good or self._bucket.reject):
+        if self._bucket and self._bucket.due():
             b = self._bucket
             out.counts.append((self.machine_id, b.start, max(b.last_time, b.start), b.product_code,
                                b.total, b.good, b.reject))
             b.total = b.good = b.reject = 0  # further increments with the same start add up in the database
+            b.emitted = True
         if self._bucket and t - self._bucket.start >= self.count_bucket_s:
             self._bucket = None
         return out
@@ -170,8 +175,8 @@ class MachineTracker:
         if good is None and total is not None:
             good = max(total - (reject or 0), 0)
         reject = reject or 0
-        if not (total or good or reject):
-            return
+        # A bucket exists as soon as the counters were seen in it, even when nothing was made: a row of zeros says
+        # "counted, none made", which is not the same as "not counted".
         if self._bucket is None or t - self._bucket.start >= self.count_bucket_s:
             self._close_bucket(out)
             start = max(t - (t % self.count_bucket_s), self._next_bucket_not_before)
@@ -189,7 +194,7 @@ class MachineTracker:
         if self._bucket is None:
             return
         b = self._bucket
-        if b.total or b.good or b.reject:
+        if b.due():
             out.counts.append((self.machine_id, b.start, max(b.last_time, b.start), b.product_code,
                                b.total, b.good, b.reject))
         self._bucket = None

@@ -91,7 +91,7 @@ class ConnectionPoller:
         self.last_latency_ms: float | None = None
         self._latency_ewma: float | None = None
         self.bad_tags = 0
-        self._last_flush = time.monotonic()
+        self._last_flush = 0.0  # the first cycle flushes: counts show up as soon as the counters are seen
         self._lock = threading.Lock()  # run_cycle and stop never interleave
 
     # --- the job ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class Writer:
     def __init__(self, store: Store, spool: Spool, *, max_queue_rows: int = 500_000, batch_rows: int = 20_000,
-                 commit_interval_s: float = 1.0, retry_initial_s: float = 1.0, retry_max_s: float = 30.0,
+                 commit_interval_s: float = 0.5, retry_initial_s: float = 1.0, retry_max_s: float = 30.0,
                  rollup_interval_s: float = 60.0):
         self.store = store
         self.spool = spool

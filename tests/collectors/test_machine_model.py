@@ -74,3 +74,12 @@ def test_offline_closes_the_state_and_forgets_counters():
     assert out.counts == [(1, 0.0, 5.0, None, 10, 10, 0)]
     tracker.update(20.0, {"state.code": 1, "counter.total": 3})  # reset while we were away: not counted
     assert tracker.totals["total"] == 10
+
+
+def test_counted_but_nothing_made_is_one_row_of_zeros():
+    tracker = MachineTracker(1)
+    tracker.update(0.0, {"counter.total": 50})
+    tracker.update(5.0, {"counter.total": 50})
+    assert tracker.flush(6.0).counts == [(1, 0.0, 5.0, None, 0, 0, 0)]  # seen counting, nothing made
+    tracker.update(10.0, {"counter.total": 50})
+    assert tracker.flush(11.0).counts == []  # said once per bucket, not every flush
