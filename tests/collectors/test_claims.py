@@ -1,0 +1,64 @@
+"""Several collector processes on one PostgreSQL: connections are split, and a dead node's move to the others."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from collectors.poller import BackoffPolicy
+from core.demo import demo_endpoints
+from core.runtime import Runtime
+from core.settings import Settings
+from db.configuration import sync_demo_plant
+from db.models import Connection
+from db.store import open_store
+from plant import Plant, default_layout
+
+MACHINES = ("LINE-013", "LINE-014", "LINE-015", "LINE-016")  # two S7, two Modbus: quick to connect
+
+
+@pytest.fixture(scope="module")
+def plant():
+    layout = default_layout()
+    layout = dataclasses.replace(layout, machines=tuple(m for m in layout.machines if m.id in MACHINES))
+    p = Plant(layout, seed=3).start()
+    yield p
+    p.stop()
+
+
+def collector(pg_url, tmp_path, node):
+    settings = Settings(database_url=pg_url, data_dir=tmp_path / node, demo=False, role="collector", node_name=node)
+    return Runtime(settings, collector_options={"backoff": BackoffPolicy(0.2, 1.0), "reload_interval_s": 3600}).start()
+
+
+def polled(runtime) -> set[str]:
+    return {p.name for p in runtime.collectors.pollers.values()}
+
+
+def test_nodes_split_the_connections_and_take_over_from_a_dead_one(pg_url, tmp_path, plant):
+    store = open_store(pg_url)
+    sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant, plant.layout), [])
+    with Session(store.engine) as session, session.begin():
+        session.scalar(select(Connection).where(Connection.name == "LINE-016")).collector_node = "node-b"
+    store.close()
+
+    a = collector(pg_url, tmp_path, "node-a")
+    b = collector(pg_url, tmp_path, "node-b")
+    try:
+        b.collectors.reload()
+        mine_a, mine_b = polled(a), polled(b)
+        assert mine_a | mine_b == set(MACHINES)
+        assert not mine_a & mine_b  # never polled twice
+        assert "LINE-016" in mine_b and "LINE-016" not in mine_a  # assigned to node-b by configuration
+        assert mine_a == {"LINE-013", "LINE-014", "LINE-015"}  # a started first and claimed the free ones
+
+        a.stop()  # node-a dies: its advisory locks end with its session
+        changes = b.collectors.reload()
+        assert polled(b) == set(MACHINES)
+        assert sorted(changes["added"]) == sorted(c for c in b.collectors.pollers if
+                                                   b.collectors.pollers[c].name != "LINE-016")
+    finally:
+        a.stop()
+        b.stop()
