@@ -5,6 +5,7 @@ hour and day buckets cover the range exactly (the first and last may be partial)
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
 
@@ -30,8 +31,13 @@ def _check_limit(n: int, limit: int | None) -> None:
 
 
 def _floor_hour(t: float, tz) -> float:
-    local = datetime.fromtimestamp(t, tz)
-    return local.replace(minute=0, second=0, microsecond=0).timestamp()
+    """The start of the local clock hour holding t, in whole seconds, never after t (datetime rounds to the
+    microsecond, so it is not used for the arithmetic)."""
+    off = int(datetime.fromtimestamp(t, tz).utcoffset().total_seconds())
+    k = math.floor((t + off) / 3600.0)
+    while k * 3600 - off > t:
+        k -= 1
+    return float(k * 3600 - off)
 
 
 def hour_buckets(start, end, tz="UTC", *, limit: int | None = None) -> list[Bucket]:
@@ -60,6 +66,9 @@ def day_buckets(start, end, tz="UTC", *, limit: int | None = None) -> list[Bucke
     out = []
     d = datetime.fromtimestamp(a, tzinfo).date()
     edge = datetime.combine(d, time(0), tzinfo=tzinfo).timestamp()
+    while edge > a:  # a within a microsecond before midnight: fromtimestamp rounded it into the next day
+        d -= timedelta(days=1)
+        edge = datetime.combine(d, time(0), tzinfo=tzinfo).timestamp()
     while edge < b:
         nd = d + timedelta(days=1)
         nxt = datetime.combine(nd, time(0), tzinfo=tzinfo).timestamp()

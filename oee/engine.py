@@ -138,7 +138,7 @@ def _schedule_segments(calendar, a0: float, a: float, b: float, downtime) -> lis
     return segs
 
 
-def _pieces(events: list[tuple], overrides: list[tuple], notes: set) -> list[tuple]:
+def _pieces(events: list[tuple], overrides: list[tuple], notes: list) -> list[tuple]:
     """(start, end, label, counted) from events; stop time under an override takes the override's reason.
     counted: the piece starts a stop (for stop, minor-stop and failure counts)."""
     out = []
@@ -165,7 +165,7 @@ def _pieces(events: list[tuple], overrides: list[tuple], notes: set) -> list[tup
             if reason.applies_to_stops:
                 out.append((max(os_, t), hi, reason.loss_category, True))
             else:
-                notes.add(REASON_NOT_A_STOP)
+                notes.append((max(os_, t), hi, REASON_NOT_A_STOP))
                 out.append((max(os_, t), hi, base, True))
             t = hi
             if oe > e:
@@ -196,6 +196,25 @@ def _overlay(pieces: list[tuple], segs: list[tuple]) -> list[tuple]:
     return out
 
 
+def _look_back(norm: list[tuple], a: float, width: float) -> float:
+    """Where the pass starts: early enough to see every startup window that reaches into [a, ...). A window
+    starts when the machine runs after a trigger with no running in between, so the pass starts at the last
+    running interval that began at or before a - width (or the first interval, or a - width)."""
+    if width <= 0:
+        return a
+    edge = a - width
+    i = bisect_right(norm, edge, key=_first) - 1
+    while i >= 0 and norm[i][2] != RUNNING:
+        i -= 1
+    if i >= 0:
+        return norm[i][0]
+    return min(edge, norm[0][0]) if norm else edge
+
+
+def _first(row):
+    return row[0]
+
+
 def _startup_windows(atoms: list[tuple], width: float, triggers: frozenset[str]) -> list[tuple[float, float]]:
     labels = set()
     for t in triggers:
@@ -222,7 +241,7 @@ class _Acc:
         self.stops = self.minor = self.failures = 0
         self.notes: set[str] = set()
 
-    def totals(self, micro_as_performance: bool, notes: set) -> Totals:
+    def totals(self, micro_as_performance: bool) -> Totals:
         t = self.time
         micro = t.get(MICRO, 0.0)
         return Totals(
@@ -240,7 +259,7 @@ class _Acc:
             startup_reject_count=self.su_count, startup_reject_time_s=self.su_time,
             missing_ideal_count=self.missing, outside_total_count=self.out_total, outside_good_count=self.out_good,
             stop_count=self.stops, minor_stop_count=self.minor, failure_count=self.failures,
-            notes=frozenset(self.notes | notes),
+            notes=frozenset(self.notes),
         )
 
 
@@ -307,11 +326,16 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
     a, b = check_range(start, end)
     triggers = config.startup_after if config.startup_window_s > 0 else frozenset()
     width = config.startup_window_s if triggers else 0.0
-    a0 = a - width
-    notes: set[str] = set()
+    notes: list[tuple] = []  # (start, end, note): reported where that time falls
 
+    norm = normalize_states(states, None, b)
+    a0 = _look_back(norm, a, width)
+    if not norm:
+        if a0 < b:
+            norm = [(a0, b, UNKNOWN, None, False)]
+    elif norm[0][0] > a0:
+        norm.insert(0, (a0, norm[0][0], UNKNOWN, None, False))
     segs = _schedule_segments(calendar, a0, a, b, list(downtime))
-    norm = normalize_states(states, a0, b)
     events = derive_events(norm, fault_reasons, config.micro_stop_threshold_s, notes)
     pieces = _pieces(events, _sorted_overrides(overrides), notes)
     atoms = _overlay(pieces, segs)
@@ -442,6 +466,12 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
                 if startup:
                     acc.su_time += ideal * (total - good)
 
+    for s, e, note in notes:
+        if s < b and e > a:
+            whole.notes.add(note)
+            for bk, acc in zip(blist, accs):
+                if s < bk.end and e > bk.start:
+                    acc.notes.add(note)
     perf = config.micro_stops_as == "performance"
-    return Analysis(a, b, whole.totals(perf, notes),
-                    tuple((bk, acc.totals(perf, notes)) for bk, acc in zip(blist, accs)))
+    return Analysis(a, b, whole.totals(perf),
+                    tuple((bk, acc.totals(perf)) for bk, acc in zip(blist, accs)))

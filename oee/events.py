@@ -157,22 +157,25 @@ def normalize_states(states: Iterable, lo: float | None = None, hi: float | None
     return out
 
 
-def classify_stop(state: str, fault, fault_reasons: Mapping | None, notes: set | None = None):
-    """(category, planned, source, reason) of a stop from its state and fault code."""
+def classify_stop(state: str, fault, fault_reasons: Mapping | None):
+    """(category, planned, source, reason, note) of a stop from its state and fault code. note is
+    REASON_NOT_A_STOP when the fault code maps to a reason whose category is not a stop's (then the state
+    decides), else None."""
     reason = fault_reasons.get(fault) if fault_reasons and fault is not None else None
+    note = None
     if reason is not None:
         if reason.applies_to_stops:
-            return reason.loss_category, reason.planned, SOURCE_FAULT_CODE, reason
-        if notes is not None:
-            notes.add(REASON_NOT_A_STOP)
+            return reason.loss_category, reason.planned, SOURCE_FAULT_CODE, reason, None
+        note = REASON_NOT_A_STOP
     category = STATE_CATEGORY.get(state, UNKNOWN)
-    return category, category in PLANNED_CATEGORIES, SOURCE_STATE, None
+    return category, category in PLANNED_CATEGORIES, SOURCE_STATE, None, note
 
 
 def derive_events(norm: list[tuple], fault_reasons: Mapping | None, threshold_s: float,
-                  notes: set | None = None) -> list[tuple]:
+                  notes: list | None = None) -> list[tuple]:
     """Merge normalised intervals into events: (start, end, state, fault, category, planned, minor, source,
-    reason, is_open). Running stretches come out with category 'running'."""
+    reason, is_open). Running stretches come out with category 'running'. notes: a list that gets
+    (start, end, note) for events with something to report."""
     out: list[tuple] = []
     cur = None
     for s, e, state, fault, is_open in norm:
@@ -194,7 +197,9 @@ def _finish(cur, fault_reasons, threshold_s, notes):
     s, e, state, fault, is_open = cur
     if state == RUNNING:
         return (s, e, state, None, RUNNING, False, False, SOURCE_STATE, None, is_open)
-    category, planned, source, reason = classify_stop(state, fault, fault_reasons, notes)
+    category, planned, source, reason, note = classify_stop(state, fault, fault_reasons)
+    if note is not None and notes is not None:
+        notes.append((s, e, note))
     minor = (not planned and not is_open and category in MICRO_ELIGIBLE and (e - s) < threshold_s)
     return (s, e, state, fault, category, planned, minor, source, reason, is_open)
 

@@ -113,3 +113,12 @@ def test_buckets_partition_the_range(start, length, tz, kind):
     assert b[0].start == start and b[-1].end == end
     for x, y in zip(b, b[1:]):
         assert x.end == y.start and x.start < x.end
+
+
+def test_start_a_hair_before_an_edge_is_not_lost():
+    """Regression: datetime.fromtimestamp rounds to the microsecond, which once put the first hour's start after
+    the range's start (found by hypothesis: start=1799999999.9999998)."""
+    start = 1799999999.9999998
+    for kind in ("hour", "day"):
+        b = make_buckets(kind, start, start + 1.0)
+        assert b[0].start == start and b[-1].end == start + 1.0

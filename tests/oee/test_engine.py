@@ -433,7 +433,8 @@ def test_counts_in_a_break_are_outside_planned_time():
 
 def test_products_with_their_own_ideal_cycle_times():
     states = timeline(T0, (H, "running"))
-    counts = [CountIncrement(T0 + 60, T0 + 120, 1_000, 990, "fast"), CountIncrement(T0 + 600, T0 + 660, 100, 90, "slow")]
+    counts = [CountIncrement(T0 + 60, T0 + 120, 1_000, 990, "fast"),
+              CountIncrement(T0 + 600, T0 + 660, 100, 90, "slow")]
     t = analyze(T0, T0 + H, states=states, counts=counts, ideal_cycle_times={"fast": 1.5, "slow": 12.0}).totals
     assert t.net_run_time_s == 1_000 * 1.5 + 100 * 12.0
     assert t.fully_productive_time_s == 990 * 1.5 + 90 * 12.0
