@@ -52,7 +52,7 @@ def machine_description() -> str:
 
 def make_rows(n: int, tags: int = 1000) -> list[tuple]:
     t0 = time.time() - n / tags  # one value per tag per second, ending now
-    return [(t0 + (i // tags), i % tags, float(i % 997) * 0.5, None, 0) for i in range(n)]
+    return [(t0 + (i // tags), i % tags, float(i % 997) * 0.5, None, 0, None) for i in range(n)]
 
 
 def truncate(store) -> None:
@@ -75,17 +75,17 @@ def baseline(store, url: str, rows: list[tuple]) -> float:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         for i in range(0, len(rows), 10_000):
-            conn.executemany("INSERT INTO samples (time, tag_id, value, value_text, quality) VALUES (?,?,?,?,?)",
+            conn.executemany("INSERT INTO samples (time, tag_id, value, value_text, quality, reason) VALUES (?,?,?,?,?,?)",
                              rows[i:i + 10_000])
         conn.commit()
         conn.close()
     else:
         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
             with conn.cursor() as cur, cur.copy(
-                    "COPY samples (time, tag_id, value, value_text, quality) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["timestamptz", "int4", "float8", "text", "int2"])
-                for t, tag, v, vt, q in rows:
-                    copy.write_row((datetime.fromtimestamp(t, UTC), tag, v, vt, q))
+                    "COPY samples (time, tag_id, value, value_text, quality, reason) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["timestamptz", "int4", "float8", "text", "int2", "text"])
+                for t, tag, v, vt, q, r in rows:
+                    copy.write_row((datetime.fromtimestamp(t, UTC), tag, v, vt, q, r))
     elapsed = time.perf_counter() - started
     assert count(store) == len(rows)
     return len(rows) / elapsed

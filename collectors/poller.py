@@ -155,7 +155,7 @@ class ConnectionPoller:
         reason = self.last_error.kind if self.last_error else "cannot_connect"
         for tag in self.tags:
             if tag.last_quality != BAD:
-                rows.append((now, tag.tag_id, None, None, BAD))
+                rows.append((now, tag.tag_id, None, None, BAD, reason))
                 tag.last_quality, tag.last_value, tag.last_stored = BAD, None, now
             items[tag.tag_id] = (now, None, BAD, reason)
         self.snapshot.put_tags(items)
@@ -214,12 +214,12 @@ class ConnectionPoller:
                 changed[tag.tag_id] = [now, value, quality]
             if store:
                 if isinstance(value, list):
-                    rows.append((now, tag.tag_id, None, json.dumps(value), quality))
+                    rows.append((now, tag.tag_id, None, json.dumps(value), quality, reason))
                 elif tag.is_text:
-                    rows.append((now, tag.tag_id, None, None if value is None else str(value), quality))
+                    rows.append((now, tag.tag_id, None, None if value is None else str(value), quality, reason))
                 else:
                     rows.append((now, tag.tag_id, value if value is None or math.isfinite(value) else None,
-                                 None, quality))
+                                 None, quality, reason))
                 tag.last_value, tag.last_quality, tag.last_stored = value, quality, now
         self.bad_tags = bad
         self.snapshot.put_tags(items)

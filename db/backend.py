@@ -202,25 +202,25 @@ def bucket_sql(backend: str, column: str, width_s: int) -> str:
 
 # --- Bulk writes ----------------------------------------------------------------------------------------------
 
-SAMPLE_COLUMNS = "time, tag_id, value, value_text, quality"
+SAMPLE_COLUMNS = "time, tag_id, value, value_text, quality, reason"
 
 
 def insert_samples(conn: Connection, backend: str, rows: list[tuple]) -> None:
-    """rows: (epoch_s, tag_id, value, value_text, quality). COPY on PostgreSQL, executemany on SQLite."""
+    """rows: (epoch_s, tag_id, value, value_text, quality, reason). COPY on PostgreSQL, executemany on SQLite."""
     if not rows:
         return
     if backend == SQLITE:
         conn.connection.driver_connection.executemany(
-            f"INSERT INTO samples ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+            f"INSERT INTO samples ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
         return
     raw = conn.connection.driver_connection  # psycopg 3 connection inside SQLAlchemy's transaction
     fromts = datetime.fromtimestamp
     with raw.cursor() as cur:
         with cur.copy(f"COPY samples ({SAMPLE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["timestamptz", "int4", "float8", "text", "int2"])
+            copy.set_types(["timestamptz", "int4", "float8", "text", "int2", "text"])
             write = copy.write_row
-            for t, tag_id, value, value_text, quality in rows:
-                write((fromts(t, UTC), tag_id, value, value_text, quality))
+            for t, tag_id, value, value_text, quality, reason in rows:
+                write((fromts(t, UTC), tag_id, value, value_text, quality, reason))
 
 
 def upsert_states(conn: Connection, backend: str, rows: list[tuple]) -> None:

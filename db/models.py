@@ -256,7 +256,8 @@ class DowntimeEvent(Base):
 # --- Time series ----------------------------------------------------------------------------------------------
 
 # Written by COPY at tens of thousands of rows a second: no surrogate key, no foreign key (a deleted tag's
-# history is removed by the app, in bulk). value holds numbers and booleans; value_text holds strings.
+# history is removed by the app, in bulk). value holds numbers and booleans; value_text holds strings and
+# arrays (JSON).
 samples = Table(
     "samples",
     Base.metadata,
@@ -265,6 +266,7 @@ samples = Table(
     Column("value", Double),
     Column("value_text", Text),
     Column("quality", SmallInteger, nullable=False, default=QUALITY_GOOD),
+    Column("reason", Text),  # why quality is not good (invalid_address: DB9 does not exist); NULL when good
     Index("ix_samples_tag_time", "tag_id", "time"),
 )
 

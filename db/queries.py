@@ -55,9 +55,10 @@ def tag_series(store, tag_id: int, start, end, resolution: str = "raw") -> list[
     with store.engine.connect() as conn:
         if resolution == "raw":
             rows = conn.execute(text(
-                "SELECT time, value, value_text, quality FROM samples WHERE tag_id = :tag AND time >= :lo "
+                "SELECT time, value, value_text, quality, reason FROM samples WHERE tag_id = :tag AND time >= :lo "
                 "AND time < :hi ORDER BY time"), params).all()
-            return [{"time": _epoch(t), "value": v, "value_text": vt, "quality": q} for t, v, vt, q in rows]
+            return [{"time": _epoch(t), "value": v, "value_text": vt, "quality": q, "reason": r}
+                    for t, v, vt, q, r in rows]
         rows = conn.execute(text(
             f"SELECT bucket, n, vavg, vmin, vmax FROM {RESOLUTIONS[resolution]} WHERE tag_id = :tag "
             "AND bucket >= :lo AND bucket < :hi ORDER BY bucket"), params).all()

@@ -26,7 +26,7 @@ class Batch:
     """One unit of writing: committed to the database in one transaction, or spooled as one file."""
 
     batch_id: str
-    samples: list = field(default_factory=list)  # (epoch_s, tag_id, value, value_text, quality)
+    samples: list = field(default_factory=list)  # (epoch_s, tag_id, value, value_text, quality, reason)
     states: list = field(default_factory=list)  # (machine_id, start_s, end_s|None, state, fault_code, product)
     counts: list = field(default_factory=list)  # (machine_id, start_s, end_s, product, total, good, reject)
 

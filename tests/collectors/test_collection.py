@@ -155,6 +155,12 @@ def test_an_address_that_does_not_exist_is_bad_alone(tmp_path, plant):
                     assert quality == BAD and value is None and reason, (poller.protocol, reason)
                 else:
                     assert quality == GOOD, (poller.protocol, tag.name, reason)
+        runtime.writer.flush(10)
+        with runtime.store.engine.connect() as conn:  # the reason is kept with the bad sample, not only shown live
+            stored = conn.execute(text(
+                f"SELECT DISTINCT tag_id, quality, reason FROM samples WHERE tag_id IN ({','.join(map(str, bogus_ids))})"
+            )).all()
+        assert {r[0] for r in stored} == bogus_ids and all(r[1] == BAD and r[2] for r in stored), stored
     finally:
         runtime.stop()
 

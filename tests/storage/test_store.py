@@ -95,7 +95,7 @@ def test_policies_follow_the_configuration(timescale_url):
 def test_a_batch_is_written_once_even_when_replayed(any_url):
     store = open_store(any_url)
     t0 = time.time() - 3600  # recent: retention must not touch it
-    batch = Batch("b-1", samples=[(t0 + i, 7, float(i), None, 0) for i in range(100)],
+    batch = Batch("b-1", samples=[(t0 + i, 7, float(i), None, 0, None) for i in range(100)],
                   states=[(1, t0, t0 + 50, "running", None, "P1")],
                   counts=[(1, t0, t0 + 60, "P1", 10, 9, 1)])
     assert store.write_batch(batch) is True
@@ -113,8 +113,8 @@ def test_rollups_answer_the_same_on_every_backend(any_url):
     # TimescaleDB's retention job (which may run at any moment) leaves it alone.
     t0 = (time.time() // 3600) * 3600 - 7200 + 880.0
     # Tag 5 ramps 0..179 over three minutes, one sample a second.
-    store.write_batch(Batch("ramp", samples=[(t0 + i, 5, float(i), None, 0) for i in range(180)]))
-    store.write_batch(Batch("other", samples=[(t0 + i, 6, 100.0, None, 0) for i in range(180)]))
+    store.write_batch(Batch("ramp", samples=[(t0 + i, 5, float(i), None, 0, None) for i in range(180)]))
+    store.write_batch(Batch("other", samples=[(t0 + i, 6, 100.0, None, 0, None) for i in range(180)]))
     if store.backend_name == "timescaledb":
         backends.refresh_continuous_aggregates(store.engine, t0, t0 + 180)
     else:

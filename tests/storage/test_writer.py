@@ -20,7 +20,7 @@ def _values(store) -> list[float]:
 
 def _cycle(seq0: int, n: int, t0: float) -> list[tuple]:
     """One collector cycle: n samples whose values are sequence numbers, so loss and doubling both show."""
-    return [(t0 + (seq0 + i) * 0.001, (seq0 + i) % 50, float(seq0 + i), None, 0) for i in range(n)]
+    return [(t0 + (seq0 + i) * 0.001, (seq0 + i) % 50, float(seq0 + i), None, 0, None) for i in range(n)]
 
 
 def test_rows_are_committed_on_size_and_on_time(sqlite_url, tmp_path):

@@ -69,7 +69,8 @@ def upgrade() -> None:
     sa.Column('tag_id', sa.Integer(), nullable=False),
     sa.Column('value', sa.Float().with_variant(sa.DOUBLE_PRECISION(), 'postgresql'), nullable=True),
     sa.Column('value_text', sa.Text(), nullable=True),
-    sa.Column('quality', sa.SmallInteger(), nullable=False)
+    sa.Column('quality', sa.SmallInteger(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True)
     )
     with op.batch_alter_table('samples', schema=None) as batch_op:
         batch_op.create_index('ix_samples_tag_time', ['tag_id', 'time'], unique=False)
