@@ -51,25 +51,28 @@ class ConnectionClaims:
             self.held.clear()  # a new session holds nothing
         return self._session
 
-    def filter(self, connections: list[dict]) -> list[dict]:
+    def filter(self, connections: list[dict]) -> list[dict] | None:
+        """The connections this node polls; None when the claims cannot be checked (keep what runs)."""
         mine = [c for c in connections if c["collector_node"] in (None, "", self.node)]
         if self.store.engine.dialect.name != "postgresql":
             return mine
-        try:
-            session = self._connection()
-            wanted = {c["id"] for c in mine if not c["collector_node"]}
-            for cid in sorted(wanted - self.held):
-                if session.execute("SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_LOCK_CLASS, cid)).fetchone()[0]:
-                    self.held.add(cid)
-            for cid in sorted(self.held - wanted):
-                session.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_LOCK_CLASS, cid))
-                self.held.discard(cid)
-        except Exception as exc:
-            log.warning("cannot claim connections through PostgreSQL advisory locks: %s", exc)
-            if self._session is not None:
-                self._session.close()
-            self._session = None
-            self.held.clear()
+        wanted = {c["id"] for c in mine if not c["collector_node"]}
+        for attempt in (1, 2):  # a session lost with the database gets one fresh try before giving up
+            try:
+                session = self._connection()
+                for cid in sorted(wanted - self.held):
+                    row = session.execute("SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_LOCK_CLASS, cid)).fetchone()
+                    if row[0]:
+                        self.held.add(cid)
+                for cid in sorted(self.held - wanted):
+                    session.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_LOCK_CLASS, cid))
+                    self.held.discard(cid)
+                break
+            except Exception as exc:
+                self.close()
+                if attempt == 2:
+                    log.debug("cannot claim connections through PostgreSQL advisory locks: %s", exc)
+                    return None
         return [c for c in mine if c["collector_node"] == self.node or c["id"] in self.held]
 
     def close(self) -> None:
@@ -101,6 +104,7 @@ class CollectorManager:
         self._reload_lock = threading.Lock()
         self._skip_logged: dict[int, float] = {}
         self._started = False
+        self._config_ok = True
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -146,8 +150,20 @@ class CollectorManager:
             try:
                 wanted = self.claims.filter(configuration.load_collector_config(self.store.engine))
             except Exception as exc:
-                log.warning("cannot read the collectors' configuration: %s", exc)
+                wanted = None
+                error = exc
+            else:
+                error = None
+            if wanted is None:
+                # The database is away: keep polling what runs (the writer spools); say so once.
+                if self._config_ok:
+                    log.warning("cannot read the collectors' configuration (%s); keeping the %d running connections",
+                                str(error).splitlines()[0] if error else "claims unavailable", len(self.pollers))
+                self._config_ok = False
                 return {}
+            if not self._config_ok:
+                log.info("collectors' configuration readable again")
+            self._config_ok = True
             wanted_by_id = {c["id"]: c for c in wanted}
             changes = {"added": [], "removed": [], "restarted": []}
             for cid in list(self.pollers):

@@ -5,6 +5,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import html
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from db.queries import machine_tree
 
@@ -30,8 +31,14 @@ def _status_card(health: dict) -> dbc.Card:
 
 def layout(**_query):
     runtime = _runtime()
-    machines = machine_tree(runtime.store.engine)
     body = [html.H2("Plant overview"), _status_card(runtime.health())]
+    try:
+        machines = machine_tree(runtime.store.engine)
+    except SQLAlchemyError:
+        # The collectors keep the data in the spool meanwhile; the page says so instead of failing.
+        body.append(dbc.Alert("The database cannot be reached right now; data is kept and written when it is back.",
+                              color="warning", id="overview-db-down"))
+        return html.Div(body)
     if not machines:
         body.append(dbc.Alert("No machines configured yet.", color="info", id="overview-empty"))
     else:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def test_starts_on_sqlite_by_default_and_serves_pages_and_health(tmp_path):
         assert (tmp_path / "data" / "oee.sqlite3").exists()
         status, body = app.get("/")
         assert status == 200 and "OEE" in body
+        status, metrics = app.get("/metrics")
+        assert status == 200
+        assert "oee_up 1" in metrics and "oee_writer_dropped_rows_total 0" in metrics
     finally:
         app.stop()
 
@@ -136,3 +140,48 @@ def test_refuses_a_database_with_a_newer_schema(tmp_path, sqlite_url):
     result = run_app("--no-demo", "--database-url", sqlite_url)
     assert result.returncode == 2
     assert "schema version 0042" in result.stderr and "Upgrade the app" in result.stderr
+
+
+def test_the_database_goes_away_and_comes_back_while_the_demo_runs(tmp_path):
+    """The app keeps running, says so once, spools, reports it in /healthz and /metrics, and recovers by itself."""
+    from tests.support.pgcluster import PgCluster
+
+    with PgCluster() as cluster:
+        url = cluster.create_database("oee")
+        app = RunningApp(tmp_path, "--database-url", url)
+        try:
+            assert app.wait_healthy()["status"] == "ok"
+            time.sleep(3)
+            cluster.kill()
+            deadline = time.monotonic() + 20
+            health = {}
+            while time.monotonic() < deadline:
+                try:
+                    app.get("/healthz")
+                except urllib.error.HTTPError as exc:  # 503 while degraded
+                    health = json.loads(exc.read().decode())
+                    if health["writer"]["spooled_rows"] > 0:
+                        break
+                time.sleep(0.3)
+            assert health.get("status") == "degraded" and health["writer"]["database_ok"] is False, health
+            assert health["writer"]["spooled_rows"] > 0
+            status, _ = app.get("/")  # pages still answer
+            assert status == 200
+            cluster.start()
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                try:
+                    status, body = app.get("/healthz")
+                    health = json.loads(body)
+                    if health["writer"]["spooled_rows"] == 0:
+                        break
+                except urllib.error.HTTPError:
+                    pass
+                time.sleep(0.5)
+            assert health["status"] == "ok" and health["writer"]["spooled_rows"] == 0, health
+            assert health["writer"]["dropped_rows"] == 0
+        finally:
+            app.stop()
+        log = app.output()
+        assert log.count("database write failed") == 1, log[-4000:]
+        assert log.count("database writes work again") == 1

@@ -62,3 +62,34 @@ def test_nodes_split_the_connections_and_take_over_from_a_dead_one(pg_url, tmp_p
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_database_outage_keeps_the_running_connections(tmp_path, plant, caplog):
+    """Regression: a lost claims session must not make a node drop its connections when the database returns."""
+    import logging
+
+    from tests.support.pgcluster import PgCluster
+
+    with PgCluster() as cluster:
+        url = cluster.create_database("oee")
+        store = open_store(url)
+        sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant, plant.layout), [])
+        store.close()
+        node = collector(url, tmp_path, "node-a")
+        try:
+            running = dict(node.collectors.pollers)
+            assert polled(node) == set(MACHINES)
+            cluster.kill()
+            with caplog.at_level(logging.INFO, logger="collectors.manager"):
+                assert node.collectors.reload() == {}
+                assert node.collectors.reload() == {}
+                assert node.collectors.pollers == running  # still polling; the writer spools meanwhile
+                cluster.start()
+                changes = node.collectors.reload()
+            assert changes == {"added": [], "removed": [], "restarted": []}
+            assert node.collectors.pollers == running
+            assert node.collectors.claims.held == {p.id for p in running.values()}  # locks taken again
+            said = [r.message for r in caplog.records if "configuration" in r.message]
+            assert len([m for m in said if "cannot read" in m]) == 1 and len(said) == 2
+        finally:
+            node.stop()
