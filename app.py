@@ -14,6 +14,7 @@ import dash
 import dash_bootstrap_components as dbc
 from flask import Flask
 
+import api
 from components.shell import shell_layout
 from core.runtime import Runtime
 from core.settings import Settings, SettingsError, from_args
@@ -39,6 +40,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
     )
     app.layout = shell_layout
     register_routes(server, runtime)
+    api.register(server)
     return app
 
 
