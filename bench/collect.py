@@ -1,0 +1,836 @@
+"""Collect benchmark: tag values per second from real protocol servers into the database, with CPU, RSS and latency.
+
+    python -m bench.collect                      # quick: --tags 2000 --seconds 20 (about 3 minutes)
+    python -m bench.collect --full               # the target: --tags 20000 --seconds 60 --repeat 2
+    python -m bench.collect --scenarios mixed --tags 20000 --seconds 60 --repeat 3
+    python -m bench.collect --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Target ([collect]): on a 2-core machine, 20,000 tags polled at 1 Hz, mixed across the four protocols, sustained
+with no skipped cycles and p99 latency (a value changing in the PLC -> its row visible in the database) under one
+second beyond the polling interval, i.e. p99 < 2.0 s at 1 s polling.
+
+Scenarios: each protocol alone with its share of the tags (--tags / 4), then "mixed", all four at once (--tags),
+so the four single runs add up to the mixed one. A protocol's tags are spread over PLCs of --tags-per-plc tags
+(1000; OPC-UA --opcua-tags-per-server, 2500, because an asyncua server costs 1.5 s of CPU to start and serves
+many nodes well). Half of a PLC's tags are REAL/FLOAT32/Double and half DINT/UINT32/Int32; --probes of them are
+the latency probes. Every value changes every second (see bench/collect_servers.py).
+
+Three kinds of process, so that every figure belongs to one of them:
+  servers    bench/collect_servers.py, one process per protocol (one GIL each, as four separate PLCs would
+             have): LogixServer (plant.enip), snap7 Server, asyncua Server, pymodbus SimDevice, on 127.0.0.1.
+  collector  bench/collect_app.py: the app's own Runtime, role "collector", no demo: Store, Writer (one thread,
+             batches), the APScheduler job per connection (never overlapping; skipped cycles counted), the four
+             real drivers. The connections and tags are written into its database beforehand with
+             db.configuration.sync_demo_plant, as the wizard or the demo would. SQLite in a temporary folder by
+             default; with --database-url postgresql://... a fresh database made on that server for each run
+             and dropped after it. Its CPU and RSS are read from /proc/<pid> by this process, so they are
+             the collector's own: no watcher, no baseline, no servers in it.
+  bench      this process: starts the others, writes the configuration, measures the baseline, watches the
+             probes and reads /proc. (The design guidance put the watcher in the collector process; it moved out
+             so that its queries and its GIL cannot be charged to, or slow down, the collector.)
+
+Measured per run, over a window of --seconds that starts --warmup seconds after every connection has read:
+  samples/s      rows in `samples` whose time falls in the window, counted in the database afterwards, per
+                 second; expected = tags x 1 Hz. Rows with bad quality are counted apart (should be 0).
+  cycles         read cycles done by all connections in the window vs window x connections / interval, and
+                 skipped cycles (ConnectionPoller.skipped_cycles: the job was still running when it was due).
+  CPU %          the collector's user+system time over the window (/proc/<pid>/stat), in % of one core;
+                 the servers' and this process's alike, and the whole machine's busy time from /proc/stat, so
+                 "other" (= machine - ours) shows the load of whatever else ran (other engineers' tests).
+  RSS            VmRSS of the collector at the end of the window and its highest sample in the window; VmHWM
+                 (peak since start, tag upload and connects included).
+  latency        each PLC holds --probes probe tags; each changes every 2 s at a random moment to "milliseconds
+                 since the bench's epoch", so the value carries its own change time and no clock exchange is
+                 needed. A watcher here (its own DB connection, a query every 20 ms) notes when each new probe
+                 value becomes visible in `samples`. latency = visible - changed: p50/p95/p99. Split in two:
+                   poll  = the row's time (when the poller read it) - changed: the wait for the next poll, uniform
+                           over 0..1 s at 1 Hz (expected share: mean 0.5 s, p99 0.99 s), plus the read itself;
+                   after = visible - the row's time: the writer's queue (commit when the oldest queued row has
+                           waited commit_interval_s = 0.5 s), the commit, and the watcher's 20 ms resolution.
+                 "beyond the interval" = latency - 1 s, what the target bounds (p99 < 1 s). Probe changes
+                 never seen (a cycle skipped, a change overtaken by the next) are counted as missed.
+  baseline       in the same run, against the same servers, before the collector starts: the raw client
+                 libraries read the same tags with the same request shapes (the app's own driver plans: pycomm3
+                 LogixDriver.read(*names) per chunk, snap7 read_area per range, asyncua read_attributes per
+                 chunk of 500 nodes gathered, pymodbus read_holding_registers per merged request), with no
+                 conversion, no machine model, no queue and no database; CPU time per full cycle of all the
+                 scenario's tags, as "% of one core at 1 Hz". app / baseline is what the app costs on top of
+                 the protocol libraries. Libraries hand back what they decode: pycomm3 and asyncua decode values,
+                 snap7 and pymodbus return bytes and registers (decoding those is the app's work).
+Every run prints its figures as it ends; the summary quotes medians over --repeat runs.
+
+House rules: traffic to 127.0.0.1 only; every loop bounded in count and time (servers and collector stop by
+themselves after --seconds + --warmup + 300 s; the bench kills its own children by pid if they do not stop).
+
+Figures: see the end of this docstring; they are replaced when measured again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import queue
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
+SHORT = {"ETHERNET_IP": "logix", "S7": "s7", "OPCUA": "opcua", "MODBUS": "modbus"}
+BY_SHORT = {v: k for k, v in SHORT.items()}
+INTERVAL_S = 1.0
+WATCH_EVERY_S = 0.02
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- the machine and /proc ---------------------------------------------------------------------------------------
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    names = ("pycomm3", "python-snap7", "asyncua", "pymodbus", "APScheduler", "SQLAlchemy", "psycopg")
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n} {version(n)}")
+        except Exception:
+            pass
+    return ", ".join(out)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """user + system seconds of a process (all its threads)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
+def proc_status_kb(pid: int, key: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = parts[3] + parts[4]  # idle + iowait
+    total = sum(parts)
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def self_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# --- child processes ---------------------------------------------------------------------------------------------
+
+
+class Child:
+    """A process of ours that speaks JSON lines on stdout and stops when its stdin closes."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+        self.pid = self.proc.pid
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name=f"read-{name}", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:
+                pass
+        self.lines.put(None)
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def next(self, timeout: float) -> dict:
+        try:
+            item = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"{self.name}: nothing said within {timeout:.0f} s; its log ends:\n"
+                               f"{self.log_tail()}") from None
+        if item is None:
+            self.lines.put(None)
+            raise RuntimeError(f"{self.name} ended (exit code {self.proc.poll()}); its log ends:\n{self.log_tail()}")
+        return item
+
+    def stop(self, timeout: float = 30.0) -> list[dict]:
+        """Close stdin, wait for the process to end, return what it said after that."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"  {self.name} (pid {self.pid}) did not stop within {timeout:.0f} s; killed", flush=True)
+            self.proc.kill()
+            self.proc.wait(10)
+        out = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                item = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            out.append(item)
+        self._log.close()
+        return out
+
+
+# --- scenarios ---------------------------------------------------------------------------------------------------
+
+
+def plan_scenario(name: str, total: int, per_plc: int, per_opcua: int) -> dict[str, tuple[int, int]]:
+    """protocol -> (PLCs, tags per PLC)."""
+    protocols = PROTOCOLS if name == "mixed" else (BY_SHORT[name],)
+    share = total // 4
+    out = {}
+    for proto in protocols:
+        size = per_opcua if proto == "OPCUA" else per_plc
+        plcs = max(1, math.ceil(share / size))
+        out[proto] = (plcs, round(share / plcs))
+    return out
+
+
+def start_servers(plan: dict, epoch: float, probes: int, life_s: float, log_dir: Path, run: int) -> dict:
+    children = {}
+    try:
+        for i, (proto, (plcs, n)) in enumerate(plan.items()):
+            children[proto] = Child(f"servers-{SHORT[proto]}", [
+                "-m", "bench.collect_servers", "--protocol", proto, "--plcs", str(plcs), "--tags-per-plc", str(n),
+                "--probes", str(probes), "--epoch", repr(epoch), "--max-seconds", str(life_s),
+                "--seed", str(1000 * run + i + 1)], log_dir)
+        ready = {}
+        for proto, child in children.items():
+            info = child.next(timeout=300)
+            if info.get("event") != "ready":
+                raise RuntimeError(f"{child.name}: unexpected {info}")
+            ready[proto] = info
+        return {proto: (children[proto], ready[proto]) for proto in children}
+    except BaseException:
+        for child in children.values():
+            child.stop(10)
+        raise
+
+
+# --- the database ------------------------------------------------------------------------------------------------
+
+
+class Database:
+    """A fresh database for one run: a SQLite file in the run's folder, or a database made on a PostgreSQL server."""
+
+    def __init__(self, server_url: str | None, folder: Path):
+        self.server_url = server_url
+        self.pg_name = None
+        if server_url:
+            import psycopg
+
+            base = server_url.replace("postgresql+psycopg://", "postgresql://")
+            self.pg_name = f"oee_collect_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{self.pg_name}"')
+            self.url = f"{base.rsplit('/', 1)[0]}/{self.pg_name}"
+            self.backend = "postgresql"
+        else:
+            self.url = f"sqlite:///{folder / 'collect.sqlite3'}"
+            self.backend = "sqlite"
+
+    def connect(self):
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(self.url.split("sqlite:///", 1)[1], timeout=10, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=10000")
+            return conn
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True)
+
+    def probe_rows(self, conn, tag_ids: list[int], since: float) -> list[tuple]:
+        if self.backend == "sqlite":
+            marks = ",".join("?" * len(tag_ids))
+            return conn.execute(f"SELECT tag_id, time, value FROM samples WHERE tag_id IN ({marks}) AND time > ?",
+                                (*tag_ids, since)).fetchall()
+        return conn.execute("SELECT tag_id, extract(epoch from time)::float8, value FROM samples "
+                            "WHERE tag_id = ANY(%s) AND time > to_timestamp(%s)", (tag_ids, since)).fetchall()
+
+    def count(self, t0: float, t1: float) -> tuple[int, int]:
+        conn = self.connect()
+        try:
+            if self.backend == "sqlite":
+                row = conn.execute("SELECT count(*), coalesce(sum(quality <> 0), 0) FROM samples "
+                                   "WHERE time >= ? AND time < ?", (t0, t1)).fetchone()
+            else:
+                row = conn.execute("SELECT count(*), count(*) FILTER (WHERE quality <> 0) FROM samples "
+                                   "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)", (t0, t1)).fetchone()
+            return int(row[0]), int(row[1])
+        finally:
+            conn.close()
+
+    def drop(self) -> None:
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(self.server_url.replace("postgresql+psycopg://", "postgresql://"),
+                                 autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+
+
+def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
+    """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id."""
+    from sqlalchemy import text
+
+    from db.configuration import sync_demo_plant
+    from db.store import open_store
+
+    endpoints = []
+    for proto, (_child, info) in servers.items():
+        for plc in info["plcs"]:
+            endpoints.append({"machine_id": plc["name"], "name": plc["name"], "area": "Bench", "line": SHORT[proto],
+                              "protocol": proto, "host": plc["host"], "port": plc["port"],
+                              "protocol_config": plc["protocol_config"], "poll_interval_ms": int(INTERVAL_S * 1000),
+                              "tags": [{**t, "role": None} for t in plc["tags"]]})
+    store = open_store(db.url)
+    try:
+        sync_demo_plant(store.engine, {"name": "Collect bench"}, endpoints, [])
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT c.name, t.name, t.id FROM tags t JOIN connections c "
+                                     "ON c.id = t.connection_id WHERE t.name LIKE 'Probe%'")).all()
+    finally:
+        store.close()
+    ids = {(c, t): i for c, t, i in rows}
+    out = {}
+    for proto, (_child, info) in servers.items():
+        for p, plc in enumerate(info["plcs"]):
+            for k, probe in enumerate(plc["probes"]):
+                out[(proto, p, k)] = ids[(plc["name"], probe)]
+    return out
+
+
+# --- baseline: the raw client libraries ----------------------------------------------------------------------------
+
+
+def _specs(plc: dict):
+    from collectors.base import TagSpec
+
+    return [TagSpec(i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(plc["tags"])]
+
+
+def _driver(proto: str, plc: dict):
+    from collectors.base import ConnectionSettings, driver_class
+
+    cls = driver_class(proto)
+    return cls(ConnectionSettings(proto, plc["host"], plc["port"], cls.validate_config(plc["protocol_config"])))
+
+
+def _baseline_readers(proto: str, plcs: list[dict]):
+    """(one read cycle over every PLC, close), with the raw library and the app's request shapes."""
+    if proto == "ETHERNET_IP":
+        from pycomm3 import LogixDriver
+
+        conns = []
+        for plc in plcs:
+            drv = LogixDriver(f"{plc['host']}:{plc['port']}/0", init_tags=True, init_program_tags=False)
+            drv.open()
+            chunks = [c.names for c in _driver(proto, plc).plan(_specs(plc)).chunks]
+            conns.append((drv, chunks))
+
+        def cycle():
+            for drv, chunks in conns:
+                for names in chunks:
+                    drv.read(*names)
+
+        return cycle, lambda: [d.close() for d, _ in conns]
+    if proto == "S7":
+        import snap7
+
+        from collectors.drivers.s7 import AREAS, build_requests
+
+        conns = []
+        for plc in plcs:
+            client = snap7.client.Client()
+            client.connect(plc["host"], 0, 1, plc["port"])
+            plan = _driver(proto, plc).plan(_specs(plc))
+            conns.append((client, build_requests(plan.items, min(plan.pdu, client.get_pdu_length()))))
+
+        def cycle():
+            for client, requests in conns:
+                for req in requests:
+                    if len(req.ranges) == 1:
+                        r = req.ranges[0]
+                        client.read_area(AREAS[r.area], r.db, r.start, r.size)
+                    else:
+                        client.read_multi_vars([{"area": AREAS[r.area], "db_number": r.db, "start": r.start,
+                                                 "size": r.size} for r in req.ranges])
+
+        return cycle, lambda: [c.disconnect() for c, _ in conns]
+    if proto == "MODBUS":
+        from pymodbus.client import ModbusTcpClient
+
+        conns = []
+        for plc in plcs:
+            client = ModbusTcpClient(plc["host"], port=plc["port"], timeout=3, retries=0)
+            client.connect()
+            conns.append((client, _driver(proto, plc).plan(_specs(plc)).requests))
+
+        def cycle():
+            for client, requests in conns:
+                for r in requests:
+                    client.read_holding_registers(r.start, count=r.count, device_id=r.unit)
+
+        return cycle, lambda: [c.close() for c, _ in conns]
+    if proto == "OPCUA":
+        import asyncio
+
+        from asyncua import Client, ua
+
+        loop = asyncio.new_event_loop()
+        conns = []
+        for plc in plcs:
+            client = Client(plc["protocol_config"]["endpoint"], timeout=5)
+            loop.run_until_complete(client.connect())
+            plan = _driver(proto, plc).plan(_specs(plc))
+            ids = [ua.NodeId.from_string(n.key) for n in plan.nodes]
+            conns.append((client, [[ids[i] for i in chunk] for chunk in plan.chunks]))
+
+        async def one_cycle():
+            for client, chunks in conns:
+                await asyncio.gather(*(client.uaclient.read_attributes(c, ua.AttributeIds.Value) for c in chunks))
+
+        def close():
+            for client, _ in conns:
+                loop.run_until_complete(client.disconnect())
+            loop.close()
+
+        return (lambda: loop.run_until_complete(one_cycle())), close
+    raise ValueError(proto)
+
+
+def baseline(servers: dict, cycles: int = 10, max_s: float = 6.0) -> dict[str, dict]:
+    """Per protocol: CPU and wall seconds of one read cycle over all its PLCs (medians), raw library."""
+    out = {}
+    for proto, (_child, info) in servers.items():
+        cycle, close = _baseline_readers(proto, info["plcs"])
+        try:
+            for _ in range(2):
+                cycle()  # warm: first requests, lazy imports, caches
+            cpu, wall = [], []
+            deadline = time.monotonic() + max_s
+            while len(cpu) < cycles and time.monotonic() < deadline:
+                c0, w0 = time.process_time(), time.perf_counter()
+                cycle()
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - w0)
+        finally:
+            close()
+        out[proto] = {"tags": sum(len(p["tags"]) for p in info["plcs"]), "cpu_s": statistics.median(cpu),
+                      "wall_s": statistics.median(wall), "cycles": len(cpu)}
+    return out
+
+
+# --- the probe watcher ---------------------------------------------------------------------------------------------
+
+
+class Watcher(threading.Thread):
+    """Polls `samples` for the probe tags every WATCH_EVERY_S; notes when each (tag, value) first becomes visible."""
+
+    def __init__(self, db: Database, tag_ids: list[int], since: float):
+        super().__init__(name="probe-watcher", daemon=True)
+        self.db = db
+        self.tag_ids = tag_ids
+        self.last_seen = {t: since for t in tag_ids}  # rows of one tag arrive in time order
+        self.seen: dict[tuple[int, int], tuple[float, float]] = {}  # (tag, value ms) -> (row time, visible)
+        self.queries = 0
+        self.errors = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        conn = self.db.connect()
+        try:
+            while not self._halt.is_set():
+                started = time.time()
+                try:
+                    rows = self.db.probe_rows(conn, self.tag_ids, min(self.last_seen.values()))
+                except Exception:
+                    self.errors += 1
+                    rows = []
+                self.queries += 1
+                for tag_id, t, value in rows:
+                    if value is None:
+                        continue
+                    key = (tag_id, int(round(value)))
+                    if key not in self.seen:
+                        self.seen[key] = (t, started)
+                    if t > self.last_seen[tag_id]:
+                        self.last_seen[tag_id] = t
+                self._halt.wait(max(0.0, WATCH_EVERY_S - (time.time() - started)))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+
+# --- one run -----------------------------------------------------------------------------------------------------
+
+
+class Sampler:
+    """CPU seconds of the collector, the servers, this process and the machine, at one moment."""
+
+    def __init__(self, collector_pid: int, server_pids: dict[str, int]):
+        self.collector_pid = collector_pid
+        self.server_pids = server_pids
+
+    def take(self) -> dict:
+        busy, total = machine_busy_s()
+        return {"mono": time.monotonic(), "collector": proc_cpu_s(self.collector_pid),
+                "servers": {p: proc_cpu_s(pid) for p, pid in self.server_pids.items()},
+                "bench": self_cpu_s(), "busy": busy, "total": total}
+
+
+def totals(stats: dict) -> dict:
+    conns = stats["connections"]
+    by_proto: dict[str, dict] = {}
+    for c in conns:
+        d = by_proto.setdefault(c["protocol"], {"cycles": 0, "skipped": 0, "stored": 0, "connections": 0})
+        d["cycles"] += c["cycles"]
+        d["skipped"] += c["skipped"]
+        d["stored"] += c["stored"]
+        d["connections"] += 1
+    return by_proto
+
+
+def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict:
+    plan = plan_scenario(name, args.tags, args.tags_per_plc, args.opcua_tags_per_server)
+    life_s = args.warmup + args.seconds + 300
+    folder = Path(tempfile.mkdtemp(prefix=f"collect-{name}-", dir=workdir))
+    load_before = loadavg()
+    servers = start_servers(plan, epoch, args.probes, life_s, folder, run)
+    collector = None
+    db = None
+    try:
+        db = Database(args.database_url, folder)
+        probe_ids = configure(db, servers)
+        tags = sum(len(p["tags"]) for _c, info in servers.values() for p in info["plcs"])
+        plcs = sum(len(info["plcs"]) for _c, info in servers.values())
+        base = baseline(servers) if not args.no_baseline else {}
+        collector = Child("collector", ["-m", "bench.collect_app", "--database-url", db.url,
+                                        "--data-dir", str(folder / "data"), "--max-seconds", str(life_s)], folder)
+        collector.next(timeout=120)  # started
+        deadline = time.monotonic() + 180
+        while True:  # every connection connected and has read
+            stats = collector.next(timeout=30)
+            conns = stats.get("connections", [])
+            if len(conns) == plcs and all(c["state"] == "connected" and c["cycles"] >= 1 for c in conns):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"connections not all up after 180 s: "
+                                   f"{[(c['name'], c['state'], c['error']) for c in conns]}")
+        ready_at = time.monotonic()
+        while time.monotonic() - ready_at < args.warmup:
+            collector.next(timeout=30)
+        sampler = Sampler(collector.pid, {p: c.pid for p, (c, _i) in servers.items()})
+        s0 = collector.next(timeout=30)
+        c0 = sampler.take()
+        watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
+        watcher.start()
+        rss = []
+        latency_ms = {p: [] for p in plan}
+        while True:
+            s1 = collector.next(timeout=30)
+            rss.append(proc_status_kb(collector.pid, "VmRSS"))
+            for c in s1["connections"]:
+                if c["latency_ms"] is not None:
+                    latency_ms[c["protocol"]].append(c["latency_ms"])
+            if s1["t"] >= s0["t"] + args.seconds - 0.01:
+                break
+        c1 = sampler.take()
+        hwm = proc_status_kb(collector.pid, "VmHWM")
+        t0, t1 = s0["t"], s1["t"]
+        grace_until = time.monotonic() + 4.0  # let changes made near t1 reach the database
+        while time.monotonic() < grace_until:
+            collector.next(timeout=30)
+        watcher.stop()
+        final = collector.stop(60)
+        collector = None
+        rows, bad_rows = db.count(t0, t1)
+        changes = {}
+        for proto, (child, _info) in servers.items():
+            said = child.stop(30)
+            stopped = next((x for x in said if x.get("event") == "stopped"), {})
+            changes[proto] = stopped
+    finally:
+        if collector is not None:
+            collector.stop(30)
+        for child, _info in servers.values():
+            if child.proc.poll() is None:
+                child.stop(30)
+        if db is not None:
+            db.drop()
+
+    window = t1 - t0
+    wall = c1["mono"] - c0["mono"]
+    a0, a1 = totals(s0), totals(s1)
+    per_proto = {}
+    for proto in plan:
+        d0, d1 = a0.get(proto, {}), a1.get(proto, {})
+        per_proto[proto] = {k: d1.get(k, 0) - d0.get(k, 0) for k in ("cycles", "skipped", "stored")}
+        per_proto[proto]["connections"] = d1.get("connections", 0)
+        per_proto[proto]["read_ms_p50"] = med(latency_ms[proto])
+        per_proto[proto]["read_ms_max"] = max(latency_ms[proto]) if latency_ms[proto] else None
+        per_proto[proto]["server_cpu_pct"] = 100 * (c1["servers"][proto] - c0["servers"][proto]) / wall
+        ch = changes.get(proto, {})
+        per_proto[proto]["server_late_ticks"] = ch.get("late_ticks")
+        per_proto[proto]["server_tick_ms_p50"] = ch.get("tick_ms_p50")
+    # latency: every probe change made inside the window
+    lat, poll_part, after_part, missed, made = [], [], [], 0, 0
+    lat_by_proto = {p: [] for p in plan}
+    for proto, stopped in changes.items():
+        for p, k, value in stopped.get("probe_changes", []):
+            changed = epoch + value / 1000
+            if not t0 <= changed < t1:
+                continue
+            made += 1
+            hit = watcher.seen.get((probe_ids[(proto, p, k)], value))
+            if hit is None:
+                missed += 1
+                continue
+            row_t, visible = hit
+            lat.append(visible - changed)
+            lat_by_proto[proto].append(visible - changed)
+            poll_part.append(row_t - changed)
+            after_part.append(visible - row_t)
+    cycles = sum(v["cycles"] for v in per_proto.values())
+    skipped = sum(v["skipped"] for v in per_proto.values())
+    expected_cycles = plcs * window / INTERVAL_S
+    busy = c1["busy"] - c0["busy"]
+    ours = ((c1["collector"] - c0["collector"]) + sum(c1["servers"][p] - c0["servers"][p] for p in plan)
+            + (c1["bench"] - c0["bench"]))
+    result = {
+        "scenario": name, "run": run, "tags": tags, "plcs": plcs, "window_s": window,
+        "rows": rows, "bad_rows": bad_rows, "samples_per_s": rows / window, "expected_per_s": tags / INTERVAL_S,
+        "cycles": cycles, "expected_cycles": expected_cycles, "skipped": skipped,
+        "collector_cpu_pct": 100 * (c1["collector"] - c0["collector"]) / wall,
+        "servers_cpu_pct": 100 * sum(c1["servers"][p] - c0["servers"][p] for p in plan) / wall,
+        "bench_cpu_pct": 100 * (c1["bench"] - c0["bench"]) / wall,
+        "machine_busy_pct": 100 * busy / wall, "other_cpu_pct": 100 * (busy - ours) / wall,
+        "rss_end_mib": (rss[-1] or 0) / 1024, "rss_peak_mib": max(r or 0 for r in rss) / 1024,
+        "hwm_mib": (hwm or 0) / 1024,
+        "lat": lat, "lat_by_proto": lat_by_proto, "poll_part": poll_part, "after_part": after_part,
+        "probe_changes": made, "probe_missed": missed, "watcher_queries": watcher.queries,
+        "watcher_errors": watcher.errors,
+        "writer_dropped": (s1["writer"] or {}).get("dropped_rows"),
+        "writer_queue_end": (s1["writer"] or {}).get("queue_rows"),
+        "final_writer": (final[-1].get("writer_after_stop") if final else None),
+        "per_proto": per_proto, "baseline": base, "load_before": load_before, "load_after": loadavg(),
+        "backend": db.backend,
+    }
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        result["folder"] = str(folder)
+    return result
+
+
+# --- reporting ---------------------------------------------------------------------------------------------------
+
+
+def baseline_cpu_pct(result: dict) -> float | None:
+    if not result["baseline"]:
+        return None
+    return 100 * sum(b["cpu_s"] for b in result["baseline"].values()) / INTERVAL_S
+
+
+def fmt(v, spec: str = ".2f", none: str = "-") -> str:
+    return none if v is None else format(v, spec)
+
+
+def print_run(r: dict) -> None:
+    lat = r["lat"]
+    base = baseline_cpu_pct(r)
+    print(f"  {r['scenario']} run {r['run']}: {r['tags']:,} tags on {r['plcs']} PLCs, window {r['window_s']:.1f} s; "
+          f"load {r['load_before']} -> {r['load_after']}")
+    print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r['bad_rows']}); cycles "
+          f"{r['cycles']} of {r['expected_cycles']:.0f}, skipped {r['skipped']}; writer dropped "
+          f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}")
+    print(f"    CPU % of one core: collector {r['collector_cpu_pct']:.1f}, servers {r['servers_cpu_pct']:.1f}, bench "
+          f"{r['bench_cpu_pct']:.1f}, other {r['other_cpu_pct']:.1f} (machine busy {r['machine_busy_pct']:.1f} of "
+          f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}")
+    print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}")
+    print(f"    latency s: p50 {fmt(pct(lat, 50))} p95 {fmt(pct(lat, 95))} p99 {fmt(pct(lat, 99))} max "
+          f"{fmt(max(lat) if lat else None)} (n={len(lat)}, missed {r['probe_missed']} of {r['probe_changes']}); "
+          f"poll part p50 {fmt(pct(r['poll_part'], 50))} p99 {fmt(pct(r['poll_part'], 99))}; after read p50 "
+          f"{fmt(pct(r['after_part'], 50))} p99 {fmt(pct(r['after_part'], 99))}")
+    for proto, d in r["per_proto"].items():
+        b = r["baseline"].get(proto)
+        lp = r["lat_by_proto"][proto]
+        print(f"    {SHORT[proto]:<7} {d['connections']} conn: cycles {d['cycles']}, skipped {d['skipped']}, read ms "
+              f"p50 {fmt(d['read_ms_p50'], '.0f')} max {fmt(d['read_ms_max'], '.0f')}, server CPU "
+              f"{d['server_cpu_pct']:.0f} % (update p50 {fmt(d['server_tick_ms_p50'], '.0f')} ms, late "
+              f"{d['server_late_ticks']}), latency p99 {fmt(pct(lp, 99))}"
+              + (f"; baseline {100 * b['cpu_s']:.1f} % CPU, {1000 * b['wall_s']:.0f} ms per cycle" if b else ""))
+    sys.stdout.flush()
+
+
+def summarise(results: list[dict], args) -> None:
+    print(f"\nSummary: medians of {args.repeat} run(s) per scenario; CPU in % of one core; latency in seconds from "
+          f"the change in the PLC to the row visible in the database, polling at {INTERVAL_S:g} s")
+    head = (f"{'scenario':<8} {'tags':>6} {'PLCs':>4} {'samples/s':>9} {'cycles':>11} {'skip':>4} {'CPU%':>5} "
+            f"{'base%':>5} {'app/base':>8} {'RSS MiB':>8} {'p50':>5} {'p95':>5} {'p99':>5} {'p99-1s':>6} "
+            f"{'other%':>6}")
+    print(head)
+    for name in dict.fromkeys(r["scenario"] for r in results):
+        rs = [r for r in results if r["scenario"] == name]
+        cpu = med([r["collector_cpu_pct"] for r in rs])
+        base = med([baseline_cpu_pct(r) for r in rs])
+        p99 = med([pct(r["lat"], 99) for r in rs])
+        cycles = f"{med([r['cycles'] for r in rs]):.0f}/{med([r['expected_cycles'] for r in rs]):.0f}"
+        print(f"{name:<8} {rs[0]['tags']:>6} {rs[0]['plcs']:>4} {med([r['samples_per_s'] for r in rs]):>9,.0f} "
+              f"{cycles:>11} {med([r['skipped'] for r in rs]):>4.0f} {cpu:>5.1f} {fmt(base, '5.1f'):>5} "
+              f"{fmt(cpu / base if base else None, '7.1f') + 'x':>8} "
+              f"{med([r['rss_end_mib'] for r in rs]):>4.0f}/{med([r['rss_peak_mib'] for r in rs]):<3.0f} "
+              f"{fmt(med([pct(r['lat'], 50) for r in rs])):>5} {fmt(med([pct(r['lat'], 95) for r in rs])):>5} "
+              f"{fmt(p99):>5} {fmt(p99 - INTERVAL_S if p99 is not None else None, '+.2f'):>6} "
+              f"{med([r['other_cpu_pct'] for r in rs]):>6.0f}")
+    mixed = [r for r in results if r["scenario"] == "mixed"]
+    if mixed:
+        ok_runs = []
+        for r in mixed:
+            p99 = pct(r["lat"], 99)
+            ok_runs.append(r["skipped"] == 0 and r["bad_rows"] == 0 and r["rows"] >= 0.99 * r["tags"] * r["window_s"]
+                           and p99 is not None and p99 - INTERVAL_S < 1.0)
+        target = "met" if all(ok_runs) else "NOT met"
+        print(f"\nTarget (>= 20,000 tags mixed at 1 Hz, no skipped cycles, p99 < 1 s beyond the interval): "
+              f"{target} in {sum(ok_runs)} of {len(ok_runs)} mixed run(s) at {mixed[0]['tags']:,} tags"
+              + ("" if mixed[0]["tags"] >= 20000 else " (fewer tags than the target: run with --full)"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("Figures:")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tags", type=int, default=None, help="tags of the mixed run (each protocol alone: a "
+                                                                  "quarter); default 2000, 20000 with --full")
+    parser.add_argument("--seconds", type=float, default=None, help="measuring window; default 20, 60 with --full")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds after every connection has read; "
+                                                                     "default 5, 10 with --full")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per scenario, medians quoted; default 1, "
+                                                                   "2 with --full")
+    parser.add_argument("--full", action="store_true", help="the target: 20,000 tags, 60 s windows, 2 runs")
+    parser.add_argument("--scenarios", default="logix,s7,opcua,modbus,mixed",
+                        help="comma-separated: logix, s7, opcua, modbus, mixed")
+    parser.add_argument("--tags-per-plc", type=int, default=1000)
+    parser.add_argument("--opcua-tags-per-server", type=int, default=2500)
+    parser.add_argument("--probes", type=int, default=4, help="latency probe tags per PLC")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL (a database is made on it per run and dropped); "
+                             "default: SQLite in a temporary folder")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
+    args = parser.parse_args(argv)
+    args.tags = args.tags or (20000 if args.full else 2000)
+    args.seconds = args.seconds or (60 if args.full else 20)
+    args.warmup = args.warmup if args.warmup is not None else (10 if args.full else 5)
+    args.repeat = args.repeat or (2 if args.full else 1)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for s in scenarios:
+        if s != "mixed" and s not in BY_SHORT:
+            parser.error(f"--scenarios: {s!r}; use logix, s7, opcua, modbus or mixed")
+    if not 4 <= args.tags <= 200_000 or not 5 <= args.seconds <= 3600 or not 1 <= args.repeat <= 20:
+        parser.error("--tags 4..200000, --seconds 5..3600, --repeat 1..20")
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+        parser.error("--database-url: a postgresql:// server URL (SQLite is the default)")
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.ERROR)  # the baseline's client: session timeout notices
+    epoch = float(int(time.time()))
+    print(f"machine: {machine_description()}")
+    print(f"libraries: {versions()}")
+    print(f"load average at start: {loadavg()}")
+    print(f"database: {'PostgreSQL at ' + args.database_url.rsplit('/', 1)[0] if args.database_url else 'SQLite'}; "
+          f"polling every {INTERVAL_S:g} s; mixed run {args.tags:,} tags, each protocol alone {args.tags // 4:,}; "
+          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario\n")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="oee-collect-") as workdir:
+        for run in range(1, args.repeat + 1):
+            for name in scenarios:
+                try:
+                    r = run_scenario(name, args, run, epoch, Path(workdir))
+                except Exception as exc:
+                    print(f"  {name} run {run}: FAILED: {exc}", flush=True)
+                    continue
+                results.append(r)
+                print_run(r)
+    if results:
+        summarise(results, args)
+
+
+if __name__ == "__main__":
+    main()

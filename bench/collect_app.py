@@ -1,0 +1,87 @@
+"""The collector under test for bench.collect: the app's own Runtime in a process of its own.
+
+    python -m bench.collect_app --database-url URL --data-dir DIR [--max-seconds 600] [--stats-interval 1]
+
+Runs core.runtime.Runtime with role "collector" and no demo plant: it opens the store (the connections and tags are
+already in the database, written by bench.collect with db.configuration.sync_demo_plant), starts the writer, the
+scheduler and the CollectorManager (one job per connection), exactly as `python app.py --role collector` would.
+Nothing else runs in this process, so its CPU time and resident memory are the collector's own.
+
+Every --stats-interval seconds it prints one JSON line on stdout:
+    {"t": epoch_s, "connections": [{"name", "protocol", "state", "tags", "cycles", "skipped", "stored",
+     "bad_tags", "latency_ms"}], "writer": Writer.stats()}
+It stops (runtime.stop(): pollers closed, the writer writes what is queued) when stdin closes or after
+--max-seconds, then prints {"event": "stopped", ...the same fields...} and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.runtime import Runtime  # noqa: E402
+from core.settings import Settings  # noqa: E402
+
+
+def snapshot(runtime: Runtime) -> dict:
+    conns = []
+    collectors = runtime.collectors
+    for p in list(collectors.pollers.values()) if collectors is not None else []:
+        conns.append({"name": p.name, "protocol": p.protocol, "state": p.state, "tags": len(p.tags),
+                      "cycles": p.cycles, "skipped": p.skipped_cycles, "stored": p.samples_stored,
+                      "bad_tags": p.bad_tags, "latency_ms": p.last_latency_ms,
+                      "error": p.last_error.message if p.last_error and p.state == "failing" else None})
+    return {"t": time.time(), "connections": conns, "writer": runtime.writer.stats() if runtime.writer else None}
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long")
+    parser.add_argument("--stats-interval", type=float, default=1.0)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s collector %(levelname)s %(name)s: %(message)s")
+    settings = Settings(database_url=args.database_url, data_dir=Path(args.data_dir), demo=False, role="collector",
+                        log_level=args.log_level)
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        try:
+            for _line in sys.stdin:
+                pass
+        finally:
+            stop.set()
+
+    threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
+    deadline = time.monotonic() + args.max_seconds
+    runtime = Runtime(settings).start()
+    emit({"event": "started", "t": time.time()})
+    try:
+        next_at = time.monotonic()
+        while not stop.is_set() and time.monotonic() < deadline:
+            emit(snapshot(runtime))
+            next_at += args.stats_interval
+            stop.wait(max(0.0, next_at - time.monotonic()))
+    finally:
+        final = snapshot(runtime)
+        runtime.stop()
+        final["writer_after_stop"] = runtime.writer.stats() if runtime.writer else None
+        emit({"event": "stopped", **final})
+
+
+if __name__ == "__main__":
+    main()
