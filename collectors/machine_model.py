@@ -107,6 +107,8 @@ class MachineTracker:
             except (TypeError, ValueError):
                 pass
         product = values.get("product.code")
+        if isinstance(product, float) and product.is_integer():
+            product = int(product)  # numeric tags arrive as floats; product 101 is "101", not "101.0"
         if product is not None and str(product) != self.product_code:
             self._close_bucket(out)
             self._next_bucket_not_before = t  # the new product's counts get a row (and key) of their own

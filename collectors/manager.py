@@ -84,7 +84,7 @@ class ConnectionClaims:
 
 class CollectorManager:
     def __init__(self, runtime, *, backoff: BackoffPolicy | None = None, heartbeat_s: float = 60.0,
-                 reload_interval_s: float = 10.0, timeout_s: float = 3.0):
+                 reload_interval_s: float = 10.0, timeout_s: float = 3.0, count_bucket_s: float = 60.0):
         self.runtime = runtime
         self.store = runtime.store
         self.writer = runtime.writer
@@ -95,6 +95,7 @@ class CollectorManager:
         self.heartbeat_s = heartbeat_s
         self.reload_interval_s = reload_interval_s
         self.timeout_s = timeout_s
+        self.count_bucket_s = count_bucket_s  # width of the production-count rows (time-scaled tests use less)
         self.claims = ConnectionClaims(self.store, runtime.settings.node_name)
         self.pollers: dict[int, ConnectionPoller] = {}
         self._fingerprints: dict[int, str] = {}
@@ -196,7 +197,7 @@ class CollectorManager:
         new_ids = [machine_id]
         configuration.close_open_states(self.store.engine, self.store.backend_name, new_ids)
         self.trackers[machine_id] = MachineTracker(machine_id, state_code_map=machine.get("state_code_map"),
-                                                   counter_moduli=moduli)
+                                                   counter_moduli=moduli, count_bucket_s=self.count_bucket_s)
         self.tracker_locks[machine_id] = threading.Lock()
 
     def _add(self, cfg: dict) -> bool:

@@ -23,6 +23,33 @@ def demo_endpoints(plant, layout) -> list[dict]:
     return endpoints
 
 
+def demo_calendars(layout) -> tuple[dict[str, dict], dict[str, str]]:
+    """Shift calendars from the plant file: one per set of shifts worked, with the breaks of each shift."""
+    from datetime import time
+
+    def at(minute: int) -> time:
+        return time((minute // 60) % 24, minute % 60)
+
+    shifts = sorted(layout.shifts, key=lambda s: s.start_minute)
+    spans = {s.name: (s.start_minute, shifts[(i + 1) % len(shifts)].start_minute) for i, s in enumerate(shifts)}
+
+    def breaks_of(name: str) -> list[dict]:
+        a, b = spans[name]
+        inside = (lambda m: a <= m < b) if a < b else (lambda m: m >= a or m < b)
+        return [{"name": br.name, "start": at(br.start_minute), "duration_s": br.duration_s}
+                for br in layout.breaks if inside(br.start_minute)]
+
+    calendars, assignment = {}, {}
+    for spec in layout.machines:
+        worked = [s.name for s in shifts if s.name in spec.shifts]
+        name = "Shifts " + "+".join(worked)
+        if name not in calendars:
+            calendars[name] = {"timezone": layout.timezone, "shifts": [
+                {"name": n, "start": at(spans[n][0]), "end": at(spans[n][1]), "breaks": breaks_of(n)} for n in worked]}
+        assignment[spec.id] = name
+    return calendars, assignment
+
+
 def start_demo(runtime) -> None:
     from plant import Plant, default_layout
 
@@ -33,11 +60,16 @@ def start_demo(runtime) -> None:
     plant.start()
     runtime.plant = plant
     products = {p.code: p for m in layout.machines for p in m.products}
+    calendars, assignment = demo_calendars(layout)
+    # Ideal cycle times are in plant seconds; at a time scale of 60 a part takes a 60th of the wall time.
     sync_demo_plant(
         runtime.store.engine,
         {"name": layout.site_name, "timezone": layout.timezone},
         demo_endpoints(plant, layout),
-        [{"code": p.code, "name": p.name, "ideal_cycle_time": p.ideal_cycle_time} for p in products.values()],
+        [{"code": p.code, "name": p.name, "ideal_cycle_time": p.ideal_cycle_time / s.plant_time_scale}
+         for p in products.values()],
+        calendars if s.plant_time_scale == 1 else None,  # a time-scaled plant runs its own faster calendar
+        assignment,
     )
     log.info("simulated plant: %d machines on 127.0.0.1 (seed %d, time scale %g)", len(layout.machines),
              s.plant_seed, s.plant_time_scale)

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Area, Connection, Line, Machine, MachineState, Product, Site, Tag, samples
+from db.models import (Area, Connection, Line, Machine, MachineState, Product, Shift, ShiftBreak, ShiftCalendar, Site,
+                       Tag, samples)
 
 
 def load_collector_config(engine: Engine) -> list[dict]:
@@ -63,7 +64,9 @@ def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> i
     return closed
 
 
-def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products: list[dict]) -> dict[str, int]:
+def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products: list[dict],
+                    calendars: dict[str, dict] | None = None, machine_calendars: dict[str, str] | None = None
+                    ) -> dict[str, int]:
     """Create or update the demo plant's hierarchy, machines, connections and tags. Returns machine_id -> id.
 
     Ports of the simulated PLCs can change between runs (free ports), so connections are updated every start.
@@ -77,8 +80,23 @@ def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products:
         for p in products:
             prod = session.scalar(select(Product).where(Product.code == str(p["code"])))
             if prod is None:
-                session.add(Product(code=str(p["code"]), name=p.get("name", ""),
-                                    ideal_cycle_time_s=float(p["ideal_cycle_time"])))
+                prod = Product(code=str(p["code"]), name=p.get("name", ""))
+                session.add(prod)
+            prod.ideal_cycle_time_s = float(p["ideal_cycle_time"])  # follows the demo's time scale
+        calendar_ids = {}
+        for cal_name, cal in (calendars or {}).items():
+            row = session.scalar(select(ShiftCalendar).where(ShiftCalendar.name == cal_name))
+            if row is None:
+                row = ShiftCalendar(name=cal_name, timezone=cal["timezone"])
+                for sh in cal["shifts"]:
+                    shift = Shift(name=sh["name"], start_time=sh["start"], end_time=sh["end"],
+                                  weekdays=sh.get("weekdays", "0123456"))
+                    shift.breaks = [ShiftBreak(name=b["name"], start_time=b["start"], duration_s=int(b["duration_s"]))
+                                    for b in sh.get("breaks", [])]
+                    row.shifts.append(shift)
+                session.add(row)
+                session.flush()
+            calendar_ids[cal_name] = row.id
         ids = {}
         for ep in endpoints:
             area = session.scalar(select(Area).where(Area.site == site_row, Area.name == ep["area"]))
@@ -120,5 +138,7 @@ def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products:
                 row.options = tag.get("options")
             for stale in existing.values():
                 session.delete(stale)
+            if machine_calendars and ep["machine_id"] in machine_calendars:
+                machine.calendar_id = calendar_ids.get(machine_calendars[ep["machine_id"]])
             ids[ep["machine_id"]] = machine.id
         return ids

@@ -23,7 +23,7 @@ def test_counter_delta(previous, current, modulus, expected):
 
 def test_state_intervals_from_a_state_code_close_and_open():
     tracker = MachineTracker(1)
-    out = tracker.update(100.0, {"state.code": 1, "product.code": 101})
+    out = tracker.update(100.0, {"state.code": 1.0, "product.code": 101.0})  # numeric tags arrive as floats
     assert out.states == [(1, 100.0, None, "running", None, "101")]
     assert tracker.update(101.0, {"state.code": 1}).states == []  # no change, nothing to write
     out = tracker.update(105.0, {"state.code": 4, "fault.code": 103})

@@ -1,0 +1,177 @@
+"""OEE over a range for a machine, line, area or site: the database side of oee.analyze().
+
+Pages and the REST API both call `oee_report()`, so a number on a page always equals the API's. Everything is
+recomputed from the stored state intervals, count increments, calendars, products and reasons, so an edit to any of
+them applies to the past too. Per machine, three queries (states, counts, the machine's configuration) cover the
+whole range; machines of a line or site are fetched together.
+
+Conventions that live here (the math is oee/'s):
+- A ReasonCode whose code is a PLC fault code ("101") is the reason for that fault code.
+- An operator's reason on a downtime event (downtime_events.reason_id) overrides the classification of that time.
+- Ideal cycle time: the product's (products.ideal_cycle_time_s, by product code), else the machine's own
+  (machines.ideal_cycle_time_s).
+- No calendar for a machine: all time is planned production time (planned stops still come from the PLC's
+  planned-stop state).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+import oee
+from db import backend as backends
+from db.models import Area, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift, ShiftCalendar, Site
+from oee.engine import CountIncrement
+from oee.events import Reason, ReasonOverride, StateInterval
+from oee.shifts import BreakDef, Calendar, ShiftDef
+
+SCOPES = ("machine", "line", "area", "site")
+
+
+class ScopeError(LookupError):
+    """The machine, line, area or site asked for does not exist. .field names the parameter."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class MachineConfig:
+    id: int
+    machine_id: str
+    name: str
+    line: str | None
+    default_ideal_s: float | None
+    calendar: Calendar | None
+
+
+def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
+    """Machines in scope. key: machine_id for a machine; a name or numeric id for a line, area or site."""
+    if scope == "machine":
+        m = session.scalar(select(Machine).where(Machine.machine_id == key))
+        if m is None:
+            raise ScopeError("machine", f"machine {key!r} does not exist")
+        return [m]
+    model = {"line": Line, "area": Area, "site": Site}[scope]
+    rows = session.scalars(select(model).where(model.name == key)).all()
+    if not rows and key.isdigit():
+        rows = [r for r in [session.get(model, int(key))] if r is not None]
+    if not rows:
+        raise ScopeError(scope, f"{scope} {key!r} does not exist")
+    if len(rows) > 1:
+        raise ScopeError(scope, f"{scope} name {key!r} is used {len(rows)} times; give its id instead "
+                                f"({', '.join(str(r.id) for r in rows)})")
+    target = rows[0]
+    q = select(Machine).join(Line, Machine.line_id == Line.id)
+    if scope == "line":
+        q = q.where(Line.id == target.id)
+    elif scope == "area":
+        q = q.where(Line.area_id == target.id)
+    else:
+        q = q.join(Area, Line.area_id == Area.id).where(Area.site_id == target.id)
+    return list(session.scalars(q.order_by(Machine.machine_id)))
+
+
+def _calendars(session: Session) -> dict[int, Calendar]:
+    out = {}
+    planned = session.scalars(select(PlannedDowntime).where(PlannedDowntime.calendar_id.is_not(None))).all()
+    for cal in session.scalars(select(ShiftCalendar)):
+        shifts = []
+        for s in session.scalars(select(Shift).where(Shift.calendar_id == cal.id).order_by(Shift.id)):
+            breaks = tuple(BreakDef(b.start_time, float(b.duration_s), b.name) for b in s.breaks)
+            shifts.append(ShiftDef(s.name, s.start_time, s.end_time, s.weekdays, breaks))
+        downtime = tuple(oee.PlannedDowntime(p.start, p.end) for p in planned if p.calendar_id == cal.id)
+        out[cal.id] = Calendar(cal.timezone, tuple(shifts), planned_downtime=downtime)
+    return out
+
+
+def _reasons(session: Session) -> tuple[dict[int, Reason], dict[int, Reason]]:
+    """(by reason id, by fault code)."""
+    by_id, by_fault = {}, {}
+    for r in session.scalars(select(ReasonCode)):
+        reason = Reason(r.code, r.loss_category, r.name)
+        by_id[r.id] = reason
+        if r.code.isdigit():
+            by_fault[int(r.code)] = reason
+    return by_id, by_fault
+
+
+def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
+               max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None) -> dict:
+    """OEE of a machine, line, area or site over [start, end) (epoch seconds), with buckets when asked.
+
+    Raises ScopeError (unknown scope), oee.TooManyBuckets, ValueError (bad range).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    if end <= start:
+        raise ValueError("end must be after start")
+    end = min(end, time.time())  # the future has no data yet: open intervals last until now
+    end = max(end, start)
+    name = store.backend_name
+    with Session(store.engine) as session:
+        machines = _resolve(session, scope, key)
+        calendars = _calendars(session)
+        by_id, by_fault = _reasons(session)
+        ideal = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
+        site = session.scalar(select(Site).order_by(Site.id))
+        tz = tz or (site.timezone if site else "UTC")
+        configs = [MachineConfig(m.id, m.machine_id, m.name, m.line.name if m.line else None, m.ideal_cycle_time_s,
+                                 calendars.get(m.calendar_id)) for m in machines]
+        ids = [m.id for m in machines]
+        lookback = config.startup_window_s
+        states: dict[int, list] = {i: [] for i in ids}
+        counts: dict[int, list] = {i: [] for i in ids}
+        overrides: dict[int, list] = {i: [] for i in ids}
+        if ids:
+            marks = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
+            lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
+            for mid, s, e, st, fault, product in session.execute(text(
+                    f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
+                    f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
+                    f"ORDER BY machine_id, start"), {"lo": lo, "hi": hi}):
+                states[mid].append(StateInterval(backends.epoch_of(s), backends.epoch_of(e), st, fault, product))
+            lo = backends.db_time(name, start)
+            for mid, s, e, product, total, good in session.execute(text(
+                    f'SELECT machine_id, start, "end", product_code, total, good FROM production_counts '
+                    f'WHERE machine_id IN ({marks}) AND start < :hi AND "end" >= :lo ORDER BY machine_id, start'),
+                    {"lo": lo, "hi": hi}):
+                counts[mid].append(CountIncrement(backends.epoch_of(s), backends.epoch_of(e), total, good, product))
+            for ev in session.scalars(select(DowntimeEvent).where(
+                    DowntimeEvent.machine_id.in_(ids), DowntimeEvent.reason_id.is_not(None),
+                    DowntimeEvent.start < backends.db_time(name, end))):
+                if ev.reason_id in by_id:
+                    ev_end = backends.epoch_of(ev.end) if ev.end else end
+                    overrides[ev.machine_id].append(
+                        ReasonOverride(backends.epoch_of(ev.start), ev_end, by_id[ev.reason_id]))
+
+    schedule_tz = tz
+    buckets = None
+    if bucket:
+        first_cal = next((c.calendar for c in configs if c.calendar), None)
+        schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
+        if bucket == "shift" and schedule is None:
+            raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
+        buckets = oee.make_buckets(bucket, start, end, tz=schedule_tz, schedule=schedule, limit=max_buckets)
+
+    analyses = []
+    per_machine = []
+    for mc in configs:
+        analysis = oee.analyze(start, end, states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
+                               ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
+                               fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
+        analyses.append(analysis)
+        per_machine.append({"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
+                            **{k: v for k, v in analysis.totals.as_dict().items()
+                               if k in ("availability", "performance", "quality", "oee", "planned_time_s",
+                                        "run_time_s", "total_count", "good_count", "flags")}})
+    if not analyses:
+        raise ScopeError(scope, f"{scope} {key!r} has no machines")
+    total = oee.rollup_analyses(analyses)
+    out = total.as_dict()
+    out.update({"scope": scope, "key": key, "timezone": tz, "bucket": bucket, "machines": per_machine})
+    return out
