@@ -22,8 +22,8 @@ from oee.events import (
     ReasonOverride,
     _check_threshold,
     _sorted_overrides,
-    derive_events,
-    normalize_states,
+    scan_events,
+    sorted_rows,
 )
 from oee.formulas import NO_IDEAL_CYCLE_TIME
 from oee.shifts import PRODUCTION, Calendar, PlannedDowntime, Schedule, expand
@@ -196,19 +196,20 @@ def _overlay(pieces: list[tuple], segs: list[tuple]) -> list[tuple]:
     return out
 
 
-def _look_back(norm: list[tuple], a: float, width: float) -> float:
+def _look_back(rows: list[tuple], a: float, width: float) -> float:
     """Where the pass starts: early enough to see every startup window that reaches into [a, ...). A window
     starts when the machine runs after a trigger with no running in between, so the pass starts at the last
-    running interval that began at or before a - width (or the first interval, or a - width)."""
+    running interval that began at or before a - width (or the first interval, or a - width). rows: sorted."""
     if width <= 0:
         return a
     edge = a - width
-    i = bisect_right(norm, edge, key=_first) - 1
-    while i >= 0 and norm[i][2] != RUNNING:
+    i = bisect_right(rows, edge, key=_first) - 1
+    # A running row that the next row starts on top of is no interval at all: it does not count.
+    while i >= 0 and (rows[i][2] != RUNNING or (i + 1 < len(rows) and rows[i + 1][0] <= rows[i][0])):
         i -= 1
     if i >= 0:
-        return norm[i][0]
-    return min(edge, norm[0][0]) if norm else edge
+        return min(edge, rows[i][0])
+    return min(edge, rows[0][0]) if rows else edge
 
 
 def _first(row):
@@ -328,15 +329,10 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
     width = config.startup_window_s if triggers else 0.0
     notes: list[tuple] = []  # (start, end, note): reported where that time falls
 
-    norm = normalize_states(states, None, b)
-    a0 = _look_back(norm, a, width)
-    if not norm:
-        if a0 < b:
-            norm = [(a0, b, UNKNOWN, None, False)]
-    elif norm[0][0] > a0:
-        norm.insert(0, (a0, norm[0][0], UNKNOWN, None, False))
+    rows = sorted_rows(states)
+    a0 = _look_back(rows, a, width)
     segs = _schedule_segments(calendar, a0, a, b, list(downtime))
-    events = derive_events(norm, fault_reasons, config.micro_stop_threshold_s, notes)
+    events = scan_events(rows, b, fault_reasons, config.micro_stop_threshold_s, notes)
     pieces = _pieces(events, _sorted_overrides(overrides), notes)
     atoms = _overlay(pieces, segs)
     windows = _startup_windows(atoms, width, triggers) if triggers else []
@@ -466,11 +462,11 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
                 if startup:
                     acc.su_time += ideal * (total - good)
 
-    for s, e, note in notes:
-        if s < b and e > a:
+    for s, e, note in notes:  # reported where their time falls (so that buckets and splits add up)
+        if max(s, a) < min(e, b):
             whole.notes.add(note)
             for bk, acc in zip(blist, accs):
-                if s < bk.end and e > bk.start:
+                if max(s, bk.start) < min(e, bk.end):
                     acc.notes.add(note)
     perf = config.micro_stops_as == "performance"
     return Analysis(a, b, whole.totals(perf),

@@ -113,48 +113,14 @@ def _first(row):
     return row[0]
 
 
-def normalize_states(states: Iterable, lo: float | None = None, hi: float | None = None) -> list[tuple]:
-    """Sorted (start, end, state, fault_code, is_open) without overlap, with gaps filled as 'unknown'.
-
-    An interval that overlaps the next one ends where the next begins. An open interval (end None) lasts until
-    the next interval (it is then closed) or hi. Gaps between intervals, and before/after them inside [lo, hi),
-    become 'unknown'.
-    """
+def sorted_rows(states: Iterable) -> list[tuple]:
+    """State rows (start, end|None, state, fault_code, ...) as a list sorted by start, times in epoch seconds."""
     rows = list(states)
     if not all(type(r[0]) is float and (r[1] is None or type(r[1]) is float) and len(r) > 3 for r in rows):
         rows = [(to_epoch(r[0]), None if r[1] is None else to_epoch(r[1]), r[2], r[3] if len(r) > 3 else None)
                 for r in rows]
     rows.sort(key=_first)
-    out = []
-    append = out.append
-    n = len(rows)
-    t = lo
-    for i in range(n):
-        r = rows[i]
-        s = r[0]
-        e = r[1]
-        is_open = e is None
-        if i + 1 < n:
-            nxt = rows[i + 1][0]
-            if is_open or e > nxt:
-                e = nxt
-                is_open = False
-        elif is_open:
-            e = hi if hi is not None and hi > s else s
-        if e <= s:
-            continue
-        if t is not None and s > t:
-            append((t, s, UNKNOWN, None, False))
-        append((s, e, r[2], r[3], is_open))
-        if t is None or e > t:
-            t = e
-    if hi is not None:
-        if t is None:
-            if lo is not None and lo < hi:
-                append((lo, hi, UNKNOWN, None, False))
-        elif t < hi:
-            append((t, hi, UNKNOWN, None, False))
-    return out
+    return rows
 
 
 def classify_stop(state: str, fault, fault_reasons: Mapping | None):
@@ -171,32 +137,74 @@ def classify_stop(state: str, fault, fault_reasons: Mapping | None):
     return category, category in PLANNED_CATEGORIES, SOURCE_STATE, None, note
 
 
-def derive_events(norm: list[tuple], fault_reasons: Mapping | None, threshold_s: float,
-                  notes: list | None = None) -> list[tuple]:
-    """Merge normalised intervals into events: (start, end, state, fault, category, planned, minor, source,
-    reason, is_open). Running stretches come out with category 'running'. notes: a list that gets
-    (start, end, note) for events with something to report."""
+def scan_events(rows: list[tuple], hi: float | None, fault_reasons: Mapping | None, threshold_s: float,
+                notes: list | None = None, *, fill: bool = True) -> list[tuple]:
+    """Events from rows sorted by start (see sorted_rows), in one pass.
+
+    Normalisation: an interval that overlaps the next one ends where the next begins; an open interval (end
+    None) lasts until the next interval (and is then closed) or until hi. A gap between two intervals is
+    'unknown' time. With fill, the time before the first interval is 'unknown' from -inf (a start that no range
+    counts as a stop's start) and the time after the last is 'unknown' up to hi.
+    Merging: contiguous intervals with the same state and fault code are one event, (start, end, state, fault,
+    category, planned, minor, source, reason, is_open); running stretches come out with category 'running'.
+    notes: a list that gets (start, end, note) for events with something to report.
+    """
     out: list[tuple] = []
-    cur = None
-    for s, e, state, fault, is_open in norm:
-        if state == RUNNING:
-            fault = None
-        if cur is not None and cur[1] == s and cur[2] == state and cur[3] == fault:
-            cur[1] = e
-            cur[4] = is_open
+    append = out.append
+    n = len(rows)
+    t = -math.inf if fill else None  # covered up to here
+    cs = ce = cstate = cfault = None  # the event being built
+    copen = False
+    for i in range(n):
+        r = rows[i]
+        s = r[0]
+        e = r[1]
+        state = r[2]
+        fault = None if state == RUNNING else r[3]
+        is_open = e is None
+        if i + 1 < n:
+            nxt = rows[i + 1][0]
+            if is_open or e > nxt:
+                e = nxt
+                is_open = False
+        elif is_open:
+            e = hi if hi is not None and hi > s else s
+        if e <= s:
             continue
-        if cur is not None:
-            out.append(_finish(cur, fault_reasons, threshold_s, notes))
-        cur = [s, e, state, fault, is_open]
-    if cur is not None:
-        out.append(_finish(cur, fault_reasons, threshold_s, notes))
+        if t is not None and s > t:  # a gap in the data: unknown
+            if ce == t and cstate == UNKNOWN and cfault is None:
+                ce, copen = s, False
+            else:
+                if cstate is not None:
+                    append(_event(cs, ce, cstate, cfault, copen, fault_reasons, threshold_s, notes))
+                cs, ce, cstate, cfault, copen = t, s, UNKNOWN, None, False
+        if ce == s and state == cstate and fault == cfault:
+            ce, copen = e, is_open
+        else:
+            if cstate is not None:
+                append(_event(cs, ce, cstate, cfault, copen, fault_reasons, threshold_s, notes))
+            cs, ce, cstate, cfault, copen = s, e, state, fault, is_open
+        if t is None or e > t:
+            t = e
+    if fill and hi is not None and t < hi:
+        if ce == t and cstate == UNKNOWN and cfault is None:
+            ce, copen = hi, False
+        else:
+            if cstate is not None:
+                append(_event(cs, ce, cstate, cfault, copen, fault_reasons, threshold_s, notes))
+            cs, ce, cstate, cfault, copen = t, hi, UNKNOWN, None, False
+    if cstate is not None:
+        append(_event(cs, ce, cstate, cfault, copen, fault_reasons, threshold_s, notes))
     return out
 
 
-def _finish(cur, fault_reasons, threshold_s, notes):
-    s, e, state, fault, is_open = cur
+def _event(s, e, state, fault, is_open, fault_reasons, threshold_s, notes):
     if state == RUNNING:
-        return (s, e, state, None, RUNNING, False, False, SOURCE_STATE, None, is_open)
+        return (s, e, RUNNING, None, RUNNING, False, False, SOURCE_STATE, None, is_open)
+    return _stop(s, e, state, fault, is_open, fault_reasons, threshold_s, notes)
+
+
+def _stop(s, e, state, fault, is_open, fault_reasons, threshold_s, notes):
     category, planned, source, reason, note = classify_stop(state, fault, fault_reasons)
     if note is not None and notes is not None:
         notes.append((s, e, note))
@@ -214,10 +222,9 @@ def events_from_states(machine, states: Iterable, *, fault_reasons: Mapping[int,
     state and fault code; a gap between two intervals is an 'unknown' event. Overrides (operator reasons) are
     applied: an event that an override covers in part is split at the override's edges."""
     _check_threshold(micro_stop_threshold_s)
-    norm = normalize_states(states)
     events = []
-    for s, e, state, fault, category, planned, minor, source, reason, is_open in derive_events(
-            norm, fault_reasons, micro_stop_threshold_s):
+    for s, e, state, fault, category, planned, minor, source, reason, is_open in scan_events(
+            sorted_rows(states), None, fault_reasons, micro_stop_threshold_s, fill=False):
         if state == RUNNING:
             continue
         events.append(DowntimeEvent(machine, s, None if is_open else e, state, fault, category, planned,
