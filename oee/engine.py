@@ -32,7 +32,7 @@ from oee.totals import Totals, rollup
 from oee.vocabulary import PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
 MICRO = "micro"  # label of minor-stop time
-RUN = "run"
+RUN = RUNNING  # the label of running time in planned production (events carry category 'running')
 OUTSIDE = "outside"  # before a given Schedule's start (only in the startup look-back): counts nowhere
 STARTUP_TRIGGERS = ("changeover", "planned", "failure", "unknown")
 _TRIGGER_LABELS = {
@@ -141,6 +141,8 @@ def _schedule_segments(calendar, a0: float, a: float, b: float, downtime) -> lis
 def _pieces(events: list[tuple], overrides: list[tuple], notes: list) -> list[tuple]:
     """(start, end, label, counted) from events; stop time under an override takes the override's reason.
     counted: the piece starts a stop (for stop, minor-stop and failure counts)."""
+    if not overrides:
+        return [(ev[0], ev[1], MICRO if ev[6] else ev[4], ev[4] != RUN) for ev in events]
     out = []
     j = 0
     n_ov = len(overrides)
@@ -150,9 +152,6 @@ def _pieces(events: list[tuple], overrides: list[tuple], notes: list) -> list[tu
             out.append((s, e, RUN, False))
             continue
         base = MICRO if minor else category
-        if n_ov == 0:
-            out.append((s, e, base, True))
-            continue
         while j < n_ov and overrides[j][1] <= s:
             j += 1
         t = s
@@ -304,6 +303,73 @@ def _ideal_lookup(ideal_cycle_times: Mapping | None, default) -> callable:
     return lookup
 
 
+def _count_row(c) -> tuple:
+    """(start, end, total, good, product_code) with times in epoch seconds; end None means an instant."""
+    cs = to_epoch(c[0])
+    return (cs, cs if c[1] is None else to_epoch(c[1]), c[2], c[3], c[4] if len(c) > 4 else None)
+
+
+def _place_counts(counts, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int, dict]]:
+    """Each increment, whole, at the midpoint of its [start, end): [(bucket or -1, where, {product: [total,
+    good]})], where is 0 outside planned time, 1 in planned time, 2 in a startup window."""
+    rows = counts if isinstance(counts, (list, tuple)) else list(counts)
+    try:
+        return _place(rows, a, b, atoms, windows, b_starts, b_ends)
+    except (TypeError, ValueError):  # datetimes, None ends, rows of four: convert, then again (errors raise)
+        return _place([_count_row(c) for c in rows], a, b, atoms, windows, b_starts, b_ends)
+
+
+def _place(rows, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int, dict]]:
+    # A region is a stretch in which the piece, the startup window and the bucket do not change; it is found by
+    # binary search and reused while the counts (usually in time order) stay in it.
+    atom_ends = [x[1] for x in atoms]
+    win_ends = [x[1] for x in windows]  # windows start in order and have one width: their ends are in order
+    n_atoms, n_win, n_b = len(atoms), len(windows), len(b_starts)
+    inf = math.inf
+    regions: list[tuple[int, int, dict]] = []
+    by_key: dict[tuple[int, int], dict] = {}
+    rlo = rhi = -inf
+    parts: dict = {}
+    for cs, ce, total, good, product in rows:
+        t = (cs + ce) * 0.5
+        if t < a or t >= b:
+            continue
+        if total < 0 or good < 0:
+            raise ValueError(f"count increment at {cs}: total and good must be >= 0, got {total}, {good}")
+        if t < rlo or t >= rhi:
+            i = bisect_right(atom_ends, t)
+            if i < n_atoms:
+                rlo, rhi = atoms[i][0], atoms[i][1]
+                planned = atoms[i][2] not in _NOT_PLANNED
+            else:
+                rlo, rhi, planned = atom_ends[-1] if n_atoms else -inf, inf, False
+            where = 0
+            if planned:
+                w = bisect_right(win_ends, t)
+                if w < n_win and windows[w][0] <= t:
+                    where, lo, hi = 2, windows[w][0], win_ends[w]
+                else:
+                    where, lo, hi = 1, (win_ends[w - 1] if w else -inf), (windows[w][0] if w < n_win else inf)
+                rlo, rhi = max(rlo, lo), min(rhi, hi)
+            kb = bisect_right(b_ends, t)
+            if kb < n_b and b_starts[kb] <= t:
+                lo, hi = b_starts[kb], b_ends[kb]
+            else:
+                lo, hi, kb = (b_ends[kb - 1] if kb else -inf), (b_starts[kb] if kb < n_b else inf), -1
+            rlo, rhi = max(rlo, lo), min(rhi, hi)
+            parts = by_key.get((kb, where))
+            if parts is None:
+                parts = by_key[(kb, where)] = {}
+                regions.append((kb, where, parts))
+        x = parts.get(product)
+        if x is None:
+            parts[product] = [total, good]
+        else:
+            x[0] += total
+            x[1] += good
+    return regions
+
+
 def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Calendar | Schedule | None = None,
             ideal_cycle_times: Mapping[str | None, float] | None = None,
             default_ideal_cycle_time_s: float | None = None,
@@ -383,63 +449,9 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
                     _count_stop(accs[kk], label)
             kk += 1
 
-    # Counts: each increment, whole, at the midpoint of [start, end). A region is a stretch in which the piece,
-    # the startup window and the bucket do not change; it is found by binary search and reused while the counts
-    # (usually in time order) stay in it. Parts add up per region and product; ideal times are applied at the end.
-    atom_ends = [x[1] for x in atoms]
-    win_ends = [x[1] for x in windows]  # windows start in order and have one width: their ends are in order
-    n_atoms, n_win = len(atoms), len(windows)
-    inf = math.inf
-    regions: list[tuple[int, int, dict]] = []  # (bucket index or -1, where: 0 outside planned, 1 planned, 2 startup)
-    by_key: dict[tuple[int, int], dict] = {}
-    rlo = rhi = -inf
-    parts: dict = {}
-    for c in counts:
-        cs, ce = c[0], c[1]
-        if type(cs) is not float:
-            cs = to_epoch(cs)
-        if type(ce) is not float:
-            ce = cs if ce is None else to_epoch(ce)
-        t = (cs + ce) * 0.5 if ce > cs else cs
-        if t < a or t >= b:
-            continue
-        total, good = c[2], c[3]
-        if total < 0 or good < 0:
-            raise ValueError(f"count increment at {cs}: total and good must be >= 0, got {total}, {good}")
-        if not rlo <= t < rhi:
-            i = bisect_right(atom_ends, t)
-            if i < n_atoms:
-                rlo, rhi = atoms[i][0], atoms[i][1]
-                planned = atoms[i][2] not in _NOT_PLANNED
-            else:
-                rlo, rhi, planned = atom_ends[-1] if n_atoms else -inf, inf, False
-            where = 0
-            if planned:
-                w = bisect_right(win_ends, t)
-                if w < n_win and windows[w][0] <= t:
-                    where, lo, hi = 2, windows[w][0], win_ends[w]
-                else:
-                    where, lo, hi = 1, (win_ends[w - 1] if w else -inf), (windows[w][0] if w < n_win else inf)
-                rlo, rhi = max(rlo, lo), min(rhi, hi)
-            kb = bisect_right(b_ends, t)
-            if kb < n_b and b_starts[kb] <= t:
-                lo, hi = b_starts[kb], b_ends[kb]
-            else:
-                lo, hi, kb = (b_ends[kb - 1] if kb else -inf), (b_starts[kb] if kb < n_b else inf), -1
-            rlo, rhi = max(rlo, lo), min(rhi, hi)
-            parts = by_key.get((kb, where))
-            if parts is None:
-                parts = by_key[(kb, where)] = {}
-                regions.append((kb, where, parts))
-        product = c[4] if len(c) > 4 else None
-        x = parts.get(product)
-        if x is None:
-            parts[product] = [total, good]
-        else:
-            x[0] += total
-            x[1] += good
+    regions = _place_counts(counts, a, b, atoms, windows, b_starts, b_ends)
     ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
-    for bucket, where, per_product in regions:
+    for bucket, where, per_product in regions:  # where: 0 outside planned time, 1 planned, 2 startup window
         for product, (total, good) in per_product.items():
             for acc in (whole, accs[bucket]) if bucket >= 0 else (whole,):
                 if where == 0:
