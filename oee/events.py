@@ -142,9 +142,9 @@ def scan_events(rows: list[tuple], hi: float | None, fault_reasons: Mapping | No
     """Events from rows sorted by start (see sorted_rows), in one pass.
 
     Normalisation: an interval that overlaps the next one ends where the next begins; an open interval (end
-    None) lasts until the next interval (and is then closed) or until hi. A gap between two intervals is
-    'unknown' time. With fill, the time before the first interval is 'unknown' from -inf (a start that no range
-    counts as a stop's start) and the time after the last is 'unknown' up to hi.
+    None) lasts until the next interval (and is then closed) or until hi (with hi None it stays open). A gap
+    between two intervals is 'unknown' time. With fill, the time before the first interval is 'unknown' from
+    -inf (a start that no range counts as a stop's start) and the time after the last is 'unknown' up to hi.
     Merging: contiguous intervals with the same state and fault code are one event, (start, end, state, fault,
     category, planned, minor, source, reason, is_open); running stretches come out with category 'running'.
     notes: a list that gets (start, end, note) for events with something to report.
@@ -168,7 +168,7 @@ def scan_events(rows: list[tuple], hi: float | None, fault_reasons: Mapping | No
                 e = nxt
                 is_open = False
         elif is_open:
-            e = hi if hi is not None and hi > s else s
+            e = hi if hi is not None else math.inf  # no hi (events_from_states): the event stays open
         if e <= s:
             continue
         if t is not None and s > t:  # a gap in the data: unknown
