@@ -178,13 +178,13 @@ def test_factors_within_0_and_1_for_consistent_data(states, calendar, config, da
 
 
 def reference(states, calendar, overrides, config, a, b):
-    """Seconds per label over [a, b) for whole-second data: no intervals, no merging tricks."""
-    lo = int(min([a] + [s.start for s in states])) - 1
-    hi = int(max([b] + [s.end or b for s in states])) + 1
+    """Seconds per label over [a, b) for whole-second data: no intervals, no merging tricks. Seconds are
+    painted within an hour of the range only: a stop reaching further is longer than any threshold drawn."""
+    lo, hi = int(a) - 3600, int(b) + 3600
     cell: dict[int, tuple] = {}
-    for i, s in enumerate(states):
+    for s in states:
         end = s.end if s.end is not None else max(b, s.start)
-        for t in range(int(s.start), int(end)):
+        for t in range(max(int(s.start), lo), min(int(end), hi)):
             cell[t] = (s.state, s.fault_code if s.state == "faulted" else None, s.end is None)
     sched = expand(calendar, a, b)
 
