@@ -1,0 +1,275 @@
+"""The wizard's and the API's PLC operations, in one place: test a connection, discover tags, read a preview.
+
+No page and no callback talks to a PLC; they call these functions. Each one validates its input with the driver,
+runs with a deadline in a worker thread, and never raises: every failure becomes a plain dict in the shared error
+vocabulary (collectors.base.ERROR_KINDS, plus "invalid_input" and "unknown") with a readable message and a
+suggestion of what to try. The detail of an unexpected failure goes to the log, not to the user.
+
+    test_connection(protocol, host, port, protocol_config, probe_address=None)
+        -> {"ok", "error", "error_text", "message", "suggestion", "steps": [...], "identity": {...}}
+    discover(protocol, host, port, protocol_config, **options)
+        -> {"ok", "tags": [{"address", "data_type", "name", "description", "writable", "value", "children"}],
+            "count", "error", ...}
+    preview_read(protocol, host, port, protocol_config, tags=[{"name", "address", "data_type"}])
+        -> {"ok", "values": {name: {"value", "quality", "reason"}}, "error", ...}
+    parse_s7_layout(csv_text, db_number) / parse_register_map(csv_text, config)  (no PLC; editors' CSV)
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import asdict
+from typing import Any
+
+from collectors.base import (
+    BAD,
+    ERROR_KINDS,
+    PROTOCOL_DEFAULT_PORTS,
+    TIMEOUT,
+    ConfigError,
+    ConnectionSettings,
+    DiscoveredTag,
+    DriverError,
+    TagSpec,
+    driver_class,
+    redact_config,
+)
+
+log = logging.getLogger(__name__)
+
+INVALID_INPUT = "invalid_input"
+UNKNOWN = "unknown"
+ERROR_TEXT = {**ERROR_KINDS, INVALID_INPUT: "The settings are not valid",
+              UNKNOWN: "Unexpected error; the details are in the server log"}
+QUALITY_NAMES = {0: "good", 1: "uncertain", 2: "bad"}
+MAX_PREVIEW_TAGS = 500
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="plc-service")
+
+
+def _failure(kind: str, message: str, suggestion: str = "", **extra) -> dict:
+    return {"ok": False, "error": kind, "error_text": ERROR_TEXT.get(kind, ERROR_TEXT[UNKNOWN]), "message": message,
+            "suggestion": suggestion, **extra}
+
+
+def _driver(protocol: str, host: str, port: int | None, protocol_config: dict | None, timeout_s: float):
+    cls = driver_class(protocol)
+    config = cls.validate_config(dict(protocol_config or {}))
+    settings = ConnectionSettings(protocol, host, int(port or PROTOCOL_DEFAULT_PORTS[protocol]), config, timeout_s)
+    return cls(settings)
+
+
+def _run(what: str, fn, budget_s: float, context: dict) -> dict:
+    """Run fn() in a worker with a deadline; turn every failure into the error dict."""
+    started = time.perf_counter()
+    future = _POOL.submit(fn)
+    try:
+        result = future.result(timeout=budget_s)
+    except concurrent.futures.TimeoutError:
+        log.warning("%s on %s:%s did not finish within %.0f s", what, context.get("host"), context.get("port"),
+                    budget_s)
+        return _failure(TIMEOUT, f"{what} did not finish within {budget_s:g} s",
+                        "The device answers too slowly or not at all; check the address and the network, or "
+                        "narrow the request.")
+    except ConfigError as exc:
+        field = exc.field if exc.field.startswith(("tags", "csv", "line", "options")) else f"protocol_config.{exc.field}"
+        return _failure(INVALID_INPUT, exc.message, "Correct the setting and try again.", fields={field: exc.message})
+    except DriverError as exc:
+        return _failure(exc.kind, exc.message, exc.suggestion)
+    except Exception as exc:  # the user gets a key and a sentence; the traceback goes to the log
+        log.exception("%s on %s:%s (%s) failed unexpectedly", what, context.get("host"), context.get("port"),
+                      redact_config(context.get("protocol_config") or {}))
+        return _failure(UNKNOWN, f"{what} failed: {exc.__class__.__name__}",
+                        "This is a bug or an unusual device answer; the server log has the details.")
+    result.setdefault("ok", True)
+    result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def json_safe(value: Any) -> Any:
+    """Values as JSON can carry them (numpy scalars, bytes, NaN, datetimes, nested lists)."""
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str, bytes)):
+        try:
+            value = value.item()
+        except Exception:
+            value = str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("latin-1", errors="replace")
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def tag_dict(tag: DiscoveredTag) -> dict:
+    return {"address": tag.address, "data_type": tag.data_type, "name": tag.name, "description": tag.description,
+            "writable": tag.writable, "value": json_safe(tag.value), "children": [tag_dict(c) for c in tag.children]}
+
+
+def flatten(tags: list[dict], depth: int = 0) -> list[dict]:
+    """A discovery tree as rows with their depth, parents before children (for lists with a filter)."""
+    out = []
+    for t in tags:
+        out.append({**{k: v for k, v in t.items() if k != "children"}, "depth": depth,
+                    "container": bool(t.get("children"))})
+        out.extend(flatten(t.get("children") or [], depth + 1))
+    return out
+
+
+# --- the three operations ----------------------------------------------------------------------------------------
+
+
+def test_connection(protocol: str, host: str, port: int | None, protocol_config: dict | None, *,
+                    probe_address: str | None = None, timeout_s: float = 3.0) -> dict:
+    """Diagnostics step by step (tcp, handshake, identity, probe_read). The first failed step names the error
+    and what to try."""
+    context = {"host": host, "port": port, "protocol_config": protocol_config}
+
+    def work() -> dict:
+        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        result = driver.test_connection(probe_address) if probe_address else driver.test_connection()
+        body = result.as_dict()
+        body["identity"] = json_safe(body["identity"])
+        failed = next((s for s in result.steps if not s.ok), None)
+        body["error_text"] = ERROR_TEXT.get(body["error"]) if body["error"] else None
+        body["message"] = f"{failed.name}: {failed.detail}" if failed else "every step passed"
+        body["suggestion"] = failed.suggestion if failed else ""
+        return body
+
+    out = _run("the connection test", work, timeout_s * 12 + 5, context)
+    out.setdefault("steps", [])
+    out.setdefault("identity", {})
+    return out
+
+
+def discover(protocol: str, host: str, port: int | None, protocol_config: dict | None, *, timeout_s: float = 3.0,
+             **options) -> dict:
+    """What the PLC offers: Logix tag list (program=...), OPC-UA browse (root, depth, limit), S7 data blocks
+    (db_layouts={n: csv}), Modbus register scan (table, start, count). Options the driver does not know are
+    ignored."""
+    context = {"host": host, "port": port, "protocol_config": protocol_config}
+    options = {k: v for k, v in options.items() if v is not None}
+    if protocol == "S7" and isinstance(options.get("db_layouts"), dict):
+        options["db_layouts"] = {int(k): v for k, v in options["db_layouts"].items()}
+
+    def work() -> dict:
+        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        try:
+            tags = [tag_dict(t) for t in driver.discover(**options)]
+        finally:
+            driver.close()
+        return {"tags": tags, "count": len(flatten(tags))}
+
+    out = _run("discovery", work, timeout_s * 20 + 10, context)
+    out.setdefault("tags", [])
+    return out
+
+
+def preview_read(protocol: str, host: str, port: int | None, protocol_config: dict | None, tags: list[dict], *,
+                 timeout_s: float = 3.0) -> dict:
+    """One read of the chosen tags, as the collector would read them. A tag whose address does not parse comes
+    back BAD with the reason; the others are read."""
+    context = {"host": host, "port": port, "protocol_config": protocol_config}
+    tags = list(tags or [])[:MAX_PREVIEW_TAGS]
+
+    def work() -> dict:
+        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        values: dict[str, dict] = {}
+        specs = []
+        for i, t in enumerate(tags):
+            name = str(t.get("name") or t.get("address") or i)
+            try:
+                if protocol == "MODBUS":
+                    driver.parse_address(t["address"], t["data_type"], driver.config)
+                else:
+                    driver.parse_address(t["address"], t["data_type"])
+            except (ConfigError, KeyError, TypeError, ValueError) as exc:
+                values[name] = {"value": None, "quality": "bad",
+                                "reason": f"invalid_input: {getattr(exc, 'message', exc)}"}
+                continue
+            specs.append((i, name, TagSpec(i, t["address"], t["data_type"], name)))
+        if specs:
+            try:
+                plan = driver.plan([s for _, _, s in specs])
+                driver.connect()
+                readings = driver.read(plan)
+            finally:
+                driver.close()
+            for i, name, _spec in specs:
+                r = readings.get(i)
+                if r is None:
+                    values[name] = {"value": None, "quality": "bad", "reason": "no reading"}
+                else:
+                    values[name] = {"value": None if r.quality == BAD else json_safe(r.value),
+                                    "quality": QUALITY_NAMES.get(r.quality, str(r.quality)), "reason": r.reason}
+        return {"values": values, "time": time.time()}
+
+    out = _run("the preview read", work, timeout_s * 6 + 5, context)
+    out.setdefault("values", {})
+    return out
+
+
+# --- the editors' CSV (no PLC involved) ---------------------------------------------------------------------------
+
+
+def parse_s7_layout(csv_text: str, db_number: int) -> dict:
+    """An S7 data block layout as CSV (name,offset,type[,description], as in TIA Portal) -> tags, or the error
+    naming the line and column."""
+    from collectors.drivers.s7 import import_db_layout
+
+    try:
+        tags = import_db_layout(csv_text or "", db_number=int(db_number))
+    except ConfigError as exc:
+        return _failure(INVALID_INPUT, f"{exc.field}: {exc.message}", "Each line is name,offset,type, e.g. "
+                        "GoodCount,4,DINT or Running,20.0,BOOL.", fields={exc.field: exc.message})
+    except (TypeError, ValueError) as exc:
+        return _failure(INVALID_INPUT, str(exc), "Give the DB number as a whole number.",
+                        fields={"db_number": str(exc)})
+    return {"ok": True, "tags": [tag_dict(t) for t in tags]}
+
+
+def parse_register_map(csv_text: str, protocol_config: dict | None = None) -> dict:
+    """A Modbus register map as CSV: name,address,data_type[,description] (HR0,UINT32 ...), checked against the
+    driver's address rules with the connection's numbering (zero_based)."""
+    from collectors.drivers.modbus import ModbusDriver
+
+    try:
+        config = ModbusDriver.validate_config(dict(protocol_config or {}))
+    except ConfigError as exc:
+        return _failure(INVALID_INPUT, exc.message, "Correct the Modbus settings first.",
+                        fields={f"protocol_config.{exc.field}": exc.message})
+    out, seen = [], {}
+    for lineno, row in enumerate(csv.reader(io.StringIO(csv_text or "")), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if not out and not seen and cells[0].lower() == "name" and len(cells) > 1 and cells[1].lower() == "address":
+            continue
+        field = f"line {lineno}"
+        if len(cells) < 3:
+            message = f"{len(cells)} column(s); each line is name,address,data_type, e.g. GoodCount,HR2,UINT32"
+            return _failure(INVALID_INPUT, f"{field}: {message}", "", fields={field: message})
+        name, address, dtype = cells[:3]
+        if not name:
+            return _failure(INVALID_INPUT, f"{field}: the name is empty", "", fields={f"{field}, column 1 (name)":
+                                                                                      "the name is empty"})
+        if name in seen:
+            message = f"{name!r} is already on line {seen[name]}"
+            return _failure(INVALID_INPUT, f"{field}: {message}", "", fields={f"{field}, column 1 (name)": message})
+        try:
+            ModbusDriver.parse_address(address, dtype, config)
+        except ConfigError as exc:
+            column = "column 3 (data_type)" if exc.field == "data_type" else "column 2 (address)"
+            return _failure(INVALID_INPUT, f"{field}, {column}: {exc.message}", "",
+                            fields={f"{field}, {column}": exc.message})
+        seen[name] = lineno
+        out.append(asdict(DiscoveredTag(address.upper(), dtype.upper(), name, cells[3] if len(cells) > 3 else "")))
+    return {"ok": True, "tags": out}
