@@ -177,19 +177,28 @@ def _pieces(events: list[tuple], overrides: list[tuple], notes: list) -> list[tu
 
 def _overlay(pieces: list[tuple], segs: list[tuple]) -> list[tuple]:
     """Atomic (start, end, label, counted) over the calendar segments: the calendar's planned categories win;
-    in production time the machine's label stands. counted only on the atomic piece at a stop's own start."""
+    in production time the machine's label stands. counted: on the first atom of a stop piece that is in
+    planned production time (where the stop starts to cost planned time)."""
     out = []
+    append = out.append
     i = j = 0
     n, m = len(pieces), len(segs)
+    pending = pieces[0][3] if n else False
     while i < n and j < m:
-        ps, pe, label, counted = pieces[i]
+        ps, pe, label, _counted = pieces[i]
         cs, ce, kind = segs[j]
         s = ps if ps > cs else cs
         e = pe if pe < ce else ce
         if s < e:
-            out.append((s, e, label if kind == PRODUCTION else kind, counted and s == ps and kind == PRODUCTION))
+            if kind == PRODUCTION:
+                append((s, e, label, pending))
+                pending = False
+            else:
+                append((s, e, kind, False))
         if pe <= ce:
             i += 1
+            if i < n:
+                pending = pieces[i][3]
         else:
             j += 1
     return out
@@ -396,10 +405,15 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
     notes: list[tuple] = []  # (start, end, note): reported where that time falls
 
     rows = sorted_rows(states)
-    a0 = _look_back(rows, a, width)
-    segs = _schedule_segments(calendar, a0, a, b, list(downtime))
     events = scan_events(rows, b, fault_reasons, config.micro_stop_threshold_s, notes)
     pieces = _pieces(events, _sorted_overrides(overrides), notes)
+    # The pass starts early enough to see the startup windows reaching into the range, and the whole of the
+    # stop that holds `a` (whether it already cost planned time before `a` decides whether it counts here).
+    a0 = _look_back(rows, a, width)
+    k = bisect_right(pieces, a, key=_first) - 1
+    if k >= 0 and pieces[k][1] > a and pieces[k][0] > -math.inf:
+        a0 = min(a0, pieces[k][0])
+    segs = _schedule_segments(calendar, a0, a, b, list(downtime))
     atoms = _overlay(pieces, segs)
     windows = _startup_windows(atoms, width, triggers) if triggers else []
 

@@ -219,6 +219,26 @@ def test_stop_started_before_the_range_is_not_counted_again():
     assert t.equipment_failure_s == 10 * M and t.failure_count == 0
 
 
+def test_a_stop_counts_where_it_starts_to_cost_planned_time():
+    """A fault that begins in the 08:00 break and lasts until 08:45 costs planned time from 08:15: it is one
+    failure, counted at 08:15, so MTTR = 30 min / 1."""
+    states = timeline(T0, (2 * H + 5 * M, "running"), (40 * M, "faulted"), (5 * H + 15 * M, "running"))
+    res = analyze(T0, T0 + 8 * H, states=states, calendar=DAY, buckets=hour_buckets(T0, T0 + 8 * H))
+    t = res.totals
+    assert (t.equipment_failure_s, t.failure_count, t.mttr_s) == (30 * M, 1, 30 * M)
+    assert [x.failure_count for _, x in res.buckets] == [0, 0, 1, 0, 0, 0, 0, 0]
+    # A range starting at 08:10 (inside the break, after the fault began) still sees that failure; a range
+    # starting at 08:20 does not count it again.
+    assert analyze(T0 + 2 * H + 10 * M, T0 + 8 * H, states=states, calendar=DAY).totals.failure_count == 1
+    assert analyze(T0 + 2 * H + 20 * M, T0 + 8 * H, states=states, calendar=DAY).totals.failure_count == 0
+
+
+def test_a_stop_that_never_costs_planned_time_is_not_counted():
+    states = timeline(T0 + 2 * H, (10 * M, "faulted"), (H, "running"))  # 08:00-08:10, all in the break
+    t = analyze(T0, T0 + 8 * H, states=states, calendar=DAY).totals
+    assert t.failure_count == 0 and t.equipment_failure_s == 0 and t.break_s == H
+
+
 def test_open_interval_lasts_to_the_end_of_the_range():
     states = [StateInterval(T0 - H, None, "running")]
     t = analyze(T0, T0 + H, states=states).totals
