@@ -1,0 +1,191 @@
+"""OEE query benchmark: one machine over 30 days, and 50 machines (a site) over one day.
+
+    python -m bench.oee [--repeat 20] [--backends sqlite,postgresql,timescaledb] [--days 30] [--machines 50]
+
+The history is the simulated plant's (plant.model, deterministic, seed 1), stored as the collectors store what
+they poll at 1 Hz: state intervals with times rounded to the second, and count increments in one-minute rows.
+The measured call is db.oee_queries.oee_report(), the function behind GET /api/oee/ and the pages, with and
+without buckets. The baseline, measured in the same run, is the plain SELECT of the same rows (the I/O floor),
+so the figures show what the OEE engine adds. Target (issue [oee]): p95 under 200 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from bench.ingest import machine_description  # noqa: E402
+from core.demo import demo_calendars  # noqa: E402
+from db import backend as backends  # noqa: E402
+from db.configuration import sync_demo_plant  # noqa: E402
+from db.oee_queries import oee_report  # noqa: E402
+from db.spool import Batch  # noqa: E402
+from db.store import open_store  # noqa: E402
+from plant import default_layout  # noqa: E402
+from plant.model import PlantModel  # noqa: E402
+
+UTC = timezone.utc
+DAY = 86400.0
+
+
+def history(machines: int, days: float, sim_start: datetime):
+    """(layout, {machine_id: (state rows, count rows)}) with epoch times, as the collectors would store them."""
+    base = default_layout()
+    specs = [dataclasses.replace(base.machines[i % len(base.machines)], id=f"M{i + 1:03d}",
+                                 name=f"Machine {i + 1}", index=i) for i in range(machines)]
+    layout = dataclasses.replace(base, machines=tuple(specs))
+    model = PlantModel(layout, seed=1, sim_start=sim_start, truth_retention_s=None)
+    model.advance_to(days * DAY)
+    epoch0 = sim_start.timestamp()
+    out = {}
+    for spec in specs:
+        truth = model.ground_truth(spec.id)
+        states = [(round(epoch0 + s.start_sim), None if s.end_sim is None else round(epoch0 + s.end_sim),
+                   s.state_name, s.fault_code or None, str(s.product_code)) for s in truth.states]
+        parts, rejects = list(truth._part_times), list(truth._reject_times)
+        runs = [(r.start_sim, r.end_sim if r.end_sim is not None else days * DAY, str(r.product_code))
+                for r in truth.product_runs]
+        counts = []
+        for minute in range(int(days * 1440)):
+            a, b = minute * 60.0, minute * 60.0 + 60.0
+            total = bisect.bisect_right(parts, b) - bisect.bisect_right(parts, a)
+            if not total:
+                continue
+            reject = bisect.bisect_right(rejects, b) - bisect.bisect_right(rejects, a)
+            product = next((p for s, e, p in runs if s <= a < e), runs[-1][2] if runs else None)
+            counts.append((epoch0 + a, epoch0 + b, product, total, total - reject, reject))
+        out[spec.id] = (states, counts)
+    return layout, out
+
+
+def load(url: str, layout, data) -> object:
+    store = open_store(url)
+    endpoints = [{"machine_id": m.id, "name": m.name, "protocol": m.protocol, "host": "127.0.0.1", "port": 1,
+                  "area": m.area, "line": m.line, "protocol_config": {}, "tags": []} for m in layout.machines]
+    products = {p.code: p for m in layout.machines for p in m.products}
+    calendars, assignment = demo_calendars(layout)
+    ids = sync_demo_plant(store.engine, {"name": "Bench site", "timezone": layout.timezone}, endpoints,
+                          [{"code": c, "name": p.name, "ideal_cycle_time": p.ideal_cycle_time}
+                           for c, p in products.items()], calendars, assignment)
+    for machine_id, (states, counts) in data.items():
+        mid = ids[machine_id]
+        store.write_batch(Batch(uuid.uuid4().hex,
+                                states=[(mid, s, e, st, f, p) for s, e, st, f, p in states],
+                                counts=[(mid, s, e, p, t, g, r) for s, e, p, t, g, r in counts]))
+    with store.engine.begin() as conn:  # fresh statistics, as autovacuum would give a long-lived database
+        if store.backend_name == "sqlite":
+            conn.execute(text("ANALYZE"))
+    if store.backend_name != "sqlite":
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE machine_states"))
+            conn.execute(text("VACUUM ANALYZE production_counts"))
+    return store
+
+
+def raw_select(store, start: float, end: float) -> int:
+    lo, hi = backends.db_time(store.backend_name, start), backends.db_time(store.backend_name, end)
+    with store.engine.connect() as conn:
+        a = conn.execute(text('SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
+                              'WHERE start < :hi AND ("end" IS NULL OR "end" > :lo)'), {"lo": lo, "hi": hi}).all()
+        b = conn.execute(text('SELECT machine_id, start, "end", product_code, total, good FROM production_counts '
+                              'WHERE start < :hi AND "end" >= :lo'), {"lo": lo, "hi": hi}).all()
+    return len(a) + len(b)
+
+
+def timed(fn, repeat: int) -> list[float]:
+    fn()  # warm: connection pool, caches
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[max(0, int(round(0.95 * len(values))) - 1)]
+
+
+def run_case(label: str, url: str, layout, data, scope: str, key: str, start: float, end: float, repeat: int):
+    store = load(url, layout, data)
+    rows = raw_select(store, start, end)
+    cases = {
+        "baseline SELECT": lambda: raw_select(store, start, end),
+        "oee_report": lambda: oee_report(store, scope, key, start, end),
+        "oee_report by day" if end - start > 2 * DAY else "oee_report by hour":
+            lambda: oee_report(store, scope, key, start, end, bucket="day" if end - start > 2 * DAY else "hour"),
+    }
+    results = {name: timed(fn, repeat) for name, fn in cases.items()}
+    check = oee_report(store, scope, key, start, end)
+    store.close()
+    print(f"  {label:<12} {store.backend_name:<12} rows {rows:>7,}  OEE {check['oee']:.3f}  " + "  ".join(
+        f"{name}: median {statistics.median(v):6.1f} ms p95 {p95(v):6.1f} ms" for name, v in results.items()))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--machines", type=int, default=50)
+    parser.add_argument("--backends", default="sqlite,postgresql,timescaledb")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    wanted = args.backends.split(",")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start_30 = now - timedelta(days=args.days + 1)  # recent: TimescaleDB's retention keeps it
+    print(f"machine: {machine_description()}")
+    t = time.perf_counter()
+    layout1, data1 = history(1, args.days, start_30)
+    layout50, data50 = history(args.machines, 1, now - timedelta(days=2))
+    print(f"history generated in {time.perf_counter() - t:.1f} s: 1 machine x {args.days:g} days, "
+          f"{args.machines} machines x 1 day; {args.repeat} timed runs per figure\n")
+    a1 = start_30.timestamp()
+    b1 = a1 + args.days * DAY
+    a50 = (now - timedelta(days=2)).timestamp()
+    b50 = a50 + DAY
+
+    def each_backend(run):
+        if "sqlite" in wanted:
+            with tempfile.TemporaryDirectory() as d:
+                run(f"sqlite:///{d}/bench.sqlite3")
+        if "postgresql" in wanted:
+            name = f"oee_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                run(f"{args.pg_url.rsplit('/', 1)[0]}/{name}")
+            finally:
+                with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if "timescaledb" in wanted:
+            from tests.support.pgcluster import PgCluster, timescaledb_installed
+
+            if not timescaledb_installed():
+                print("  TimescaleDB: SKIPPED, the extension is not installed on this machine")
+                return
+            with PgCluster(preload_timescaledb=True) as cluster:
+                run(cluster.create_database(f"bench_{uuid.uuid4().hex[:6]}"))
+
+    print(f"One machine over {args.days:g} days:")
+    each_backend(lambda url: run_case("1 x 30 d", url, layout1, data1, "machine", "M001", a1, b1, args.repeat))
+    print(f"\n{args.machines} machines (the whole site) over one day:")
+    each_backend(lambda url: run_case(f"{args.machines} x 1 d", url, layout50, data50, "site", "Bench site", a50, b50,
+                                      args.repeat))
+    print("\nTarget: p95 under 200 ms for oee_report.")
+
+
+if __name__ == "__main__":
+    main()
