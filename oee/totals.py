@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import NamedTuple
 
 from oee.formulas import NO_IDEAL_CYCLE_TIME, OeeResult, calculate_times, mtbf, mttr
@@ -54,8 +55,7 @@ class Totals:
     def __add__(self, other: Totals) -> Totals:
         if not isinstance(other, Totals):
             return NotImplemented
-        values = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in _NUMERIC}
-        return Totals(**values, notes=self.notes | other.notes)
+        return Totals(*[x + y for x, y in zip(_values(self), _values(other))], notes=self.notes | other.notes)
 
     def __radd__(self, other):
         if other == 0:  # sum() starts with 0
@@ -186,7 +186,9 @@ class Totals:
         return out
 
 
-_NUMERIC = tuple(f for f in fields(Totals) if f.name != "notes")
+_NUMERIC = tuple(f.name for f in fields(Totals) if f.name != "notes")
+assert _NUMERIC == tuple(f.name for f in fields(Totals))[:-1]  # notes last: positional construction relies on it
+_values = attrgetter(*_NUMERIC)
 
 
 class WaterfallStep(NamedTuple):
@@ -208,7 +210,8 @@ def _loss(factor: str, category: str, seconds, label: str | None = None) -> Wate
 
 def rollup(items: Iterable[Totals]) -> Totals:
     """The sum of Totals (buckets, machines, lines, sites): sums of times and counts, divided afterwards."""
-    out = Totals()
-    for t in items:
-        out = out + t
-    return out
+    items = list(items)
+    if not items:
+        return Totals()
+    notes = frozenset().union(*(t.notes for t in items))
+    return Totals(*[sum(column) for column in zip(*map(_values, items))], notes=notes)

@@ -8,7 +8,7 @@ import oee
 from oee import vocabulary
 
 PACKAGE = Path(oee.__file__).parent
-ALLOWED = {"__future__", "bisect", "collections", "dataclasses", "datetime", "fractions", "math", "typing",
+ALLOWED = {"__future__", "bisect", "collections", "dataclasses", "datetime", "fractions", "math", "operator", "typing",
            "zoneinfo", "oee"}
 
 
