@@ -33,7 +33,7 @@ from oee.vocabulary import PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
 MICRO = "micro"  # label of minor-stop time
 RUN = RUNNING  # the label of running time in planned production (events carry category 'running')
-OUTSIDE = "outside"  # before a given Schedule's start (only in the startup look-back): counts nowhere
+OUTSIDE = "outside"  # before a given Schedule's start (only in the look-back): counts nowhere
 STARTUP_TRIGGERS = ("changeover", "planned", "failure", "unknown")
 _TRIGGER_LABELS = {
     "changeover": ("setup_adjustment",),
@@ -195,6 +195,8 @@ def _overlay(pieces: list[tuple], segs: list[tuple]) -> list[tuple]:
                 pending = False
             else:
                 append((s, e, kind, False))
+                if kind == OUTSIDE:  # before a given Schedule: maybe planned time; taken as counted already
+                    pending = False
         if pe <= ce:
             i += 1
             if i < n:
@@ -388,12 +390,14 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
     """One machine over [start, end): Totals for the whole range and for each bucket.
 
     states: StateInterval-like rows (start, end|None, state, fault_code, ...), epoch seconds or aware datetimes;
-        pass every interval that overlaps [start - config.startup_window_s, end); an interval reaching past the
-        range still counts only inside it, but its whole duration decides the micro-stop rule.
-        The caller clamps `end` to "now": an open interval (end None) is taken to last until `end`.
+        pass every interval that overlaps [start - config.startup_window_s, end), and the last running interval
+        before that (more is harmless). An interval reaching past the range counts only inside it, but its
+        whole duration decides the micro-stop rule. The caller clamps `end` to "now": an open interval (end
+        None) is taken to last until `end`.
     counts: CountIncrement-like rows (start, end, total, good, product_code); each is attributed, whole, to the
         instant (start + end) / 2.
-    calendar: a Calendar (expanded here), a Schedule covering the range, or None (all time is production).
+    calendar: a Calendar (expanded here; preferred), a Schedule covering the range (used as it is; see the
+        README), or None (all time is production).
     ideal_cycle_times: product_code -> ideal seconds per part; default_ideal_cycle_time_s for other products.
     fault_reasons: fault_code -> Reason; overrides: the operators' ReasonOverrides; downtime: this machine's
         PlannedDowntime (the calendar's own is applied too).

@@ -25,10 +25,6 @@ def to_epoch(value) -> float:
     return value
 
 
-def maybe_epoch(value) -> float | None:
-    return None if value is None else to_epoch(value)
-
-
 def from_epoch(t: float, tz: str | ZoneInfo | timezone = UTC) -> datetime:
     """An aware datetime in the given time zone (a name such as 'America/Chicago', or a tzinfo)."""
     return datetime.fromtimestamp(t, zone(tz))

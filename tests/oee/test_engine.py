@@ -189,7 +189,7 @@ def test_stop_spanning_a_bucket_edge_and_a_shift_edge():
     assert h13["13"].equipment_failure_s == 10 * M and h13["14"].equipment_failure_s == 20 * M
     assert h13["13"].failure_count == 1 and h13["14"].failure_count == 0
     sched = expand(TWO_SHIFTS, start, end)
-    by_shift = analyze(start, end, states=states, calendar=sched, buckets=shift_buckets(sched))
+    by_shift = analyze(start, end, states=states, calendar=TWO_SHIFTS, buckets=shift_buckets(sched))
     (ba, ta), (bb, tb) = by_shift.buckets
     assert (ba.label, bb.label) == ("2024-05-06 A", "2024-05-06 B")
     assert (ta.equipment_failure_s, tb.equipment_failure_s) == (10 * M, 20 * M)
@@ -582,6 +582,14 @@ def test_a_calendar_edit_recomputes_the_past():
     after = analyze(T0, T0 + 8 * H, **data).totals
     assert before.planned_time_s == 420 * M and after.planned_time_s == 480 * M
     assert after.result().oee == pytest.approx(18_848 / (480 * M))
+
+
+def test_a_schedule_gives_the_same_times_as_its_calendar():
+    data = worked_example()
+    sched = expand(DAY, T0 - H, T0 + 9 * H)
+    by_calendar = analyze(T0, T0 + 8 * H, **data).totals
+    data["calendar"] = sched
+    assert analyze(T0, T0 + 8 * H, **data).totals == by_calendar
 
 
 def test_schedule_must_cover_the_range():
