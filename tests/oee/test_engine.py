@@ -91,6 +91,17 @@ def test_waterfall_levels_equal_level_above_minus_losses():
             losses += s.seconds
 
 
+def test_as_dict_is_json_with_buckets():
+    import json
+
+    res = analyze(T0, T0 + 8 * H, buckets=hour_buckets(T0, T0 + 8 * H), **worked_example())
+    d = json.loads(json.dumps(res.as_dict(), allow_nan=False))
+    assert len(d["buckets"]) == 8
+    assert d["buckets"][0]["label"] == "2024-05-06T06:00:00+00:00"
+    assert sum(b["planned_time_s"] for b in d["buckets"]) == d["planned_time_s"] == 420 * M
+    assert sum(b["good_count"] for b in d["buckets"]) == 18_848
+
+
 def test_as_dict_carries_what_the_api_needs():
     d = analyze(T0, T0 + 8 * H, **worked_example()).as_dict()
     for key in ("availability", "performance", "quality", "oee", "planned_time_s", "run_time_s", "total_count",
