@@ -47,6 +47,8 @@ ERROR_TEXT = {**ERROR_KINDS, INVALID_INPUT: "The settings are not valid",
               UNKNOWN: "Unexpected error; the details are in the server log"}
 QUALITY_NAMES = {0: "good", 1: "uncertain", 2: "bad"}
 MAX_PREVIEW_TAGS = 500
+OPTION_FIELDS = ("tags", "csv", "line", "options", "table", "start", "count", "unit", "root", "depth", "limit",
+                 "db_number", "program")
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="plc-service")
 
 
@@ -75,7 +77,7 @@ def _run(what: str, fn, budget_s: float, context: dict) -> dict:
                         "The device answers too slowly or not at all; check the address and the network, or "
                         "narrow the request.")
     except ConfigError as exc:
-        field = exc.field if exc.field.startswith(("tags", "csv", "line", "options")) else f"protocol_config.{exc.field}"
+        field = exc.field if exc.field.startswith(OPTION_FIELDS) else f"protocol_config.{exc.field}"
         return _failure(INVALID_INPUT, exc.message, "Correct the setting and try again.", fields={field: exc.message})
     except DriverError as exc:
         return _failure(exc.kind, exc.message, exc.suggestion)
@@ -273,3 +275,64 @@ def parse_register_map(csv_text: str, protocol_config: dict | None = None) -> di
         seen[name] = lineno
         out.append(asdict(DiscoveredTag(address.upper(), dtype.upper(), name, cells[3] if len(cells) > 3 else "")))
     return {"ok": True, "tags": out}
+
+
+# --- what the collectors see now (no PLC involved: the collectors own the latest values) --------------------------
+
+
+def machine_status(runtime, machine: dict) -> dict:
+    """The live state of a saved machine: 'disabled', 'not_polled' (not picked up by a collector here yet),
+    'config_error', 'connecting', 'failing', or the machine's own state (running, idle, faulted, ...)."""
+    out = {"state": "unknown", "connection_state": None, "last_error": None, "counts": None}
+    if not machine.get("enabled"):
+        out["state"] = "disabled"
+        return out
+    collectors = getattr(runtime, "collectors", None)
+    cid = machine.get("connection_id")
+    if collectors is None or cid is None:
+        out["state"] = "not_polled"
+        return out
+    if cid in collectors.config_errors:
+        out.update(state="config_error", connection_state="config_error",
+                   last_error={"error": "invalid_input", "message": collectors.config_errors[cid], "suggestion": ""})
+        return out
+    poller = collectors.pollers.get(cid)
+    if poller is None:
+        out["state"] = "not_polled"
+        return out
+    health = poller.health()
+    out["connection_state"] = health["state"]
+    out["last_error"] = health["last_error"]
+    snap = collectors.snapshot.machine(machine["id"])
+    if health["state"] in ("failing", "connecting") or snap is None:
+        out["state"] = "failing" if health["state"] == "failing" else "connecting"
+    else:
+        out["state"] = snap.get("state") or "unknown"
+        out["counts"] = dict(snap.get("counts") or {})
+    return out
+
+
+def live_values(runtime, tag_ids) -> dict[int, dict]:
+    """tag id -> {"value", "quality", "reason", "time"} from the collectors' latest values."""
+    collectors = getattr(runtime, "collectors", None)
+    if collectors is None:
+        return {}
+    out = {}
+    for tid, (t, value, quality, reason) in collectors.snapshot.tags(list(tag_ids)).items():
+        out[tid] = {"value": json_safe(value), "quality": QUALITY_NAMES.get(quality, str(quality)),
+                    "reason": reason, "time": t}
+    return out
+
+
+def reload_collectors(runtime) -> dict:
+    """Ask this process's collectors to pick up the configuration now (they also do every few seconds)."""
+    collectors = getattr(runtime, "collectors", None)
+    if collectors is None:
+        return {"reloaded": False, "message": "no collectors run in this process; the collector processes pick up "
+                                              "the change at their next reload (every 10 s)"}
+    try:
+        changes = collectors.reload()
+    except Exception as exc:  # the configuration is saved; the collectors retry on their own timer
+        log.exception("collectors reload failed")
+        return {"reloaded": False, "message": f"saved; the collectors will retry ({exc.__class__.__name__})"}
+    return {"reloaded": True, "changes": changes}

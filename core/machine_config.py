@@ -253,7 +253,8 @@ def validate_protocol_config(protocol: str, config, *, host: str | None = None, 
                 if not os.path.isfile(path):
                     raise ValidationError({f"protocol_config.{key}": f"file {path!r} not found on the server; give "
                                                                       "the path of a PEM or DER file there"})
-    return {k: v for k, v in clean.items() if v is not None and (k in config or protocol != "OPCUA")}
+    # What is stored is what was given, normalised (S7-1200, 'big', ints); defaults are filled at every load.
+    return {k: v for k, v in clean.items() if v is not None and k in config}
 
 
 def opcua_endpoint_host_port(endpoint: str) -> tuple[str, int]:
@@ -824,3 +825,80 @@ def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_config
         out["machines"].append(clean)
     errors.raise_if_any("the configuration file has errors")
     return out
+
+
+# --- discovery options (the wizard's discover step, POST /api/plc/machines/{id}/discover_tags/) ------------------
+
+DISCOVER_OPTIONS = {
+    "ETHERNET_IP": ("program", "max_array_elements"),
+    "OPCUA": ("root", "depth", "limit", "include_server", "read_values", "namespace_uris"),
+    "S7": ("db_layouts", "max_dbs"),
+    "MODBUS": ("table", "start", "count", "unit"),
+}
+MAX_SCAN = 10_000
+
+
+def validate_discover_options(protocol: str, data) -> dict:
+    """Options of one protocol's discovery: Logix program ('*' every program, null controller scope only);
+    OPC-UA root NodeId, depth, limit; S7 db_layouts {"<db>": "<csv>"}; Modbus table, start, count, unit."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationError({"body": "must be a JSON object of discovery options"})
+    errors = _Errors()
+    _unknown(errors, data, DISCOVER_OPTIONS[protocol], where=f" for {protocol} discovery")
+    out: dict = {}
+    if protocol == "ETHERNET_IP":
+        program = data.get("program", "*")
+        if program is not None and (not isinstance(program, str) or not program.strip()):
+            errors.add("program", "a program name, '*' for every program, or null for controller tags only")
+        out["program"] = program
+        out["max_array_elements"] = _integer(errors, data, "max_array_elements", 1, 10000, default=100)
+    elif protocol == "OPCUA":
+        root = data.get("root")
+        if root is not None:
+            from collectors.drivers.opcua import parse_node_address
+
+            try:
+                parse_node_address(root, "Variant")
+            except (ConfigError, TypeError, AttributeError) as exc:
+                errors.add("root", getattr(exc, "message", None) or "a NodeId such as ns=2;s=Machine or i=85")
+        out["root"] = root
+        out["depth"] = _integer(errors, data, "depth", 1, 10, default=5)
+        out["limit"] = _integer(errors, data, "limit", 1, MAX_SCAN, default=2000)
+        for key, default in (("include_server", False), ("read_values", True), ("namespace_uris", False)):
+            out[key] = _boolean(errors, data, key, default)
+    elif protocol == "S7":
+        layouts = data.get("db_layouts")
+        if layouts is not None:
+            if not isinstance(layouts, dict):
+                errors.add("db_layouts", 'an object of DB number to CSV layout, e.g. {"1": "GoodCount,4,DINT"}')
+            else:
+                clean = {}
+                for key, csv_text in layouts.items():
+                    if not str(key).isdigit() or not 1 <= int(key) <= 65535:
+                        errors.add(f"db_layouts.{key}", "the key is a DB number from 1 to 65535")
+                    elif not isinstance(csv_text, str):
+                        errors.add(f"db_layouts.{key}", "the layout as CSV text: name,offset,type per line")
+                    else:
+                        from collectors.drivers.s7 import import_db_layout
+
+                        try:
+                            import_db_layout(csv_text, int(key))
+                        except ConfigError as exc:
+                            errors.add(f"db_layouts.{key}", f"{exc.field}: {exc.message}")
+                        clean[int(key)] = csv_text
+                out["db_layouts"] = clean
+        out["max_dbs"] = _integer(errors, data, "max_dbs", 1, 65535, default=1024)
+    elif protocol == "MODBUS":
+        table = data.get("table", "HR")
+        if table not in ("HR", "IR", "C", "DI"):
+            errors.add("table", f"{table!r}: one of HR (holding registers), IR (input registers), C (coils), "
+                                "DI (discrete inputs)")
+        out["table"] = table
+        out["start"] = _integer(errors, data, "start", 0, 65535, what=" (the first address, in the connection's "
+                                                                      "numbering)")
+        out["count"] = _integer(errors, data, "count", 1, MAX_SCAN, default=200, what=" addresses to scan")
+        out["unit"] = _integer(errors, data, "unit", 0, 255)
+    errors.raise_if_any()
+    return {k: v for k, v in out.items() if v is not None or k == "program"}
