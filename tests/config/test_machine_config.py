@@ -34,7 +34,10 @@ def errors_of(fn, *args, **kwargs) -> dict:
 def test_a_good_machine_gets_its_defaults():
     clean = validate_machine(GOOD)
     assert clean["port"] == 102 and clean["poll_interval_ms"] == 1000 and clean["enabled"] is True
-    assert clean["protocol_config"]["cpu_type"] == "S7-1200" and clean["line"] is None and clean["description"] == ""
+    assert clean["protocol_config"] == {"rack": 0, "slot": 1}  # what was given; defaults are filled at each load
+    assert clean["line"] is None and clean["description"] == ""
+    assert validate_machine({**GOOD, "protocol_config": {"cpu_type": "s7 1500"}})["protocol_config"] == {
+        "cpu_type": "S7-1500"}  # normalised
 
 
 @pytest.mark.parametrize("change, field, expected", [
