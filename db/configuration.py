@@ -5,7 +5,7 @@ import hashlib
 import json
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -46,21 +46,25 @@ def fingerprint(connection: dict) -> str:
 
 
 def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> int:
-    """At start: intervals left open by a previous run end at the last sample seen of that machine's tags."""
+    """At start: intervals left open by a previous run end at the last sample seen of that machine's tags.
+
+    One UPDATE per machine on the open rows: the rows are not loaded and written back through the ORM, whose
+    UPDATE would look them up by a start time that does not survive the round trip through a datetime exactly
+    (SQLite keeps epoch floats), match nothing and fail the start of the app (StaleDataError).
+    """
+    table = MachineState.__table__
     closed = 0
-    with Session(engine) as session, session.begin():
+    with engine.begin() as conn:
         for mid in machine_ids:
-            open_rows = session.scalars(select(MachineState).where(MachineState.machine_id == mid,
-                                                                  MachineState.end.is_(None))).all()
-            if not open_rows:
-                continue
-            tag_ids = session.scalars(select(Tag.id).where(Tag.machine_id == mid)).all()
+            is_open = (table.c.machine_id == mid) & table.c["end"].is_(None)
+            tag_ids = list(conn.execute(select(Tag.id).where(Tag.machine_id == mid)).scalars())
             last = None
             if tag_ids:
-                last = session.execute(select(func.max(samples.c.time)).where(samples.c.tag_id.in_(tag_ids))).scalar()
-            for row in open_rows:
-                row.end = max(last, row.start) if last is not None else row.start
-                closed += 1
+                last = conn.execute(select(func.max(samples.c.time)).where(samples.c.tag_id.in_(tag_ids))).scalar()
+            if last is not None:
+                closed += conn.execute(update(table).where(is_open & (table.c.start <= last))
+                                       .values({"end": last})).rowcount
+            closed += conn.execute(update(table).where(is_open).values({"end": table.c.start})).rowcount
     return closed
 
 
