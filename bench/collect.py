@@ -126,6 +126,19 @@ def versions() -> str:
     return ", ".join(out)
 
 
+def code_version() -> str:
+    """The commit measured, and the files of the collector's path that differ from it (a shared work tree)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "collectors", "db", "core"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    return head + (f" with uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -568,6 +581,15 @@ def totals(stats: dict) -> dict:
     return by_proto
 
 
+def diagnostic_args(args) -> list[str]:
+    out = []
+    if args.reload_interval is not None:
+        out += ["--reload-interval", str(args.reload_interval)]
+    if args.rollup_interval is not None:
+        out += ["--rollup-interval", str(args.rollup_interval)]
+    return out
+
+
 def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict:
     plan = plan_scenario(name, args.tags, args.tags_per_plc, args.opcua_tags_per_server)
     life_s = args.warmup + args.seconds + 300
@@ -583,7 +605,8 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         plcs = sum(len(info["plcs"]) for _c, info in servers.values())
         base = baseline(servers) if not args.no_baseline else {}
         collector = Child("collector", ["-m", "bench.collect_app", "--database-url", db.url,
-                                        "--data-dir", str(folder / "data"), "--max-seconds", str(life_s)], folder)
+                                        "--data-dir", str(folder / "data"), "--max-seconds", str(life_s),
+                                        *diagnostic_args(args)], folder)
         collector.next(timeout=120)  # started
         deadline = time.monotonic() + 180
         while True:  # every connection connected and has read
@@ -602,11 +625,13 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         c0 = sampler.take()
         watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
         watcher.start()
-        rss = []
+        rss, queue_rows, events = [], [], []
         latency_ms = {p: [] for p in plan}
         while True:
             s1 = collector.next(timeout=30)
             rss.append(proc_status_kb(collector.pid, "VmRSS"))
+            queue_rows.append(((s1["writer"] or {}).get("queue_rows") or 0, s1["t"] - s0["t"]))
+            events += [e for e in s1.get("events", []) if e[1] >= s0["t"]]
             for c in s1["connections"]:
                 if c["latency_ms"] is not None:
                     latency_ms[c["protocol"]].append(c["latency_ms"])
@@ -651,7 +676,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         per_proto[proto]["server_late_ticks"] = ch.get("late_ticks")
         per_proto[proto]["server_tick_ms_p50"] = ch.get("tick_ms_p50")
     # latency: every probe change made inside the window
-    lat, poll_part, after_part, missed, made = [], [], [], 0, 0
+    lat, poll_part, after_part, missed, made, worst = [], [], [], 0, 0, []
     lat_by_proto = {p: [] for p in plan}
     for proto, stopped in changes.items():
         for p, k, value in stopped.get("probe_changes", []):
@@ -668,6 +693,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
             lat_by_proto[proto].append(visible - changed)
             poll_part.append(row_t - changed)
             after_part.append(visible - row_t)
+            worst.append((visible - changed, changed - t0, SHORT[proto]))
     cycles = sum(v["cycles"] for v in per_proto.values())
     skipped = sum(v["skipped"] for v in per_proto.values())
     expected_cycles = plcs * window / INTERVAL_S
@@ -689,6 +715,10 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         "watcher_errors": watcher.errors,
         "writer_dropped": (s1["writer"] or {}).get("dropped_rows"),
         "writer_queue_end": (s1["writer"] or {}).get("queue_rows"),
+        "writer_queue_max": max(queue_rows) if queue_rows else (0, 0),
+        "worst": sorted(worst, reverse=True)[:5],
+        "events": {kind: [(e[2], e[1] - t0, e[3]) for e in events if e[0] == kind and e[1] < t1]
+                   for kind in ("commit", "rollup", "reload")},
         "final_writer": (final[-1].get("writer_after_stop") if final else None),
         "per_proto": per_proto, "baseline": base, "load_before": load_before, "load_after": loadavg(),
         "backend": db.backend,
@@ -720,7 +750,8 @@ def print_run(r: dict) -> None:
           f"load {r['load_before']} -> {r['load_after']}")
     print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r['bad_rows']}); cycles "
           f"{r['cycles']} of {r['expected_cycles']:.0f}, skipped {r['skipped']}; writer dropped "
-          f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}")
+          f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}, max {r['writer_queue_max'][0]} "
+          f"(at +{r['writer_queue_max'][1]:.0f} s)")
     print(f"    CPU % of one core: collector {r['collector_cpu_pct']:.1f}, servers {r['servers_cpu_pct']:.1f}, bench "
           f"{r['bench_cpu_pct']:.1f}, other {r['other_cpu_pct']:.1f} (machine busy {r['machine_busy_pct']:.1f} of "
           f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}")
@@ -729,6 +760,16 @@ def print_run(r: dict) -> None:
           f"{fmt(max(lat) if lat else None)} (n={len(lat)}, missed {r['probe_missed']} of {r['probe_changes']}); "
           f"poll part p50 {fmt(pct(r['poll_part'], 50))} p99 {fmt(pct(r['poll_part'], 99))}; after read p50 "
           f"{fmt(pct(r['after_part'], 50))} p99 {fmt(pct(r['after_part'], 99))}")
+    ev = r["events"]
+    commits = [d for d, _at, _n in ev["commit"]]
+    rows = [n for _d, _at, n in ev["commit"] if n]
+    print(f"    writer: {len(commits)} commits, rows per commit p50 {fmt(med(rows), '.0f')}, commit s p50 "
+          f"{fmt(med(commits))} max {fmt(max(commits) if commits else None)}; rollup refresh: "
+          + (", ".join(f"{d:.2f} s at +{at:.0f}" for d, at, _n in ev["rollup"]) or "none")
+          + "; configuration reload: " + (f"{len(ev['reload'])} x, max {max(d for d, _a, _n in ev['reload']):.2f} s"
+                                          if ev["reload"] else "none"))
+    print("    slowest probes (latency s, changed at +s in the window, protocol): "
+          + ", ".join(f"{lt:.2f} at +{at:.0f} {p}" for lt, at, p in r["worst"]))
     for proto, d in r["per_proto"].items():
         b = r["baseline"].get(proto)
         lp = r["lat_by_proto"][proto]
@@ -793,6 +834,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="a PostgreSQL server URL (a database is made on it per run and dropped); "
                              "default: SQLite in a temporary folder")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--reload-interval", type=float, default=None,
+                        help="diagnostics: the collectors' configuration reload interval (default: the app's, 10 s)")
+    parser.add_argument("--rollup-interval", type=float, default=None,
+                        help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
     args = parser.parse_args(argv)
     args.tags = args.tags or (20000 if args.full else 2000)
@@ -813,10 +858,12 @@ def main(argv: list[str] | None = None) -> None:
     epoch = float(int(time.time()))
     print(f"machine: {machine_description()}")
     print(f"libraries: {versions()}")
+    print(f"code: {code_version()}")
     print(f"load average at start: {loadavg()}")
     print(f"database: {'PostgreSQL at ' + args.database_url.rsplit('/', 1)[0] if args.database_url else 'SQLite'}; "
           f"polling every {INTERVAL_S:g} s; mixed run {args.tags:,} tags, each protocol alone {args.tags // 4:,}; "
-          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario\n")
+          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario"
+          + (f"; DIAGNOSTIC settings: {' '.join(diagnostic_args(args))}" if diagnostic_args(args) else "") + "\n")
     results = []
     with tempfile.TemporaryDirectory(prefix="oee-collect-") as workdir:
         for run in range(1, args.repeat + 1):

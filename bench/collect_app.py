@@ -9,13 +9,17 @@ Nothing else runs in this process, so its CPU time and resident memory are the c
 
 Every --stats-interval seconds it prints one JSON line on stdout:
     {"t": epoch_s, "connections": [{"name", "protocol", "state", "tags", "cycles", "skipped", "stored",
-     "bad_tags", "latency_ms"}], "writer": Writer.stats()}
+     "bad_tags", "latency_ms"}], "writer": Writer.stats(), "events": [[kind, started, seconds, rows]]}
+events: the writer's commits (Writer._write), rollup refreshes and configuration reloads since the last line, each
+timed by a thin wrapper installed before the Runtime starts (two clock reads per call, a few calls a second).
 It stops (runtime.stop(): pollers closed, the writer writes what is queued) when stdin closes or after
 --max-seconds, then prints {"event": "stopped", ...the same fields...} and exits.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import json
 import logging
 import sys
@@ -25,8 +29,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from collectors.manager import CollectorManager  # noqa: E402
 from core.runtime import Runtime  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from db.writer import Writer  # noqa: E402
+
+EVENTS: collections.deque = collections.deque(maxlen=100_000)  # (kind, started epoch s, seconds, rows)
+
+
+def timed(cls, name: str, kind: str, rows=None) -> None:
+    """Note how long each call of cls.name takes (the writer's commits, rollup refreshes, configuration reloads):
+    where the time goes, at the cost of two clock reads per call, a few calls a second."""
+    original = getattr(cls, name)
+
+    @functools.wraps(original)
+    def wrapper(self, *args, **kwargs):
+        started, t = time.time(), time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            EVENTS.append((kind, started, time.perf_counter() - t, rows(args) if rows else None))
+
+    setattr(cls, name, wrapper)
+
+
+timed(Writer, "_write", "commit", lambda args: args[0].rows)
+timed(Writer, "refresh_rollups", "rollup")
+timed(CollectorManager, "reload", "reload")
 
 
 def snapshot(runtime: Runtime) -> dict:
@@ -37,7 +66,11 @@ def snapshot(runtime: Runtime) -> dict:
                       "cycles": p.cycles, "skipped": p.skipped_cycles, "stored": p.samples_stored,
                       "bad_tags": p.bad_tags, "latency_ms": p.last_latency_ms,
                       "error": p.last_error.message if p.last_error and p.state == "failing" else None})
-    return {"t": time.time(), "connections": conns, "writer": runtime.writer.stats() if runtime.writer else None}
+    events = []
+    while EVENTS:
+        events.append(EVENTS.popleft())
+    return {"t": time.time(), "connections": conns, "writer": runtime.writer.stats() if runtime.writer else None,
+            "events": events}
 
 
 def emit(obj: dict) -> None:
@@ -52,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long")
     parser.add_argument("--stats-interval", type=float, default=1.0)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--reload-interval", type=float, default=None,
+                        help="diagnostics only: CollectorManager reload_interval_s (default: the app's)")
+    parser.add_argument("--rollup-interval", type=float, default=None,
+                        help="diagnostics only: Writer rollup_interval_s (default: the app's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s collector %(levelname)s %(name)s: %(message)s")
@@ -68,7 +105,10 @@ def main(argv: list[str] | None = None) -> None:
 
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
     deadline = time.monotonic() + args.max_seconds
-    runtime = Runtime(settings).start()
+    options = {} if args.reload_interval is None else {"reload_interval_s": args.reload_interval}
+    runtime = Runtime(settings, collector_options=options).start()
+    if args.rollup_interval is not None and runtime.writer is not None:
+        runtime.writer.rollup_interval_s = args.rollup_interval
     emit({"event": "started", "t": time.time()})
     try:
         next_at = time.monotonic()
