@@ -182,6 +182,7 @@ class CollectorManager:
                     changes["restarted" if restarted else "added"].append(cid)
                 self._fingerprints[cid] = fp
             if any(changes.values()):
+                self.hub.publish("config", changes)  # live: WebSocket clients of /ws/config/ hear of it
                 log.info("collectors: %d connections running (added %s, removed %s, restarted %s)",
                          len(self.pollers), changes["added"], changes["removed"], changes["restarted"])
             return changes

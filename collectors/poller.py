@@ -160,13 +160,18 @@ class ConnectionPoller:
             items[tag.tag_id] = (now, None, BAD, reason)
         self.snapshot.put_tags(items)
         self.writer.submit_samples(rows)
+        if self.hub.subscriber_count:
+            self.hub.publish("tags", {tid: [t, v, q] for tid, (t, v, q, _r) in items.items()})
         for mid in self.machine_ids:
             with self.tracker_locks[mid]:
                 tracker = self.trackers[mid]
                 out = tracker.offline(now)
-                self.snapshot.put_machine(mid, tracker.snapshot())
+                snap = tracker.snapshot()
+                self.snapshot.put_machine(mid, snap)
             self.writer.submit_states(out.states)
             self.writer.submit_counts(out.counts)
+            if out.states and self.hub.subscriber_count:
+                self.hub.publish("machine", {"machine_id": mid, **snap})
 
     # --- readings to data ------------------------------------------------------------------------------------
 
