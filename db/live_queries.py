@@ -1,0 +1,39 @@
+"""What the live WebSocket needs to know about the plant: machines with their line, lines, tags with their machine."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from db.models import Area, Connection, Line, Machine, Site, Tag
+
+
+def live_catalog(engine: Engine) -> dict:
+    """{"machines": [...], "lines": [...], "tags": [...]} as plain data, in plant order."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Machine, Line, Area, Site)
+            .outerjoin(Line, Machine.line_id == Line.id)
+            .outerjoin(Area, Line.area_id == Area.id)
+            .outerjoin(Site, Area.site_id == Site.id)
+            .order_by(Site.name, Area.name, Line.name, Machine.machine_id)
+        ).all()
+        machines = [
+            {"id": m.id, "machine_id": m.machine_id, "name": m.name, "enabled": m.enabled,
+             "line_id": ln.id if ln else None, "line": ln.name if ln else None, "area": a.name if a else None,
+             "site": s.name if s else None}
+            for m, ln, a, s in rows
+        ]
+        lines = [
+            {"id": ln.id, "name": ln.name, "area": a.name, "site": s.name if s else None}
+            for ln, a, s in session.execute(
+                select(Line, Area, Site).join(Area, Line.area_id == Area.id).outerjoin(Site, Area.site_id == Site.id)
+                .order_by(Site.name, Area.name, Line.name)).all()
+        ]
+        tags = [
+            {"id": t.id, "name": t.name, "machine": t.machine_id or c.machine_id, "data_type": t.data_type,
+             "role": t.role, "enabled": t.enabled}
+            for t, c in session.execute(
+                select(Tag, Connection).join(Connection, Tag.connection_id == Connection.id).order_by(Tag.id)).all()
+        ]
+        return {"machines": machines, "lines": lines, "tags": tags}
