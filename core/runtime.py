@@ -33,6 +33,7 @@ class Runtime:
         self.hub = Hub()
         self.plant = None  # the simulated plant, when the demo runs
         self.collectors = None  # collectors.manager.CollectorManager, when this process collects
+        self.live = None  # core.live.LiveService: WebSocket fan-out and the bridge between processes
         self.started_at = time.time()
         self._stopped = threading.Event()
 
@@ -50,6 +51,9 @@ class Runtime:
             self.writer.start()
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.start()
+        from core.live import LiveService
+
+        self.live = LiveService(self).start()  # before the collectors: their first values must reach it
         if self.collects:
             self._start_collection()
         return self
@@ -74,6 +78,8 @@ class Runtime:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.live is not None:
+            self.live.stop()
         if self.collectors is not None:
             self.collectors.stop()
         if self.scheduler is not None:
@@ -103,4 +109,5 @@ class Runtime:
             },
             "writer": writer,
             "connections": connections,
+            "live": self.live.stats() if self.live is not None else None,
         }

@@ -29,6 +29,11 @@ class Settings:
     plant_base_port: int = 0
     node_name: str = field(default_factory=lambda: os.uname().nodename)
     log_level: str = "INFO"
+    live_bus: str = "auto"  # auto: redis when redis_url is set, else postgresql on PostgreSQL, else off
+    redis_url: str = ""
+    live_channel: str = "oee_live"
+    ws_heartbeat_s: float = 15.0
+    ws_stall_timeout_s: float = 60.0
 
     @property
     def effective_database_url(self) -> str:
@@ -77,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated plant: simulated seconds per real second [OEE_PLANT_TIME_SCALE]")
     p.add_argument("--plant-base-port", default=env("OEE_PLANT_BASE_PORT", "0"),
                    help="simulated plant: first TCP port of its PLCs, 0 for free ports [OEE_PLANT_BASE_PORT]")
+    p.add_argument("--live-bus", default=env("OEE_LIVE_BUS", "auto"),
+                   help="live updates between processes: auto (Redis when --redis-url is set, else PostgreSQL "
+                        "LISTEN/NOTIFY when the database is PostgreSQL, else none), postgresql, redis or off "
+                        "[OEE_LIVE_BUS]")
+    p.add_argument("--redis-url", default=env("OEE_REDIS_URL", ""),
+                   help="redis://host:6379/0: carry live updates over Redis pub/sub [OEE_REDIS_URL]")
+    p.add_argument("--live-channel", default=env("OEE_LIVE_CHANNEL", "oee_live"),
+                   help="channel name (prefix) of the live updates on PostgreSQL or Redis [OEE_LIVE_CHANNEL]")
+    p.add_argument("--ws-heartbeat", default=env("OEE_WS_HEARTBEAT_S", "15"),
+                   help="seconds between WebSocket heartbeats [OEE_WS_HEARTBEAT_S] (default 15)")
+    p.add_argument("--ws-stall-timeout", default=env("OEE_WS_STALL_TIMEOUT_S", "60"),
+                   help="disconnect a WebSocket client that has taken no data for this many seconds "
+                        "[OEE_WS_STALL_TIMEOUT_S] (default 60)")
     p.add_argument("--log-level", default=env("OEE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR [OEE_LOG_LEVEL]")
     return p
 
@@ -88,6 +106,16 @@ def _int(value: str, option: str, env: str, lo: int, hi: int) -> int:
         raise SettingsError(f"{option} [{env}]: {value!r} is not a whole number") from None
     if not lo <= number <= hi:
         raise SettingsError(f"{option} [{env}]: {number} is out of range; give a number from {lo} to {hi}")
+    return number
+
+
+def _seconds(value: str, option: str, env: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} [{env}]: {value!r} is not a number") from None
+    if not lo <= number <= hi:
+        raise SettingsError(f"{option} [{env}]: {number:g} is out of range; give seconds from {lo:g} to {hi:g}")
     return number
 
 
@@ -105,6 +133,18 @@ def from_args(argv: list[str] | None = None) -> Settings:
         raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {args.time_scale!r} is not a number") from None
     if not 0 < time_scale <= 100_000:
         raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {time_scale} must be above 0 and at most 100000")
+    if args.live_bus not in ("auto", "postgresql", "redis", "off"):
+        raise SettingsError(f"--live-bus [OEE_LIVE_BUS]: {args.live_bus!r}; use auto, postgresql, redis or off")
+    if args.live_bus == "redis" and not args.redis_url:
+        raise SettingsError("--live-bus [OEE_LIVE_BUS]: redis needs --redis-url [OEE_REDIS_URL]")
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"--redis-url [OEE_REDIS_URL]: {args.redis_url.split('@')[-1]!r}; "
+                            "use redis://host:6379/0, rediss:// or unix://")
+    if not args.live_channel.replace("_", "").isalnum() or len(args.live_channel) > 40:
+        raise SettingsError(f"--live-channel [OEE_LIVE_CHANNEL]: {args.live_channel!r}; use letters, digits and _, "
+                            "at most 40")
+    heartbeat = _seconds(args.ws_heartbeat, "--ws-heartbeat", "OEE_WS_HEARTBEAT_S", 0.1, 3600)
+    stall = _seconds(args.ws_stall_timeout, "--ws-stall-timeout", "OEE_WS_STALL_TIMEOUT_S", 1, 86400)
     retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
     compress = _int(args.compress_after_days, "--compress-after-days", "OEE_COMPRESS_AFTER_DAYS", 0, 36500)
     return Settings(
@@ -121,4 +161,9 @@ def from_args(argv: list[str] | None = None) -> Settings:
         plant_time_scale=time_scale,
         plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
         log_level=args.log_level.upper(),
+        live_bus=args.live_bus,
+        redis_url=args.redis_url,
+        live_channel=args.live_channel,
+        ws_heartbeat_s=heartbeat,
+        ws_stall_timeout_s=stall,
     )
