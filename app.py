@@ -16,6 +16,7 @@ from flask import Flask
 
 import api
 from components.shell import shell_layout
+from core.export import register as register_exports
 from core.runtime import Runtime
 from core.settings import Settings, SettingsError, from_args
 from core.web import register_routes
@@ -41,6 +42,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
     app.layout = shell_layout
     register_routes(server, runtime)
     api.register(server)
+    register_exports(server)
     return app
 
 
