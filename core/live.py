@@ -142,6 +142,7 @@ class LiveService:
         self.bus_kind = "off"
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sources = None
         self._catalog_wanted = threading.Event()
@@ -197,9 +198,15 @@ class LiveService:
         if self.bus is not None:
             self.bus.stop()
 
+    def close_clients(self) -> None:
+        """Ask every WebSocket handler to close (1001) and refuse new ones; safe in a signal handler."""
+        self._closing.set()
+        for sock in list(self.sockets.values()):
+            sock["sub"].event.set()
+
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        return self._stop.is_set() or self._closing.is_set()
 
     # --- the catalog -----------------------------------------------------------------------------------------
 
