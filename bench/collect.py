@@ -556,15 +556,29 @@ class Watcher(threading.Thread):
 
 
 class Sampler:
-    """CPU seconds of the collector, the servers, this process and the machine, at one moment."""
+    """CPU seconds of the collector, the servers, this process, the database server's backends for the run's
+    database (PostgreSQL) and the machine, at one moment."""
 
-    def __init__(self, collector_pid: int, server_pids: dict[str, int]):
+    def __init__(self, collector_pid: int, server_pids: dict[str, int], db: Database):
         self.collector_pid = collector_pid
         self.server_pids = server_pids
+        self.db = db
+        self._conn = db.connect() if db.backend == "postgresql" else None
+
+    def database(self) -> dict[int, float]:
+        if self._conn is None:
+            return {}
+        pids = [r[0] for r in self._conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                                 (self.db.pg_name,)).fetchall()]
+        return {pid: cpu for pid in pids if (cpu := proc_cpu_s(pid)) is not None}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
     def take(self) -> dict:
         busy, total = machine_busy_s()
-        return {"mono": time.monotonic(), "collector": proc_cpu_s(self.collector_pid),
+        return {"mono": time.monotonic(), "collector": proc_cpu_s(self.collector_pid), "database": self.database(),
                 "servers": {p: proc_cpu_s(pid) for p, pid in self.server_pids.items()},
                 "bench": self_cpu_s(), "busy": busy, "total": total}
 
@@ -587,6 +601,8 @@ def diagnostic_args(args) -> list[str]:
         out += ["--reload-interval", str(args.reload_interval)]
     if args.rollup_interval is not None:
         out += ["--rollup-interval", str(args.rollup_interval)]
+    if args.what_if:
+        out += ["--what-if", args.what_if]
     return out
 
 
@@ -620,7 +636,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         ready_at = time.monotonic()
         while time.monotonic() - ready_at < args.warmup:
             collector.next(timeout=30)
-        sampler = Sampler(collector.pid, {p: c.pid for p, (c, _i) in servers.items()})
+        sampler = Sampler(collector.pid, {p: c.pid for p, (c, _i) in servers.items()}, db)
         s0 = collector.next(timeout=30)
         c0 = sampler.take()
         watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
@@ -638,6 +654,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
             if s1["t"] >= s0["t"] + args.seconds - 0.01:
                 break
         c1 = sampler.take()
+        sampler.close()
         hwm = proc_status_kb(collector.pid, "VmHWM")
         t0, t1 = s0["t"], s1["t"]
         grace_until = time.monotonic() + 4.0  # let changes made near t1 reach the database
@@ -698,7 +715,8 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
     skipped = sum(v["skipped"] for v in per_proto.values())
     expected_cycles = plcs * window / INTERVAL_S
     busy = c1["busy"] - c0["busy"]
-    ours = ((c1["collector"] - c0["collector"]) + sum(c1["servers"][p] - c0["servers"][p] for p in plan)
+    database_cpu = sum(cpu - c0["database"].get(pid, 0.0) for pid, cpu in c1["database"].items())
+    ours = database_cpu + ((c1["collector"] - c0["collector"]) + sum(c1["servers"][p] - c0["servers"][p] for p in plan)
             + (c1["bench"] - c0["bench"]))
     result = {
         "scenario": name, "run": run, "tags": tags, "plcs": plcs, "window_s": window,
@@ -707,6 +725,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         "collector_cpu_pct": 100 * (c1["collector"] - c0["collector"]) / wall,
         "servers_cpu_pct": 100 * sum(c1["servers"][p] - c0["servers"][p] for p in plan) / wall,
         "bench_cpu_pct": 100 * (c1["bench"] - c0["bench"]) / wall,
+        "database_cpu_pct": 100 * database_cpu / wall if db.backend == "postgresql" else None,
         "machine_busy_pct": 100 * busy / wall, "other_cpu_pct": 100 * (busy - ours) / wall,
         "rss_end_mib": (rss[-1] or 0) / 1024, "rss_peak_mib": max(r or 0 for r in rss) / 1024,
         "hwm_mib": (hwm or 0) / 1024,
@@ -753,7 +772,9 @@ def print_run(r: dict) -> None:
           f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}, max {r['writer_queue_max'][0]} "
           f"(at +{r['writer_queue_max'][1]:.0f} s)")
     print(f"    CPU % of one core: collector {r['collector_cpu_pct']:.1f}, servers {r['servers_cpu_pct']:.1f}, bench "
-          f"{r['bench_cpu_pct']:.1f}, other {r['other_cpu_pct']:.1f} (machine busy {r['machine_busy_pct']:.1f} of "
+          f"{r['bench_cpu_pct']:.1f}, "
+          + (f"PostgreSQL {r['database_cpu_pct']:.1f}, " if r["database_cpu_pct"] is not None else "")
+          + f"other {r['other_cpu_pct']:.1f} (machine busy {r['machine_busy_pct']:.1f} of "
           f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}")
     print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}")
     print(f"    latency s: p50 {fmt(pct(lat, 50))} p95 {fmt(pct(lat, 95))} p99 {fmt(pct(lat, 99))} max "
@@ -838,6 +859,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="diagnostics: the collectors' configuration reload interval (default: the app's, 10 s)")
     parser.add_argument("--rollup-interval", type=float, default=None,
                         help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
+    parser.add_argument("--what-if", default="", help="diagnostics: changes to the app tried in the collector "
+                                                      "process only: multirow-insert (see bench/collect_app.py)")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
     args = parser.parse_args(argv)
     args.tags = args.tags or (20000 if args.full else 2000)
