@@ -1,7 +1,7 @@
 """Read queries for the CSV exports (/export/...): rows streamed from the database in constant memory.
 
-Tag history can be millions of rows. It is read through a server-side cursor (SQLAlchemy `stream_results` with
-`yield_per`: a named psycopg cursor on PostgreSQL and TimescaleDB, SQLite's own lazy cursor) and handed on in
+Tag history can be millions of rows. It is read through a server-side cursor (SQLAlchemy `stream_results`, read
+in partitions: a named psycopg cursor on PostgreSQL and TimescaleDB, SQLite's own lazy cursor) and handed on in
 batches, so the process holds one batch at a time whatever the range. One query per tag, in time order, reads the
 (tag_id, time) index straight through: the rows come out tag by tag.
 
@@ -65,9 +65,12 @@ def resolve_tags(store, *, tag_ids: list[int] | None = None, machine: str | None
 def _stream(store, sql: str, params: dict) -> Iterator[list]:
     """Rows of one query in batches of STREAM_BATCH_ROWS, through a server-side cursor."""
     with store.engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH_ROWS).execute(text(sql), params)
+        # stream_results: a named (server-side) cursor on psycopg. The size goes to partitions() itself: the
+        # yield_per execution option alone, on a Core text() statement, still hands over every row at once.
+        result = conn.execution_options(stream_results=True, max_row_buffer=STREAM_BATCH_ROWS).execute(
+            text(sql), params)
         try:
-            for partition in result.partitions():
+            for partition in result.partitions(STREAM_BATCH_ROWS):
                 yield partition
         finally:
             result.close()
