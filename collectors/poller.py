@@ -89,6 +89,8 @@ class ConnectionPoller:
         self.skipped_cycles = 0
         self.samples_stored = 0
         self.last_latency_ms: float | None = None
+        self.latency_total_s = 0.0  # of successful cycles: with `cycles`, a Prometheus summary
+        self.errors: dict[str, int] = {}  # failed cycles by error kind, for /metrics
         self._latency_ewma: float | None = None
         self.bad_tags = 0
         self._last_flush = 0.0  # the first cycle flushes: counts show up as soon as the counters are seen
@@ -117,6 +119,7 @@ class ConnectionPoller:
                 return
             now = time.time()
             self.last_latency_ms = (time.perf_counter() - started) * 1000
+            self.latency_total_s += self.last_latency_ms / 1000
             self._latency_ewma = self.last_latency_ms if self._latency_ewma is None else (
                 0.8 * self._latency_ewma + 0.2 * self.last_latency_ms)
             self._recovered()
@@ -130,6 +133,7 @@ class ConnectionPoller:
         now = time.time()
         self.failures += 1
         self.last_error = exc
+        self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
         self.driver.close()
         self.connected = False
         if self.state != FAILING:
@@ -276,6 +280,9 @@ class ConnectionPoller:
             "skipped_cycles": self.skipped_cycles,
             "samples_stored": self.samples_stored,
             "latency_ms": round(self._latency_ewma, 2) if self._latency_ewma is not None else None,
+            "last_latency_ms": round(self.last_latency_ms, 2) if self.last_latency_ms is not None else None,
+            "latency_total_s": round(self.latency_total_s, 6),
+            "errors": dict(self.errors),
             "last_success": self.last_success,
             "consecutive_failures": self.failures,
             "retry_in_s": round(max(self.next_attempt - time.monotonic(), 0.0), 1) if self.state == FAILING else None,
