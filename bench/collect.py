@@ -75,6 +75,7 @@ import platform
 import queue
 import resource
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -334,16 +335,22 @@ class Database:
         return conn.execute("SELECT tag_id, extract(epoch from time)::float8, value FROM samples "
                             "WHERE tag_id = ANY(%s) AND time > to_timestamp(%s)", (tag_ids, since)).fetchall()
 
-    def count(self, t0: float, t1: float) -> tuple[int, int]:
+    def count(self, t0: float, t1: float) -> tuple[int, int, int]:
+        """Rows stored in [t0, t1), rows of bad quality, distinct (tag, value) pairs among them."""
         conn = self.connect()
         try:
             if self.backend == "sqlite":
-                row = conn.execute("SELECT count(*), coalesce(sum(quality <> 0), 0) FROM samples "
-                                   "WHERE time >= ? AND time < ?", (t0, t1)).fetchone()
+                row = conn.execute("SELECT count(*), coalesce(sum(quality <> 0), 0), "
+                                   "(SELECT count(*) FROM (SELECT DISTINCT tag_id, value FROM samples "
+                                   " WHERE time >= ? AND time < ?)) FROM samples WHERE time >= ? AND time < ?",
+                                   (t0, t1, t0, t1)).fetchone()
             else:
-                row = conn.execute("SELECT count(*), count(*) FILTER (WHERE quality <> 0) FROM samples "
-                                   "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)", (t0, t1)).fetchone()
-            return int(row[0]), int(row[1])
+                row = conn.execute("SELECT count(*), count(*) FILTER (WHERE quality <> 0), "
+                                   "(SELECT count(*) FROM (SELECT DISTINCT tag_id, value FROM samples "
+                                   " WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)) d) FROM samples "
+                                   "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)",
+                                   (t0, t1, t0, t1)).fetchone()
+            return int(row[0]), int(row[1]), int(row[2])
         finally:
             conn.close()
 
@@ -663,7 +670,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         watcher.stop()
         final = collector.stop(60)
         collector = None
-        rows, bad_rows = db.count(t0, t1)
+        rows, bad_rows, distinct = db.count(t0, t1)
         changes = {}
         for proto, (child, _info) in servers.items():
             said = child.stop(30)
@@ -720,7 +727,8 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
             + (c1["bench"] - c0["bench"]))
     result = {
         "scenario": name, "run": run, "tags": tags, "plcs": plcs, "window_s": window,
-        "rows": rows, "bad_rows": bad_rows, "samples_per_s": rows / window, "expected_per_s": tags / INTERVAL_S,
+        "rows": rows, "bad_rows": bad_rows, "distinct_rows": distinct, "samples_per_s": rows / window,
+        "expected_per_s": tags / INTERVAL_S,
         "cycles": cycles, "expected_cycles": expected_cycles, "skipped": skipped,
         "collector_cpu_pct": 100 * (c1["collector"] - c0["collector"]) / wall,
         "servers_cpu_pct": 100 * sum(c1["servers"][p] - c0["servers"][p] for p in plan) / wall,
@@ -767,7 +775,8 @@ def print_run(r: dict) -> None:
     base = baseline_cpu_pct(r)
     print(f"  {r['scenario']} run {r['run']}: {r['tags']:,} tags on {r['plcs']} PLCs, window {r['window_s']:.1f} s; "
           f"load {r['load_before']} -> {r['load_after']}")
-    print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r['bad_rows']}); cycles "
+    print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r["bad_rows"]}, "
+          f"new values {100 * r['distinct_rows'] / max(r['rows'], 1):.0f} %); cycles "
           f"{r['cycles']} of {r['expected_cycles']:.0f}, skipped {r['skipped']}; writer dropped "
           f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}, max {r['writer_queue_max'][0]} "
           f"(at +{r['writer_queue_max'][1]:.0f} s)")
@@ -876,6 +885,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
         parser.error("--database-url: a postgresql:// server URL (SQLite is the default)")
 
+    # SIGTERM (timeout, a CI job cancelled) unwinds like Ctrl-C: children stopped, the PostgreSQL database dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.ERROR)  # the baseline's client: session timeout notices
     epoch = float(int(time.time()))

@@ -261,9 +261,12 @@ class OpcUaPLCs(PLCs):
                 await obj.add_variable(nid, ua.QualifiedName(f"Probe{k}", idx), 0, varianttype=ua.VariantType.Int32)
                 probes.append(nid)
             await srv.start()
+            aspace = srv.iserver.aspace
+            value = ua.AttributeIds.Value
             self.servers.append(srv)
             self.urls.append(url)
-            self.nodes.append((reals, dints, probes))
+            self.nodes.append(tuple([(nid, aspace._nodes[nid].attributes[value]) for nid in group]
+                                    for group in (reals, dints, probes)))
             self.ns.append(idx)
 
     def describe(self) -> list[dict]:
@@ -282,11 +285,19 @@ class OpcUaPLCs(PLCs):
                         "probes": [f"Probe{k}" for k in range(self.probes)]})
         return out
 
-    async def _write(self, srv, nid, value, vt, now) -> None:
+    @staticmethod
+    async def _write(srv, node, value, vt, now) -> None:
+        """The PLC's memory changes: set the value attribute in place, as write_attribute_value does, without its
+        type check and lookups (about a quarter of the cost). Through the server's API when anything listens to
+        the node (a subscription), so that notifications still go out."""
         from asyncua import ua
 
-        await srv.write_attribute_value(nid, ua.DataValue(ua.Variant(value, vt), SourceTimestamp=now,
-                                                          ServerTimestamp=now))
+        nid, att = node
+        dv = ua.DataValue(ua.Variant(value, vt), SourceTimestamp=now, ServerTimestamp=now)
+        if att.datachange_callbacks or att.value_setter is not None:
+            await srv.write_attribute_value(nid, dv)
+        else:
+            att.value = dv
 
     async def set_ramp(self, k: int) -> None:
         from datetime import datetime, timezone
@@ -296,10 +307,10 @@ class OpcUaPLCs(PLCs):
         reals, dints = ramp(k, self.reals, self.dints)
         now = datetime.now(timezone.utc)
         for srv, (rn, dn, _pn) in zip(self.servers, self.nodes, strict=True):
-            for nid, v in zip(rn, reals, strict=True):
-                await self._write(srv, nid, v, ua.VariantType.Double, now)
-            for nid, v in zip(dn, dints, strict=True):
-                await self._write(srv, nid, v, ua.VariantType.Int32, now)
+            for node, v in zip(rn, reals, strict=True):
+                await self._write(srv, node, v, ua.VariantType.Double, now)
+            for node, v in zip(dn, dints, strict=True):
+                await self._write(srv, node, v, ua.VariantType.Int32, now)
 
     async def set_probe(self, p: int, k: int, value: int) -> None:
         from datetime import datetime, timezone
