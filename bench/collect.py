@@ -775,7 +775,7 @@ def print_run(r: dict) -> None:
     base = baseline_cpu_pct(r)
     print(f"  {r['scenario']} run {r['run']}: {r['tags']:,} tags on {r['plcs']} PLCs, window {r['window_s']:.1f} s; "
           f"load {r['load_before']} -> {r['load_after']}")
-    print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r["bad_rows"]}, "
+    print(f"    samples/s {r['samples_per_s']:,.0f} of {r['expected_per_s']:,.0f} (bad rows {r['bad_rows']}, "
           f"new values {100 * r['distinct_rows'] / max(r['rows'], 1):.0f} %); cycles "
           f"{r['cycles']} of {r['expected_cycles']:.0f}, skipped {r['skipped']}; writer dropped "
           f"{r['writer_dropped']}, queue at end {r['writer_queue_end']}, max {r['writer_queue_max'][0]} "
