@@ -3,9 +3,30 @@ from __future__ import annotations
 
 import logging
 
-from db.configuration import sync_demo_plant
+from db.configuration import ensure_reason_codes, sync_demo_plant
 
 log = logging.getLogger(__name__)
+
+# Reasons an operator can give a stop in the demo, beside the PLC fault codes (which map to reasons of their own).
+OPERATOR_REASONS = (
+    {"code": "PM", "name": "Planned maintenance", "loss_category": "planned_maintenance", "planned": True},
+    {"code": "CLEAN", "name": "Cleaning and sanitation", "loss_category": "planned_maintenance", "planned": True},
+    {"code": "BREAK", "name": "Team break or meeting", "loss_category": "break", "planned": True},
+    {"code": "NO-ORDER", "name": "No order scheduled", "loss_category": "no_production_scheduled", "planned": True},
+    {"code": "CHANGEOVER", "name": "Product changeover", "loss_category": "setup_adjustment"},
+    {"code": "ADJUST", "name": "Adjustment or trial run", "loss_category": "setup_adjustment"},
+    {"code": "MATERIAL", "name": "Waiting for material", "loss_category": "idling_minor_stops"},
+    {"code": "OPERATOR", "name": "No operator available", "loss_category": "idling_minor_stops"},
+    {"code": "DOWNSTREAM", "name": "Blocked by downstream", "loss_category": "idling_minor_stops"},
+    {"code": "BREAKDOWN", "name": "Breakdown (other)", "loss_category": "equipment_failure"},
+)
+
+
+def demo_reasons(layout) -> list[dict]:
+    """The plant's fault catalogue as reasons (code = the PLC fault code), then the operators' reasons."""
+    faults = {f.code: f.name for m in layout.machines for f in m.faults}
+    return [{"code": str(code), "name": name, "loss_category": "equipment_failure", "planned": False}
+            for code, name in sorted(faults.items())] + list(OPERATOR_REASONS)
 
 
 def demo_endpoints(plant, layout) -> list[dict]:
@@ -71,5 +92,6 @@ def start_demo(runtime) -> None:
         calendars if s.plant_time_scale == 1 else None,  # a time-scaled plant runs its own faster calendar
         assignment,
     )
+    ensure_reason_codes(runtime.store.engine, demo_reasons(layout))
     log.info("simulated plant: %d machines on 127.0.0.1 (seed %d, time scale %g)", len(layout.machines),
              s.plant_seed, s.plant_time_scale)

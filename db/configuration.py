@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import (Area, Connection, Line, Machine, MachineState, Product, Shift, ShiftBreak, ShiftCalendar, Site,
-                       Tag, samples)
+from db.models import (Area, Connection, Line, Machine, MachineState, Product, ReasonCode, Shift, ShiftBreak,
+                       ShiftCalendar, Site, Tag, samples)
 
 
 def load_collector_config(engine: Engine) -> list[dict]:
@@ -146,3 +146,20 @@ def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products:
                 machine.calendar_id = calendar_ids.get(machine_calendars[ep["machine_id"]])
             ids[ep["machine_id"]] = machine.id
         return ids
+
+
+def ensure_reason_codes(engine: Engine, reasons: list[dict]) -> int:
+    """Create the reason codes ({code, name, loss_category, planned}) that do not exist yet; a code that exists is
+    left as it is (users may have edited it). Returns how many were created."""
+    created = 0
+    with Session(engine) as session, session.begin():
+        existing = set(session.scalars(select(ReasonCode.code)))
+        for r in reasons:
+            code = str(r["code"])
+            if code in existing:
+                continue
+            session.add(ReasonCode(code=code, name=r["name"], loss_category=r["loss_category"],
+                                   planned=bool(r.get("planned", False))))
+            existing.add(code)
+            created += 1
+    return created
