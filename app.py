@@ -11,7 +11,6 @@ import signal
 import sys
 
 import dash
-import dash_bootstrap_components as dbc
 from flask import Flask
 
 import api
@@ -34,7 +33,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
         server=server,
         use_pages=True,
         pages_folder="pages",
-        external_stylesheets=[dbc.themes.BOOTSTRAP],
+        external_stylesheets=[],  # Bootstrap is served from assets/: plant networks are often offline
         suppress_callback_exceptions=True,
         title="OEE",
         update_title=None,
