@@ -19,6 +19,7 @@ from api.openapi import describe, error_responses, schema
 from api.plc import PAGE_PARAMETERS, body, invalid, json_body, ok, page_args, page_schema, paginated
 from collectors import service
 from core import machine_config as mc
+from core.machine_admin import import_text
 from db import config_store as cs
 from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES
 
@@ -113,31 +114,11 @@ def export_config():
     doc = cs.export_document(_engine())
     if fmt == "json":
         return jsonify(doc)
-    text = ("# OEE configuration: import with POST /api/config/import or on /settings/transfer.\n"
+    text = ("# OEE configuration: import with POST /api/config/import or on /settings/.\n"
             "# Passwords are not exported ('***'); an import keeps the stored one of an existing machine.\n"
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return Response(text, mimetype="application/yaml",
                     headers={"Content-Disposition": "attachment; filename=oee-config.yaml"})
-
-
-def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False) -> dict:
-    """Parse, validate and (unless dry_run) apply a YAML or JSON document. Raises ValidationError naming the path
-    of every error; nothing is written unless all of it is valid. Shared by the API and the transfer page."""
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    try:
-        doc = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the file"
-        raise mc.ValidationError({where: f"not valid YAML: {getattr(exc, 'problem', None) or exc}"},
-                                 "the file is not valid YAML") from None
-    if doc is None:
-        raise mc.ValidationError({"": "the file is empty"})
-    clean = mc.validate_document(doc, **cs.import_context(engine))
-    summary = None if dry_run else cs.import_document(engine, clean, backend=backend)
-    counts = {k: len(clean[k]) for k in ("sites", "products", "reason_codes", "calendars", "machines")}
-    return {"valid": True, "applied": not dry_run, "document": counts, "summary": summary}
 
 
 @bp.post("/config/import")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 
+import yaml
+
 from collectors import service
+from core.machine_config import ValidationError, validate_document
 from db import config_store as cs
 
 log = logging.getLogger(__name__)
@@ -50,3 +53,23 @@ def delete_machine(runtime, pk: int) -> dict:
         raise
     service.reload_collectors(runtime)
     return removed
+
+
+def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False) -> dict:
+    """Parse, validate and (unless dry_run) apply a YAML or JSON document. Raises ValidationError naming the path
+    of every error; nothing is written unless all of it is valid. Shared by the API and the transfer page."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    try:
+        doc = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the file"
+        raise ValidationError({where: f"not valid YAML: {getattr(exc, 'problem', None) or exc}"},
+                                 "the file is not valid YAML") from None
+    if doc is None:
+        raise ValidationError({"": "the file is empty"})
+    clean = validate_document(doc, **cs.import_context(engine))
+    summary = None if dry_run else cs.import_document(engine, clean, backend=backend)
+    counts = {k: len(clean[k]) for k in ("sites", "products", "reason_codes", "calendars", "machines")}
+    return {"valid": True, "applied": not dry_run, "document": counts, "summary": summary}
