@@ -26,7 +26,7 @@ import time
 from collections import deque
 
 from core.hub import Hub
-from core.livebus import make_bus
+from core.livebus import dumps, make_bus
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Scope:
             return None
         if topic == "tags":
             allowed = self.tag_ids()
-            if allowed is None:
+            if allowed is None or allowed.issuperset(message):
                 return message
             picked = {k: v for k, v in message.items() if k in allowed}
             return picked or None
@@ -284,7 +284,8 @@ class LiveService:
                         if tid not in self.catalog.tags:
                             unknown_tags = True
                     if fresh:
-                        self.clients.publish("tags", fresh)
+                        # Encoded once here rather than once per client: {tag id: '"12":[t,v,q]'}.
+                        self.clients.publish("tags", {tid: f'"{tid}":{dumps(v)}' for tid, v in fresh.items()})
                         if local and self.bus:
                             self.bus.publish("tags", fresh)
                 elif topic == "machine":

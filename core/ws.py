@@ -170,15 +170,15 @@ def snapshot_message(live: LiveService, scope: Scope, state: dict) -> dict:
     return msg
 
 
-def batch_messages(live: LiveService, batch) -> list[dict]:
+def batch_messages(live: LiveService, batch) -> list[dict | str]:
     """A coalesced batch as client messages: status, metrics, tag values, then events and alerts in order."""
     out = []
     for topic in ("machine", "metrics"):
         for msg in batch.keyed.get(topic, {}).values():
             out.append(to_client(live, topic, msg))
     tags = batch.merged.get("tags")
-    if tags:
-        out.append({"type": "tag_update", "tags": {str(k): v for k, v in tags.items()}})
+    if tags:  # values arrive JSON-encoded (core.live encodes each once for every client)
+        out.append('{"type":"tag_update","tags":{' + ",".join(tags.values()) + "}}")
     for topic, msg in batch.queued:
         out.append(to_client(live, topic, msg))
     return out
@@ -224,9 +224,9 @@ def serve(ws, live: LiveService, endpoint: str, arg: str | None = None) -> None:
     info = {"endpoint": endpoint, "sub": sub, "sending_since": None, "kill": lambda: _kill(ws)}
     live.register_socket(key, info)
 
-    def send(msg: dict) -> None:
+    def send(msg: dict | str) -> None:
         info["sending_since"] = time.monotonic()
-        ws.send(dumps(msg))
+        ws.send(msg if isinstance(msg, str) else dumps(msg))
         info["sending_since"] = None
         live.messages_sent += 1
 

@@ -155,8 +155,8 @@ def run_scenario(tmp_path: Path, collector_env: dict, web_procs: list[tuple[str,
         seen_machines = {c.snapshot["tags"][tid]["machine_id"] for c in clients[:1] for tid, _ in
                          tag_updates(c.received)}
         assert seen_machines == {"LINE-001", "LINE-013"}
-        metrics = [{(m["machine_id"], m["time"]) for m in c.received if m["type"] == "metrics" and t0 <= m["time"] <= t1}
-                   for c in dashboards]
+        metrics = [{(m["machine_id"], m["time"]) for m in c.received
+                    if m["type"] == "metrics" and t0 <= m["time"] <= t1} for c in dashboards]
         assert metrics[0] and all(m == metrics[0] for m in metrics), "dashboards disagree on metrics"
         for c in clients_all:
             beats = [m for m in c.received if m["type"] == "heartbeat"]
