@@ -65,6 +65,11 @@ def start_runtime(settings: Settings) -> Runtime:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grafana-role"]:  # python app.py grafana-role --password ...: see core/grafana.py
+        from core.grafana import main as grafana_role
+
+        sys.exit(grafana_role(argv[1:]))
     try:
         settings = from_args(argv)
     except SettingsError as exc:
