@@ -56,6 +56,9 @@ class Runtime:
         self.live = LiveService(self).start()  # before the collectors: their first values must reach it
         if self.collects:
             self._start_collection()
+            from db.oee_summary import schedule as schedule_oee_summary
+
+            schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
         return self
 
     def _start_collection(self) -> None:
