@@ -36,7 +36,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.exclude(path_regex=PLC_CALLS).parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case):
     case.call_and_validate(checks=[
         schemathesis.checks.not_a_server_error,

@@ -183,12 +183,17 @@ def live_values(browser) -> dict:
 def test_each_plc_kind_through_the_wizard_to_live_values(browser, app, plant, protocol):
     machine_id = f"WIZ-{protocol.replace('_', '')}"
     started = time.monotonic()
+    marks = []
     start_new(browser, app, protocol)
     settings(browser, plant, protocol, machine_id)
+    marks.append(("settings", time.monotonic()))
     run_connection_test(browser)
+    marks.append(("test", time.monotonic()))
     selected = discover(browser, protocol)
+    marks.append(("discover", time.monotonic()))
     assert selected >= 7
     map_and_save(browser)
+    marks.append(("map+save", time.monotonic()))
     # live values from the collectors (runtime.collectors.snapshot), no restart
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".mc-live-q-good"), timeout=20)
     wait_for(lambda: browser.execute_script(
@@ -200,7 +205,9 @@ def test_each_plc_kind_through_the_wizard_to_live_values(browser, app, plant, pr
     assert state in ("running", "idle", "blocked", "faulted", "planned stop", "changeover"), state
     # and in the machine list, with its state and live values
     wait_text(browser, f"#mc-row-{machine_id}", "GoodCount", timeout=15)
-    print(f"{protocol}: wizard to live values in {time.monotonic() - started:.1f} s")
+    marks.append(("live", time.monotonic()))
+    steps = ", ".join(f"{name} {t - (marks[i - 1][1] if i else started):.1f} s" for i, (name, t) in enumerate(marks))
+    print(f"{protocol}: wizard to live values in {time.monotonic() - started:.1f} s ({steps})")
     status, api_view = app.client.get(f"/api/plc/machines/{machine_id}/")
     assert api_view["connection_state"] == "connected" and api_view["tag_count"] == selected
 
