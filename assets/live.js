@@ -162,18 +162,34 @@
     });
   };
 
+  // Which tag feeds which trace: a trace's meta.tag_id (a tag id), else meta.tag or its name (a tag name), read from
+  // the rendered figure, so a page may change its traces (a tag picker) and the script follows.
+  function traceTags(holder, graphId) {
+    var gd = holder.querySelector(".js-plotly-plot");
+    if (gd && gd.data) {
+      return gd.data.map(function (t) {
+        var meta = t.meta || {};
+        return {id: meta.tag_id !== undefined ? String(meta.tag_id) : null, name: meta.tag || t.name};
+      });
+    }
+    return JSON.parse(holder.getAttribute("data-oee-live-tags") || "[]").map(function (n) {
+      return {id: null, name: n};
+    });
+  }
+
   Live.prototype.extendGraphs = function (values) {
     var st = this.state;
     graphsOf(this.id).forEach(function (holder) {
-      var graphId = holder.getAttribute("data-oee-live-graph");
-      var names = JSON.parse(holder.getAttribute("data-oee-live-tags") || "[]");
+      var raw = holder.getAttribute("data-oee-live-graph");
+      var graphId = raw.charAt(0) === "{" ? JSON.parse(raw) : raw;  // a dictionary id (All-in-One components)
       var maxPoints = parseInt(holder.getAttribute("data-oee-live-points") || "3000", 10);
       var xs = [], ys = [], idx = [];
-      names.forEach(function (name, i) {
+      traceTags(holder, graphId).forEach(function (want, i) {
         var x = [], y = [];
         Object.keys(values).forEach(function (tid) {
           var v = values[tid];
-          if (st.names[tid] === name && v && typeof v[1] === "number") {
+          var match = want.id !== null ? want.id === tid : st.names[tid] === want.name;
+          if (match && v && typeof v[1] === "number") {
             x.push(new Date(v[0] * 1000).toISOString());
             y.push(v[1]);
           }
@@ -181,7 +197,7 @@
         if (x.length) { xs.push(x); ys.push(y); idx.push(i); }
       });
       if (idx.length) {
-        setProps(graphId, {extendData: [{x: xs, y: ys}, idx, maxPoints]}, true);
+        setProps(graphId, {extendData: [{x: xs, y: ys}, idx, maxPoints]}, typeof graphId === "string");
       }
     });
   };

@@ -33,7 +33,8 @@ def live_socket(socket_id: str, path: str, *, show_status: bool = True) -> html.
 def live_figure(tags: list[str], *, title: str | None = None, uirevision: str = "live") -> dict:
     """An empty time-series figure with one line per tag, ready to be extended."""
     return {
-        "data": [{"type": "scatter", "mode": "lines", "name": name, "x": [], "y": []} for name in tags],
+        "data": [{"type": "scatter", "mode": "lines", "name": name, "meta": {"tag": name}, "x": [], "y": []}
+                 for name in tags],
         "layout": {"uirevision": uirevision, "margin": {"l": 50, "r": 10, "t": 30 if title else 10, "b": 40},
                    "title": {"text": title} if title else None, "xaxis": {"type": "date"},
                    "legend": {"orientation": "h"}},
@@ -42,7 +43,13 @@ def live_figure(tags: list[str], *, title: str | None = None, uirevision: str = 
 
 def live_graph(graph_id: str, socket_id: str, tags: list[str], *, window_s: int = 300, title: str | None = None,
                style: dict | None = None) -> html.Div:
-    """A dcc.Graph fed by the socket: one trace per tag name; the last window_s seconds of points."""
+    """A dcc.Graph fed by the socket: one trace per tag name; the last window_s seconds of points.
+
+    To feed a graph of your own (any figure, a dictionary id), wrap it as live_graph does: an element with
+    data-oee-live-graph (the graph's id; JSON for a dictionary id) and data-oee-live-socket; give each trace
+    meta={"tag_id": <tag id>} or meta={"tag": <tag name>} (else its name is taken as the tag name). The script
+    reads the traces from the rendered figure, so a callback may change them. x values are UTC ISO times.
+    """
     return html.Div(
         dcc.Graph(id=graph_id, figure=live_figure(tags, title=title, uirevision=graph_id),
                   config={"displaylogo": False}, style=style or {"height": "320px"}),
