@@ -1,58 +1,253 @@
-"""/ : the plant at a glance. Machines by area and line, and the health of the data path."""
+"""/ : the plant at a glance. KPIs against targets, the machines that lose most, and a tile per machine.
+
+The KPI row is the site's OEE over the chosen range (default: this shift). A tile shows a machine's state now
+(live from the collectors, else the latest stored state), its OEE in its own current shift (its calendar's; today
+without one), product, speed against ideal and an active fault with its duration; clicking it opens the machine.
+Every OEE comes from oee_report, the function behind GET /api/oee/ (a tile's exact range is in its tooltip).
+"""
 from __future__ import annotations
+
+import time
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import html
-from flask import current_app
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.queries import machine_tree
+from components import context, timerange
+from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
+from components.kpi import flag_notes, kpi_row
+from db import ui_queries
+from db.oee_queries import ScopeError, oee_report
 
-dash.register_page(__name__, path="/", name="Overview", title="OEE · Overview")
+dash.register_page(__name__, path="/", name="Overview", title="OEE · Overview", order=0)
+
+PREFIX = "overview"
+DEFAULT_REFRESH_S = 30
+STATUS_TICK_MS = 3000
 
 
-def _runtime():
-    return current_app.extensions["oee"]
+def _tile(m: dict) -> html.Div:
+    mid = m["machine_id"]
+    return dcc.Link(dbc.Card(dbc.CardBody([
+        html.Div([html.Span(mid, className="tile-id"), html.Span(m["name"], className="tile-name")],
+                 className="tile-head"),
+        html.Div(id={"type": "overview-tile-status", "machine": mid}, className="tile-status"),
+        html.Div(id={"type": "overview-tile-oee", "machine": mid}, className="tile-oee"),
+    ]), id={"type": "overview-tile", "machine": mid}, className="machine-tile state-unknown"),
+        href=dash.get_relative_path(f"/machine/{mid}"), className="tile-link")
 
 
-def _status_card(health: dict) -> dbc.Card:
+def _status_line(health: dict) -> html.Div:
     db = health["database"]
     writer = health.get("writer") or {}
-    items = [
-        html.Div([html.Strong("Database: "), f"{db['backend']} (schema {db['schema_version']})"], id="overview-backend"),
-    ]
+    parts = [html.Span([html.Strong("Database "), f"{db['backend']} (schema {db['schema_version']})"],
+                       id="overview-backend")]
     if writer:
-        items.append(html.Div([html.Strong("Writer: "),
-                               f"{writer['written_rows']:,} rows written, {writer['queue_rows']:,} queued, "
-                               f"{writer['spooled_rows']:,} spooled, {writer['dropped_rows']:,} dropped"]))
-    return dbc.Card(dbc.CardBody(items), className="mb-3")
+        parts.append(html.Span(f" · writer: {writer['queue_rows']:,} queued, {writer['spooled_rows']:,} spooled, "
+                               f"{writer['dropped_rows']:,} dropped"))
+    parts.append(html.Span([" · ", dcc.Link("data flow", href=dash.get_relative_path("/dataflow-monitor/"))]))
+    return html.Div(parts, className="status-line text-muted small no-print")
 
 
-def layout(**_query):
-    runtime = _runtime()
-    body = [html.H2("Plant overview"), _status_card(runtime.health())]
+def layout(**query):
+    query = timerange.normalize(query)
+    rt = context.runtime()
+    embed = timerange.is_embed(query)
     try:
-        machines = machine_tree(runtime.store.engine)
+        machines = ui_queries.plant_machines(rt.store)
+        site = context.site()
     except SQLAlchemyError:
         # The collectors keep the data in the spool meanwhile; the page says so instead of failing.
-        body.append(dbc.Alert("The database cannot be reached right now; data is kept and written when it is back.",
-                              color="warning", id="overview-db-down"))
-        return html.Div(body)
+        return html.Div([html.H2("Plant overview", className="page-title"),
+                         dbc.Alert("The database cannot be reached right now; data is kept and written when it is "
+                                   "back. Reload this page in a moment.", color="warning", id="overview-db-down"),
+                         _status_line(rt.health())])
     if not machines:
-        body.append(dbc.Alert("No machines configured yet.", color="info", id="overview-empty"))
-    else:
-        groups: dict[tuple, list] = {}
-        for m in machines:
-            groups.setdefault((m["area"] or "Unassigned", m["line"] or "—"), []).append(m)
-        for (area, line), members in groups.items():
-            body.append(html.H5(f"{area} / {line}", className="mt-3"))
-            body.append(dbc.Row([
-                dbc.Col(dbc.Card(dbc.CardBody([
-                    html.H6(m["machine_id"], className="card-title"),
-                    html.Div(m["name"]),
-                    html.Small(f"{m['protocol'] or 'no connection'} · {m['tags']} tags", className="text-muted"),
-                ]), id={"type": "overview-machine", "machine": m["machine_id"]}), md=3, className="mb-2")
-                for m in members
-            ]))
-    return html.Div(body)
+        return html.Div([
+            html.H2("Plant overview", className="page-title"),
+            dbc.Alert([html.H5("No machines yet", className="alert-heading"),
+                       "Add a machine and its PLC connection in the ",
+                       dcc.Link("configuration wizard", href=dash.get_relative_path("/machine-config/"),
+                                className="alert-link", id="overview-wizard-link"),
+                       ", or start the app with the simulated plant (without --no-demo) to look around."],
+                      color="info", id="overview-empty"),
+            _status_line(rt.health()),
+        ])
+    refresh = timerange.parse_refresh(query.get("refresh"), DEFAULT_REFRESH_S)
+    try:
+        resolved = context.resolve(query)
+    except LookupError:
+        resolved = None
+    areas: dict[str, dict[tuple, list]] = {}
+    for m in machines:
+        areas.setdefault(m["area"] or "Unassigned", {}).setdefault((m["line"] or "No line", m["line_id"]), []).append(m)
+    sections = []
+    for area, lines in areas.items():
+        blocks = []
+        for (line, line_id), members in lines.items():
+            head = [dcc.Link(line, href=dash.get_relative_path(f"/line/{line_id}")) if line_id else html.Span(line),
+                    html.Span(id={"type": "overview-line-oee", "line": str(line_id)}, className="group-oee")]
+            blocks.append(html.Div([html.H6(head, className="line-title"),
+                                    html.Div([_tile(m) for m in members], className="tile-row")],
+                                   className="line-block"))
+        sections.append(html.Div([html.H5(area, className="group-title"), html.Div(blocks, className="line-blocks")],
+                                 className="machine-group"))
+    return html.Div([
+        html.Div([html.H2(site["name"] or "Plant overview", className="page-title", id="overview-title"),
+                  html.Span(id="overview-clock", className="text-muted")],
+                 className="d-flex align-items-baseline gap-3"),
+        timerange.TimeRangeAIO(PREFIX, query, tz=site["timezone"], resolved=resolved, hidden=embed),
+        dcc.Interval(id="overview-refresh", interval=(refresh or 86400) * 1000, disabled=refresh is None),
+        dcc.Interval(id="overview-tick", interval=STATUS_TICK_MS),
+        html.Div(id="overview-notes"),
+        dcc.Loading(html.Div(id="overview-kpis"), type="dot", delay_show=400),
+        html.Div(id="overview-worst", className="mb-3"),
+        html.Div(sections, id="overview-tiles"),
+        _status_line(rt.health()),
+    ], className="overview" + (" embedded" if embed else ""))
+
+
+def _shift_ranges(machines: list[dict], now: float) -> dict[str, tuple[float, float, str]]:
+    """Per machine: its current shift (or last one; today without a calendar), from its data start on."""
+    s = context.store()
+    shifts = ui_queries.machine_shifts(s, now)
+    first = ui_queries.first_states(s)
+    out = {}
+    today = timerange.resolve({"range": "today"}, tz=context.tz(), now=now)
+    for m in machines:
+        sh = shifts.get(m["id"])
+        if sh is None:
+            a, b, label = today.start, now, "today"
+        else:
+            a, b = sh["start"], min(sh["end"], now)
+            label = f"shift {sh['name']}" if sh["current"] else f"last shift {sh['name']}"
+        if m["id"] in first and a < first[m["id"]] < b:
+            a = first[m["id"]]
+        out[m["machine_id"]] = (round(a, 3), round(b, 3), label)
+    return out
+
+
+@callback(
+    Output("overview-notes", "children"),
+    Output("overview-kpis", "children"),
+    Output("overview-worst", "children"),
+    Output({"type": "overview-tile-oee", "machine": ALL}, "children"),
+    Output({"type": "overview-line-oee", "line": ALL}, "children"),
+    Input(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
+    Input("overview-refresh", "n_intervals"),
+)
+def _numbers(query, _n):
+    s = context.store()
+    tz = context.tz()
+    now = time.time()
+    site = context.site()
+    rng = context.resolve(query or {})
+    start, end = round(rng.start, 3), round(rng.end, 3)
+    try:
+        bucket = "hour" if end - start <= 2 * 86400 else "day"
+        report = oee_report(s, "site", str(site["id"]), start, end, bucket=bucket)
+    except (ScopeError, ValueError) as exc:
+        report = None
+        notes = [dbc.Alert(str(exc), color="warning")]
+    caption = html.Div([html.Strong(rng.label), " · ", rng.text], className="range-caption",
+                       id="overview-range-caption", **{"data-start": repr(start), "data-end": repr(end)})
+    notes = [caption] + [dbc.Alert(t, color="info", className="py-1 px-2 mb-2 small")
+                         for t in ([rng.note] if rng.note else []) + (flag_notes(report) if report else [])]
+    kpis = kpi_row(PREFIX, report, report.get("buckets")) if report else None
+
+    machines = {m["machine_id"]: m for m in ui_queries.plant_machines(s)}
+    ranges = _shift_ranges(list(machines.values()), now)
+    tile_ids = [o["id"]["machine"] for o in ctx.outputs_list[3]]
+    tiles, scored = [], []
+    for mid in tile_ids:
+        if mid not in ranges:
+            tiles.append(None)
+            continue
+        a, b, label = ranges[mid]
+        if b - a < 1:
+            tiles.append(html.Div(f"{label}: just started", className="text-muted small"))
+            continue
+        r = oee_report(s, "machine", mid, a, b)
+        scored.append((r["oee"], mid))
+        tiles.append(html.Div([
+            html.Div(pct(r["oee"]), className="tile-oee-value", id=f"overview-oee-{mid}",
+                     **{"data-start": repr(a), "data-end": repr(b)}),
+            html.Div([html.Span(f"OEE {label}", className="tile-oee-label"),
+                      html.Span(f" · speed {pct(r['performance'], 0)} of ideal" if r["performance"] is not None
+                                else "", className="tile-rate")]),
+        ], title=f"{range_text(a, b, tz)}: A {pct(r['availability'])} · P {pct(r['performance'])} · "
+                 f"Q {pct(r['quality'])} · {r['good_count']:,.0f} good of {r['total_count']:,.0f}"))
+    worst = sorted((v, m) for v, m in scored if v is not None)[:3]
+    worst_row = None
+    if worst:
+        worst_row = html.Div([html.Span("Lowest OEE now: ", className="fw-semibold")] + [
+            dcc.Link([html.Strong(m), f" {machines[m]['name']} ", html.Span(pct(v), className="worst-value")],
+                     href=dash.get_relative_path(f"/machine/{m}"), className="worst-item")
+            for v, m in worst], className="worst-strip", id="overview-worst-strip")
+    line_out = []
+    by_line = {str(m["line_id"]): m for m in machines.values()}
+    for o in ctx.outputs_list[4]:
+        line_id = o["id"]["line"]
+        if line_id not in by_line or line_id == "None":
+            line_out.append(None)
+            continue
+        try:
+            r = oee_report(s, "line", line_id, start, end)
+        except (ScopeError, ValueError):
+            line_out.append(None)
+            continue
+        line_out.append(f"OEE {pct(r['oee'])}")
+    return notes, kpis, worst_row, tiles, line_out
+
+
+@callback(
+    Output({"type": "overview-tile-status", "machine": ALL}, "children"),
+    Output({"type": "overview-tile", "machine": ALL}, "className"),
+    Output("overview-clock", "children"),
+    Input("overview-tick", "n_intervals"),
+    State({"type": "overview-tile", "machine": ALL}, "id"),
+)
+def _status(_n, tile_ids):
+    now = time.time()
+    machines = {m["machine_id"]: m for m in ui_queries.plant_machines(context.store())}
+    states = context.machine_states()
+    health = context.connections_health()
+    products = {}
+    children, classes = [], []
+    for tid in tile_ids:
+        m = machines.get(tid["machine"])
+        if m is None:
+            children.append("Removed from the configuration.")
+            classes.append("machine-tile state-unknown")
+            continue
+        st = states.get(m["id"])
+        why = context.not_reporting(m, st, health.get(m["connection_id"]))
+        state = (st or {}).get("state") or "unknown"
+        if why and state not in ("offline",):
+            state = state if st else "unknown"
+        lines = [html.Div([html.Span(STATE_LABELS.get(state, state), className="state-pill",
+                                     style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")}),
+                           html.Span(f" {duration(now - st['since'])}" if st and st.get("since") else "",
+                                     className="state-for")])]
+        if state == "faulted" and st and st.get("fault_code"):
+            code = st["fault_code"]
+            if not products:
+                products = {"__faults__": {r["code"]: r["name"] for r in ui_queries.reason_codes(
+                    context.store(), stops_only=False)}}
+            name = products["__faults__"].get(str(code), "")
+            lines.append(html.Div(f"Fault {code} {name} · {duration(now - st['since'])}", className="tile-fault"))
+        info = []
+        if st and st.get("product_code"):
+            info.append(f"Product {st['product_code']}")
+        if st and st.get("last_cycle_time_s") and st.get("ideal_cycle_time_s") and state == "running":
+            rate = st["ideal_cycle_time_s"] / st["last_cycle_time_s"]
+            info.append(f"rate {rate * 100:.0f} % of ideal ({60 / st['last_cycle_time_s']:.0f}/min)")
+        if info:
+            lines.append(html.Div(" · ".join(info), className="tile-info"))
+        if why:
+            lines.append(html.Div(why, className="tile-why"))
+        children.append(lines)
+        classes.append(f"machine-tile state-{state}")
+    clock = local(now, context.tz(), "%a %d %b %H:%M:%S %Z")
+    return children, classes, clock

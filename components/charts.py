@@ -1,0 +1,301 @@
+"""Figures for the pages: pure functions from what db/ returns to Plotly figures (no I/O, easy to test and time).
+
+Times go to Plotly as naive plant-local ISO strings, so every axis reads in the plant's time whatever the browser's
+zone. Every figure has a message instead of an empty plot when there is nothing to show.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import plotly.graph_objects as go
+
+from components.format import (
+    FACTOR_COLORS,
+    STATE_COLORS,
+    STATE_LABELS,
+    STATE_ORDER,
+    duration,
+    local,
+    local_iso,
+    pct,
+)
+
+FONT = {"family": "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 14, "color": "#1d2733"}
+MAX_EXACT_BARS = 3000  # above this the timeline is drawn from bins of the range, each in its dominant state
+TIMELINE_BINS = 1200
+
+
+def base_layout(fig: go.Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white", font=FONT, height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        showlegend=legend, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        hoverlabel={"font_size": 14}, uirevision=uirevision, paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def empty_figure(message: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 16, "color": "#5c6670"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height, legend=False)
+
+
+def sparkline(xs: list, ys: list, color: str, target: float | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 2}, fill="tozeroy",
+                               fillcolor="rgba(31,78,121,0.08)", hoverinfo="skip", connectgaps=False))
+    if target is not None:
+        fig.add_hline(y=target, line={"color": "#9aa5b1", "width": 1, "dash": "dot"})
+    fig.update_xaxes(visible=False, fixedrange=True)
+    fig.update_yaxes(visible=False, fixedrange=True, range=[0, max([1.05] + [y for y in ys if y is not None])])
+    fig.update_layout(height=48, margin={"l": 0, "r": 0, "t": 2, "b": 2}, showlegend=False,
+                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def trend_figure(buckets: list[dict], tz: str, targets: dict | None = None, bucket: str = "hour") -> go.Figure:
+    """OEE as bars per bucket (as wide as the bucket), availability, performance and quality as lines at the
+    buckets' middles; the OEE target dotted. Shift buckets are categories named after the shift."""
+    if not buckets:
+        return empty_figure("No data in this range yet.")
+    fig = go.Figure()
+    if bucket == "shift":
+        xs = [b["label"] for b in buckets]
+        width = None
+    else:
+        xs = [local_iso((b["start"] + b["end"]) / 2, tz) for b in buckets]
+        width = [(b["end"] - b["start"]) * 1000 * 0.85 for b in buckets]
+    labels = [f"{local(b['start'], tz, '%a %H:%M')} – {local(b['end'], tz, '%H:%M')}" for b in buckets]
+    fig.add_bar(x=xs, y=[_pc(b.get("oee")) for b in buckets], name="OEE", marker_color=FACTOR_COLORS["oee"],
+                width=width, customdata=labels, hovertemplate="OEE %{y:.1f} %<extra>%{customdata}</extra>")
+    for key, label in (("availability", "Availability"), ("performance", "Performance"), ("quality", "Quality")):
+        fig.add_scatter(x=xs, y=[_pc(b.get(key)) for b in buckets], name=label, mode="lines+markers",
+                        line={"color": FACTOR_COLORS[key], "width": 2}, customdata=labels,
+                        hovertemplate=f"{label} %{{y:.1f}} %<extra>%{{customdata}}</extra>")
+    if targets and targets.get("oee") is not None:
+        fig.add_hline(y=targets["oee"] * 100, line={"color": "#1f4e79", "dash": "dot", "width": 1},
+                      annotation_text=f"target {targets['oee'] * 100:.0f} %", annotation_position="top left")
+    fig.update_yaxes(title_text="%", rangemode="tozero")
+    if bucket != "shift":
+        fig.update_xaxes(type="date", range=[local_iso(buckets[0]["start"], tz), local_iso(buckets[-1]["end"], tz)])
+    return base_layout(fig, height=320)
+
+
+def _pc(v):
+    return None if v is None else v * 100
+
+
+def waterfall_figure(steps: list[dict]) -> go.Figure:
+    """From all time down to fully productive time: levels as totals, losses as drops, in hours."""
+    steps = [s for s in steps if s.get("seconds") is not None and (s["kind"] == "level" or s["seconds"] > 0.5)]
+    if not steps or not any(s["kind"] == "level" and s["seconds"] > 0 for s in steps):
+        return empty_figure("No time in this range yet.")
+    measure, xs, ys, text = [], [], [], []
+    top = steps[0]["seconds"] or 1.0
+    unit, per = ("minutes", 60.0) if top < 3 * 3600 else (("hours", 3600.0) if top < 4 * 86400 else ("days", 86400.0))
+    for i, s in enumerate(steps):
+        value = s["seconds"] / per
+        if s["kind"] == "level":
+            measure.append("absolute" if i == 0 else "total")
+            ys.append(value)
+        else:
+            measure.append("relative")
+            ys.append(-value)
+        xs.append(s["label"])
+        text.append(f"{duration(s['seconds'])} ({s['seconds'] / top * 100:.1f} %)")
+    fig = go.Figure(go.Waterfall(
+        x=xs, y=ys, measure=measure, text=text, textposition="outside", cliponaxis=False,
+        hovertemplate="%{x}<br>%{text}<extra></extra>",
+        decreasing={"marker": {"color": "#d64545"}}, totals={"marker": {"color": "#1f4e79"}},
+        increasing={"marker": {"color": "#1f4e79"}}, connector={"line": {"color": "#c3cad1", "width": 1}},
+    ))
+    fig.update_yaxes(title_text=unit)
+    fig.update_xaxes(tickangle=-30, automargin=True)
+    fig.update_layout(uniformtext={"minsize": 10, "mode": "hide"})
+    return base_layout(fig, height=400, legend=False)
+
+
+def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> go.Figure:
+    """States over time, one row per machine: one horizontal bar trace per state (bars with base = start and
+    length = duration), so thousands of intervals are a handful of traces. Above MAX_EXACT_BARS intervals the
+    range is cut into TIMELINE_BINS bins drawn in their dominant state (the hover says how mixed a bin was)."""
+    machines = timeline.get("machines") or []
+    if not machines or not timeline.get("count"):
+        return empty_figure("No machine states recorded in this range.", height=height or 160)
+    fault_names = fault_names or {}
+    aggregated = timeline["count"] > MAX_EXACT_BARS
+    bars: dict[str, dict] = defaultdict(lambda: {"base": [], "x": [], "y": [], "text": []})
+    for m in machines:
+        row = m["machine_id"]
+        items = _bins(m["intervals"], timeline["start"], timeline["end"]) if aggregated else m["intervals"]
+        for s, e, state, fault, product, *extra in items:
+            b = bars[state]
+            b["base"].append(local_iso(s, tz))
+            b["x"].append((e - s) * 1000.0)
+            b["y"].append(row)
+            what = STATE_LABELS.get(state, state)
+            if fault is not None:
+                what += f" · fault {fault}" + (f" {fault_names[fault]}" if fault in fault_names else "")
+            if extra:
+                what = f"mostly {what} ({extra[0] * 100:.0f} %), {extra[1]} changes"
+            b["text"].append(f"{what}<br>{local(s, tz, '%a %H:%M:%S')} – {local(e, tz, '%H:%M:%S')} "
+                             f"({duration(e - s)})" + (f"<br>product {product}" if product else ""))
+    fig = go.Figure()
+    for state in STATE_ORDER + tuple(k for k in bars if k not in STATE_ORDER):
+        if state not in bars:
+            continue
+        b = bars[state]
+        fig.add_bar(base=b["base"], x=b["x"], y=b["y"], orientation="h", name=STATE_LABELS.get(state, state),
+                    marker={"color": STATE_COLORS.get(state, "#aab2ba"), "line": {"width": 0}},
+                    customdata=b["text"], hovertemplate="%{customdata}<extra></extra>")
+    fig.update_layout(barmode="overlay", bargap=0.25)
+    fig.update_xaxes(type="date", range=[local_iso(timeline["start"], tz), local_iso(timeline["end"], tz)])
+    fig.update_yaxes(autorange="reversed", categoryorder="array",
+                     categoryarray=[m["machine_id"] for m in machines])
+    return base_layout(fig, height=height or max(150, 70 + 42 * len(machines)))
+
+
+def _bins(intervals: list, start: float, end: float, bins: int = TIMELINE_BINS) -> list:
+    """Intervals -> runs of bins in their dominant state: (start, end, state, fault, product, share, changes)."""
+    width = (end - start) / bins
+    if width <= 0:
+        return intervals
+    per_bin: list[dict] = [defaultdict(float) for _ in range(bins)]
+    changes = [0] * bins
+    faults: list[dict] = [{} for _ in range(bins)]
+    for s, e, state, fault, _product in intervals:
+        i = max(0, int((s - start) / width))
+        if i < bins:
+            changes[i] += 1
+        while i < bins:
+            a, b = start + i * width, start + (i + 1) * width
+            overlap = min(e, b) - max(s, a)
+            if overlap > 0:
+                per_bin[i][state] += overlap
+                if fault is not None:
+                    faults[i][state] = fault
+            if e <= b:
+                break
+            i += 1
+    out: list = []
+    for i in range(bins):
+        if not per_bin[i]:
+            continue
+        state, secs = max(per_bin[i].items(), key=lambda kv: kv[1])
+        share = secs / (sum(per_bin[i].values()) or 1.0)
+        a, b = start + i * width, start + (i + 1) * width
+        if out and out[-1][2] == state and abs(out[-1][1] - a) < 1e-6:
+            prev = out[-1]
+            out[-1] = (prev[0], b, state, prev[3], None, min(prev[5], share), prev[6] + changes[i])
+        else:
+            out.append((a, b, state, faults[i].get(state), None, share, changes[i]))
+    return out
+
+
+def pareto_figure(groups: list[dict], top: int = 12) -> go.Figure:
+    """Stop time by cause, largest first, with the cumulative share as a line."""
+    groups = [g for g in groups if g["seconds"] > 0][:top]
+    if not groups:
+        return empty_figure("No stops in this range.")
+    labels = [g["label"] for g in groups]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=[g["seconds"] / 60 for g in groups], name="Minutes",
+                marker_color=["#9aa5b1" if g["planned"] else "#d64545" for g in groups],
+                customdata=[[duration(g["seconds"]), g["count"]] for g in groups],
+                hovertemplate="%{x}<br>%{customdata[0]} in %{customdata[1]} stops<extra></extra>")
+    fig.add_scatter(x=labels, y=[g["cumulative"] * 100 for g in groups], name="Cumulative %", yaxis="y2",
+                    mode="lines+markers", line={"color": "#1f4e79"},
+                    hovertemplate="%{y:.0f} % of stop time<extra></extra>")
+    fig.update_layout(yaxis={"title": {"text": "minutes"}},
+                      yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
+                              "title": {"text": "cumulative %"}})
+    fig.update_xaxes(tickangle=-30, automargin=True)
+    return base_layout(fig, height=360)
+
+
+def progress_figure(progress: dict, tz: str, target_oee: float | None = None) -> go.Figure:
+    """Cumulative actual count against the ideal (100 % speed in planned time) and the target (ideal x target
+    OEE)."""
+    if not progress.get("times"):
+        return empty_figure("No planned production time in this range.")
+    xs = [local_iso(t, tz) for t in progress["times"]]
+    fig = go.Figure()
+    fig.add_scatter(x=xs, y=progress["ideal"], name="Ideal (100 % speed)", mode="lines",
+                    line={"color": "#9aa5b1", "dash": "dash"})
+    if target_oee:
+        fig.add_scatter(x=xs, y=[v * target_oee for v in progress["ideal"]], name=f"Target ({target_oee:.0%} OEE)",
+                        mode="lines", line={"color": "#1f4e79", "dash": "dot"})
+    fig.add_scatter(x=xs, y=progress["total"], name="Actual (total)", mode="lines", line={"color": "#e07b24"})
+    fig.add_scatter(x=xs, y=progress["good"], name="Actual (good)", mode="lines", line={"color": "#2e9d4f", "width": 3})
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(title_text="units", rangemode="tozero")
+    return base_layout(fig, height=320)
+
+
+def cycle_figure(actual: dict | None, ideal: dict | None, tz: str) -> go.Figure:
+    """The cycle.time tag against the cycle.ideal_time tag (raw, or minute averages with a min-max band)."""
+    if not actual or not actual["t"]:
+        return empty_figure("No cycle time recorded in this range (the machine has no cycle.time tag, or it "
+                            "did not run).")
+    xs = [local_iso(t, tz) for t in actual["t"]]
+    fig = go.Figure()
+    if actual.get("min") and actual.get("max"):
+        fig.add_scatter(x=xs, y=actual["max"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=xs, y=actual["min"], mode="lines", line={"width": 0}, fill="tonexty",
+                        fillcolor="rgba(224,123,36,0.18)", name="min – max", hoverinfo="skip")
+    fig.add_scatter(x=xs, y=actual["v"], name="Cycle time" + (" (average)" if actual.get("min") else ""),
+                    mode="lines", line={"color": "#e07b24", "width": 1.5},
+                    hovertemplate="%{y:.2f} s<extra>cycle</extra>")
+    if ideal and ideal["t"]:
+        ixs = [local_iso(t, tz) for t in ideal["t"]] + [xs[-1]]
+        fig.add_scatter(x=ixs, y=ideal["v"] + [ideal["v"][-1]], name="Ideal", mode="lines",
+                        line={"color": "#2e9d4f", "width": 2, "shape": "hv"},
+                        hovertemplate="%{y:.2f} s<extra>ideal</extra>")
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(title_text="seconds", rangemode="tozero")
+    return base_layout(fig, height=320)
+
+
+def speed_figure(machines: list[dict]) -> go.Figure:
+    """Per machine of a line: performance (speed against ideal) and availability side by side."""
+    if not machines:
+        return empty_figure("No machines.")
+    names = [m["machine_id"] for m in machines]
+    fig = go.Figure()
+    for key, label in (("availability", "Availability"), ("performance", "Speed vs ideal"), ("quality", "Quality")):
+        fig.add_bar(x=names, y=[_pc(m.get(key)) for m in machines], name=label, marker_color=FACTOR_COLORS[key],
+                    hovertemplate=f"{label} %{{y:.1f}} %<extra>%{{x}}</extra>")
+    fig.update_yaxes(title_text="%", rangemode="tozero")
+    fig.update_layout(barmode="group")
+    return base_layout(fig, height=320)
+
+
+def live_figure(tags: list[dict], history: dict, tz: str) -> go.Figure:
+    """One line per tag, filled with the recent history; later points arrive through extendData. uirevision
+    keeps the user's zoom and hidden lines across updates."""
+    if not tags:
+        return empty_figure("This machine has no numeric process tags to plot.", height=300)
+    fig = go.Figure()
+    for t in tags:
+        h = history.get(t["id"]) or {"t": [], "v": []}
+        fig.add_scatter(x=[local_iso(x, tz) for x in h["t"]], y=h["v"], name=t["name"], mode="lines",
+                        line={"width": 1.5})
+    fig.update_xaxes(type="date")
+    return base_layout(fig, height=300, uirevision="live")
+
+
+def kpi_color(value: float | None, target: float | None) -> str:
+    if value is None or target is None:
+        return "secondary"
+    if value >= target:
+        return "success"
+    if value >= target * 0.9:
+        return "warning"
+    return "danger"
+
+
+__all__ = ["base_layout", "cycle_figure", "empty_figure", "kpi_color", "live_figure", "pareto_figure", "pct",
+           "progress_figure", "sparkline", "speed_figure", "timeline_figure", "trend_figure", "waterfall_figure"]

@@ -1,0 +1,78 @@
+"""The KPI row: OEE, availability, performance and quality against their targets, each with a sparkline.
+
+Targets are world-class reference values until plants set their own (a per-line target belongs in the
+configuration; see the issue tracker).
+"""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from components.charts import kpi_color, sparkline
+from components.format import FACTOR_COLORS, count, duration, pct
+
+TARGETS = {"oee": 0.85, "availability": 0.90, "performance": 0.95, "quality": 0.99}
+FACTORS = (("oee", "OEE"), ("availability", "Availability"), ("performance", "Performance"), ("quality", "Quality"))
+
+
+def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spark_y=None) -> dbc.Col:
+    color = kpi_color(value, target)
+    delta = ""
+    if value is not None and target is not None:
+        diff = (value - target) * 100
+        delta = f"{diff:+.1f} pp vs target {target * 100:.0f} %"
+    elif target is not None:
+        delta = f"target {target * 100:.0f} %"
+    body = [
+        html.Div(label, className="kpi-label"),
+        html.Div(pct(value), id=f"{prefix}-kpi-{key}", className=f"kpi-value text-{color}",
+                 **{"data-value": "" if value is None else repr(value)}),
+        html.Div(delta, className="kpi-target"),
+    ]
+    if spark_y and any(v is not None for v in spark_y):
+        body.append(dcc.Graph(figure=sparkline(spark_x, spark_y, FACTOR_COLORS[key], target),
+                              config={"displayModeBar": False, "staticPlot": True}, className="kpi-spark"))
+    return dbc.Col(dbc.Card(dbc.CardBody(body), className=f"kpi-card kpi-{color}"), xs=6, lg=3, className="mb-3")
+
+
+def kpi_row(prefix: str, report: dict, buckets: list[dict] | None = None) -> dbc.Row:
+    xs = [b["start"] for b in buckets or []]
+    cards = [kpi_card(prefix, key, label, report.get(key), TARGETS[key], xs,
+                      [b.get(key) for b in buckets or []]) for key, label in FACTORS]
+    return dbc.Row(cards, className="kpi-row")
+
+
+def facts(prefix: str, report: dict) -> html.Div:
+    """Counts, MTBF and MTTR under the KPI row."""
+    items = [
+        ("Good", count(report.get("good_count")), "good"),
+        ("Total", count(report.get("total_count")), "total"),
+        ("Rejects", count(report.get("reject_count")), "rejects"),
+        ("Run time", duration(report.get("run_time_s")), "run"),
+        ("Planned time", duration(report.get("planned_time_s")), "planned"),
+        ("Stops", count(report.get("stop_count")), "stops"),
+        ("MTBF", duration(report.get("mtbf_s")), "mtbf"),
+        ("MTTR", duration(report.get("mttr_s")), "mttr"),
+    ]
+    return html.Div([html.Div([html.Span(label, className="fact-label"),
+                               html.Span(value, id=f"{prefix}-fact-{key}", className="fact-value")],
+                              className="fact") for label, value, key in items], className="facts")
+
+
+FLAG_TEXT = {
+    "data_gap": "Part of this range has no data (a collector or PLC was not reporting): that time counts as an "
+                "availability loss ('Unknown').",
+    "no_run_time": "The machine did not run in this range.",
+    "no_count": "No parts were counted in this range.",
+    "no_planned_time": "No planned production time in this range (outside the shifts).",
+    "no_ideal_cycle_time": "Some parts have no ideal cycle time (neither the product nor the machine has one): "
+                           "performance and OEE cannot be computed. Set it in the machine configuration.",
+    "count_without_run_time": "Parts were counted while the machine was not running.",
+    "good_exceeds_total": "More good parts than total parts were counted: check the counter tags.",
+    "no_all_time": "The range is empty.",
+    "production_outside_planned_time": "Parts were made outside planned production time.",
+}
+
+
+def flag_notes(report: dict) -> list[str]:
+    return [FLAG_TEXT.get(f, f.replace("_", " ")) for f in report.get("flags") or []]

@@ -1,0 +1,62 @@
+"""Figures from what db/ returns: the state timeline stays a handful of traces with thousands of intervals, every
+empty figure says why, the waterfall runs from all time down to fully productive time."""
+from __future__ import annotations
+
+import random
+import time
+
+from components import charts
+
+
+def _timeline(n: int, machines: int = 2, start: float = 1_795_800_000.0) -> dict:
+    rng = random.Random(7)
+    out = []
+    for m in range(machines):
+        t, intervals = start, []
+        for _ in range(n):
+            d = rng.choice((3.0, 8.0, 20.0, 90.0, 400.0))
+            state = rng.choice(("running", "running", "idle", "faulted", "blocked"))
+            intervals.append([t, t + d, state, 101 if state == "faulted" else None, "P1"])
+            t += d
+        out.append({"machine_id": f"M{m}", "name": f"Machine {m}", "intervals": intervals})
+    end = max(m["intervals"][-1][1] for m in out)
+    return {"start": start, "end": end, "machines": out, "count": n * machines}
+
+
+def test_timeline_is_one_bar_trace_per_state_whatever_the_number_of_intervals():
+    small = charts.timeline_figure(_timeline(200), "America/Chicago", {101: "Infeed jam"})
+    assert len(small.data) <= 4 and sum(len(t.x) for t in small.data) == 400  # exact below the threshold
+    assert all(t.type == "bar" and t.orientation == "h" for t in small.data)
+    assert any("fault 101 Infeed jam" in text for t in small.data for text in t.customdata)
+
+    started = time.perf_counter()
+    big = charts.timeline_figure(_timeline(20_000, machines=3), "America/Chicago")
+    elapsed = time.perf_counter() - started
+    bars = sum(len(t.x) for t in big.data)
+    assert len(big.data) <= 4 and bars <= 3 * charts.TIMELINE_BINS  # binned: bounded whatever the input
+    assert any("changes" in text for t in big.data for text in t.customdata)
+    print(f"\n60,000 intervals -> {bars} bars in {elapsed * 1000:.0f} ms")
+
+
+def test_empty_figures_say_what_is_going_on():
+    for fig in (charts.timeline_figure({"machines": [], "count": 0}, "UTC"), charts.trend_figure([], "UTC"),
+                charts.waterfall_figure([]), charts.pareto_figure([]),
+                charts.progress_figure({"times": []}, "UTC"), charts.cycle_figure(None, None, "UTC"),
+                charts.live_figure([], {}, "UTC"), charts.speed_figure([])):
+        assert fig.layout.annotations and fig.layout.annotations[0].text
+
+
+def test_waterfall_levels_are_totals_and_losses_drops():
+    steps = [
+        {"key": "all_time", "label": "All time", "seconds": 28800, "kind": "level"},
+        {"key": "planned.break", "label": "Breaks", "seconds": 1800, "kind": "loss", "factor": "planned"},
+        {"key": "planned_production_time", "label": "Planned production time", "seconds": 27000, "kind": "level"},
+        {"key": "availability.equipment_failure", "label": "Equipment failure", "seconds": 3600, "kind": "loss"},
+        {"key": "availability.setup_adjustment", "label": "Setup", "seconds": 0.0, "kind": "loss"},
+        {"key": "run_time", "label": "Run time", "seconds": 23400, "kind": "level"},
+        {"key": "net_run_time", "label": "Net run time", "seconds": None, "kind": "level"},
+    ]
+    fig = charts.waterfall_figure(steps)
+    w = fig.data[0]
+    assert list(w.measure) == ["absolute", "relative", "total", "relative", "total"]  # zero and unknown steps left out
+    assert list(w.y) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout.yaxis.title.text == "hours"
