@@ -9,9 +9,10 @@
     Output(DownloadLinkAIO.ids.params("machine-oee"), "data")  ->  return DownloadLinkAIO.data("oee", {...})
 
 kind: oee | tags | downtime | shift-report. Parameters are those of the export (core/export.py): machine, line,
-area, site, start, end (epoch seconds or ISO 8601), bucket, tag, resolution, tz, delimiter, decimal; empty ones are
-left out. The link asks for a UTF-8 byte order mark (bom=1) by default, so that Excel opens names like "Füller"
-correctly; pass bom=None to leave it out. Behind a proxy the path keeps the app's prefix (dash.get_relative_path).
+area, site, start, end (epoch seconds or ISO 8601), bucket, tag, resolution, the downtime filters (category, reason,
+minor, planned, min_duration_s), tz, delimiter, decimal; empty ones are left out. The link asks for a UTF-8 byte
+order mark (bom=1) by default, so that Excel opens names like "Füller" correctly; pass bom=None to leave it out.
+Behind a proxy the path keeps the app's prefix (dash.get_relative_path).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, callback, dcc, get_relative_path, html
 
 KINDS = ("oee", "tags", "downtime", "shift-report")
-PARAMS = ("machine", "line", "area", "site", "tag", "start", "end", "bucket", "resolution", "tz", "delimiter",
-          "decimal", "bom")
+PARAMS = ("machine", "line", "area", "site", "tag", "start", "end", "bucket", "resolution", "category", "reason",
+          "minor", "planned", "min_duration_s", "tz", "delimiter", "decimal", "bom")
 
 
 def _value(value) -> str | None:

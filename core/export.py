@@ -62,8 +62,9 @@ SHIFT_HEADER = ["shift", "start", "end", "machine", "scope", "key", *OEE_NUMBERS
                 "flags"]
 RAW_HEADER = ["time", "machine", "tag_id", "tag", "value", "value_text", "quality", "reason"]
 ROLLUP_HEADER = ["time", "machine", "tag_id", "tag", "n", "avg", "min", "max"]
-DOWNTIME_HEADER = ["machine", "start", "end", "duration_s", "state", "fault_code", "loss_category", "planned",
-                   "minor", "source", "reason_code", "reason_name"]
+DOWNTIME_HEADER = ["machine", "machine_name", "line", "start", "end", "duration_s", "in_range_s", "state",
+                   "fault_code", "fault_name", "loss_category", "planned", "minor", "source", "reason_code",
+                   "reason_name", "note", "split_from"]
 QUALITY_NAMES = {0: "good", 1: "uncertain", 2: "bad"}
 
 
@@ -348,35 +349,63 @@ def _tag_rows(fmt: CsvFormat, store, tags, start, end, resolution) -> Iterator[l
 
 # --- downtime ----------------------------------------------------------------------------------------------------
 
+DOWNTIME_FILTERS = {"category", "reason", "minor", "planned", "min_duration_s"}
+DOWNTIME_PARAMS = SCOPE_PARAMS | DOWNTIME_FILTERS
+
+
+def _flag(args, name: str) -> bool:
+    value = args.get(name, "1")
+    if value not in ("0", "1", "true", "false"):
+        raise bad_request(f"{name}: {value!r} is not 1 or 0", {name: "1 (include, the default) or 0 (leave out)"})
+    return value in ("1", "true")
+
 
 @bp.get("/downtime.csv")
 def downtime_csv():
-    """Downtime events of a machine, line, area or site that overlap the range, whole; an ongoing one has no end."""
+    """Downtime events that overlap the range, whole (an ongoing one has no end): the downtime page's list
+    (db/ui_queries.downtime_events: operators' reasons, notes and splits), machine after machine, oldest first.
+    Scope: machine, line, area or site, or none for the whole plant. Filters as on the page: category (a loss
+    category, or 'unassigned'), reason (a reason code), minor=0, planned=0, min_duration_s."""
     args = request.args
-    check_unknown(args, SCOPE_PARAMS | FORMAT_PARAMS, "/export/downtime.csv")
-    scope, key = parse_scope(args)
+    check_unknown(args, DOWNTIME_PARAMS | FORMAT_PARAMS, "/export/downtime.csv")
+    given = [s for s in SCOPES if args.get(s)]
+    if len(given) > 1:
+        raise bad_request("give at most one of machine, line, area or site (none: the whole plant)",
+                          {s: "one of machine, line, area or site, or none" for s in given})
+    scope, key = (given[0], args[given[0]]) if given else ("site", None)
     start, end = parse_range(args)
     if end - start > MAX_DOWNTIME_DAYS * 86400:
         raise bad_request(f"{(end - start) / 86400:,.0f} days is more than one export of downtime events covers "
                           f"({MAX_DOWNTIME_DAYS} days)", {"start": "a shorter range (export a year at a time)"})
+    try:
+        min_duration = float(args.get("min_duration_s", 0))
+    except ValueError:
+        raise bad_request("min_duration_s: not a number", {"min_duration_s": "seconds, e.g. 120"}) from None
+    filters = {"category": args.get("category") or None, "reason": args.get("reason") or None,
+               "include_minor": _flag(args, "minor"), "include_planned": _flag(args, "planned"),
+               "min_duration_s": min_duration}
     store = _store()
     try:
-        q.scope_machines(store, scope, key)
+        machines = q.all_machines(store) if key is None else q.scope_machines(store, scope, key)
     except ScopeError as exc:
         raise _scope_error(exc) from None
     fmt, bom = parse_format(args, q.plant_timezone(store))
-    return csv_response(fmt, bom, DOWNTIME_HEADER, _downtime_rows(fmt, store, scope, key, start, end),
-                        _filename("downtime", key, start, end))
+    return csv_response(fmt, bom, DOWNTIME_HEADER, _downtime_rows(fmt, store, machines, start, end, filters),
+                        _filename("downtime", key or "plant", start, end))
 
 
-def _downtime_rows(fmt: CsvFormat, store, scope, key, start, end) -> Iterator[list[str]]:
+def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iterator[list[str]]:
+    from db.ui_queries import downtime_events
+
     cell, num, ftime = fmt.cell, fmt.number, fmt.time
-    for machine_id, events in q.downtime_events(store, scope, key, start, end):
-        m = cell(machine_id)
-        for e in events:
-            yield [m, ftime(e.start), ftime(e.end), num(e.duration_s), cell(e.state), num(e.fault_code),
-                   cell(e.loss_category), num(e.planned), num(e.minor), cell(e.source),
-                   cell(e.reason.code if e.reason else None), cell(e.reason.name if e.reason else None)]
+    for _pk, machine_id, _name in machines:  # one machine's events in memory at a time
+        events = downtime_events(store, start, end, scope="machine", key=machine_id, reconcile=False, **filters)
+        for e in sorted(events, key=lambda d: d["start"]):
+            yield [cell(e["machine_id"]), cell(e["machine_name"]), cell(e["line"]), ftime(e["start"]),
+                   ftime(e["end"]), num(e["duration_s"]), num(e["in_range_s"]), cell(e["state"]),
+                   num(e["fault_code"]), cell(e["fault_name"]), cell(e["loss_category"]), num(e["planned"]),
+                   num(e["minor"]), cell(e["source"]), cell(e["reason_code"]), cell(e["reason_name"]),
+                   cell(e["note"]), ftime(e["split_from"])]
 
 
 def register(server: Flask) -> None:

@@ -5,8 +5,8 @@ in partitions: a named psycopg cursor on PostgreSQL and TimescaleDB, SQLite's ow
 batches, so the process holds one batch at a time whatever the range. One query per tag, in time order, reads the
 (tag_id, time) index straight through: the rows come out tag by tag.
 
-OEE and shift numbers come from `oee_report()` (the same call as GET /api/oee/); downtime events from the same
-state intervals, fault-code reasons and operator reasons that the OEE engine reads (oee.events_from_states).
+OEE and shift numbers come from `oee_report()` (the same call as GET /api/oee/); downtime events from the downtime
+page's own query (db/ui_queries.downtime_events).
 """
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db import backend as backends
-from db.models import Connection, DowntimeEvent, Machine, Site, Tag
-from db.oee_queries import ScopeError, _reasons, _resolve
-from oee.events import DEFAULT_MICRO_STOP_THRESHOLD_S, ReasonOverride, events_from_states
+from db.models import Connection, Machine, Site, Tag
+from db.oee_queries import ScopeError, _resolve
 
 STREAM_BATCH_ROWS = 5000
 ROLLUP_RELATIONS = {"1m": ("samples_1m", 60), "1h": ("samples_1h", 3600)}
@@ -111,38 +110,10 @@ def scope_machines(store, scope: str, key: str) -> list[tuple[int, str, str]]:
         return [(m.id, m.machine_id, m.name) for m in _resolve(session, scope, key)]
 
 
-def downtime_events(store, scope: str, key: str, start: float, end: float, *,
-                    micro_stop_threshold_s: float = DEFAULT_MICRO_STOP_THRESHOLD_S) -> Iterator[tuple[str, list]]:
-    """(machine_id, events) for each machine of the scope: the downtime events that overlap [start, end), whole
-    (an event that began before start keeps its real start), with fault-code and operator reasons applied as the
-    OEE engine applies them. One machine's state intervals over the range are in memory at a time.
-    Raises ScopeError before the first machine is read."""
-    name = store.backend_name
+def all_machines(store) -> list[tuple[int, str, str]]:
     with Session(store.engine) as session:
-        machines = [(m.id, m.machine_id) for m in _resolve(session, scope, key)]
-        by_id, by_fault = _reasons(session)
-    lo, hi = backends.db_time(name, start), backends.db_time(name, end)
-
-    def machine_events(pk: int, machine_id: str) -> list:
-        with Session(store.engine) as session:
-            # From the last interval that starts before the range: a stop running into the range keeps its start.
-            first = session.execute(text(
-                "SELECT max(start) FROM machine_states WHERE machine_id = :m AND start < :lo"),
-                {"m": pk, "lo": lo}).scalar()
-            since = first if first is not None else lo
-            states = [(backends.epoch_of(s), backends.epoch_of(e), st, fault) for s, e, st, fault in session.execute(
-                text('SELECT start, "end", state, fault_code FROM machine_states WHERE machine_id = :m '
-                     "AND start >= :since AND start < :hi ORDER BY start"), {"m": pk, "since": since, "hi": hi})]
-            overrides = [ReasonOverride(backends.epoch_of(ev.start), backends.epoch_of(ev.end), by_id[ev.reason_id])
-                         for ev in session.scalars(select(DowntimeEvent).where(
-                             DowntimeEvent.machine_id == pk, DowntimeEvent.reason_id.is_not(None),
-                             DowntimeEvent.start < hi)) if ev.reason_id in by_id]
-        events = events_from_states(machine_id, states, fault_reasons=by_fault, overrides=overrides,
-                                    micro_stop_threshold_s=micro_stop_threshold_s)
-        return [e for e in events if e.start < end and (e.end is None or e.end > start)]
-
-    for pk, machine_id in machines:
-        yield machine_id, machine_events(pk, machine_id)
+        return [tuple(r) for r in session.execute(
+            select(Machine.id, Machine.machine_id, Machine.name).order_by(Machine.machine_id))]
 
 
 def plant_timezone(store) -> str:

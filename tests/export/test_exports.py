@@ -141,21 +141,49 @@ def test_text_values_and_names_are_neutralised_numbers_are_not(plant):
 def test_downtime_events(plant):
     client, _, _ = plant
     df = read_csv(client.get("/export/downtime.csv", query_string={"line": "Line A", **RANGE, "tz": "UTC"}))
-    rows = [tuple(r) for r in df[["machine", "start", "end", "duration_s", "state", "loss_category", "minor",
-                                  "source", "reason_code"]].itertuples(index=False)]
-    nan = rows[1][-1]
-    assert rows[0] == ("M1", "2026-09-21T21:00:00+00:00", "2026-09-21T21:15:00+00:00", 900, "faulted",
-                       "equipment_failure", False, "operator", "JAM")
-    assert rows[1][:8] == ("M1", "2026-09-21T21:15:00+00:00", "2026-09-21T21:30:00+00:00", 900, "faulted",
-                           "equipment_failure", False, "state") and math.isnan(nan)
-    assert rows[2][:7] == ("M1", "2026-09-21T21:30:00+00:00", "2026-09-21T21:31:00+00:00", 60, "idle",
-                           "idling_minor_stops", True)
-    assert rows[3][:5] == ("M2", "2026-09-21T18:00:00+00:00", "2026-09-21T22:00:00+00:00", 14400, "idle")
+    got = [tuple(None if isinstance(v, float) and math.isnan(v) else v for v in r) for r in df[[
+        "machine", "start", "end", "duration_s", "state", "loss_category", "minor", "source", "reason_code",
+        "note"]].itertuples(index=False)]
+    assert got == [
+        ("M1", "2026-09-21T21:00:00+00:00", "2026-09-21T21:15:00+00:00", 900, "faulted", "equipment_failure", False,
+         "operator", "JAM", "operator"),
+        ("M1", "2026-09-21T21:15:00+00:00", "2026-09-21T21:30:00+00:00", 900, "faulted", "equipment_failure", False,
+         "state", None, None),
+        ("M1", "2026-09-21T21:30:00+00:00", "2026-09-21T21:31:00+00:00", 60, "idle", "idling_minor_stops", True,
+         "state", None, None),
+        ("M2", "2026-09-21T18:00:00+00:00", "2026-09-21T22:00:00+00:00", 14400, "idle", "idling_minor_stops", False,
+         "state", None, None),
+    ]
     assert list(df["reason_name"].dropna()) == ["'+Jam at the infeed"]
+    assert set(df["line"]) == {"Line A"} and list(df["machine_name"][:1]) == ["Filler"]
     # an event that began before the range keeps its real start
     late = read_csv(client.get("/export/downtime.csv", query_string={
         "machine": "M2", "start": iso(T0 + 6 * H), "end": iso(T0 + 8 * H), "tz": "UTC"}))
-    assert list(late["start"]) == ["2026-09-21T18:00:00+00:00"]
+    assert list(late["start"]) == ["2026-09-21T18:00:00+00:00"] and list(late["in_range_s"]) == [7200]
+
+
+def test_downtime_rows_are_the_downtime_pages(plant):
+    client, store, _ = plant
+    from db.ui_queries import downtime_events
+
+    page = downtime_events(store, T0, T0 + 8 * H, reconcile=False)
+    df = read_csv(client.get("/export/downtime.csv", query_string=RANGE))  # no scope: the whole plant
+    assert len(df) == len(page) == 4
+    assert sorted(epochs(df["start"])) == sorted(e["start"] for e in page)
+    assert sorted(df["duration_s"]) == sorted(e["duration_s"] for e in page)
+
+
+@pytest.mark.parametrize("filters, machines_states", [
+    ({"minor": "0"}, [("M1", "faulted"), ("M1", "faulted"), ("M2", "idle")]),
+    ({"category": "equipment_failure"}, [("M1", "faulted"), ("M1", "faulted")]),
+    ({"category": "unassigned"}, [("M1", "faulted"), ("M1", "idle"), ("M2", "idle")]),
+    ({"reason": "JAM"}, [("M1", "faulted")]),
+    ({"min_duration_s": "3600"}, [("M2", "idle")]),
+])
+def test_downtime_filters_as_on_the_page(plant, filters, machines_states):
+    client, _, _ = plant
+    df = read_csv(client.get("/export/downtime.csv", query_string={**RANGE, **filters}))
+    assert list(zip(df["machine"], df["state"], strict=True)) == machines_states
 
 
 def test_shift_report_equals_the_api_by_shift(plant):
@@ -197,6 +225,8 @@ def test_shift_report_equals_the_api_by_shift(plant):
     ("/export/tags.csv", {"machine": "M1", "line": "Line A"}, 400, {"line"}),
     ("/export/downtime.csv", {"machine": "M1", "start": iso(T0), "end": iso(T0 + 400 * 24 * H)}, 400, {"start"}),
     ("/export/downtime.csv", {"machine": "M1", "line": "Line A"}, 400, {"machine", "line"}),
+    ("/export/downtime.csv", {"machine": "M1", "minor": "maybe"}, 400, {"minor"}),
+    ("/export/downtime.csv", {"machine": "M1", "min_duration_s": "long"}, 400, {"min_duration_s"}),
     ("/export/downtime.csv", {"area": "Nowhere"}, 404, None),
     ("/export/shift-report.csv", {"machine": "M1", "bucket": "hour"}, 400, {"bucket"}),
     ("/export/shift-report.csv", {"machine": "M1", "start": iso(T0 - 400 * 24 * H), "end": iso(T0)}, 400,

@@ -97,9 +97,10 @@ def test_metrics_of_a_running_app(tmp_path):
             families = parse(client.get("/metrics").get_data(as_text=True))
             cycles = {lab["connection"]: v for _, lab, v in families["oee_connection_cycles"][1]}
             errors = {lab["connection"]: v for _, lab, v in families["oee_connection_errors"][1]}
-            if max(cycles.values(), default=0) >= 5 and errors.get("dead plc", 0) >= 2:
+            written = sample(families, "oee_writer_written_rows") if "oee_writer_written_rows" in families else 0
+            if max(cycles.values(), default=0) >= 5 and errors.get("dead plc", 0) >= 2 and written > 0:
                 break
-            assert time.monotonic() < deadline, (cycles, errors)
+            assert time.monotonic() < deadline, (cycles, errors, written)
             time.sleep(0.2)
         resp = client.get("/metrics")
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
