@@ -15,7 +15,7 @@ class Closed(Exception):
 
 
 class LiveClient:
-    def __init__(self, port: int, path: str, *, timeout: float = 10.0, rcvbuf: int | None = None):
+    def __init__(self, port: int, path: str, *, timeout: float = 20.0, rcvbuf: int | None = None):
         opts = ((socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf),) if rcvbuf else ()
         self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=timeout, sockopt=opts,
                                              skip_utf8_validation=True)  # pure-Python check: slow

@@ -1,6 +1,6 @@
 """Across processes: a collector process and two web workers share live updates; every client sees every update.
 
-PostgreSQL (LISTEN/NOTIFY): `python app.py --role collector` with the demo plant, and `gunicorn -w 2 --threads 32
+PostgreSQL (LISTEN/NOTIFY): `python app.py --role collector` with the demo plant, and `gunicorn -w 2 --threads 64
 wsgi:application` serving the WebSockets, on a database of the pg_url fixture. Redis (pub/sub): the same with a
 redis-server of the test's own on a free port, and two `python app.py --role web` processes on SQLite.
 """
@@ -75,7 +75,6 @@ def http_ok(port: int) -> bool:
 def connect_spread(port: int, path: str, per_worker: int, workers: int, limit: int = 40) -> list[LiveClient]:
     """Clients until each of `workers` server processes holds at least per_worker of them (the kernel picks)."""
     by_pid: dict[int, list[LiveClient]] = {}
-    extra = []
     for _ in range(limit):
         c = LiveClient(port, path)
         snap = c.recv()
@@ -84,11 +83,9 @@ def connect_spread(port: int, path: str, per_worker: int, workers: int, limit: i
         if len(by_pid.get(pid, [])) < per_worker:
             by_pid.setdefault(pid, []).append(c)
         else:
-            extra.append(c)
+            c.close()  # at once: an open socket holds one of the worker's threads
         if len(by_pid) >= workers and all(len(v) >= per_worker for v in by_pid.values()):
             break
-    for c in extra:
-        c.close()
     clients = [c for v in by_pid.values() for c in v]
     assert len(by_pid) >= workers, f"all clients landed on {list(by_pid)}"
     return clients
@@ -176,7 +173,7 @@ def test_collector_process_and_two_gunicorn_workers_over_postgresql(tmp_path, pg
         pytest.fail("gunicorn is not installed: pip install -r requirements.txt")
     port = free_port()
     env = {"OEE_DATABASE_URL": pg_url, "OEE_WS_HEARTBEAT_S": "1"}
-    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "32", "-b", f"127.0.0.1:{port}",
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "64", "-b", f"127.0.0.1:{port}",
                 "wsgi:application"]
     result = run_scenario(tmp_path, env, [("gunicorn", gunicorn, {**env, "OEE_DATA_DIR": str(tmp_path / "web")})],
                           port, workers=2)
