@@ -21,8 +21,8 @@ from components.format import (
 )
 
 FONT = {"family": "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 14, "color": "#1d2733"}
-MAX_EXACT_BARS = 3000  # above this the timeline is drawn from bins of the range, each in its dominant state
-TIMELINE_BINS = 1200
+MAX_EXACT_BARS = 1000  # above this the timeline is drawn from bins of the range, each in its dominant state
+TIMELINE_BINS = 600
 
 
 def base_layout(fig: go.Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> go.Figure:

@@ -32,7 +32,9 @@ def browser():
 
 @pytest.fixture(scope="session")
 def demo_app(tmp_path_factory):
-    app = RunningApp(tmp_path_factory.mktemp("demo"), "--frame-ancestors", f"'self' {FRAMER_ORIGIN}")
+    folder = tmp_path_factory.mktemp("demo")
+    app = RunningApp(folder, "--frame-ancestors", f"'self' {FRAMER_ORIGIN}")
+    app.sqlite_path = folder / "data" / "oee.sqlite3"
     try:
         app.wait_healthy(90)
         deadline = time.monotonic() + 90
@@ -113,3 +115,15 @@ def same_as_api(read_page, read_api, attempts: int = 3):
             break
         time.sleep(3)
     return page, api
+
+
+def click(browser, element) -> None:
+    """Scroll an element to the middle of the window, then click it (a sticky header or a tooltip can cover it)."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    time.sleep(0.1)
+    try:
+        element.click()
+    except ElementClickInterceptedException:  # covered by a re-rendering neighbour: click it the DOM's way
+        browser.execute_script("arguments[0].click()", element)
