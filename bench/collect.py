@@ -493,25 +493,50 @@ def _baseline_readers(proto: str, plcs: list[dict]):
     raise ValueError(proto)
 
 
+def _driver_readers(proto: str, plcs: list[dict]):
+    """(one read cycle over every PLC, close) through the app's own drivers: connect, plan, read(plan)."""
+    from collectors.base import TagSpec
+
+    drivers = []
+    for plc in plcs:
+        drv = _driver(proto, plc)
+        drv.connect()
+        specs = [TagSpec(1 + i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(plc["tags"])]
+        drivers.append((drv, drv.plan(specs)))
+
+    def cycle():
+        for drv, plan in drivers:
+            drv.read(plan)
+
+    return cycle, lambda: [d.close() for d, _ in drivers]
+
+
+def _measure(readers, cycles: int, max_s: float) -> tuple[float, float, int]:
+    cycle, close = readers
+    try:
+        for _ in range(2):
+            cycle()  # warm: first requests, lazy imports, caches, resolutions
+        cpu, wall = [], []
+        deadline = time.monotonic() + max_s
+        while len(cpu) < cycles and time.monotonic() < deadline:
+            c0, w0 = time.process_time(), time.perf_counter()
+            cycle()
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+    finally:
+        close()
+    return statistics.median(cpu), statistics.median(wall), len(cpu)
+
+
 def baseline(servers: dict, cycles: int = 10, max_s: float = 6.0) -> dict[str, dict]:
-    """Per protocol: CPU and wall seconds of one read cycle over all its PLCs (medians), raw library."""
+    """Per protocol, CPU and wall seconds of one read cycle over all its PLCs (medians): the raw library ("cpu_s",
+    "wall_s"), and the app's driver alone without poller, writer or database ("driver_cpu_s", "driver_wall_s")."""
     out = {}
     for proto, (_child, info) in servers.items():
-        cycle, close = _baseline_readers(proto, info["plcs"])
-        try:
-            for _ in range(2):
-                cycle()  # warm: first requests, lazy imports, caches
-            cpu, wall = [], []
-            deadline = time.monotonic() + max_s
-            while len(cpu) < cycles and time.monotonic() < deadline:
-                c0, w0 = time.process_time(), time.perf_counter()
-                cycle()
-                cpu.append(time.process_time() - c0)
-                wall.append(time.perf_counter() - w0)
-        finally:
-            close()
-        out[proto] = {"tags": sum(len(p["tags"]) for p in info["plcs"]), "cpu_s": statistics.median(cpu),
-                      "wall_s": statistics.median(wall), "cycles": len(cpu)}
+        cpu, wall, n = _measure(_baseline_readers(proto, info["plcs"]), cycles, max_s)
+        dcpu, dwall, _n = _measure(_driver_readers(proto, info["plcs"]), cycles, max_s)
+        out[proto] = {"tags": sum(len(p["tags"]) for p in info["plcs"]), "cpu_s": cpu, "wall_s": wall, "cycles": n,
+                      "driver_cpu_s": dcpu, "driver_wall_s": dwall}
     return out
 
 
@@ -760,10 +785,10 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
 # --- reporting ---------------------------------------------------------------------------------------------------
 
 
-def baseline_cpu_pct(result: dict) -> float | None:
+def baseline_cpu_pct(result: dict, key: str = "cpu_s") -> float | None:
     if not result["baseline"]:
         return None
-    return 100 * sum(b["cpu_s"] for b in result["baseline"].values()) / INTERVAL_S
+    return 100 * sum(b[key] for b in result["baseline"].values()) / INTERVAL_S
 
 
 def fmt(v, spec: str = ".2f", none: str = "-") -> str:
@@ -784,7 +809,8 @@ def print_run(r: dict) -> None:
           f"{r['bench_cpu_pct']:.1f}, "
           + (f"PostgreSQL {r['database_cpu_pct']:.1f}, " if r["database_cpu_pct"] is not None else "")
           + f"other {r['other_cpu_pct']:.1f} (machine busy {r['machine_busy_pct']:.1f} of "
-          f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}")
+          f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}, app's drivers alone "
+          f"{fmt(baseline_cpu_pct(r, 'driver_cpu_s'), '.1f')}")
     print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}")
     print(f"    latency s: p50 {fmt(pct(lat, 50))} p95 {fmt(pct(lat, 95))} p99 {fmt(pct(lat, 99))} max "
           f"{fmt(max(lat) if lat else None)} (n={len(lat)}, missed {r['probe_missed']} of {r['probe_changes']}); "
@@ -807,25 +833,29 @@ def print_run(r: dict) -> None:
               f"p50 {fmt(d['read_ms_p50'], '.0f')} max {fmt(d['read_ms_max'], '.0f')}, server CPU "
               f"{d['server_cpu_pct']:.0f} % (update p50 {fmt(d['server_tick_ms_p50'], '.0f')} ms, late "
               f"{d['server_late_ticks']}), latency p99 {fmt(pct(lp, 99))}"
-              + (f"; baseline {100 * b['cpu_s']:.1f} % CPU, {1000 * b['wall_s']:.0f} ms per cycle" if b else ""))
+              + (f"; baseline {100 * b['cpu_s']:.1f} % CPU, {1000 * b['wall_s']:.0f} ms per cycle, drivers alone "
+                 f"{100 * b['driver_cpu_s']:.1f} %, {1000 * b['driver_wall_s']:.0f} ms" if b else ""))
     sys.stdout.flush()
 
 
 def summarise(results: list[dict], args) -> None:
-    print(f"\nSummary: medians of {args.repeat} run(s) per scenario; CPU in % of one core; latency in seconds from "
-          f"the change in the PLC to the row visible in the database, polling at {INTERVAL_S:g} s")
+    print(f"\nSummary: medians of {args.repeat} run(s) per scenario; CPU in % of one core (collector; base = the raw "
+          f"libraries, drv = the app's drivers alone, same reads); latency in seconds from the change in the PLC to "
+          f"the row visible in the database, polling at {INTERVAL_S:g} s; other = CPU used by other processes")
     head = (f"{'scenario':<8} {'tags':>6} {'PLCs':>4} {'samples/s':>9} {'cycles':>11} {'skip':>4} {'CPU%':>5} "
-            f"{'base%':>5} {'app/base':>8} {'RSS MiB':>8} {'p50':>5} {'p95':>5} {'p99':>5} {'p99-1s':>6} "
+            f"{'base%':>5} {'drv%':>5} {'app/base':>8} {'RSS MiB':>8} {'p50':>5} {'p95':>5} {'p99':>5} {'p99-1s':>6} "
             f"{'other%':>6}")
     print(head)
     for name in dict.fromkeys(r["scenario"] for r in results):
         rs = [r for r in results if r["scenario"] == name]
         cpu = med([r["collector_cpu_pct"] for r in rs])
         base = med([baseline_cpu_pct(r) for r in rs])
+        drv = med([baseline_cpu_pct(r, "driver_cpu_s") for r in rs])
         p99 = med([pct(r["lat"], 99) for r in rs])
         cycles = f"{med([r['cycles'] for r in rs]):.0f}/{med([r['expected_cycles'] for r in rs]):.0f}"
         print(f"{name:<8} {rs[0]['tags']:>6} {rs[0]['plcs']:>4} {med([r['samples_per_s'] for r in rs]):>9,.0f} "
               f"{cycles:>11} {med([r['skipped'] for r in rs]):>4.0f} {cpu:>5.1f} {fmt(base, '5.1f'):>5} "
+              f"{fmt(drv, '5.1f'):>5} "
               f"{fmt(cpu / base if base else None, '7.1f') + 'x':>8} "
               f"{med([r['rss_end_mib'] for r in rs]):>4.0f}/{med([r['rss_peak_mib'] for r in rs]):<3.0f} "
               f"{fmt(med([pct(r['lat'], 50) for r in rs])):>5} {fmt(med([pct(r['lat'], 95) for r in rs])):>5} "
