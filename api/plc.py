@@ -203,6 +203,11 @@ def patch_machine(key):
     data = json_body()
     stored = cs.get_machine(_engine(), pk)
     merged = {**_editable({**stored, "protocol_config": redact(stored["protocol_config"])}), **data}
+    new_endpoint = isinstance(data.get("protocol_config"), dict) and data["protocol_config"].get("endpoint")
+    if new_endpoint and "ip_address" not in data:  # OPC-UA: a new endpoint brings its own host and port
+        merged.pop("ip_address", None)
+        if "port" not in data:
+            merged.pop("port", None)
     return _save(pk, merged, stored)
 
 

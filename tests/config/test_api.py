@@ -261,6 +261,10 @@ def test_a_password_is_never_sent_back(app, plant):
     status, m = api.put("/api/plc/machines/PWD-1/", {**body, "protocol_config": {**body["protocol_config"],
                                                                                  "password": "***"}})
     texts.append(m)
+    status, moved = api.patch("/api/plc/machines/PWD-1/", {"protocol_config": {
+        "endpoint": "opc.tcp://localhost:4999/oee/", "username": "operator", "password": "***"}})
+    assert status == 200 and (moved["ip_address"], moved["port"]) == ("localhost", 4999), moved
+    texts.append(moved)
     assert all("hunter2" not in str(t) for t in texts)
     with sqlite3.connect(app.data_db) as conn:
         stored = conn.execute("SELECT protocol_config FROM connections WHERE name = 'PWD-1'").fetchone()[0]
