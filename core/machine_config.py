@@ -17,7 +17,7 @@ import re
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collectors.base import ConfigError, PROTOCOL_DEFAULT_PORTS, SECRET_KEY_WORDS, driver_class
+from collectors.base import PROTOCOL_DEFAULT_PORTS, SECRET_KEY_WORDS, ConfigError, driver_class
 from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES, PROTOCOLS, TAG_ROLES
 
 SECRET = "***"  # what the API and the pages show instead of a password; sent back, it keeps the stored one

@@ -959,7 +959,8 @@ def live(_n, pk):
 
 
 @callback(Output("mc-step", "data", allow_duplicate=True), Output("mc-draft", "data", allow_duplicate=True),
-          Output("mc-wizard-title", "children", allow_duplicate=True), Output("mc-line", "options", allow_duplicate=True),
+          Output("mc-wizard-title", "children", allow_duplicate=True),
+          Output("mc-line", "options", allow_duplicate=True),
           [Output(i, "value", allow_duplicate=True) for i in SETTING_INPUTS],
           Output("mc-discovered", "data", allow_duplicate=True), Output("mc-pick", "value", allow_duplicate=True),
           Output("mc-saved", "data", allow_duplicate=True),

@@ -45,7 +45,8 @@ calendars:
 - name: Three shifts
   timezone: America/Chicago
   shifts:
-  - {name: A, start: '06:00', end: '14:00', weekdays: '01234', breaks: [{name: Lunch, start: '10:00', duration_s: 1800}]}
+  - {name: A, start: '06:00', end: '14:00', weekdays: '01234',
+     breaks: [{name: Lunch, start: '10:00', duration_s: 1800}]}
   - {name: C, start: '22:00', end: '06:00', weekdays: '01234', breaks: []}
 machines:
 - machine_id: LINE-011
@@ -134,7 +135,7 @@ def test_deleting_a_machine_removes_its_history_and_says_how_much(store):
     engine = store.engine
     m = cs.create_machine(engine, validate_machine(MACHINE))
     other = cs.create_machine(engine, validate_machine({**MACHINE, "machine_id": "LINE-022", "name": "Other"}))
-    tag_ids = [t["id"] for t in cs.machine_tags(engine, m["id"])] + [t["id"] for t in cs.machine_tags(engine, other["id"])]
+    tag_ids = [t["id"] for pk in (m["id"], other["id"]) for t in cs.machine_tags(engine, pk)]
     with engine.begin() as conn:
         for tid in tag_ids:
             conn.execute(text("INSERT INTO samples (time, tag_id, value, quality) VALUES (:t, :id, 1, 0)"),

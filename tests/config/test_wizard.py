@@ -12,7 +12,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.config.conftest import endpoint, wait_for
-from tests.support.browser import By, EC, WebDriverWait, make_browser, wait_text
+from tests.support.browser import EC, By, WebDriverWait, make_browser, wait_text
 
 S7_LAYOUT = """name,offset,type
 ProductionCount,0,DInt
