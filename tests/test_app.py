@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from db.migrate import head_revision
 from tests.support.pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_starts_on_sqlite_by_default_and_serves_pages_and_health(tmp_path):
     try:
         health = app.wait_healthy()
         assert health["database"]["backend"] == "sqlite"
-        assert health["database"]["schema_version"] == "0001"
+        assert health["database"]["schema_version"] == head_revision()
         assert health["writer"]["queue_rows"] == 0 and health["writer"]["dropped_rows"] == 0
         assert (tmp_path / "data" / "oee.sqlite3").exists()
         status, body = app.get("/")
