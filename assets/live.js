@@ -177,12 +177,31 @@
     });
   }
 
+  // "2026-11-28T06:00:00.000" in the zone tz (naive local time, as the pages' charts use), else UTC ISO.
+  var formatters = {};
+  function timeText(t, tz) {
+    var d = new Date(t * 1000);
+    if (!tz) { return d.toISOString(); }
+    var f = formatters[tz];
+    if (!f) {
+      try {
+        f = formatters[tz] = new Intl.DateTimeFormat("en-GB", {timeZone: tz, hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+      } catch (e) { return d.toISOString(); }
+    }
+    var p = {};
+    f.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    var ms = ("00" + d.getUTCMilliseconds()).slice(-3);
+    return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute + ":" + p.second + "." + ms;
+  }
+
   Live.prototype.extendGraphs = function (values) {
     var st = this.state;
     graphsOf(this.id).forEach(function (holder) {
       var raw = holder.getAttribute("data-oee-live-graph");
       var graphId = raw.charAt(0) === "{" ? JSON.parse(raw) : raw;  // a dictionary id (All-in-One components)
       var maxPoints = parseInt(holder.getAttribute("data-oee-live-points") || "3000", 10);
+      var tz = holder.getAttribute("data-oee-live-tz");
       var xs = [], ys = [], idx = [];
       traceTags(holder, graphId).forEach(function (want, i) {
         var x = [], y = [];
@@ -190,7 +209,7 @@
           var v = values[tid];
           var match = want.id !== null ? want.id === tid : st.names[tid] === want.name;
           if (match && v && typeof v[1] === "number") {
-            x.push(new Date(v[0] * 1000).toISOString());
+            x.push(timeText(v[0], tz));
             y.push(v[1]);
           }
         });

@@ -41,6 +41,22 @@ def live_figure(tags: list[str], *, title: str | None = None, uirevision: str = 
     }
 
 
+def live_graph_attrs(graph_id, socket_id: str, *, window_s: int = 300, tz: str | None = None,
+                     points: int | None = None) -> dict:
+    """The data-* attributes that bind an element holding a page's own dcc.Graph to a socket (see live_graph).
+
+    graph_id may be a dictionary id. tz: the time zone whose naive local times the graph's x axis uses (as the
+    pages' charts do); without it points are appended with UTC times. points: the most kept per trace (default
+    window_s x 10, for 10 Hz polling).
+    """
+    attrs = {"data-oee-live-graph": json.dumps(graph_id, sort_keys=True, separators=(",", ":"))
+             if isinstance(graph_id, dict) else graph_id,
+             "data-oee-live-socket": socket_id, "data-oee-live-points": str(points or max(window_s * 10, 100))}
+    if tz:
+        attrs["data-oee-live-tz"] = tz
+    return attrs
+
+
 def live_graph(graph_id: str, socket_id: str, tags: list[str], *, window_s: int = 300, title: str | None = None,
                style: dict | None = None) -> html.Div:
     """A dcc.Graph fed by the socket: one trace per tag name; the last window_s seconds of points.
