@@ -282,7 +282,7 @@ def live_figure(tags: list[dict], history: dict, tz: str) -> go.Figure:
     for t in tags:
         h = history.get(t["id"]) or {"t": [], "v": []}
         fig.add_scatter(x=[local_iso(x, tz) for x in h["t"]], y=h["v"], name=t["name"], mode="lines",
-                        line={"width": 1.5})
+                        line={"width": 1.5}, meta={"tag_id": t["id"]})  # assets/live.js appends by tag id
     fig.update_xaxes(type="date")
     return base_layout(fig, height=300, uirevision="live")
 

@@ -18,8 +18,9 @@ from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, 
 
 import oee
 from components import charts, context, timerange
-from components.format import STATE_COLORS, STATE_LABELS, duration, local_iso, pct
+from components.format import STATE_COLORS, STATE_LABELS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
+from components.live import live_graph_attrs, live_socket
 from db import ui_queries
 from db.oee_queries import ScopeError, oee_report
 
@@ -119,10 +120,14 @@ class ScopeDashboardAIO(html.Div):
             options = [{"label": t["name"] + (f" ({t['role']})" if t["role"] else ""), "value": t["id"]}
                        for t in live_tags or []]
             default = [t["id"] for t in (live_tags or []) if t.get("default")][:4]
+            # New values arrive over the WebSocket (assets/live.js appends them through extendData).
+            socket = f"{aio_id}-live-ws"
             body.append(card("Live values", html.Div([
                 dcc.Dropdown(id=self.ids.live_tags(aio_id), options=options, value=default, multi=True,
                              placeholder="Pick tags to plot", className="mb-2 no-print"),
-                dcc.Graph(id=self.ids.live(aio_id), config=GRAPH_CONFIG),
+                live_socket(socket, f"/ws/dashboard/machine/{key}/", show_status=False),
+                html.Div(dcc.Graph(id=self.ids.live(aio_id), config=GRAPH_CONFIG),
+                         **live_graph_attrs(self.ids.live(aio_id), socket, tz=tz, points=MAX_LIVE_POINTS)),
             ])))
         body += [
             dcc.Interval(id=self.ids.live_tick(aio_id), interval=LIVE_TICK_MS),
@@ -374,39 +379,4 @@ def _live_init(tag_ids, config):
              for t in tags}
     fig = charts.live_figure(tags, history, context.tz())
     return fig, {"tags": [t["id"] for t in tags], "since": since}
-
-
-@callback(
-    Output(ScopeDashboardAIO.ids.live(MATCH), "extendData"),
-    Output(ScopeDashboardAIO.ids.live_since(MATCH), "data", allow_duplicate=True),
-    Input(ScopeDashboardAIO.ids.live_tick(MATCH), "n_intervals"),
-    State(ScopeDashboardAIO.ids.live_since(MATCH), "data"),
-    prevent_initial_call=True,
-)
-def _live_extend(_n, state):
-    tags = (state or {}).get("tags") or []
-    if not tags:
-        return no_update, no_update
-    since = dict(state.get("since") or {})
-    rt = context.runtime()
-    if rt.collectors is not None:
-        latest = rt.collectors.snapshot.tags(tags)
-    else:
-        latest = ui_queries.latest_samples(context.store(), tags, since_s=60)
-    xs, ys, idx = [], [], []
-    tz = context.tz()
-    for i, tid in enumerate(tags):
-        item = latest.get(tid)
-        if not item:
-            continue
-        t, value = item[0], item[1]
-        if t is None or t <= since.get(str(tid), 0) or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        xs.append([local_iso(t, tz)])
-        ys.append([value])
-        idx.append(i)
-        since[str(tid)] = t
-    if not idx:
-        return no_update, no_update
-    return [{"x": xs, "y": ys}, idx, MAX_LIVE_POINTS], {"tags": tags, "since": since}
 
