@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Settings:
     plant_base_port: int = 0
     node_name: str = field(default_factory=lambda: os.uname().nodename)
     log_level: str = "INFO"
+    frame_ancestors: tuple[str, ...] = ("'self'",)  # who may show the pages in a frame (CSP frame-ancestors)
     live_bus: str = "auto"  # auto: redis when redis_url is set, else postgresql on PostgreSQL, else off
     redis_url: str = ""
     live_channel: str = "oee_live"
@@ -96,7 +98,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disconnect a WebSocket client that has taken no data for this many seconds "
                         "[OEE_WS_STALL_TIMEOUT_S] (default 60)")
     p.add_argument("--log-level", default=env("OEE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR [OEE_LOG_LEVEL]")
+    p.add_argument("--frame-ancestors", default=env("OEE_FRAME_ANCESTORS", "'self'"),
+                   help="origins allowed to show the pages in a frame, e.g. Grafana: "
+                        "\"'self' https://grafana.example.com:3000\"; 'none' forbids framing "
+                        "[OEE_FRAME_ANCESTORS] (default 'self')")
     return p
+
+
+_ORIGIN = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*:"  # a scheme alone: https:
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(?:\d{1,5}|\*))?)$",  # [scheme://]host[:port]
+    re.IGNORECASE)
+
+
+def parse_frame_ancestors(raw: str) -> tuple[str, ...]:
+    """CSP frame-ancestors sources from a list separated by spaces or commas: 'self', 'none', *, a scheme (https:)
+    or an origin (https://grafana.example.com:3000, http://*.plant.local). self and none may be written without
+    quotes. Raises SettingsError naming the first bad entry."""
+    option = "--frame-ancestors [OEE_FRAME_ANCESTORS]"
+    items = [t for t in re.split(r"[\s,]+", raw or "") if t]
+    if not items:
+        raise SettingsError(f"{option}: empty; give 'self', 'none' or the origins allowed to frame the pages")
+    out: list[str] = []
+    for item in items:
+        bare = item.strip("'\"").lower()
+        if bare in ("self", "none"):
+            source = f"'{bare}'"
+        elif item == "*" or _ORIGIN.match(item.rstrip("/")):
+            source = item.rstrip("/")
+        else:
+            raise SettingsError(f"{option}: {item!r} is not an origin; use 'self', 'none', * or origins such as "
+                                "https://grafana.example.com:3000")
+        if source not in out:
+            out.append(source)
+    if "'none'" in out and len(out) > 1:
+        raise SettingsError(f"{option}: 'none' cannot be combined with other sources")
+    return tuple(out)
 
 
 def _int(value: str, option: str, env: str, lo: int, hi: int) -> int:
@@ -161,6 +198,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         plant_time_scale=time_scale,
         plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
         log_level=args.log_level.upper(),
+        frame_ancestors=parse_frame_ancestors(args.frame_ancestors),
         live_bus=args.live_bus,
         redis_url=args.redis_url,
         live_channel=args.live_channel,
