@@ -18,6 +18,7 @@ from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, 
 
 import oee
 from components import charts, context, timerange
+from components.download import export_url
 from components.format import STATE_COLORS, STATE_LABELS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
@@ -44,6 +45,7 @@ class ScopeDashboardAIO(html.Div):
         kpis = staticmethod(_id("kpis"))
         facts = staticmethod(_id("facts"))
         api = staticmethod(_id("api"))
+        csv = staticmethod(_id("csv"))
         bucket = staticmethod(_id("bucket"))
         trend = staticmethod(_id("trend"))
         waterfall = staticmethod(_id("waterfall"))
@@ -87,8 +89,12 @@ class ScopeDashboardAIO(html.Div):
             html.Div(id=self.ids.notes(aio_id)),
             dcc.Loading(html.Div(id=self.ids.kpis(aio_id)), type="dot", delay_show=400),
             html.Div([html.Div(id=self.ids.facts(aio_id)),
-                      html.A("API", id=self.ids.api(aio_id), href="#", target="_blank",
-                             className="api-link no-print", title="The same numbers from GET /api/oee/")],
+                      html.Span([
+                          html.A("API", id=self.ids.api(aio_id), href="#", target="_blank",
+                                 className="api-link no-print", title="The same numbers from GET /api/oee/"),
+                          html.A("CSV", id=self.ids.csv(aio_id), href="#", download="",
+                                 className="api-link csv-link no-print ms-3",
+                                 title="These numbers by bucket, with the losses, as a spreadsheet")])],
                      className="d-flex flex-wrap align-items-center justify-content-between mb-3"),
             dbc.Row([
                 dbc.Col(card("OEE trend", dcc.Graph(id=self.ids.trend(aio_id), config=GRAPH_CONFIG),
@@ -244,6 +250,7 @@ def _bucket_changed(bucket, query):
     Output(ScopeDashboardAIO.ids.extra(MATCH), "figure"),
     Output(ScopeDashboardAIO.ids.machines(MATCH), "children"),
     Output(ScopeDashboardAIO.ids.api(MATCH), "href"),
+    Output(ScopeDashboardAIO.ids.csv(MATCH), "href"),
     Input(timerange.TimeRangeAIO.ids.query(MATCH), "data"),
     Input(ScopeDashboardAIO.ids.refresh(MATCH), "n_intervals"),
     State(ScopeDashboardAIO.ids.config(MATCH), "data"),
@@ -256,7 +263,7 @@ def _oee(query, _n, config):
         report, bucket, bucket_note = run_report(scope, key, rng, (query or {}).get("bucket"))
     except ScopeError as exc:
         msg = charts.empty_figure(str(exc))
-        return _notes(str(exc)), None, None, msg, msg, msg, None, no_update
+        return _notes(str(exc)), None, None, msg, msg, msg, None, no_update, no_update
     buckets = report.get("buckets") or []
     caption = html.Div([html.Strong(rng.label), " · ", rng.text], className="range-caption",
                        id=f"{config['scope']}-range-caption",
@@ -273,7 +280,8 @@ def _oee(query, _n, config):
         table = machines_table(report, context.machine_states(), ui_queries.machine_db_ids(context.store()))
     else:
         extra = _cycle_figure(key, rng, tz)
-    return notes, kpis, fact_row, trend, waterfall, extra, table, api_href(scope, key, rng, bucket)
+    csv = export_url("oee", {scope: key, "start": rng.start, "end": rng.end, "bucket": bucket})
+    return notes, kpis, fact_row, trend, waterfall, extra, table, api_href(scope, key, rng, bucket), csv
 
 
 def _cycle_figure(machine_id: str, rng: timerange.Range, tz: str):

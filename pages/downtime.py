@@ -13,6 +13,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import context, timerange
+from components.download import DownloadLinkAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
 from db import ui_queries
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
@@ -88,7 +89,9 @@ def layout(**query):
         dcc.Store(id="downtime-events", data=[]),
         dcc.Store(id="downtime-selected", data=None),
         dcc.Store(id="downtime-saved", data=0),
-        html.Div(id="downtime-summary", className="mb-2"),
+        html.Div([html.Div(id="downtime-summary"),
+                  DownloadLinkAIO("downtime-csv", "downtime", {}, className="no-print ms-auto")],
+                 className="d-flex flex-wrap align-items-start gap-2 mb-2"),
         dcc.Loading(html.Div(id="downtime-table"), type="dot", delay_show=400),
         modal,
     ], className="downtime" + (" embedded" if embed else ""))
@@ -117,6 +120,7 @@ def _filters(category, minimum, minor, query):
     Output("downtime-summary", "children"),
     Output("downtime-table", "children"),
     Output("downtime-events", "data"),
+    Output(DownloadLinkAIO.ids.params("downtime-csv"), "data"),
     Input(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
     Input("downtime-refresh", "n_intervals"),
     Input("downtime-saved", "data"),
@@ -126,12 +130,15 @@ def _list(query, _n, _saved):
     scope, key = timerange.scope_of(query)
     rng = context.resolve(query, scope, key)
     tz = context.tz()
+    csv = DownloadLinkAIO.data("downtime", {**({scope: key} if scope else {}), "start": rng.start, "end": rng.end,
+                                            "category": query.get("category"), "minor": query.get("minor"),
+                                            "min_duration_s": query.get("min")})
     try:
         events = ui_queries.downtime_events(
             context.store(), rng.start, rng.end, scope=scope, key=key, category=query.get("category") or None,
             include_minor=query.get("minor", "1") != "0", min_duration_s=float(query.get("min") or 0))
     except LookupError as exc:
-        return dbc.Alert(str(exc), color="warning"), None, []
+        return dbc.Alert(str(exc), color="warning"), None, [], csv
     total = sum(e["in_range_s"] for e in events)
     open_ = sum(1 for e in events if e["source"] != "operator" and not e["planned"])
     summary = html.Div([
@@ -142,7 +149,7 @@ def _list(query, _n, _saved):
     ] + ([dbc.Alert(rng.note, color="info", className="py-1 px-2 mt-2 mb-0 small")] if rng.note else []))
     if not events:
         return summary, dbc.Alert("No stops in this range with these filters.", color="light",
-                                  id="downtime-none"), []
+                                  id="downtime-none"), [], csv
     rows = []
     for e in events[:MAX_ROWS]:
         state = e["state"]
@@ -171,7 +178,7 @@ def _list(query, _n, _saved):
                                 className="monitor-table downtime-table", id="downtime-rows")] + more)
     keep = ("key", "machine_id", "machine_name", "start", "end", "duration_s", "state", "fault_code", "fault_name",
             "category_label", "reason_code", "note", "open", "planned", "source")
-    return summary, table, [{k: e[k] for k in keep} for e in events[:MAX_ROWS]]
+    return summary, table, [{k: e[k] for k in keep} for e in events[:MAX_ROWS]], csv
 
 
 @callback(

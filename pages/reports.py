@@ -14,6 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from components import charts, context, timerange
+from components.download import export_url
 from components.format import count, duration, local, pct, zone
 from components.kpi import FACTORS, TARGETS, flag_notes
 from db import ui_queries
@@ -139,7 +140,13 @@ def _sheet(day, shift, line):
         html.Div([html.Div(f"{datetime.fromisoformat(day).strftime('%A %d %B %Y')} · {label}", className="fw-bold"),
                   html.Div(f"{local(start, tz)} – {local(end, tz)} {datetime.fromtimestamp(end, zone(tz)).tzname()}"
                            + (" (shift still running)" if ongoing else "")),
-                  html.Div(f"printed {local(now, tz, '%d %b %Y %H:%M')}", className="text-muted small")],
+                  html.Div(f"printed {local(now, tz, '%d %b %Y %H:%M')}", className="text-muted small"),
+                  html.Div([html.A("CSV by machine", href=export_url("shift-report", {scope: key, "start": start,
+                                                                                       "end": end}), download=""),
+                            " · ",
+                            html.A("CSV by hour", href=export_url("oee", {scope: key, "start": start, "end": end,
+                                                                          "bucket": "hour"}), download="")],
+                           className="small no-print", id="report-csv")],
                  className="text-end"),
     ], className="report-header")
     kpis = html.Div([html.Div([
