@@ -770,7 +770,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         "writer_queue_max": max(queue_rows) if queue_rows else (0, 0),
         "worst": sorted(worst, reverse=True)[:5],
         "events": {kind: [(e[2], e[1] - t0, e[3]) for e in events if e[0] == kind and e[1] < t1]
-                   for kind in ("commit", "rollup", "reload")},
+                   for kind in ("commit", "rollup", "reload", "gc0", "gc1", "gc2")},
         "final_writer": (final[-1].get("writer_after_stop") if final else None),
         "per_proto": per_proto, "baseline": base, "load_before": load_before, "load_after": loadavg(),
         "backend": db.backend,
@@ -824,6 +824,10 @@ def print_run(r: dict) -> None:
           + (", ".join(f"{d:.2f} s at +{at:.0f}" for d, at, _n in ev["rollup"]) or "none")
           + "; configuration reload: " + (f"{len(ev['reload'])} x, max {max(d for d, _a, _n in ev['reload']):.2f} s"
                                           if ev["reload"] else "none"))
+    gcs = {g: [d for d, _at, _n in ev[f"gc{g}"]] for g in (0, 1, 2)}
+    print("    garbage collector: " + "; ".join(
+        f"generation {g}: {len(d)} x, {sum(d):.2f} s in all, max {1000 * max(d) if d else 0:.0f} ms"
+        for g, d in gcs.items()))
     print("    slowest probes (latency s, changed at +s in the window, protocol): "
           + ", ".join(f"{lt:.2f} at +{at:.0f} {p}" for lt, at, p in r["worst"]))
     for proto, d in r["per_proto"].items():
@@ -899,7 +903,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rollup-interval", type=float, default=None,
                         help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
     parser.add_argument("--what-if", default="", help="diagnostics: changes to the app tried in the collector "
-                                                      "process only: multirow-insert (see bench/collect_app.py)")
+                                                      "process only, comma-separated: multirow-insert, "
+                                                      "core-config-load, gc-freeze, gc-threshold "
+                                                      "(see bench/collect_app.py)")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
     args = parser.parse_args(argv)
     args.tags = args.tags or (20000 if args.full else 2000)
@@ -930,6 +936,9 @@ def main(argv: list[str] | None = None) -> None:
           + (f"; DIAGNOSTIC settings: {' '.join(diagnostic_args(args))}" if diagnostic_args(args) else "") + "\n")
     results = []
     with tempfile.TemporaryDirectory(prefix="oee-collect-") as workdir:
+        if args.keep:
+            workdir = tempfile.mkdtemp(prefix="oee-collect-kept-")
+            print(f"run folders kept under {workdir}")
         for run in range(1, args.repeat + 1):
             for name in scenarios:
                 try:
