@@ -136,6 +136,19 @@ def run_scenario(tmp_path: Path, collector_env: dict, web_procs: list[tuple[str,
         for name, argv, env in web_procs:
             procs.append(Proc(name, argv, tmp_path, env))
         wait_for(lambda: http_ok(port), 60, procs, "web workers answer")
+
+        def snapshots_complete() -> bool:
+            # A worker asks the collectors for their latest values when it starts; on a loaded machine the
+            # answer can take a moment. Wait for it in every worker before the clients under test connect.
+            probes = connect_spread(port, PLC_PATH, per_worker=1, workers=workers)
+            try:
+                return all(sum(t["value"] is not None for t in p.snapshot["tags"].values())
+                           >= 0.9 * len(p.snapshot["tags"]) for p in probes)
+            finally:
+                for p in probes:
+                    p.close()
+
+        wait_for(snapshots_complete, 60, procs, "every worker's snapshot is complete")
         clients = connect_spread(port, PLC_PATH, per_worker=2, workers=workers)
         dashboards = connect_spread(port, "/ws/dashboard/", per_worker=1, workers=workers)
         clients_all = clients + dashboards
