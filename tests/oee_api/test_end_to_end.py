@@ -1,6 +1,6 @@
 """OEE from polled tags agrees with the simulator's ground truth, for a machine of each protocol.
 
-Two simulated hours pass in a minute (time scale 120). The collectors poll every 50 ms (6 simulated seconds), write
+A simulated hour passes in a minute (time scale 60). The collectors poll every 50 ms (3 simulated seconds), write
 count increments in quarter-second rows, and the OEE engine runs over the same wall-clock window the simulator
 reports on. Ideal cycle times are the products' divided by the time scale, so the ratios are those of plant time.
 The micro-stop threshold is off: the simulator's truth counts every idle or blocked stop as availability loss and
@@ -24,7 +24,7 @@ from db.oee_queries import oee_report
 from db.store import open_store
 from plant import Plant, default_layout
 
-SCALE = 120.0
+SCALE = 60.0
 MACHINES = ("LINE-001", "LINE-011", "LINE-013", "LINE-015")  # EtherNet/IP, OPC-UA, S7, Modbus
 TOLERANCE = 0.01  # one percentage point on each factor
 
@@ -52,7 +52,7 @@ def test_oee_from_polled_tags_matches_the_ground_truth(tmp_path):
             assert time.monotonic() < deadline, "collectors did not start"
             time.sleep(0.1)
         start = time.time() + 0.5
-        time.sleep(2 * 3600 / SCALE + 1.0)
+        time.sleep(3600 / SCALE + 1.0)
         end = time.time() - 0.5
         assert runtime.writer.flush(20)
         results = {}
