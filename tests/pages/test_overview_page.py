@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.pages.conftest import (
+    click,
     console_errors,
     past_range,
     same_as_api,
@@ -20,6 +21,7 @@ def test_a_fresh_database_points_to_the_wizard(tmp_path, browser):
     app = RunningApp(tmp_path, "--no-demo")
     try:
         app.wait_healthy()
+        console_errors(browser)  # what earlier pages left in the log is theirs
         browser.get(f"http://127.0.0.1:{app.port}/")
         wait_text(browser, "h2", "Plant overview")
         wait_text(browser, "#overview-backend", "sqlite (schema")
@@ -78,9 +80,7 @@ def test_overview_with_the_demo_plant(demo_app, browser):
     assert shown == expected
 
     # Drill down: a tile opens its machine.
-    tile = browser.find_element(By.CSS_SELECTOR, "a.tile-link[href$='/machine/LINE-005']")
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", tile)
-    tile.click()
+    click(browser, browser.find_element(By.CSS_SELECTOR, "a.tile-link[href$='/machine/LINE-005']"))
     wait_text(browser, "#machine-title-id", "LINE-005")
     assert browser.current_url.endswith("/machine/LINE-005")
     assert console_errors(browser) == []
