@@ -69,8 +69,12 @@ def test_oee_from_polled_tags_matches_the_ground_truth(tmp_path):
         print("\n" + report)
         for machine_id, (ours, truth) in results.items():
             assert truth["total"] > 20, f"{machine_id}: too little production to compare\n{report}"
-            for factor in ("availability", "performance", "quality"):
-                assert ours[factor] == pytest.approx(truth[factor], abs=TOLERANCE), f"{machine_id} {factor}\n{report}"
+            # Performance and quality are counts: a part finishing at a window edge falls on either side of it
+            # (the poll and the count bucket decide), and on a slow machine one part is 1/n of the factor.
+            edge_part = 1.0 / truth["total"]
+            for factor, tolerance in (("availability", TOLERANCE), ("performance", TOLERANCE + edge_part),
+                                      ("quality", TOLERANCE + edge_part)):
+                assert ours[factor] == pytest.approx(truth[factor], abs=tolerance), f"{machine_id} {factor}\n{report}"
     finally:
         if runtime is not None:
             runtime.stop()
