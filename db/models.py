@@ -321,3 +321,54 @@ class RollupWatermark(Base):
     __tablename__ = "rollup_watermarks"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     upto: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- Users, tokens and the audit trail ------------------------------------------------------------------------
+
+USER_ROLES = ("viewer", "operator", "engineer", "admin")  # each role can do what the one before it can, and more
+
+
+class User(Base):
+    """A person who logs in. The password is stored only as an argon2 hash."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # one of USER_ROLES
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ApiToken(Base):
+    """A user's token for scripts: only a hash of the secret is kept; the prefix lets a user tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """Who changed what and when: every configuration change (before and after) and every PLC write.
+
+    before and after are JSON with secrets already replaced by '***'. actor is a user name, 'token:<user>/<name>',
+    'anonymous' or 'system'."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))  # e.g. machine.update, tag.write, user.create
+    target: Mapped[str] = mapped_column(String(200))  # e.g. machine LINE-001
+    before: Mapped[dict | None] = mapped_column(Json)
+    after: Mapped[dict | None] = mapped_column(Json)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
