@@ -73,9 +73,10 @@ def demo_calendars(layout) -> tuple[dict[str, dict], dict[str, str]]:
 
 def start_demo(runtime) -> None:
     from plant import Plant, default_layout
+    from plant.layout import load_layout
 
     s = runtime.settings
-    layout = default_layout()
+    layout = load_layout(s.plant_file) if s.plant_file else default_layout()
     plant = Plant(layout, seed=s.plant_seed, time_scale=s.plant_time_scale, host="127.0.0.1",
                   base_port=s.plant_base_port, port_fallback=True)
     plant.start()

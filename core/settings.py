@@ -28,6 +28,7 @@ class Settings:
     plant_seed: int = 1
     plant_time_scale: float = 1.0
     plant_base_port: int = 0
+    plant_file: str = ""  # a plant layout YAML for the simulated plant; empty: plant/default_plant.yaml
     node_name: str = field(default_factory=lambda: os.uname().nodename)
     log_level: str = "INFO"
     frame_ancestors: tuple[str, ...] = ("'self'",)  # who may show the pages in a frame (CSP frame-ancestors)
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated plant: simulated seconds per real second [OEE_PLANT_TIME_SCALE]")
     p.add_argument("--plant-base-port", default=env("OEE_PLANT_BASE_PORT", "0"),
                    help="simulated plant: first TCP port of its PLCs, 0 for free ports [OEE_PLANT_BASE_PORT]")
+    p.add_argument("--plant-file", default=env("OEE_PLANT_FILE", ""),
+                   help="simulated plant: layout YAML (see plant/README.md) [OEE_PLANT_FILE] "
+                        "(default plant/default_plant.yaml)")
     p.add_argument("--live-bus", default=env("OEE_LIVE_BUS", "auto"),
                    help="live updates between processes: auto (Redis when --redis-url is set, else PostgreSQL "
                         "LISTEN/NOTIFY when the database is PostgreSQL, else none), postgresql, redis or off "
@@ -180,6 +184,16 @@ def from_args(argv: list[str] | None = None) -> Settings:
     if not args.live_channel.replace("_", "").isalnum() or len(args.live_channel) > 40:
         raise SettingsError(f"--live-channel [OEE_LIVE_CHANNEL]: {args.live_channel!r}; use letters, digits and _, "
                             "at most 40")
+    if args.plant_file and not Path(args.plant_file).is_file():
+        raise SettingsError(f"--plant-file [OEE_PLANT_FILE]: {args.plant_file!r} is not a file; give the path of a "
+                            "plant layout YAML (plant/default_plant.yaml is an example)")
+    if args.plant_file:
+        from plant.layout import PlantFileError, load_layout
+
+        try:
+            load_layout(args.plant_file)  # checked here so that a bad file stops the start with its line number
+        except PlantFileError as exc:
+            raise SettingsError(f"--plant-file [OEE_PLANT_FILE]: {exc}") from None
     heartbeat = _seconds(args.ws_heartbeat, "--ws-heartbeat", "OEE_WS_HEARTBEAT_S", 0.1, 3600)
     stall = _seconds(args.ws_stall_timeout, "--ws-stall-timeout", "OEE_WS_STALL_TIMEOUT_S", 1, 86400)
     retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
@@ -197,6 +211,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         plant_seed=_int(args.seed, "--seed", "OEE_PLANT_SEED", 0, 2**31 - 1),
         plant_time_scale=time_scale,
         plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
+        plant_file=args.plant_file,
         log_level=args.log_level.upper(),
         frame_ancestors=parse_frame_ancestors(args.frame_ancestors),
         live_bus=args.live_bus,

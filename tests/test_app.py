@@ -186,3 +186,36 @@ def test_the_database_goes_away_and_comes_back_while_the_demo_runs(tmp_path):
         log = app.output()
         assert log.count("database write failed") == 1, log[-4000:]
         assert log.count("database writes work again") == 1
+
+
+def test_a_plant_file_is_checked_before_start_and_its_error_names_the_line(tmp_path):
+    bad = tmp_path / "plant.yaml"
+    bad.write_text((ROOT / "plant" / "default_plant.yaml").read_text().replace("protocol: MODBUS", "protocol: MODBUZ", 1))
+    result = run_app("--plant-file", str(bad), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert "--plant-file [OEE_PLANT_FILE]" in result.stderr and "MODBUZ" in result.stderr
+    assert "line" in result.stderr
+    result = run_app("--plant-file", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "is not a file" in result.stderr
+
+
+def test_the_demo_runs_the_plant_of_a_plant_file(tmp_path):
+    text = (ROOT / "plant" / "default_plant.yaml").read_text()
+    small = tmp_path / "plant.yaml"
+    # Keep the first area only: four EtherNet/IP lines.
+    head, areas = text.split("\nareas:\n", 1)
+    first_area = areas.split("\n  - name: ", 1)[0]
+    small.write_text(head + "\nareas:\n" + first_area + "\n")
+    app = RunningApp(tmp_path, "--plant-file", str(small))
+    try:
+        app.wait_healthy(60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, body = app.get("/api/plc/machines/")
+            ids = sorted(m["machine_id"] for m in json.loads(body)["results"]) if status == 200 else []
+            if ids:
+                break
+            time.sleep(0.5)
+        assert ids == ["LINE-001", "LINE-002", "LINE-003", "LINE-004"]
+    finally:
+        app.stop()
