@@ -9,11 +9,14 @@
  *   - shows the connection's state in <id>-status;
  *   - reconnects by itself with backoff (1 s doubling to 30 s, jittered), also when heartbeats stop; a socket the
  *     server refused (4400, 4404: unknown machine or line) is not retried.
- * Other scripts can listen: window.oeeLive.on(socketId, function (message, state) {...}).
+ * Other scripts can listen: window.oeeLive.on(socketId, function (message, state) {...}) for one socket, or
+ * window.oeeLive.subscribe(function (socketId, message, state) {...}) for every socket, also those a page opens
+ * later (the PLC monitor). A lost connection is passed on as {type: "closed", code, reason}.
  */
 (function () {
   "use strict";
   var sockets = {};
+  var everywhere = [];
 
   function setProps(id, props, rendered) {
     // A dcc.Store renders no element: only components that render are checked for presence.
@@ -45,6 +48,8 @@
     this.listeners = [];
     this.state = {machines: {}, tags: {}, names: {}, alerts: {}, connected: false, heartbeat_s: 15};
     this.lastMessage = 0;
+    this.received = 0;  // messages, all connections of this socket (for tests and the curious)
+    this.connects = 0;
     this.storeDue = false;
     this.connect();
     var self = this;
@@ -65,9 +70,10 @@
     this.status(this.retry ? "reconnecting…" : "connecting…", false);
     var ws = new WebSocket(wsUrl(this.path));
     this.ws = ws;
-    ws.onopen = function () { self.lastMessage = Date.now(); };
+    ws.onopen = function () { self.lastMessage = Date.now(); self.connects += 1; };
     ws.onmessage = function (ev) {
       self.lastMessage = Date.now();
+      self.received += 1;
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       self.handle(msg);
@@ -76,6 +82,7 @@
       self.state.connected = false;
       self.storeDue = true;
       if (self.ws !== ws || self.closed) { return; }
+      self.notify({type: "closed", code: ev.code, reason: ev.reason});
       if (ev.code === 4400 || ev.code === 4404) {
         self.status("not available: " + (ev.reason || ev.code), false);
         self.closed = true;
@@ -157,8 +164,16 @@
       default:
         break;
     }
+    this.notify(msg);
+  };
+
+  Live.prototype.notify = function (msg) {
+    var st = this.state, id = this.id;
     this.listeners.forEach(function (fn) {
       try { fn(msg, st); } catch (e) { if (window.console) { console.error(e); } }
+    });
+    everywhere.forEach(function (fn) {
+      try { fn(id, msg, st); } catch (e) { if (window.console) { console.error(e); } }
     });
   };
 
@@ -239,6 +254,7 @@
       if (sockets[id]) { sockets[id].listeners.push(fn); return true; }
       return false;
     },
+    subscribe: function (fn) { everywhere.push(fn); },
     scan: scan
   };
 

@@ -1,0 +1,288 @@
+/* /plc-monitor/ in the browser (pages/plc_monitor.py): the table of every tag, fed by the page's /ws/plc/ sockets.
+ *
+ * configure(catalog, text, quality) is called by the page's clientside callback: a new catalog (the machine
+ * filter) draws the rows once; the text and quality filters only show and hide rows. Values come from the
+ * sockets' snapshot and tag_update messages (through window.oeeLive, assets/live.js): only the value and quality
+ * cells of the tags a message names are touched, and only when their text changes; ages tick once a second;
+ * counts and the quality filter follow once a second too. Ages use the server's clock (the offset from the
+ * snapshot's and heartbeats' time), so a browser whose clock is off still shows the right age.
+ * window.oeePlcMonitor.stats counts messages, values and cell writes (tests read them).
+ */
+(function () {
+  "use strict";
+  var QUALITY = {0: ["good", "quality-good"], 1: ["uncertain", "quality-uncertain"], 2: ["bad", "quality-bad"]};
+  var COLUMNS = ["Machine", "Tag", "Address", "Type", "Role", "Value", "Quality", "Age", "Why not good"];
+  var M = {
+    catalog: null, tags: [], byId: {}, values: {}, text: "", quality: "", rows: {}, shown: [], offset: 0,
+    dirty: false, table: null,
+    stats: {messages: 0, values: 0, cells: 0, draws: 0, snapshots: 0, closed: 0}
+  };
+
+  function fmtValue(v) {
+    if (v === null || v === undefined) { return "—"; }
+    if (typeof v === "boolean") { return v ? "TRUE" : "FALSE"; }
+    var text;
+    if (typeof v === "number") {
+      if (!isFinite(v)) { return String(v); }
+      if (Number.isInteger(v) && Math.abs(v) < 1e15) { return v.toFixed(0); }
+      var a = Math.abs(v);
+      if (a >= 1e6 || a < 1e-3) { return v.toPrecision(4); }
+      return v.toFixed(4).replace(/0+$/, "").replace(/\.$/, "");
+    }
+    text = typeof v === "string" ? v : JSON.stringify(v);
+    return text.length <= 60 ? text : text.slice(0, 57) + "…";
+  }
+
+  function duration(s) {  // components.format.duration
+    if (s < 0) { s = 0; }
+    if (s < 90) { return Math.round(s) + " s"; }
+    if (s < 3600) { return Math.round(s / 60) + " min"; }
+    if (s < 86400) {
+      var m = Math.round(s / 60);
+      return Math.floor(m / 60) + " h " + ("0" + (m % 60)).slice(-2) + " min";
+    }
+    var h = Math.round(s / 3600);
+    return Math.floor(h / 24) + " d " + (h % 24) + " h";
+  }
+
+  function qualityOf(v) { return v ? (QUALITY[v[2]] || ["?", ""]) : ["no value", "text-muted"]; }
+  function qualityKey(v) { return v ? ({0: "good", 1: "uncertain", 2: "bad"}[v[2]] || "none") : "none"; }
+
+  function setText(el, text, cls) {
+    if (el.textContent !== text) { el.textContent = text; M.stats.cells += 1; }
+    if (cls !== undefined && el.className !== cls) { el.className = cls; }
+  }
+
+  function hay(t) {
+    return [t.machine_id, t.machine_name, t.name, t.address, t.role, t.data_type, t.connection]
+      .map(function (x) { return x === null || x === undefined ? "" : String(x); }).join(" ").toLowerCase();
+  }
+
+  function wanted(t) {
+    var words = M.text.toLowerCase().split(/\s+/).filter(Boolean);
+    for (var i = 0; i < words.length; i++) { if (t.hay.indexOf(words[i]) < 0) { return false; } }
+    var q = qualityKey(M.values[t.id]);
+    if (M.quality === "notgood") { return q !== "good"; }
+    if (M.quality) { return q === M.quality; }
+    return true;
+  }
+
+  function cell(tr, text, cls) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (cls) { td.className = cls; }
+    tr.appendChild(td);
+    return td;
+  }
+
+  function makeRow(t) {
+    var tr = document.createElement("tr");
+    tr.className = "tag-row";
+    tr.setAttribute("data-tag", t.id);
+    cell(tr, t.machine_id || "—");
+    cell(tr, t.name, "fw-semibold");
+    cell(tr, t.address || "", "text-muted");
+    cell(tr, t.data_type || "");
+    cell(tr, t.role || "");
+    var row = {tr: tr, value: cell(tr, "", "num value-cell"), quality: cell(tr, ""), age: cell(tr, "", "num"),
+               why: cell(tr, "", "small text-muted")};
+    paint(t.id, row);
+    return row;
+  }
+
+  function paint(tid, row) {
+    var v = M.values[tid], q = qualityOf(v);
+    setText(row.value, fmtValue(v ? v[1] : null));
+    setText(row.quality, q[0], q[1]);
+    setText(row.why, v && v[2] !== 0 && v[3] ? String(v[3]) : "");
+    paintAge(tid, row, Date.now() / 1000 + M.offset);
+  }
+
+  function paintAge(tid, row, now) {
+    var v = M.values[tid];
+    if (!v || !v[0]) { setText(row.age, "—", "num"); return; }
+    // The age of the value: since the collector read it as it is now (collectors send changes, so a steady good
+    // value grows old and stays right); a value that is not good for long is marked.
+    var age = now - v[0];
+    setText(row.age, duration(age), "num" + (v[2] !== 0 && age > M.staleAfter ? " stale" : ""));
+  }
+
+  function draw() {
+    var holder = document.getElementById("plc-table");
+    if (!holder) { return; }
+    M.stats.draws += 1;
+    M.maxRows = parseInt(holder.getAttribute("data-max-rows") || "2000", 10);
+    M.staleAfter = parseFloat(holder.getAttribute("data-stale-after") || "30");
+    holder.textContent = "";
+    var table = document.createElement("table");
+    table.id = "plc-rows";
+    table.className = "table table-sm table-striped table-hover monitor-table plc-table";
+    var head = document.createElement("thead"), hr = document.createElement("tr");
+    COLUMNS.forEach(function (c) { var th = document.createElement("th"); th.textContent = c; hr.appendChild(th); });
+    head.appendChild(hr);
+    table.appendChild(head);
+    table.appendChild(document.createElement("tbody"));
+    var more = document.createElement("div");
+    more.id = "plc-more";
+    more.className = "text-muted small";
+    var none = document.createElement("div");
+    none.id = "plc-none";
+    none.className = "alert alert-light";
+    none.textContent = "No tag matches the filter.";
+    holder.appendChild(table);
+    holder.appendChild(more);
+    holder.appendChild(none);
+    M.table = table;
+    M.rows = {};
+    filter();
+  }
+
+  // Show the rows that match (at most maxRows), in catalog order; rows are made when first shown and kept.
+  function filter() {
+    if (!M.table) { return; }
+    var body = M.table.tBodies[0], shown = [], matching = 0;
+    M.tags.forEach(function (t) {
+      if (!wanted(t)) { return; }
+      matching += 1;
+      if (shown.length < M.maxRows) { shown.push(t.id); }
+    });
+    var same = shown.length === M.shown.length && shown.every(function (id, i) { return id === M.shown[i]; });
+    if (!same) {
+      var frag = document.createDocumentFragment();
+      shown.forEach(function (id) {
+        var row = M.rows[id] || (M.rows[id] = makeRow(M.byId[id]));
+        paint(id, row);
+        frag.appendChild(row.tr);
+      });
+      body.textContent = "";
+      body.appendChild(frag);
+      M.shown = shown;
+    }
+    document.getElementById("plc-more").textContent = matching > shown.length
+      ? "Showing " + shown.length.toLocaleString("en-US") + " of " + matching.toLocaleString("en-US")
+        + " matching tags: filter to see the rest." : "";
+    M.table.style.display = shown.length ? "" : "none";
+    M.table.classList.toggle("plc-offline", !M.connected);
+    document.getElementById("plc-none").style.display = shown.length || !M.tags.length ? "none" : "";
+  }
+
+  function summary() {
+    var el = document.getElementById("plc-summary");
+    if (!el || !M.catalog) { return; }
+    var counts = {good: 0, uncertain: 0, bad: 0, none: 0};
+    M.tags.forEach(function (t) { counts[qualityKey(M.values[t.id])] += 1; });
+    var spans = el.querySelectorAll("span");
+    if (spans.length !== 6) {
+      el.innerHTML = '<span id="plc-count" class="fact-value me-3"></span>'
+        + '<span id="plc-good" class="quality-good me-3"></span>'
+        + '<span id="plc-uncertain" class="quality-uncertain me-3"></span>'
+        + '<span id="plc-bad" class="quality-bad me-3"></span>'
+        + '<span id="plc-novalue" class="text-muted me-3"></span>'
+        + '<span id="plc-source" class="text-muted small"></span>';
+      spans = el.querySelectorAll("span");
+    }
+    var n = function (x) { return x.toLocaleString("en-US"); };
+    setText(spans[0], n(M.tags.length) + " tags");
+    setText(spans[1], n(counts.good) + " good");
+    setText(spans[2], n(counts.uncertain) + " uncertain");
+    setText(spans[3], n(counts.bad) + " bad");
+    setText(spans[4], n(counts.none) + " without a value");
+    setText(spans[5], M.connected ? "Values live over WebSocket."
+      : "Values as the server knew them" + (M.catalog.source === "stored" ? " (the newest stored samples)" : "")
+        + "; waiting for the live connection.");
+  }
+
+  function signature(catalog) {
+    return (catalog.machine || "") + "|" + (catalog.tags || []).map(function (t) { return t.id; }).join(",");
+  }
+
+  function configure(catalog, text, quality) {
+    if (!catalog) { return; }
+    var redraw = catalog !== M.catalog && (!M.catalog || !M.table || !document.body.contains(M.table)
+                                           || signature(catalog) !== signature(M.catalog));
+    M.text = text;
+    M.quality = quality;
+    if (redraw) {
+      M.catalog = catalog;
+      M.tags = catalog.tags || [];
+      M.byId = {};
+      M.tags.forEach(function (t) {
+        t.hay = hay(t);
+        M.byId[t.id] = t;
+        var known = M.values[t.id];
+        if (t.value && (!known || known[0] < t.value[0])) { M.values[t.id] = t.value; }
+      });
+      M.shown = [];
+      // values the sockets already have (they may have connected before this ran)
+      var live = window.oeeLive ? window.oeeLive.sockets : {};
+      Object.keys(live).forEach(function (id) {
+        if (id.indexOf("plc-live-") === 0) { take(live[id].state.tags); }
+      });
+      draw();
+    } else {
+      filter();
+    }
+    summary();
+  }
+
+  // New values: remember each; repaint the rows on screen whose value or quality changed.
+  function take(values) {
+    Object.keys(values).forEach(function (tid) {
+      var v = values[tid], known = M.values[tid];
+      if (!v || (known && known[0] > v[0])) { return; }
+      if (known && known[2] !== 0 && v[2] === known[2] && v[3] === undefined && known[3]) {
+        v = v.concat([known[3]]);  // the same bad stretch, its reason not repeated (a server without reasons)
+      }
+      M.values[tid] = v;
+      M.stats.values += 1;
+      if (!known || known[2] !== v[2]) { M.dirty = true; }
+      var row = M.rows[tid];
+      if (row && row.tr.parentNode) { paint(tid, row); }
+    });
+  }
+
+  function onMessage(socketId, msg) {
+    if (socketId.indexOf("plc-live-") !== 0) { return; }
+    M.stats.messages += 1;
+    if (msg.time) { M.offset = msg.time - Date.now() / 1000; }
+    if (msg.type === "snapshot") {
+      M.stats.snapshots += 1;
+      M.connected = true;
+      var values = {};
+      Object.keys(msg.tags || {}).forEach(function (tid) { values[tid] = msg.tags[tid].value; });
+      take(values);
+      M.dirty = true;
+      if (M.table) { M.table.classList.remove("plc-offline"); }
+    } else if (msg.type === "tag_update") {
+      take(msg.tags);
+    } else if (msg.type === "closed") {
+      M.stats.closed += 1;
+      M.connected = false;
+      M.dirty = true;
+      if (M.table) { M.table.classList.add("plc-offline"); }
+    }
+  }
+
+  function tick() {
+    if (!M.table || !document.body.contains(M.table)) {
+      if (M.catalog && document.getElementById("plc-table")) { draw(); summary(); }  // drawn before the page was
+      return;
+    }
+    var now = Date.now() / 1000 + M.offset;
+    M.shown.forEach(function (id) { var row = M.rows[id]; if (row) { paintAge(id, row, now); } });
+    if (M.dirty) {
+      M.dirty = false;
+      if (M.quality) { filter(); }
+      summary();
+    }
+  }
+
+  function start() {
+    if (!window.oeeLive) { setTimeout(start, 50); return; }
+    window.oeeLive.subscribe(onMessage);
+  }
+  start();
+  setInterval(tick, 1000);
+
+  window.oeePlcMonitor = {configure: configure, stats: M.stats, state: M, format: fmtValue, duration: duration};
+})();
