@@ -130,7 +130,8 @@ def import_config():
         raise bad_request("the file is too large", {"body": f"at most {MAX_IMPORT_BYTES} bytes"})
     raw = request.get_data()
     try:
-        result = import_text(raw, _engine(), backend=runtime().store.backend_name, dry_run=dry in ("true", "1"))
+        result = import_text(raw, _engine(), backend=runtime().store.backend_name, dry_run=dry in ("true", "1"),
+                             credentials=runtime().credentials)
     except mc.ValidationError as exc:
         raise invalid(exc) from None
     if result["applied"]:

@@ -263,7 +263,8 @@ def test_saved_connection(key):
                                              for k in set(data) - set(extra)})
     try:
         conn = validate_connection({"protocol": m["protocol"], "ip_address": m["ip_address"], "port": m["port"],
-                                    "protocol_config": m["protocol_config"], **extra})
+                                    "protocol_config": redact(m["protocol_config"]), **extra},
+                                   stored_config=m["protocol_config"])
     except ValidationError as exc:
         raise invalid(exc) from None
     return jsonify(_test(conn))
@@ -271,7 +272,8 @@ def test_saved_connection(key):
 
 def _test(conn: dict) -> dict:
     return service.test_connection(conn["protocol"], conn["ip_address"], conn["port"], conn["protocol_config"],
-                                   probe_address=conn["probe_address"], timeout_s=conn["timeout_s"])
+                                   probe_address=conn["probe_address"], timeout_s=conn["timeout_s"],
+                                   credentials=runtime().credentials)
 
 
 @bp.post("/plc/test-connection/")
@@ -293,7 +295,8 @@ def discover_tags(key):
         options = validate_discover_options(m["protocol"], data)
     except ValidationError as exc:
         raise invalid(exc) from None
-    result = service.discover(m["protocol"], m["ip_address"], m["port"], m["protocol_config"], **options)
+    result = service.discover(m["protocol"], m["ip_address"], m["port"], m["protocol_config"],
+                              credentials=runtime().credentials, **options)
     if not result["ok"]:
         if result["error"] == "invalid_input":
             raise bad_request(result["message"], result.get("fields"))

@@ -149,7 +149,8 @@ class CollectorManager:
             return {}
         with self._reload_lock:
             try:
-                wanted = self.claims.filter(configuration.load_collector_config(self.store.engine))
+                wanted = self.claims.filter(configuration.load_collector_config(
+                    self.store.engine, getattr(self.runtime, "credentials", None)))
             except Exception as exc:
                 wanted = None
                 error = exc
@@ -203,6 +204,9 @@ class CollectorManager:
 
     def _add(self, cfg: dict) -> bool:
         try:
+            if cfg.get("credential_error"):  # never poll with a secret that could not be decrypted
+                field, _, message = cfg["credential_error"].partition(": ")
+                raise ConfigError(field, message)
             for tag in cfg["tags"]:
                 if tag["machine_id"]:
                     self._tracker_for(tag["machine_id"], cfg)

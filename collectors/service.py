@@ -26,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from collectors.base import (
+    AUTH_FAILED,
     BAD,
     ERROR_KINDS,
     PROTOCOL_DEFAULT_PORTS,
@@ -38,6 +39,8 @@ from collectors.base import (
     driver_class,
     redact_config,
 )
+from core.credentials import CredentialError
+from core.keys import ENV as KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,39 @@ def _failure(kind: str, message: str, suggestion: str = "", **extra) -> dict:
             "suggestion": suggestion, **extra}
 
 
-def _driver(protocol: str, host: str, port: int | None, protocol_config: dict | None, timeout_s: float):
+def _credentials(credentials):
+    """The cipher given, else the running app's (inside a request of the Flask server), else None."""
+    if credentials is not None:
+        return credentials
+    try:
+        from flask import current_app, has_app_context
+    except ImportError:  # pragma: no cover
+        return None
+    if has_app_context():
+        runtime = current_app.extensions.get("oee")
+        return getattr(runtime, "credentials", None)
+    return None
+
+
+def open_secrets(protocol_config: dict | None, credentials=None) -> dict:
+    """protocol_config with its encrypted secrets (a saved machine's) decrypted for a driver. Raises
+    core.credentials.CredentialError naming the field and OEE_SECRET_KEY when they cannot be."""
+    from core.credentials import CredentialError, has_sealed, is_sealed
+
+    config = dict(protocol_config or {})
+    if not has_sealed(config):
+        return config
+    credentials = _credentials(credentials)
+    if credentials is None:
+        field = next(k for k, v in config.items() if is_sealed(v))
+        raise CredentialError(field, "is stored encrypted and no key is loaded here; set OEE_SECRET_KEY")
+    return credentials.open(config)
+
+
+def _driver(protocol: str, host: str, port: int | None, protocol_config: dict | None, timeout_s: float,
+            credentials=None):
     cls = driver_class(protocol)
-    config = cls.validate_config(dict(protocol_config or {}))
+    config = cls.validate_config(open_secrets(protocol_config, credentials))
     settings = ConnectionSettings(protocol, host, int(port or PROTOCOL_DEFAULT_PORTS[protocol]), config, timeout_s)
     return cls(settings)
 
@@ -81,6 +114,9 @@ def _run(what: str, fn, budget_s: float, context: dict) -> dict:
         return _failure(INVALID_INPUT, exc.message, "Correct the setting and try again.", fields={field: exc.message})
     except DriverError as exc:
         return _failure(exc.kind, exc.message, exc.suggestion)
+    except CredentialError as exc:  # nothing was sent: the stored secret could not be decrypted
+        return _failure(AUTH_FAILED, str(exc), f"Set {KEY_ENV} to the key the {exc.field} was stored with, or "
+                        f"give the {exc.field} again.", fields={f"protocol_config.{exc.field}": exc.message})
     except Exception as exc:  # the user gets a key and a sentence; the traceback goes to the log
         log.exception("%s on %s:%s (%s) failed unexpectedly", what, context.get("host"), context.get("port"),
                       redact_config(context.get("protocol_config") or {}))
@@ -130,13 +166,14 @@ def flatten(tags: list[dict], depth: int = 0) -> list[dict]:
 
 
 def test_connection(protocol: str, host: str, port: int | None, protocol_config: dict | None, *,
-                    probe_address: str | None = None, timeout_s: float = 3.0) -> dict:
+                    probe_address: str | None = None, timeout_s: float = 3.0, credentials=None) -> dict:
     """Diagnostics step by step (tcp, handshake, identity, probe_read). The first failed step names the error
     and what to try."""
+    credentials = _credentials(credentials)  # here: the worker thread has no app context
     context = {"host": host, "port": port, "protocol_config": protocol_config}
 
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
         result = driver.test_connection(probe_address) if probe_address else driver.test_connection()
         body = result.as_dict()
         body["identity"] = json_safe(body["identity"])
@@ -153,17 +190,18 @@ def test_connection(protocol: str, host: str, port: int | None, protocol_config:
 
 
 def discover(protocol: str, host: str, port: int | None, protocol_config: dict | None, *, timeout_s: float = 3.0,
-             **options) -> dict:
+             credentials=None, **options) -> dict:
     """What the PLC offers: Logix tag list (program=...), OPC-UA browse (root, depth, limit), S7 data blocks
     (db_layouts={n: csv}), Modbus register scan (table, start, count). Options the driver does not know are
     ignored."""
+    credentials = _credentials(credentials)  # here: the worker thread has no app context
     context = {"host": host, "port": port, "protocol_config": protocol_config}
     options = {k: v for k, v in options.items() if v is not None}
     if protocol == "S7" and isinstance(options.get("db_layouts"), dict):
         options["db_layouts"] = {int(k): v for k, v in options["db_layouts"].items()}
 
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
         try:
             tags = [tag_dict(t) for t in driver.discover(**options)]
         finally:
@@ -176,14 +214,15 @@ def discover(protocol: str, host: str, port: int | None, protocol_config: dict |
 
 
 def preview_read(protocol: str, host: str, port: int | None, protocol_config: dict | None, tags: list[dict], *,
-                 timeout_s: float = 3.0) -> dict:
+                 timeout_s: float = 3.0, credentials=None) -> dict:
     """One read of the chosen tags, as the collector would read them. A tag whose address does not parse comes
     back BAD with the reason; the others are read."""
+    credentials = _credentials(credentials)  # here: the worker thread has no app context
     context = {"host": host, "port": port, "protocol_config": protocol_config}
     tags = list(tags or [])[:MAX_PREVIEW_TAGS]
 
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s)
+        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
         values: dict[str, dict] = {}
         specs = []
         for i, t in enumerate(tags):

@@ -18,10 +18,11 @@ def save_machine(runtime, clean: dict, pk: int | None = None) -> dict:
     """Create (pk None) or update a machine from core.machine_config.validate_machine output. Raises
     ValidationError (nothing saved) or config_store.NotFound. Returns the stored machine."""
     engine, backend = runtime.store.engine, runtime.store.backend_name
+    credentials = getattr(runtime, "credentials", None)  # secrets are stored encrypted with it
     if pk is None:
-        machine = cs.create_machine(engine, clean, backend=backend)
+        machine = cs.create_machine(engine, clean, backend=backend, credentials=credentials)
     else:
-        machine = cs.update_machine(engine, pk, clean, backend=backend)
+        machine = cs.update_machine(engine, pk, clean, backend=backend, credentials=credentials)
     service.reload_collectors(runtime)
     return machine
 
@@ -38,7 +39,7 @@ def delete_machine(runtime, pk: int) -> dict:
     engine = runtime.store.engine
     was = cs.get_machine(engine, pk)
     if was["enabled"]:
-        cs.set_machine_enabled(engine, pk, False)
+        cs.set_machine_enabled(engine, pk, False, audited=False)  # the delete is the audited change
         service.reload_collectors(runtime)  # the poller stops (after a cycle in progress)
     writer = getattr(runtime, "writer", None)
     if writer is not None and not writer.flush(timeout=10):
@@ -48,16 +49,17 @@ def delete_machine(runtime, pk: int) -> dict:
         removed = cs.delete_machine(engine, pk, backend=runtime.store.backend_name)
     except Exception:
         if was["enabled"]:
-            cs.set_machine_enabled(engine, pk, True)
+            cs.set_machine_enabled(engine, pk, True, audited=False)
             service.reload_collectors(runtime)
         raise
     service.reload_collectors(runtime)
     return removed
 
 
-def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False) -> dict:
+def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False, credentials=None) -> dict:
     """Parse, validate and (unless dry_run) apply a YAML or JSON document. Raises ValidationError naming the path
-    of every error; nothing is written unless all of it is valid. Shared by the API and the transfer page."""
+    of every error; nothing is written unless all of it is valid. Shared by the API and the transfer page.
+    credentials: core.credentials.Credentials, to store the document's passwords encrypted."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     try:
@@ -70,6 +72,6 @@ def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False
     if doc is None:
         raise ValidationError({"": "the file is empty"})
     clean = validate_document(doc, **cs.import_context(engine))
-    summary = None if dry_run else cs.import_document(engine, clean, backend=backend)
+    summary = None if dry_run else cs.import_document(engine, clean, backend=backend, credentials=credentials)
     counts = {k: len(clean[k]) for k in ("sites", "products", "reason_codes", "calendars", "machines")}
     return {"valid": True, "applied": not dry_run, "document": counts, "summary": summary}

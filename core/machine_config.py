@@ -208,10 +208,22 @@ def parse_hhmm(value) -> time | None:
 # --- protocol settings -------------------------------------------------------------------------------------------
 
 
+SEALED_STAND_IN = "<encrypted>"  # what a driver's validation sees of an encrypted secret
+
+
+def _is_sealed(value) -> bool:
+    from core.credentials import is_sealed
+
+    return is_sealed(value)
+
+
 def merge_secrets(config: dict, stored: dict | None, prefix: str = "protocol_config.") -> dict:
     """A secret sent back as '***' means "keep the stored one". Raises ValidationError when none is stored."""
     out = dict(config)
     for key, value in config.items():
+        if _is_sealed(value):  # only the server makes these, from what it stores; never taken from a client
+            raise ValidationError({prefix + key: f"give the {key} itself as text, or '{SECRET}' to keep the stored "
+                                                 "one"})
         if is_secret_key(key) and value == SECRET:
             if stored and stored.get(key):
                 out[key] = stored[key]
@@ -238,8 +250,11 @@ def validate_protocol_config(protocol: str, config, *, host: str | None = None, 
         cls = driver_class(protocol)
     except ConfigError as exc:
         raise ValidationError({"protocol": exc.message}) from None
+    # A secret kept encrypted (core.credentials: {"$enc": ...}) is checked as the text it stands for, and stored
+    # as it is: validation never needs the key.
+    sealed = {k: v for k, v in config.items() if is_secret_key(k) and _is_sealed(v)}
     try:
-        clean = cls.validate_config(dict(config))
+        clean = cls.validate_config({**config, **{k: SEALED_STAND_IN for k in sealed}})
     except ConfigError as exc:
         raise ValidationError({f"protocol_config.{exc.field}": exc.message}) from None
     except (TypeError, ValueError) as exc:  # a driver that choked on a wrongly typed value
@@ -254,7 +269,7 @@ def validate_protocol_config(protocol: str, config, *, host: str | None = None, 
                     raise ValidationError({f"protocol_config.{key}": f"file {path!r} not found on the server; give "
                                                                       "the path of a PEM or DER file there"})
     # What is stored is what was given, normalised (S7-1200, 'big', ints); defaults are filled at every load.
-    return {k: v for k, v in clean.items() if v is not None and k in config}
+    return {k: sealed.get(k, v) for k, v in clean.items() if v is not None and k in config}
 
 
 def opcua_endpoint_host_port(endpoint: str) -> tuple[str, int]:
@@ -356,9 +371,10 @@ def validate_machine(data, *, stored_config: dict | None = None) -> dict:
     return out
 
 
-def validate_connection(data) -> dict:
+def validate_connection(data, *, stored_config: dict | None = None) -> dict:
     """A connection not yet saved (the wizard's test, POST /api/plc/test-connection/): protocol, ip_address, port,
-    protocol_config and an optional probe_address."""
+    protocol_config and an optional probe_address. stored_config: a saved machine's protocol_config, whose
+    secrets '***' stands for (kept encrypted: collectors.service decrypts them for the driver)."""
     if not isinstance(data, dict):
         raise ValidationError({"body": "must be a JSON object with protocol, ip_address, port and protocol_config"})
     errors = _Errors()
@@ -370,7 +386,7 @@ def validate_connection(data) -> dict:
     timeout = _number(errors, data, "timeout_s", default=3.0, lo=0.2, hi=30.0, what=" seconds")
     body = {k: data[k] for k in ("protocol", "ip_address", "port", "protocol_config") if k in data}
     try:
-        clean = validate_machine({"name": "test", "machine_id": "test", **body})
+        clean = validate_machine({"name": "test", "machine_id": "test", **body}, stored_config=stored_config)
     except ValidationError as exc:
         errors.absorb(exc)
         clean = {}

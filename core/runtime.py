@@ -34,6 +34,7 @@ class Runtime:
         self.plant = None  # the simulated plant, when the demo runs
         self.collectors = None  # collectors.manager.CollectorManager, when this process collects
         self.live = None  # core.live.LiveService: WebSocket fan-out and the bridge between processes
+        self.credentials = None  # core.credentials.Credentials: seals and opens PLC passwords (set by start)
         self.started_at = time.time()
         self._stopped = threading.Event()
 
@@ -46,6 +47,7 @@ class Runtime:
         policy = backends.TimeSeriesPolicy(samples_retention_days=s.samples_retention_days,
                                            compress_after_days=s.compress_after_days)
         self.store = open_store(s.effective_database_url, timescaledb=s.timescaledb, policy=policy)
+        self._start_credentials()
         if self.collects:
             self.writer = Writer(self.store, Spool(s.spool_dir))
             self.writer.start()
@@ -60,6 +62,26 @@ class Runtime:
 
             schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
         return self
+
+    def _start_credentials(self) -> None:
+        """The PLC credential cipher (key from OEE_SECRET_KEY or data/secret.key), and plain-text secrets left in
+        the database by an older version sealed with it. A key that cannot be loaded is reported, not fatal: the
+        connections that need it say so, the rest of the app runs."""
+        from core.credentials import Credentials
+        from db.configuration import seal_stored_secrets
+
+        self.credentials = Credentials.from_settings(self.settings)
+        if self.credentials.problem:
+            log.error("PLC credentials: %s", self.credentials.problem)
+            return
+        try:
+            sealed = seal_stored_secrets(self.store.engine, self.credentials)
+        except Exception as exc:  # another process may be doing the same; the next start tries again
+            log.warning("PLC credentials: could not encrypt the stored plain-text secrets (%s)",
+                        str(exc).splitlines()[0])
+        else:
+            if sealed:
+                log.info("PLC credentials: encrypted the stored secrets of %d connection(s)", sealed)
 
     def _start_collection(self) -> None:
         """Demo plant and collectors; both arrive with the [plant] and [collect] work and are optional here."""

@@ -7,8 +7,13 @@ and raised as the same ValidationError naming the field. Every save is one trans
 its connection and all its tags, or not at all.
 
 A machine of the wizard and the API has one connection (named after its machine_id) that carries ip_address,
-port, protocol, protocol_config and the poll interval. protocol_config is returned as stored, secrets included:
-callers that show it (the API, the pages, the export) pass it through core.machine_config.redact().
+port, protocol, protocol_config and the poll interval. Secrets in protocol_config are stored encrypted
+(core.credentials: the writes take `credentials`, and refuse a plain secret without them); protocol_config is
+returned as stored, secrets as their encrypted envelopes: callers that show it (the API, the pages, the export)
+pass it through core.machine_config.redact(), and only collectors.service and the collectors decrypt.
+
+Every change writes its audit entry (db.audit: who, what, before and after, secrets masked) in its own
+transaction, so that a change that fails leaves no entry.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.machine_config import ValidationError, line_path, parse_hhmm
+from db import audit
 from db.models import (
     Area,
     Connection,
@@ -171,7 +177,49 @@ def _delete_history(session: Session, backend: str, tag_ids: list[int], machine_
     return out
 
 
-def _write_machine(session: Session, clean: dict, machine: Machine | None, backend: str) -> tuple[Machine, list[int]]:
+def _seal(config: dict | None, credentials) -> dict:
+    """protocol_config as it is stored: secrets encrypted. Raises ValidationError naming the field when a secret
+    cannot be encrypted (no key), so that no secret is ever stored in plain text."""
+    from core.credentials import CredentialError, has_plain_secrets, is_secret_key, is_sealed
+
+    config = dict(config or {})
+    if credentials is None:
+        if has_plain_secrets(config):
+            key = next(k for k, v in config.items() if is_secret_key(k) and v not in (None, "") and not is_sealed(v))
+            raise ValidationError({f"protocol_config.{key}": "cannot be stored: no key to encrypt it with is loaded "
+                                                             "(set OEE_SECRET_KEY)"})
+        return config
+    try:
+        return credentials.seal(config)
+    except CredentialError as exc:
+        raise ValidationError({f"protocol_config.{exc.field}": exc.message}) from None
+
+
+def _machine_snapshot(session: Session, machine: Machine | None) -> dict | None:
+    """The machine with its connection and tags as the audit log keeps it (secrets masked by db.audit)."""
+    if machine is None:
+        return None
+    session.flush()
+    conn = session.scalar(select(Connection).where(Connection.machine_id == machine.id)
+                          .order_by(Connection.name != machine.machine_id, Connection.id).limit(1))
+    lines = _line_names(session) if machine.line_id else {}
+    out = {"machine_id": machine.machine_id, "name": machine.name, "description": machine.description or "",
+           "line": lines.get(machine.line_id), "enabled": bool(machine.enabled)}
+    if conn is not None:
+        out.update(protocol=conn.protocol, ip_address=conn.host, port=conn.port,
+                   protocol_config=dict(conn.protocol_config or {}), poll_interval_ms=conn.poll_interval_ms,
+                   connection_enabled=bool(conn.enabled))
+        tags = session.scalars(select(Tag).where(Tag.connection_id == conn.id).order_by(Tag.name)).all()
+        out["tags"] = [{k: v for k, v in _tag_dict(t).items() if k != "id"} for t in tags]
+    return out
+
+
+def _target(machine_id: str) -> str:
+    return f"machine {machine_id}"
+
+
+def _write_machine(session: Session, clean: dict, machine: Machine | None, backend: str,
+                   credentials=None) -> tuple[Machine, list[int]]:
     now = _time.time()
     if machine is None:
         machine = Machine(machine_id=clean["machine_id"], name=clean["name"])
@@ -190,7 +238,7 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
     conn.protocol = clean["protocol"]
     conn.host = clean["ip_address"]
     conn.port = clean["port"]
-    conn.protocol_config = clean["protocol_config"]
+    conn.protocol_config = _seal(clean["protocol_config"], credentials)
     conn.poll_interval_ms = clean["poll_interval_ms"]
     conn.enabled = clean["enabled"]
     conn.updated_at = now
@@ -201,6 +249,26 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
         session.flush()
         _delete_history(session, backend, removed)
     return machine, removed
+
+
+def _record_change(session: Session, action: str, target: str, before, after) -> None:
+    """An audit entry, unless nothing changed (a save of the same values). A new password masks to the same '***'
+    as the old one: the entry names the secrets that changed (changed_credentials), never their values."""
+    changed = _secrets_changed(before, after)
+    if changed:
+        after = {**after, "changed_credentials": changed}
+    if changed or audit.mask(before) != audit.mask(after):
+        audit.record(session, None, action, target, before, after)
+
+
+def _secrets_changed(before, after) -> list[str]:
+    from core.credentials import is_secret_key
+
+    b = before.get("protocol_config") if isinstance(before, dict) else None
+    a = after.get("protocol_config") if isinstance(after, dict) else None
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return []
+    return sorted(k for k in set(a) | set(b) if is_secret_key(k) and a.get(k) != b.get(k))
 
 
 @contextmanager
@@ -220,23 +288,28 @@ def _writing(engine: Engine):
             raise
 
 
-def create_machine(engine: Engine, clean: dict, *, backend: str = "sqlite") -> dict:
+def create_machine(engine: Engine, clean: dict, *, backend: str = "sqlite", credentials=None) -> dict:
     """A new machine with its connection and (optional) tags, in one transaction."""
     with _writing(engine) as session:
         _check_machine_refs(session, clean, None)
-        machine, _ = _write_machine(session, clean, None, backend)
+        machine, _ = _write_machine(session, clean, None, backend, credentials)
         pk = machine.id
+        audit.record(session, None, "machine.create", _target(machine.machine_id), None,
+                     _machine_snapshot(session, machine))
     return get_machine(engine, pk)
 
 
-def update_machine(engine: Engine, pk: int, clean: dict, *, backend: str = "sqlite") -> dict:
+def update_machine(engine: Engine, pk: int, clean: dict, *, backend: str = "sqlite", credentials=None) -> dict:
     """Replace the machine's settings (and its tags, when clean has 'tags'), in one transaction."""
     with _writing(engine) as session:
         machine = session.get(Machine, pk)
         if machine is None:
             raise NotFound(f"no machine with id {pk}")
+        before = _machine_snapshot(session, machine)
         _check_machine_refs(session, clean, pk)
-        _write_machine(session, clean, machine, backend)
+        _write_machine(session, clean, machine, backend, credentials)
+        _record_change(session, "machine.update", _target(machine.machine_id), before,
+                       _machine_snapshot(session, machine))
     return get_machine(engine, pk)
 
 
@@ -249,10 +322,13 @@ def replace_tags(engine: Engine, pk: int, tags: list[dict], *, backend: str = "s
         if conn is None:
             raise ValidationError({"tags": "the machine has no connection yet; give it ip_address and protocol "
                                            "first"})
+        before = {"tags": (_machine_snapshot(session, machine) or {}).get("tags", [])}
         removed = _apply_tags(session, conn, machine, tags)
         conn.updated_at = _time.time()
         session.flush()
         _delete_history(session, backend, removed)
+        _record_change(session, "machine.tags.update", _target(machine.machine_id), before,
+                       {"tags": (_machine_snapshot(session, machine) or {}).get("tags", [])})
     return machine_tags(engine, pk)
 
 
@@ -285,6 +361,8 @@ def delete_machine(engine: Engine, pk: int, *, backend: str = "sqlite") -> dict:
         machine = session.get(Machine, pk)
         if machine is None:
             raise NotFound(f"no machine with id {pk}")
+        audit.record(session, None, "machine.delete", _target(machine.machine_id), _machine_snapshot(session, machine),
+                     None)
         tag_ids = list(session.scalars(select(Tag.id).where(Tag.machine_id == pk)))
         conn_ids = [c.id for c in machine.connections]
         _delete_history(session, backend, tag_ids, pk)
@@ -298,15 +376,21 @@ def delete_machine(engine: Engine, pk: int, *, backend: str = "sqlite") -> dict:
     return impact
 
 
-def set_machine_enabled(engine: Engine, pk: int, enabled: bool) -> dict:
+def set_machine_enabled(engine: Engine, pk: int, enabled: bool, *, audited: bool = True) -> dict:
+    """audited False: a step of a larger change that is audited as a whole (a delete stops polling first)."""
     with _writing(engine) as session:
         machine = session.get(Machine, pk)
         if machine is None:
             raise NotFound(f"no machine with id {pk}")
+        before = {"enabled": bool(machine.enabled), "connections_enabled": [bool(c.enabled) for c in machine.connections]}
         machine.enabled = enabled
         for conn in machine.connections:
             conn.enabled = enabled
             conn.updated_at = _time.time()
+        if audited:
+            _record_change(session, "machine.update", _target(machine.machine_id), before,
+                           {"enabled": bool(enabled), "connections_enabled": [bool(enabled) for _ in
+                                                                              machine.connections]})
     return get_machine(engine, pk)
 
 
@@ -440,6 +524,15 @@ def _assign(session: Session, kind: str, row, clean: dict, pk: int | None) -> No
         _set_calendar(session, row, clean)
 
 
+def _item_target(kind: str, shown: dict) -> str:
+    k = KINDS[kind]
+    return f"{k.label} {shown.get('path') or shown.get(k.natural)}"
+
+
+def _item_action(kind: str, verb: str) -> str:
+    return f"settings.{KINDS[kind].label.replace(' ', '_')}.{verb}"
+
+
 def create_item(engine: Engine, kind: str, clean: dict) -> dict:
     k = KINDS[kind]
     with _writing(engine) as session:
@@ -450,6 +543,8 @@ def create_item(engine: Engine, kind: str, clean: dict) -> dict:
         session.add(row)
         session.flush()
         pk = row.id
+        after = k.show(row)
+        audit.record(session, None, _item_action(kind, "create"), _item_target(kind, after), None, after)
     return get_item(engine, kind, pk)
 
 
@@ -459,7 +554,12 @@ def update_item(engine: Engine, kind: str, pk: int, clean: dict) -> dict:
         row = session.get(k.model, pk)
         if row is None:
             raise NotFound(f"no {k.label} with id {pk}")
+        before = k.show(row)
         _assign(session, kind, row, clean, pk)
+        session.flush()
+        session.refresh(row)
+        after = k.show(row)
+        _record_change(session, _item_action(kind, "update"), _item_target(kind, after), before, after)
     return get_item(engine, kind, pk)
 
 
@@ -501,6 +601,9 @@ def delete_item(engine: Engine, kind: str, pk: int) -> dict:
         row = session.get(k.model, pk)
         if row is None:
             raise NotFound(f"no {k.label} with id {pk}")
+        before = k.show(row)
+        audit.record(session, None, _item_action(kind, "delete"), _item_target(kind, before), before,
+                     {"impact": impact})
         if kind in ("sites", "areas", "lines"):
             if kind == "sites":
                 line_ids = [ln.id for a in row.areas for ln in a.lines]
@@ -519,39 +622,43 @@ def delete_item(engine: Engine, kind: str, pk: int) -> dict:
 
 def export_document(engine: Engine) -> dict:
     """Everything configurable, with names instead of ids (a line is 'Site/Area/Line'). Secrets are '***'."""
+    with Session(engine) as session:
+        return _document(session)
+
+
+def _document(session: Session) -> dict:
     from core.machine_config import DOCUMENT_VERSION, redact
 
-    with Session(engine) as session:
-        lines = _line_names(session)
-        doc: dict = {"version": DOCUMENT_VERSION, "sites": [], "products": [], "reason_codes": [], "calendars": [],
-                     "machines": []}
-        for s in session.scalars(select(Site).order_by(Site.name)):
-            doc["sites"].append({"name": s.name, "timezone": s.timezone, "areas": [
-                {"name": a.name, "lines": [{"name": ln.name} for ln in sorted(a.lines, key=lambda x: x.name)]}
-                for a in sorted(s.areas, key=lambda x: x.name)]})
-        doc["products"] = [{k: v for k, v in _product(p).items() if k != "id"}
-                           for p in session.scalars(select(Product).order_by(Product.code))]
-        doc["reason_codes"] = [{k: v for k, v in _reason(r).items() if k != "id"}
-                               for r in session.scalars(select(ReasonCode).order_by(ReasonCode.code))]
-        doc["calendars"] = [{k: v for k, v in _calendar(c).items() if k != "id"}
-                            for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name))]
-        for m in session.scalars(select(Machine).order_by(Machine.machine_id)):
-            conn = _connection_of(session, m)
-            if conn is None:
-                continue  # a machine without a connection has nothing the wizard or the API could set up
-            tags = sorted(conn.tags, key=lambda t: t.id)
-            entry = {"machine_id": m.machine_id, "name": m.name, "description": m.description or "",
-                     "line": lines.get(m.line_id) if m.line_id else None, "protocol": conn.protocol,
-                     "ip_address": conn.host, "port": conn.port, "protocol_config": redact(conn.protocol_config),
-                     "poll_interval_ms": conn.poll_interval_ms, "enabled": bool(m.enabled and conn.enabled),
-                     "tags": []}
-            for t in tags:
-                d = {k: v for k, v in _tag_dict(t).items() if k != "id"}
-                if d["options"] is None:
-                    d.pop("options")
-                entry["tags"].append(d)
-            doc["machines"].append(entry)
-        return doc
+    lines = _line_names(session)
+    doc: dict = {"version": DOCUMENT_VERSION, "sites": [], "products": [], "reason_codes": [], "calendars": [],
+                 "machines": []}
+    for s in session.scalars(select(Site).order_by(Site.name)):
+        doc["sites"].append({"name": s.name, "timezone": s.timezone, "areas": [
+            {"name": a.name, "lines": [{"name": ln.name} for ln in sorted(a.lines, key=lambda x: x.name)]}
+            for a in sorted(s.areas, key=lambda x: x.name)]})
+    doc["products"] = [{k: v for k, v in _product(p).items() if k != "id"}
+                       for p in session.scalars(select(Product).order_by(Product.code))]
+    doc["reason_codes"] = [{k: v for k, v in _reason(r).items() if k != "id"}
+                           for r in session.scalars(select(ReasonCode).order_by(ReasonCode.code))]
+    doc["calendars"] = [{k: v for k, v in _calendar(c).items() if k != "id"}
+                        for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name))]
+    for m in session.scalars(select(Machine).order_by(Machine.machine_id)):
+        conn = _connection_of(session, m)
+        if conn is None:
+            continue  # a machine without a connection has nothing the wizard or the API could set up
+        tags = sorted(conn.tags, key=lambda t: t.id)
+        entry = {"machine_id": m.machine_id, "name": m.name, "description": m.description or "",
+                 "line": lines.get(m.line_id) if m.line_id else None, "protocol": conn.protocol,
+                 "ip_address": conn.host, "port": conn.port, "protocol_config": redact(conn.protocol_config),
+                 "poll_interval_ms": conn.poll_interval_ms, "enabled": bool(m.enabled and conn.enabled),
+                 "tags": []}
+        for t in tags:
+            d = {k: v for k, v in _tag_dict(t).items() if k != "id"}
+            if d["options"] is None:
+                d.pop("options")
+            entry["tags"].append(d)
+        doc["machines"].append(entry)
+    return doc
 
 
 def import_context(engine: Engine) -> dict:
@@ -566,7 +673,7 @@ def import_context(engine: Engine) -> dict:
         return {"known_lines": set(_line_names(session).values()), "stored_configs": configs}
 
 
-def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite") -> dict:
+def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", credentials=None) -> dict:
     """Apply a validated document (core.machine_config.validate_document) in one transaction: everything named in
     it is created or updated, matched by its natural key (site name, area within site, line within area, product
     code, reason code, calendar name, machine_id, tag name within machine); what it does not name is left alone.
@@ -578,6 +685,7 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite") -> di
         summary[kind]["created" if created else "updated"] += 1
 
     with _writing(engine) as session:
+        before = _document(session)
         for s in doc["sites"]:
             site = session.scalar(select(Site).where(Site.name == s["name"]))
             count("sites", site is None)
@@ -627,5 +735,10 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite") -> di
             count("machines", machine is None)
             clean = {**m, "line": by_path[m["line"]] if m.get("line") else None}
             _check_machine_refs(session, clean, machine.id if machine else None)
-            _write_machine(session, clean, machine, backend)
+            _write_machine(session, clean, machine, backend, credentials)
+        session.flush()
+        session.expire_all()
+        after = _document(session)
+        audit.record(session, None, "settings.import", "configuration", before,
+                     {**after, "summary": summary})
     return summary

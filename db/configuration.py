@@ -13,8 +13,27 @@ from db.models import (Area, Connection, Line, Machine, MachineState, Product, R
                        ShiftCalendar, Site, Tag, samples)
 
 
-def load_collector_config(engine: Engine) -> list[dict]:
-    """Every enabled connection with its enabled tags and the machines they feed, as plain data."""
+def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
+    """The connection's protocol_config with its secrets decrypted for the driver, or (without the secrets, the
+    error) when they cannot be: the connection then reports the error instead of sending ciphertext to a PLC."""
+    from core.credentials import CredentialError, has_sealed, is_sealed
+
+    config = dict(conn.protocol_config or {})
+    if not has_sealed(config):
+        return config, None
+    try:
+        if credentials is None:
+            raise CredentialError(next(k for k, v in config.items() if is_sealed(v)),
+                                  "is stored encrypted and this process has no key; set OEE_SECRET_KEY")
+        return credentials.open(config), None
+    except CredentialError as exc:
+        return {k: v for k, v in config.items() if not is_sealed(v)}, str(exc)
+
+
+def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
+    """Every enabled connection with its enabled tags and the machines they feed, as plain data. credentials
+    (core.credentials.Credentials) decrypts the stored secrets; a connection whose secrets cannot be decrypted
+    carries "credential_error" (naming OEE_SECRET_KEY) and no secrets."""
     with Session(engine) as session:
         machines = {m.id: m for m in session.scalars(select(Machine))}
         out = []
@@ -27,9 +46,11 @@ def load_collector_config(engine: Engine) -> list[dict]:
                 for t in sorted(conn.tags, key=lambda t: t.id) if t.enabled
             ]
             machine_ids = {t["machine_id"] for t in tags if t["machine_id"]}
+            config, credential_error = _open_config(conn, credentials)
             out.append({
                 "id": conn.id, "name": conn.name, "protocol": conn.protocol, "host": conn.host, "port": conn.port,
-                "protocol_config": conn.protocol_config or {}, "poll_interval_ms": conn.poll_interval_ms,
+                "protocol_config": config, "credential_error": credential_error,
+                "poll_interval_ms": conn.poll_interval_ms,
                 "collector_node": conn.collector_node, "machine_id": conn.machine_id, "tags": tags,
                 "machines": {
                     mid: {"machine_id": machines[mid].machine_id, "state_code_map": machines[mid].state_code_map,
@@ -38,6 +59,21 @@ def load_collector_config(engine: Engine) -> list[dict]:
                 },
             })
         return out
+
+
+def seal_stored_secrets(engine: Engine, credentials) -> int:
+    """Encrypt the plain-text secrets still stored in connections.protocol_config (a database of an older
+    version, or one written without a key). Idempotent: sealed values are left alone. Returns how many
+    connections changed."""
+    from core.credentials import has_plain_secrets
+
+    changed = 0
+    with Session(engine) as session, session.begin():
+        for conn in session.scalars(select(Connection).order_by(Connection.id)):
+            if has_plain_secrets(conn.protocol_config):
+                conn.protocol_config = credentials.seal(conn.protocol_config)
+                changed += 1
+    return changed
 
 
 def fingerprint(connection: dict) -> str:
@@ -69,9 +105,10 @@ def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> i
 
 
 def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products: list[dict],
-                    calendars: dict[str, dict] | None = None, machine_calendars: dict[str, str] | None = None
-                    ) -> dict[str, int]:
+                    calendars: dict[str, dict] | None = None, machine_calendars: dict[str, str] | None = None,
+                    credentials=None) -> dict[str, int]:
     """Create or update the demo plant's hierarchy, machines, connections and tags. Returns machine_id -> id.
+    credentials: seals any secret of an endpoint's protocol_config (left as given without it).
 
     Ports of the simulated PLCs can change between runs (free ports), so connections are updated every start.
     """
@@ -120,15 +157,18 @@ def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products:
                 session.add(machine)
                 session.flush()
             conn = session.scalar(select(Connection).where(Connection.name == ep["machine_id"]))
+            config = ep.get("protocol_config", {})
+            if credentials is not None:
+                config = credentials.seal(config)
             if conn is None:
                 conn = Connection(name=ep["machine_id"], machine_id=machine.id, protocol=ep["protocol"],
-                                  host=ep["host"], port=ep["port"], protocol_config=ep.get("protocol_config", {}),
+                                  host=ep["host"], port=ep["port"], protocol_config=config,
                                   poll_interval_ms=ep.get("poll_interval_ms", 1000), enabled=True)
                 session.add(conn)
                 session.flush()
             else:
                 conn.host, conn.port, conn.protocol = ep["host"], ep["port"], ep["protocol"]
-                conn.protocol_config = ep.get("protocol_config", {})
+                conn.protocol_config = config
             conn.updated_at = now
             existing = {t.name: t for t in conn.tags}
             for tag in ep["tags"]:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 import oee
+from db import audit
 from db import backend as backends
 from db.models import (
     Area,
@@ -504,6 +505,7 @@ def assign_downtime_reason(store, machine_id: str, start: float, reason_code: st
                                               "stop; pick a reason for equipment failure, setup, idling or a "
                                               "planned stop")
         row = _row_at(session, store.backend_name, m.id, ev["start"])
+        before = _decision(session, row, ev)
         if row is None:
             row = DowntimeEvent(machine_id=m.id, start=datetime.fromtimestamp(ev["start"], UTC))
             session.add(row)
@@ -516,7 +518,26 @@ def assign_downtime_reason(store, machine_id: str, start: float, reason_code: st
             row.note = note.strip()
         elif row.note is None:
             row.note = ""
+        session.flush()
+        audit.record(session, None, "downtime.update", _downtime_target(machine_id, ev["start"]), before,
+                     _decision(session, row, ev))
     return _find_event(store, machine_id, ev["start"])[1]
+
+
+def _downtime_target(machine_id: str, start: float) -> str:
+    return f"downtime {machine_id} {datetime.fromtimestamp(start, UTC).isoformat(timespec='seconds')}"
+
+
+def _decision(session: Session, row: DowntimeEvent | None, ev: dict) -> dict:
+    """What an operator decides about a stop, as the audit log keeps it."""
+    if row is None:  # no decision stored yet: what the stop showed
+        return {"reason": ev.get("reason_code") if ev.get("source") == "operator" else None,
+                "note": ev.get("note") or "", "planned": bool(ev.get("planned")), "loss_category": None,
+                "start": ev["start"], "end": ev["end"]}
+    reason = session.get(ReasonCode, row.reason_id) if row.reason_id else None
+    return {"reason": reason.code if reason else None, "note": row.note or "", "planned": bool(row.planned),
+            "loss_category": row.loss_category, "start": row.start.timestamp() if row.start else None,
+            "end": row.end.timestamp() if row.end else None}
 
 
 def split_downtime(store, machine_id: str, start: float, at: float) -> tuple[dict, dict]:
@@ -540,6 +561,10 @@ def split_downtime(store, machine_id: str, start: float, at: float) -> tuple[dic
                                reason_id=first.reason_id, planned=first.planned, loss_category=first.loss_category,
                                fault_code=ev["fault_code"], note="", split_from_id=first.id)
         session.add(second)
+        session.flush()
+        audit.record(session, None, "downtime.split", _downtime_target(machine_id, ev["start"]),
+                     {"start": ev["start"], "end": ev["end"]},
+                     {"at": at, "first": _decision(session, first, ev), "second": _decision(session, second, ev)})
     return _find_event(store, machine_id, ev["start"])[1], _find_event(store, machine_id, at)[1]
 
 

@@ -84,7 +84,8 @@ def run_import(_check, _apply, text):
     apply = dash.ctx.triggered_id == "st-import"
     rt = _runtime()
     try:
-        result = import_text(text or "", rt.store.engine, backend=rt.store.backend_name, dry_run=not apply)
+        result = import_text(text or "", rt.store.engine, backend=rt.store.backend_name, dry_run=not apply,
+                             credentials=rt.credentials)
     except ValidationError as exc:
         return dbc.Alert([html.Strong("Not imported; nothing was changed. Fix these places in the file:"),
                           html.Ul([html.Li(f"{k}: {v}") for k, v in exc.fields.items()])], color="danger",

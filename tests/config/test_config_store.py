@@ -9,6 +9,7 @@ import yaml
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.credentials import Credentials
 from core.machine_config import ValidationError, validate_document, validate_machine
 from db import config_store as cs
 from db.models import Connection, Machine, Tag
@@ -155,21 +156,28 @@ def test_deleting_a_machine_removes_its_history_and_says_how_much(store):
     assert cs.get_machine(engine, other["id"])["tag_count"] == 2
 
 
+KEY = Credentials(b"k" * 32)  # passwords are stored encrypted with the installation's key (core.credentials)
+
+
 def test_configuration_round_trip_through_yaml(store, tmp_path):
     engine = store.engine
     doc = validate_document(yaml.safe_load(DOCUMENT), **cs.import_context(engine))
-    summary = cs.import_document(engine, doc, backend=store.backend_name)
+    with pytest.raises(ValidationError) as info:  # never a password in plain text: without a key, nothing is saved
+        cs.import_document(engine, doc, backend=store.backend_name)
+    assert "OEE_SECRET_KEY" in info.value.fields["protocol_config.password"]
+    assert cs.list_machines(engine)[0] == 0
+    summary = cs.import_document(engine, doc, backend=store.backend_name, credentials=KEY)
     assert summary["machines"] == {"created": 2, "updated": 0} and summary["lines"]["created"] == 2
     exported = cs.export_document(engine)
     text_out = yaml.safe_dump(exported, sort_keys=False, allow_unicode=True)
     assert "s3cret" not in text_out and "password: '***'" in text_out
     # Into the same database again: nothing changes, the stored password stays.
     again = validate_document(yaml.safe_load(text_out), **cs.import_context(engine))
-    summary = cs.import_document(engine, again, backend=store.backend_name)
+    summary = cs.import_document(engine, again, backend=store.backend_name, credentials=KEY)
     assert all(v["created"] == 0 for v in summary.values())
     assert cs.export_document(engine) == exported
     pk = cs.find_machine(engine, "LINE-011")
-    assert cs.get_machine(engine, pk)["protocol_config"]["password"] == "s3cret"
+    assert KEY.open(cs.get_machine(engine, pk)["protocol_config"])["password"] == "s3cret"
     assert cs.get_machine(engine, cs.find_machine(engine, "LINE-015"))["enabled"] is False
     # Into a fresh database: a '***' password has nothing to stand for, and the file says where.
     fresh = open_store(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
@@ -179,7 +187,7 @@ def test_configuration_round_trip_through_yaml(store, tmp_path):
         assert list(info.value.fields) == ["machines[0].protocol_config.password"]
         moved = yaml.safe_load(text_out)
         moved["machines"][0]["protocol_config"]["password"] = "s3cret"
-        cs.import_document(fresh.engine, validate_document(moved, **cs.import_context(fresh.engine)))
+        cs.import_document(fresh.engine, validate_document(moved, **cs.import_context(fresh.engine)), credentials=KEY)
         assert cs.export_document(fresh.engine) == exported
     finally:
         fresh.close()
@@ -188,7 +196,7 @@ def test_configuration_round_trip_through_yaml(store, tmp_path):
 def test_hierarchy_deletes_say_what_goes_with_them(store):
     engine = store.engine
     doc = validate_document(yaml.safe_load(DOCUMENT))
-    cs.import_document(engine, doc)
+    cs.import_document(engine, doc, credentials=KEY)
     site = cs.list_items(engine, "sites")[1][0]
     assert cs.item_impact(engine, "sites", site["id"]) == {"areas": 1, "lines": 2, "machines_unassigned": 2}
     cs.delete_item(engine, "sites", site["id"])

@@ -4,6 +4,7 @@ and sees its values live from the collectors, without reading a manual. Also: a 
 edit, disable and delete with a confirmation that says what happens to the history, no password on the page."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -297,5 +298,8 @@ def test_no_password_on_the_page(browser, app, plant):
 
     with sqlite3.connect(app.data_db) as conn:
         stored = conn.execute("SELECT protocol_config FROM connections WHERE name = 'WIZ-PWD'").fetchone()[0]
-    assert "hunter2-on-page" in stored
+    from core.credentials import Credentials
+
+    assert "hunter2" not in stored  # encrypted at rest, and the stored password kept
+    assert Credentials.from_data_dir(app.data_db.parent).open(json.loads(stored))["password"] == "hunter2-on-page"
     api.delete("/api/plc/machines/WIZ-PWD/")
