@@ -137,15 +137,70 @@ def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket:
 
     Raises ScopeError (unknown scope), oee.TooManyBuckets, ValueError (bad range).
     """
+    report, _ = oee_report_with_machines(store, scope, key, start, end, bucket=bucket, max_buckets=max_buckets,
+                                         config=config, tz=tz)
+    return report
+
+
+def oee_report_with_machines(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
+                             max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG,
+                             tz: str | None = None) -> tuple[dict, dict[str, "oee.Analysis"]]:
+    """oee_report() and each machine's analysis (by machine_id), so that a page can roll up any group of them
+    (a line within a site) with oee.rollup_analyses() instead of reading the same rows again."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
+    start, end = _clip(start, end)
+    configs, analyses, tz = _analyze(store, lambda session: _resolve(session, scope, key), start, end,
+                                     bucket=bucket, max_buckets=max_buckets, config=config, tz=tz)
+    if not analyses:
+        raise ScopeError(scope, f"{scope} {key!r} has no machines")
+    per_machine = [{"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
+                    **{k: v for k, v in analysis.totals.as_dict().items()
+                       if k in ("availability", "performance", "quality", "oee", "planned_time_s",
+                                "run_time_s", "total_count", "good_count", "flags")}}
+                   for mc, analysis in zip(configs, analyses)]
+    out = oee.rollup_analyses(analyses).as_dict()
+    out.update({"scope": scope, "key": key, "timezone": tz, "bucket": bucket, "machines": per_machine})
+    return out, {mc.machine_id: a for mc, a in zip(configs, analyses)}
+
+
+def machine_reports(store, machine_ids: list[str], start: float, end: float, *,
+                    config: oee.Config = oee.DEFAULT_CONFIG) -> dict[str, dict]:
+    """oee_report(store, "machine", m, start, end) for each of machine_ids, read in one pass. Unknown ids are left
+    out of the answer."""
+    if not machine_ids:
+        return {}
+    start, end = _clip(start, end)
+    configs, analyses, tz = _analyze(
+        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(machine_ids)))),
+        start, end, config=config)
+    out = {}
+    for mc, analysis in zip(configs, analyses):
+        report = oee.rollup_analyses([analysis]).as_dict()
+        report.update({"scope": "machine", "key": mc.machine_id, "timezone": tz, "bucket": None,
+                       "machines": [{"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
+                                     **{k: v for k, v in analysis.totals.as_dict().items()
+                                        if k in ("availability", "performance", "quality", "oee",
+                                                 "planned_time_s", "run_time_s", "total_count", "good_count",
+                                                 "flags")}}]})
+        out[mc.machine_id] = report
+    return out
+
+
+def _clip(start: float, end: float) -> tuple[float, float]:
     if end <= start:
         raise ValueError("end must be after start")
     end = min(end, time.time())  # the future has no data yet: open intervals last until now
-    end = max(end, start)
+    return start, max(end, start)
+
+
+def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
+             config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None):
+    """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
+    analyse each. Returns (configs, analyses, time zone)."""
     name = store.backend_name
     with Session(store.engine) as session:
-        machines = _resolve(session, scope, key)
+        machines = machines_of(session)
         calendars = _calendars(session)
         by_id, by_fault = _reasons(session)
         ideal = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
@@ -176,29 +231,16 @@ def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket:
                     overrides[ev.machine_id].append(
                         ReasonOverride(backends.epoch_of(ev.start), ev_end, by_id[ev.reason_id]))
 
-    schedule_tz = tz
     buckets = None
     if bucket:
         first_cal = next((c.calendar for c in configs if c.calendar), None)
         schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
         if bucket == "shift" and schedule is None:
             raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
-        buckets = oee.make_buckets(bucket, start, end, tz=schedule_tz, schedule=schedule, limit=max_buckets)
+        buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
 
-    analyses = []
-    per_machine = []
-    for mc in configs:
-        analysis = oee.analyze(start, end, states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
-                               ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
-                               fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
-        analyses.append(analysis)
-        per_machine.append({"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
-                            **{k: v for k, v in analysis.totals.as_dict().items()
-                               if k in ("availability", "performance", "quality", "oee", "planned_time_s",
-                                        "run_time_s", "total_count", "good_count", "flags")}})
-    if not analyses:
-        raise ScopeError(scope, f"{scope} {key!r} has no machines")
-    total = oee.rollup_analyses(analyses)
-    out = total.as_dict()
-    out.update({"scope": scope, "key": key, "timezone": tz, "bucket": bucket, "machines": per_machine})
-    return out
+    analyses = [oee.analyze(start, end, states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
+                            ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
+                            fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
+                for mc in configs]
+    return configs, analyses, tz

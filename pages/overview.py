@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import context, timerange
 from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
 from components.kpi import flag_notes, kpi_row
+import oee
 from db import ui_queries
-from db.oee_queries import ScopeError, oee_report
+from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
 
 dash.register_page(__name__, path="/", name="Overview", title="OEE · Overview", order=0)
 
@@ -144,21 +145,29 @@ def _numbers(query, _n):
     site = context.site()
     rng = context.resolve(query or {})
     start, end = round(rng.start, 3), round(rng.end, 3)
+    analyses, problem = {}, []
     try:
         bucket = "hour" if end - start <= 2 * 86400 else "day"
-        report = oee_report(s, "site", str(site["id"]), start, end, bucket=bucket)
+        report, analyses = oee_report_with_machines(s, "site", str(site["id"]), start, end, bucket=bucket)
     except (ScopeError, ValueError) as exc:
-        report = None
-        notes = [dbc.Alert(str(exc), color="warning")]
+        report, problem = None, [dbc.Alert(str(exc), color="warning")]
     caption = html.Div([html.Strong(rng.label), " · ", rng.text], className="range-caption",
                        id="overview-range-caption", **{"data-start": repr(start), "data-end": repr(end)})
-    notes = [caption] + [dbc.Alert(t, color="info", className="py-1 px-2 mb-2 small")
+    notes = [caption] + problem + [dbc.Alert(t, color="info", className="py-1 px-2 mb-2 small")
                          for t in ([rng.note] if rng.note else []) + (flag_notes(report) if report else [])]
     kpis = kpi_row(PREFIX, report, report.get("buckets")) if report else None
 
     machines = {m["machine_id"]: m for m in ui_queries.plant_machines(s)}
     ranges = _shift_ranges(list(machines.values()), now)
     tile_ids = [o["id"]["machine"] for o in ctx.outputs_list[3]]
+    # Machines on the same shift share a range: one read for each range, not one per tile.
+    by_range: dict[tuple[float, float], list[str]] = {}
+    for mid in tile_ids:
+        if mid in ranges and ranges[mid][1] - ranges[mid][0] >= 1:
+            by_range.setdefault(ranges[mid][:2], []).append(mid)
+    tile_reports = {}
+    for (a, b), mids in by_range.items():
+        tile_reports.update(machine_reports(s, mids, a, b))
     tiles, scored = [], []
     for mid in tile_ids:
         if mid not in ranges:
@@ -168,7 +177,10 @@ def _numbers(query, _n):
         if b - a < 1:
             tiles.append(html.Div(f"{label}: just started", className="text-muted small"))
             continue
-        r = oee_report(s, "machine", mid, a, b)
+        r = tile_reports.get(mid)
+        if r is None:
+            tiles.append(None)
+            continue
         scored.append((r["oee"], mid))
         tiles.append(html.Div([
             html.Div(pct(r["oee"]), className="tile-oee-value", id=f"overview-oee-{mid}",
@@ -186,18 +198,13 @@ def _numbers(query, _n):
                      href=dash.get_relative_path(f"/machine/{m}"), className="worst-item")
             for v, m in worst], className="worst-strip", id="overview-worst-strip")
     line_out = []
-    by_line = {str(m["line_id"]): m for m in machines.values()}
+    line_machines: dict[str, list[str]] = {}
+    for m in machines.values():
+        line_machines.setdefault(str(m["line_id"]), []).append(m["machine_id"])
     for o in ctx.outputs_list[4]:
-        line_id = o["id"]["line"]
-        if line_id not in by_line or line_id == "None":
-            line_out.append(None)
-            continue
-        try:
-            r = oee_report(s, "line", line_id, start, end)
-        except (ScopeError, ValueError):
-            line_out.append(None)
-            continue
-        line_out.append(f"OEE {pct(r['oee'])}")
+        # A line's OEE is its machines' analyses of the site's range rolled up: what GET /api/oee/?line= says.
+        parts = [analyses[mid] for mid in line_machines.get(o["id"]["line"], []) if mid in analyses]
+        line_out.append(f"OEE {pct(oee.rollup_analyses(parts).as_dict()['oee'])}" if parts else None)
     return notes, kpis, worst_row, tiles, line_out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from components.format import pct
+
 from tests.pages.conftest import (
     click,
     console_errors,
@@ -69,12 +71,21 @@ def test_overview_with_the_demo_plant(demo_app, browser):
         caption = browser.find_element(By.ID, "overview-range-caption")
         page.range = caption.get_attribute("data-start"), caption.get_attribute("data-end")
         kpi = browser.find_element(By.ID, "overview-kpi-oee")
-        return kpi.get_attribute("data-value"), kpi.text
+        # Each line's OEE beside its name, once the tiles' numbers are in (the same callback draws both).
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".tile-oee-value")) >= 16, 30, message="tiles")
+        page.lines = {json.loads(e.get_attribute("id"))["line"]: e.text
+                      for e in browser.find_elements(By.CSS_SELECTOR, ".group-oee") if e.text}
+        assert len(page.lines) >= 10, page.lines  # the demo's lines
+        return kpi.get_attribute("data-value"), kpi.text, page.lines
 
     def api():
         a, b = page.range
         site = json.loads(demo_app.get(f"/api/oee/?site=Riverside%20Beverages&start={a}&end={b}")[1])
-        return repr(site["oee"]), f"{site['oee'] * 100:.1f} %"
+        lines = {}
+        for line_id in page.lines:
+            line = json.loads(demo_app.get(f"/api/oee/?line={line_id}&start={a}&end={b}")[1])
+            lines[line_id] = f"OEE {pct(line['oee'])}"  # the page's own formatting ('—' for no planned time)
+        return repr(site["oee"]), f"{site['oee'] * 100:.1f} %", lines
 
     shown, expected = same_as_api(page, api)
     assert shown == expected
