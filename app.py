@@ -15,6 +15,7 @@ from flask import Flask
 
 import api
 from components.shell import shell_layout
+from core.auth.web import install as install_auth
 from core.export import register as register_exports
 from core.runtime import Runtime
 from core.settings import Settings, SettingsError, from_args
@@ -39,6 +40,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
         update_title=None,
     )
     app.layout = shell_layout
+    install_auth(app, runtime)  # first: its before_request decides every request (core/auth/rules.py)
     register_routes(server, runtime)
     api.register(server)
     register_exports(server)
@@ -64,12 +66,28 @@ def start_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
+def first_start(runtime: Runtime) -> None:
+    """No users yet: make 'admin' with a one-time password and print it once, to stdout only (never the log)."""
+    from core.auth.users import FIRST_ADMIN, ensure_first_admin
+
+    password = ensure_first_admin(runtime.store.engine)
+    if password:
+        s = runtime.settings
+        print(f"\nFirst start: created the user {FIRST_ADMIN!r} with the one-time password {password}\n"
+              f"Log in at http://{s.host}:{s.port}/login and choose your own; this is shown only once "
+              "(`python app.py create-admin --username NAME` makes another admin).\n", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["grafana-role"]:  # python app.py grafana-role --password ...: see core/grafana.py
         from core.grafana import main as grafana_role
 
         sys.exit(grafana_role(argv[1:]))
+    if argv[:1] == ["create-admin"]:  # python app.py create-admin --username NAME: see core/auth/cli.py
+        from core.auth.cli import create_admin
+
+        sys.exit(create_admin(argv[1:]))
     try:
         settings = from_args(argv)
     except SettingsError as exc:
@@ -83,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             log.info("collector role: no web server; Ctrl+C to stop")
             signal.pause()
         else:
+            first_start(runtime)
             app = create_app(runtime)
             log.info("serving on http://%s:%d/", settings.host, settings.port)
             app.run(host=settings.host, port=settings.port, debug=False, threaded=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from app import configure_logging, create_app, start_runtime
+from app import configure_logging, create_app, first_start, start_runtime
 from core.settings import SettingsError, from_args
 
 os.environ.setdefault("OEE_ROLE", "web")
@@ -25,5 +25,6 @@ except SystemExit:
     # start_runtime printed the one-line reason; a RuntimeError makes gunicorn stop ("Worker failed to boot")
     # instead of starting the worker again and again.
     raise RuntimeError("cannot start the app: see the error above") from None
+first_start(runtime)  # the first worker to get there makes the first admin; the others see it
 app = create_app(runtime)
 application = app.server

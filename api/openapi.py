@@ -38,13 +38,35 @@ def error_responses(*codes: int) -> dict:
             for c in codes}
 
 
+AUTH_RESPONSES = {
+    "401": {"description": "Not signed in (or anonymous viewing is off): send Authorization: Bearer <API token>",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "403": {"description": "Signed in without the role this needs (core/auth/rules.py), or a cross-site request",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+}
+PUBLIC_PATHS = ("/api/openapi.json", "/api/auth/me/")
+
+
+def _with_auth(path: str, operations: dict) -> dict:
+    """Every operation but the public ones may answer 401 or 403, and takes a token or the session cookie."""
+    if path in PUBLIC_PATHS:
+        return operations
+    return {m: {**op, "security": [{"bearer": []}, {"session": []}],
+                "responses": {**AUTH_RESPONSES, **op.get("responses", {})}} for m, op in operations.items()}
+
+
 def document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "OEE analytics API", "version": "1",
                  "description": "JSON in and out. Times are ISO 8601; without an offset they are UTC."},
-        "paths": dict(sorted(_PATHS.items())),
-        "components": {"schemas": {"Error": ERROR_SCHEMA, **_SCHEMAS}},
+        "paths": {p: _with_auth(p, ops) for p, ops in sorted(_PATHS.items())},
+        "components": {"schemas": {"Error": ERROR_SCHEMA, **_SCHEMAS}, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "an API token (oee_...), made on /account/tokens/"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "oee_session",
+                        "description": "the browser session of /login; state-changing requests must come from "
+                                       "this server's pages (Origin checked)"}}},
     }
 
 

@@ -37,6 +37,8 @@ class Settings:
     live_channel: str = "oee_live"
     ws_heartbeat_s: float = 15.0
     ws_stall_timeout_s: float = 60.0
+    anonymous_viewing: str = "auto"  # auto: on only while listening on loopback (core.auth.web)
+    cookie_secure: str = "auto"  # auto: Secure session cookie when the request came over https
 
     @property
     def effective_database_url(self) -> str:
@@ -106,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="origins allowed to show the pages in a frame, e.g. Grafana: "
                         "\"'self' https://grafana.example.com:3000\"; 'none' forbids framing "
                         "[OEE_FRAME_ANCESTORS] (default 'self')")
+    p.add_argument("--anonymous-viewing", default=env("OEE_ANONYMOUS_VIEWING", "auto"),
+                   help="let visitors who are not logged in view dashboards, exports, the read-only API and the "
+                        "WebSocket: auto (only while --host is a loopback address), on or off; configuration and "
+                        "every change always need a login [OEE_ANONYMOUS_VIEWING] (default auto)")
+    p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
+                   help="mark the session cookie Secure: auto (when the request came over https), on (always; "
+                        "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
     return p
 
 
@@ -194,6 +203,10 @@ def from_args(argv: list[str] | None = None) -> Settings:
             load_layout(args.plant_file)  # checked here so that a bad file stops the start with its line number
         except PlantFileError as exc:
             raise SettingsError(f"--plant-file [OEE_PLANT_FILE]: {exc}") from None
+    for option, env_name, value in (("--anonymous-viewing", "OEE_ANONYMOUS_VIEWING", args.anonymous_viewing),
+                                     ("--cookie-secure", "OEE_COOKIE_SECURE", args.cookie_secure)):
+        if value not in ("auto", "on", "off"):
+            raise SettingsError(f"{option} [{env_name}]: {value!r}; use auto, on or off")
     heartbeat = _seconds(args.ws_heartbeat, "--ws-heartbeat", "OEE_WS_HEARTBEAT_S", 0.1, 3600)
     stall = _seconds(args.ws_stall_timeout, "--ws-stall-timeout", "OEE_WS_STALL_TIMEOUT_S", 1, 86400)
     retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
@@ -219,4 +232,6 @@ def from_args(argv: list[str] | None = None) -> Settings:
         live_channel=args.live_channel,
         ws_heartbeat_s=heartbeat,
         ws_stall_timeout_s=stall,
+        anonymous_viewing=args.anonymous_viewing,
+        cookie_secure=args.cookie_secure,
     )

@@ -372,3 +372,14 @@ class AuditEntry(Base):
     before: Mapped[dict | None] = mapped_column(Json)
     after: Mapped[dict | None] = mapped_column(Json)
     source_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginFailure(Base):
+    """One failed login counted against one key ('user:<name>' or 'ip:<address>'): the login rate limit, in the
+    database so that every web process counts the same failures."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_time", "key", "time"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    time: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -27,12 +27,45 @@ class RunningApp:
     def __init__(self, tmp_path: Path, *args: str, env: dict | None = None):
         self.port = free_port()
         self.log = open(tmp_path / "app.log", "w+")
+        env = {**os.environ, **(env or {})}
+        self.database_url = (args[args.index("--database-url") + 1] if "--database-url" in args
+                             else env.get("OEE_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'oee.sqlite3'}")
+        self._engine = None
+        self._tokens: dict[str, str] = {}
         self.proc = subprocess.Popen(
             [sys.executable, "app.py", "--port", str(self.port), "--data-dir", str(tmp_path / "data"), *args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
-    def get(self, path: str, timeout: float = 5):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def engine(self):
+        """The app's database, to make users and tokens in as an admin would (after wait_healthy: migrated)."""
+        if self._engine is None:
+            from db.engine import make_engine
+
+            self._engine = make_engine(self.database_url)
+        return self._engine
+
+    def token(self, role: str = "admin") -> str:
+        """An API token of the user test-<role> (one per role and app)."""
+        from tests.support.auth import make_token
+
+        if role not in self._tokens:
+            self._tokens[role] = make_token(self.engine(), role)
+        return self._tokens[role]
+
+    def user(self, role: str) -> str:
+        """The user name of a user with this role (password tests.support.auth.PASSWORD)."""
+        from tests.support.auth import make_user
+
+        return make_user(self.engine(), role).username
+
+    def get(self, path: str, timeout: float = 5, token: str | None = None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
 
     def wait_healthy(self, timeout: float = 60) -> dict:
@@ -52,6 +85,8 @@ class RunningApp:
         return Path(self.log.name).read_text()
 
     def stop(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
         self.proc.terminate()
         try:
             self.proc.wait(15)
@@ -211,7 +246,7 @@ def test_the_demo_runs_the_plant_of_a_plant_file(tmp_path):
         app.wait_healthy(60)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            status, body = app.get("/api/plc/machines/")
+            status, body = app.get("/api/plc/machines/", token=app.token("engineer"))
             ids = sorted(m["machine_id"] for m in json.loads(body)["results"]) if status == 200 else []
             if ids:
                 break

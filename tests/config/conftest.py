@@ -30,14 +30,19 @@ def endpoint(plant, protocol: str) -> dict:
 
 
 class Client:
-    def __init__(self, port: int):
+    """JSON over HTTP with an API token (Authorization: Bearer), as a script uses the API."""
+
+    def __init__(self, port: int, token: str | None = None):
         self.base = f"http://127.0.0.1:{port}"
+        self.token = token
 
     def call(self, method: str, path: str, body=None, *, raw: bytes | None = None,
              content_type: str = "application/json", timeout: float = 60) -> tuple[int, object]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": content_type} if data is not None else {})
+        headers = {"Content-Type": content_type} if data is not None else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 status, text = resp.status, resp.read().decode()
@@ -68,7 +73,7 @@ def app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app")
     running = RunningApp(folder, "--no-demo")
     running.wait_healthy()
-    running.client = Client(running.port)
+    running.client = Client(running.port, running.token("engineer"))
     running.data_db = folder / "data" / "oee.sqlite3"
     yield running
     running.stop()

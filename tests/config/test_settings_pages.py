@@ -6,12 +6,14 @@ import pytest
 from selenium.webdriver.support.ui import Select
 
 from tests.config.test_wizard import click, fill
+from tests.support.auth import browser_login
 from tests.support.browser import By, make_browser, wait_text
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(app):
     b = make_browser(1400, 1200)
+    browser_login(b, app.base, app.user("engineer"))  # the settings pages are for engineers
     yield b
     b.quit()
 

@@ -13,6 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.config.conftest import endpoint, wait_for
+from tests.support.auth import browser_login
 from tests.support.browser import EC, By, WebDriverWait, make_browser, wait_text
 
 S7_LAYOUT = """name,offset,type
@@ -37,8 +38,9 @@ CycleTime,HR10,FLOAT32
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(app):
     b = make_browser(1500, 1100)
+    browser_login(b, app.base, app.user("engineer"))  # the wizard is for engineers
     yield b
     b.quit()
 

@@ -7,8 +7,19 @@ import json
 import re
 import time
 
+import pytest
+
 from tests.pages.conftest import click, console_errors, screenshot, wait_for
+from tests.support.auth import browser_login, browser_logout
 from tests.support.browser import By
+
+
+@pytest.fixture(autouse=True)
+def operator(demo_app, browser):
+    """Giving reasons, notes and splits is an operator's work: sign in as one, and out again after."""
+    browser_login(browser, demo_app.base, demo_app.user("operator"))
+    yield
+    browser_logout(browser, demo_app.base)
 
 
 def rows(browser) -> list[dict]:
