@@ -45,8 +45,8 @@ def list_tokens():
 @bp.post("/auth/tokens/")
 def create_token():
     if g.via != "session":
-        raise ApiError(403, "forbidden", "create tokens from a signed-in session (the page /account/tokens/), "
-                                         "not with another token")
+        raise ApiError(403, "session_required",
+                       "create tokens from a signed-in session (the page /account/tokens/), not with another token")
     body = _body()
     unknown = set(body) - {"name", "expires_in_days"}
     try:

@@ -276,7 +276,8 @@ def _refuse(status: int, error: str, message: str) -> Response:
     wants_html = (request.method == "GET" and not request.path.startswith(("/api/", "/export/", "/ws/", "/_dash"))
                   and "text/html" in request.headers.get("Accept", ""))
     if wants_html:
-        resp = Response(_page("Not allowed", f'<div class="alert alert-warning">{html.escape(message)}</div>'
+        resp = Response(_page("Not allowed", f'<div class="alert alert-warning" id="refused" '
+                                             f'data-error="{error}">{html.escape(message)}</div>'
                                              '<p><a href="/login">Log in</a> · <a href="/">Overview</a></p>'),
                         status=status, mimetype="text/html")
     else:
@@ -461,7 +462,7 @@ def _register_pages(server) -> None:
         next_url = _safe_next(request.values.get("next"))
         forced = bool(g.user.must_change_password)
         if g.via != "session":
-            return _refuse(403, "forbidden", "change your password from a signed-in browser session")
+            return _refuse(403, "session_required", "change your password from a signed-in browser session")
         if request.method == "GET":
             return _html(_password_form(next_url=next_url, forced=forced))
         current, new, repeat = (request.form.get(k) or "" for k in ("current", "new", "repeat"))
