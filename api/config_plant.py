@@ -36,7 +36,7 @@ def _engine():
 
 
 def _pk(kind: str, raw: str) -> int:
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
         raise not_found(f"no {cs.KINDS[kind].label} with id {raw!r}; ids are whole numbers, see /api/config/{kind}/")
     return int(raw)
 

@@ -66,7 +66,7 @@ def page_args(default_size: int = 50) -> tuple[int, int, int]:
         raw = request.args.get(key)
         if raw is None:
             values[key] = default
-        elif not raw.isdigit() or not 1 <= int(raw) <= hi:
+        elif not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= hi:
             fields[key] = f"a whole number from 1 to {hi}, not {raw!r}"
         else:
             values[key] = int(raw)

@@ -78,8 +78,8 @@ def _error(exc: ApiError):
 
 @bp.get("/<path:_anything>")
 def _no_such_export(_anything):
-    raise not_found("no such export; use /export/oee.csv, /export/tags.csv, /export/downtime.csv or "
-                    "/export/shift-report.csv")
+    raise not_found("no such export; use /export/oee.csv, /export/tags.csv, /export/downtime.csv, "
+                    "/export/shift-report.csv or /export/audit.csv")
 
 
 def _store():
@@ -406,6 +406,46 @@ def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iter
                    num(e["fault_code"]), cell(e["fault_name"]), cell(e["loss_category"]), num(e["planned"]),
                    num(e["minor"]), cell(e["source"]), cell(e["reason_code"]), cell(e["reason_name"]),
                    cell(e["note"]), ftime(e["split_from"])]
+
+
+# --- the audit log ------------------------------------------------------------------------------------------------
+
+AUDIT_HEADER = ["time", "actor", "action", "target", "source_ip", "changes", "before", "after", "id"]
+
+
+@bp.get("/audit.csv")
+def audit_csv():
+    """The audit log (admins only: core.auth.rules), newest first, with the filters of GET /api/audit/ (actor,
+    action, target, start, end). changes lists what differs (path: old -> new); before and after are the JSON
+    of the entry, secrets '***' as stored."""
+    from api.audit import parse_filters
+    from db import audit
+
+    args = request.args
+    filters = parse_filters(args, extra=FORMAT_PARAMS, path="/export/audit.csv")
+    fmt, bom = parse_format(args, q.plant_timezone(_store()))
+    engine = _store().engine
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%MZ")
+    return csv_response(fmt, bom, AUDIT_HEADER, _audit_rows(fmt, audit.iter_entries(engine, **filters)),
+                        f"audit_{stamp}.csv")
+
+
+def _audit_rows(fmt: CsvFormat, entries) -> Iterator[list[str]]:
+    import json
+
+    from db.audit import changes
+
+    cell = fmt.cell
+
+    def dump(value) -> str:
+        return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+    for e in entries:
+        diff = "; ".join(f"{path}: {json.dumps(old, ensure_ascii=False)} -> {json.dumps(new, ensure_ascii=False)}"
+                         for path, old, new in changes(e["before"], e["after"]))
+        yield [fmt.time(datetime.fromisoformat(e["time"].replace("Z", "+00:00"))), cell(e["actor"]),
+               cell(e["action"]), cell(e["target"]), cell(e["source_ip"]), cell(diff), cell(dump(e["before"])),
+               cell(dump(e["after"])), fmt.number(e["id"])]
 
 
 def register(server: Flask) -> None:

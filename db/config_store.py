@@ -102,8 +102,8 @@ def get_machine(engine: Engine, pk: int) -> dict:
 def find_machine(engine: Engine, key: str | int) -> int:
     """The database id of a machine given as its id (17) or its machine_id (LINE-017). Raises NotFound."""
     with Session(engine) as session:
-        if isinstance(key, int) or str(key).isdigit():
-            if session.get(Machine, int(key)) is not None:
+        if isinstance(key, int) or (str(key).isascii() and str(key).isdigit()):
+            if int(key) <= 2**31 - 1 and session.get(Machine, int(key)) is not None:
                 return int(key)
         pk = session.scalar(select(Machine.id).where(Machine.machine_id == str(key)))
         if pk is None:

@@ -1,0 +1,96 @@
+"""/api/audit/: the audit log, newest first (admins only: core.auth.rules).
+
+    GET /api/audit/?actor=&action=&target=&start=&end=&page=&page_size=
+
+actor and target match text within (case-insensitive); action is exact (machine.update) or a prefix before a dot
+(machine: machine.create, machine.update, ...); start and end are ISO 8601 or epoch seconds (end exclusive), both
+optional. The same filters serve /export/audit.csv and the page /settings/audit/. Secrets in before/after were
+masked ('***') when the entry was written.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import jsonify, request
+
+from api import bad_request, bp, runtime
+from api.oee import parse_time
+from api.openapi import describe, error_responses, schema
+from api.plc import PAGE_PARAMETERS, ok, page_args, page_schema, paginated
+from db import audit
+
+FILTERS = ("actor", "action", "target", "start", "end")
+MAX_TEXT = 200
+
+
+def parse_filters(args, *, extra: set[str] = frozenset(), path: str = "/api/audit/") -> dict:
+    """The filters of the audit log from query arguments, for db.audit.list_entries/iter_entries. Raises ApiError
+    (400) naming each bad argument."""
+    unknown = sorted(set(args) - set(FILTERS) - set(extra))
+    if unknown:
+        allowed = ", ".join(sorted(set(FILTERS) | set(extra)))
+        raise bad_request(f"unknown parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                          {u: f"not a parameter of {path}; use {allowed}" for u in unknown})
+    fields = {}
+    out: dict = {}
+    for key in ("actor", "action", "target"):
+        value = (args.get(key) or "").strip()
+        if len(value) > MAX_TEXT:
+            fields[key] = f"at most {MAX_TEXT} characters"
+        elif value:
+            out[key] = value
+    if fields:
+        raise bad_request("invalid query parameters", fields)
+    start, end = parse_time("start", args.get("start")), parse_time("end", args.get("end"))
+    if start is not None and end is not None and not end > start:
+        raise bad_request("the range is empty or inverted: end must be after start",
+                          {"end": "a time after start", "start": "a time before end"})
+    for key, name, value in (("since", "start", start), ("until", "end", end)):
+        if value is None:
+            continue
+        try:
+            out[key] = datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            fields[name] = "a time between the years 1970 and 9999 (ISO 8601 or epoch seconds)"
+    if fields:
+        raise bad_request("invalid query parameters", fields)
+    return out
+
+
+@bp.get("/audit/")
+def list_audit():
+    filters = parse_filters(request.args, extra={"page", "page_size"})
+    page, size, offset = page_args()
+    total, rows = audit.list_entries(runtime().store.engine, offset=offset, limit=size, **filters)
+    return jsonify(paginated(total, rows, page, size))
+
+
+ENTRY = schema("AuditEntry", {"type": "object", "required": ["id", "time", "actor", "action", "target"],
+                              "properties": {
+    "id": {"type": "integer"},
+    "time": {"type": "string", "format": "date-time", "description": "UTC"},
+    "actor": {"type": "string", "description": "a user name, token:<user>/<name>, embed:..., anonymous or system"},
+    "action": {"type": "string", "description": "e.g. machine.create, machine.update, machine.delete, "
+                                                "machine.tags.update, settings.product.update, settings.import, "
+                                                "downtime.update, downtime.split, user.create, token.revoke"},
+    "target": {"type": "string", "description": "what changed, e.g. machine LINE-017"},
+    "before": {"type": ["object", "null"], "description": "what it was (secrets '***')"},
+    "after": {"type": ["object", "null"], "description": "what it became (secrets '***')"},
+    "source_ip": {"type": ["string", "null"]}}})
+FILTER_PARAMETERS = [
+    {"name": "actor", "in": "query", "required": False, "description": "text within the actor",
+     "schema": {"type": "string", "maxLength": MAX_TEXT}},
+    {"name": "action", "in": "query", "required": False,
+     "description": "an action (machine.update) or its prefix before a dot (machine)",
+     "schema": {"type": "string", "maxLength": MAX_TEXT}},
+    {"name": "target", "in": "query", "required": False, "description": "text within the target",
+     "schema": {"type": "string", "maxLength": MAX_TEXT}},
+    {"name": "start", "in": "query", "required": False, "description": "from (ISO 8601 or epoch seconds)",
+     "schema": {"type": "string"}},
+    {"name": "end", "in": "query", "required": False, "description": "until, exclusive (ISO 8601 or epoch seconds)",
+     "schema": {"type": "string"}},
+]
+describe("/api/audit/", "get", {
+    "summary": "The audit log, newest first: configuration changes (before and after) and PLC writes (admins)",
+    "tags": ["audit"], "parameters": FILTER_PARAMETERS + PAGE_PARAMETERS,
+    "responses": {**ok("A page of entries", page_schema("AuditPage", ENTRY)), **error_responses(400)}})
