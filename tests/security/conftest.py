@@ -97,9 +97,9 @@ def callback_body(site: Site, output_contains: str, values: dict | None = None) 
     dep = next(d for d in deps if output_contains in d["output"])
     values = values or {}
 
-    def fill(items):
-        return [{**i, "value": values.get(i["id"] if isinstance(i["id"], str) else json.dumps(i["id"]))}
-                for i in items]
+    def fill(items):  # pattern-matching ids come as JSON text in the dependencies, as objects in a request
+        return [{**i, "id": json.loads(i["id"]) if i["id"].startswith("{") else i["id"],
+                 "value": values.get(i["id"])} for i in items]
 
     outputs = _parse_output(dep["output"])
     return {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
