@@ -57,6 +57,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# --- CPU used by processes (the app's, with its children: gunicorn workers) --------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a process from /proc (Linux), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes and their descendants."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None:
+                stats[int(entry)] = st
+    wanted, total, frontier = set(pids), 0.0, list(pids)
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, (ppid, _) in stats.items() if ppid == pid and p not in wanted]
+        wanted.update(children)
+        frontier.extend(children)
+    for pid in wanted:
+        if pid in stats:
+            total += stats[pid][1]
+    return total
+
+
 # --- the PLC -------------------------------------------------------------------------------------------------------
 
 
@@ -157,19 +190,35 @@ def client_proc(port: int, path: str, n: int, seconds: float, start_at: float, o
         records, seen, names = [], {}, {}
         end = start_at + seconds
         ws.settimeout(5)
+        arrived = []  # (time, raw): decoded after the run, so that this client's own work delays no timestamp
+        final_dropped = None
         while time.time() < end:
             try:
                 raw = ws.recv()
             except Exception:
                 break
-            now = time.time()
+            arrived.append((time.time(), raw))
+        # What the server coalesced away for this client up to now (the last heartbeat may be 2 s old).
+        if not path.startswith("/ws/bare/"):
+            try:
+                ws.send('{"type":"ping","id":"end"}')
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    msg = json.loads(ws.recv())
+                    if msg.get("type") == "pong":
+                        final_dropped = msg.get("dropped", 0)
+                        break
+            except Exception:
+                pass
+        for now, raw in arrived:
             msg = json.loads(raw)
             kind = msg.get("type")
             if kind == "snapshot":
                 names = {tid: t["name"] for tid, t in msg.get("tags", {}).items()}
             elif kind == "tag_update" and now >= start_at:
                 ks = {}
-                for tid, (t, v, _q) in msg["tags"].items():
+                for tid, value in msg["tags"].items():
+                    t, v = value[0], value[1]
                     if v is not None:
                         k = int(v)
                         seen.setdefault(tid, set()).add(k)
@@ -180,19 +229,24 @@ def client_proc(port: int, path: str, n: int, seconds: float, start_at: float, o
                 records.append(("hb", now, msg.get("dropped", 0)))
             elif kind == "bench":
                 records.append(("raw", now, msg["sent"]))
+        if final_dropped is not None:
+            records.append(("hb", time.time(), final_dropped))
         with lock:
             results.append({"records": records, "seen": {tid: sorted(v) for tid, v in seen.items()},
-                            "tags": len(names)})
+                            "tags": len(names), "end": end})
         try:
             ws.close(timeout=1)
         except Exception:
             pass
 
+    cpu0 = time.process_time()
     threads = [threading.Thread(target=run, args=(ws,)) for ws in conns]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if results:
+        results[0]["cpu_s"] = time.process_time() - cpu0
     out.put(results)
 
 
@@ -222,6 +276,7 @@ def analyse(results: list[dict], writes: dict[int, float], t_from: float, t_to: 
     """Latencies of values written inside the window; lost: what some client got and another did not (the live
     path's loss), and not polled: written but seen by no client (the poller missed it, not the live path)."""
     e2e, sample, dropped = [], [], 0
+    t_to = min([t_to] + [r["end"] for r in results if "end" in r])  # when the clients stopped listening
     window = {k for k, t in writes.items() if t_from + 0.5 <= t <= t_to - 1.0}
     union: dict[str, set] = {}
     for r in results:
@@ -407,7 +462,9 @@ def report(label: str, a: dict) -> None:
           f"sample->client p50/p95/p99 {fmt_ms(pct(sample, 50))} {fmt_ms(pct(sample, 95))} "
           f"{fmt_ms(pct(sample, 99))} ms | lost {a['lost']} of {a['expected']} ({lost_pct:.3f} %): "
           f"{a['behind']} clients fell behind and were sent latest values ({a['dropped']} coalesced, counted), "
-          f"lost by clients that kept up {a['lost_keeping_up']} | not polled {a['not_polled']} of {a['written']}")
+          f"lost by clients that kept up {a['lost_keeping_up']} | not polled {a['not_polled']} of {a['written']} | "
+          f"CPU: app {a['app_cpu']:.2f}, clients {a['client_cpu']:.2f} cores | load {a['load'][0]:.1f} -> "
+          f"{a['load'][1]:.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -450,10 +507,14 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for label, n, procs_n in (("app, 1 client", 1, 1), (f"app, {args.clients} clients", args.clients,
                                                             args.client_procs)):
-            t_from = time.time()
+            t_from, cpu_from, load_from = time.time(), cpu_seconds([p.pid for p in procs]), os.getloadavg()[0]
             results = run_clients(port, path, n, procs_n, args.seconds)
-            t_to = time.time()
-            rows.append((label, analyse(results, writer.times, t_from + 2.0 + 0.05 * n, t_to)))
+            t_to, cpu_to = time.time(), cpu_seconds([p.pid for p in procs])
+            a = analyse(results, writer.times, t_from + 2.0 + 0.05 * n, t_to)
+            a["app_cpu"] = (cpu_to - cpu_from) / (t_to - t_from)
+            a["client_cpu"] = sum(r.get("cpu_s", 0.0) for r in results) / (t_to - t_from)
+            a["load"] = (load_from, os.getloadavg()[0])
+            rows.append((label, a))
         writer.stop()
         bare = baseline_ws(args.clients, args.client_procs, args.tags, args.write_hz, min(args.seconds, 10))
         hub = baseline_hub(args.clients, args.tags, args.write_hz, 5.0)

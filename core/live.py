@@ -19,6 +19,7 @@ the documented JSON with machine_id strings ("LINE-001").
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CLIENT_TOPICS = ("tags", "machine", "metrics", "event", "alert", "config")
 RECENT_EVENTS = 200
 CATALOG_REFRESH_MIN_S = 5.0
+FREEZE_AFTER_S = 5.0  # after start: the pages are registered and the catalog is loaded
 
 
 def clean_value(v):
@@ -163,6 +165,8 @@ class LiveService:
         self._load_catalog()
         self._sources = self.runtime.hub.subscribe(maxlen=20_000)
         self._thread(self._dispatch_loop, "live-dispatch")
+        if self.serves:
+            self._thread(self._freeze_startup_heap, "live-gc-freeze")
         self._thread(self._catalog_loop, "live-catalog")
         self._thread(self._watchdog_loop, "live-watchdog")
         if self.collects:
@@ -179,6 +183,17 @@ class LiveService:
             log.warning("web role without a live bus (the database is not PostgreSQL and no --redis-url): "
                         "WebSocket clients get no live data")
         return self
+
+    def _freeze_startup_heap(self) -> None:
+        """Once the process has started, move what it built (Dash, plotly, SQLAlchemy: ~200,000 objects) out of the
+        garbage collector's sight (gc.freeze). A full collection then walks only what came later: bench/live
+        measured 170-350 ms pauses of every thread before, ~1 ms after, and such a pause is a live update late for
+        every client at once."""
+        if self._stop.wait(FREEZE_AFTER_S):
+            return
+        gc.collect()
+        gc.freeze()
+        log.debug("live: %d objects of the started process frozen out of the garbage collector", gc.get_freeze_count())
 
     def _thread(self, target, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

@@ -249,6 +249,8 @@ def serve(ws, live: LiveService, endpoint: str, arg: str | None = None) -> None:
                         state = _fresh_state(live, scope)
                     send(snapshot_message(live, scope, state))
                 elif reply:
+                    if reply["type"] == "pong":
+                        reply["dropped"] = sub.dropped
                     send(reply)
             if not ws.connected:
                 break
