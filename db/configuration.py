@@ -65,13 +65,19 @@ def seal_stored_secrets(engine: Engine, credentials) -> int:
     """Encrypt the plain-text secrets still stored in connections.protocol_config (a database of an older
     version, or one written without a key). Idempotent: sealed values are left alone. Returns how many
     connections changed."""
-    from core.credentials import has_plain_secrets
+    from core.credentials import has_plain_secrets, is_sealed
+    from db import audit
 
     changed = 0
     with Session(engine) as session, session.begin():
         for conn in session.scalars(select(Connection).order_by(Connection.id)):
             if has_plain_secrets(conn.protocol_config):
+                before = dict(conn.protocol_config)
                 conn.protocol_config = credentials.seal(conn.protocol_config)
+                keys = sorted(k for k, v in conn.protocol_config.items() if is_sealed(v) and not is_sealed(before[k]))
+                audit.record(session, audit.SYSTEM, "connection.credentials.encrypt", f"connection {conn.name}",
+                             {"protocol_config": before}, {"protocol_config": conn.protocol_config,
+                                                           "encrypted": keys})
                 changed += 1
     return changed
 

@@ -342,6 +342,38 @@ def test_the_configuration_import_writes_one_entry_and_a_dry_run_none(app, engin
     engineer.delete("/api/plc/machines/AUD-IMP-1/")
 
 
+def test_a_change_on_a_settings_page_is_recorded_with_the_signed_in_user(app):
+    """The pages write through the same functions inside Dash's requests: the actor is the session's user."""
+    from tests.config.test_wizard import click, fill
+    from tests.support.browser import make_browser, wait_text
+
+    browser = make_browser(1400, 1100)
+    try:
+        actor = "anonymous"
+        if hasattr(app, "token"):
+            from tests.support.auth import browser_login
+
+            actor = app.user("engineer")
+            browser_login(browser, f"http://127.0.0.1:{app.port}", actor)
+        browser.get(f"http://127.0.0.1:{app.port}/settings/products/")
+        wait_text(browser, "h2", "Products")
+        last = app.log_table.last_id()
+        fill(browser, "sp-product-code", "AUD-PAGE")
+        fill(browser, "sp-product-name", "From the page")
+        fill(browser, "sp-product-ideal_cycle_time_s", "0")
+        click(browser, "#sp-product-save")
+        wait_text(browser, "#sp-product-ideal_cycle_time_s-fb", "above 0")
+        assert app.log_table.since(last) == []  # refused: nothing changed, nothing written
+        fill(browser, "sp-product-ideal_cycle_time_s", "2.5")
+        click(browser, "#sp-product-save")
+        wait_text(browser, "#sp-product-list", "2.5 s")
+    finally:
+        browser.quit()
+    e = one(app.log_table.since(last), "settings.product.create")
+    assert (e["actor"], e["target"], e["source_ip"]) == (actor, "product AUD-PAGE", "127.0.0.1")
+    assert e["after"]["ideal_cycle_time_s"] == 2.5
+
+
 # --- operators' decisions about stops -----------------------------------------------------------------------------------
 
 def test_downtime_decisions_are_audited_with_the_requests_actor(store):

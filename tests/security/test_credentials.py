@@ -141,6 +141,12 @@ def test_plain_secrets_already_stored_are_encrypted_once(store):
     row = raw_configs(engine)["OLD-1"]
     assert PASSWORD not in row and CIPHER.open(json.loads(row))["password"] == PASSWORD
     assert seal_stored_secrets(engine, CIPHER) == 0 and raw_configs(engine)["OLD-1"] == row
+    from db import audit
+
+    _total, entries = audit.list_entries(engine)
+    assert [(e["action"], e["actor"], e["target"]) for e in entries] == [
+        ("connection.credentials.encrypt", "system", "connection OLD-1")]
+    assert entries[0]["after"]["encrypted"] == ["password"] and PASSWORD not in json.dumps(entries)
     (conn,) = load_collector_config(engine, CIPHER)
     assert conn["protocol_config"]["password"] == PASSWORD and conn["credential_error"] is None
     (conn,) = load_collector_config(engine, Credentials(derive_key(KEY_2.encode(), "plc-credentials")))
