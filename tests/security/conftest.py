@@ -17,7 +17,6 @@ from db.models import USER_ROLES
 from tests.support.auth import PASSWORD, make_token, make_user
 
 ORIGIN = "http://localhost"  # the Flask test client's host
-SECRET = "s" * 40  # OEE_SECRET_KEY for these apps: the same for both, as for every process of one installation
 
 
 class Site:
@@ -41,11 +40,7 @@ class Site:
 
 @pytest.fixture(scope="session")
 def sites(tmp_path_factory):
-    import os
-
-    folder = tmp_path_factory.mktemp("security")
-    old = os.environ.get("OEE_SECRET_KEY")
-    os.environ["OEE_SECRET_KEY"] = SECRET
+    folder = tmp_path_factory.mktemp("security")  # one data folder: one database and one data/secret.key
     loopback = Site(folder, "127.0.0.1")
     remote = Site(folder, "0.0.0.0")
     engineer = make_token(loopback.engine, "engineer", name="setup")
@@ -64,10 +59,6 @@ def sites(tmp_path_factory):
     yield {"loopback": loopback, "remote": remote}
     loopback.runtime.stop()
     remote.runtime.stop()
-    if old is None:
-        os.environ.pop("OEE_SECRET_KEY", None)
-    else:
-        os.environ["OEE_SECRET_KEY"] = old
 
 
 @pytest.fixture(scope="session")
