@@ -232,6 +232,33 @@ def test_no_secret_in_the_logs_at_debug(opcua, store, tmp_path, caplog, monkeypa
         assert secret not in logged
 
 
+def test_the_wizard_tests_a_saved_connection_with_the_apps_key(opcua):
+    """The wizard's callbacks pass a saved machine's protocol_config as stored (encrypted): collectors.service
+    takes the key of the app serving the request; without one it says so and sends nothing."""
+    from types import SimpleNamespace
+
+    from flask import Flask
+
+    from collectors import service
+
+    sealed = CIPHER.seal(opcua_config(opcua))
+    flask_app = Flask(__name__)
+    flask_app.extensions["oee"] = SimpleNamespace(credentials=CIPHER)
+    opcua.users.attempts.clear()
+    with flask_app.test_request_context("/_dash-update-component"):
+        result = service.test_connection("OPCUA", "127.0.0.1", opcua.port, sealed)
+        assert result["ok"], result
+        tags = [{"name": "Count", "address": "ns=2;s=LINE-011.ProductionCount", "data_type": "Int32"}]
+        preview = service.preview_read("OPCUA", "127.0.0.1", opcua.port, sealed, tags)
+        assert preview["values"]["Count"] == {"value": 1500, "quality": "good", "reason": None}, preview
+    assert set(opcua.users.attempts) == {("operator", PASSWORD)}
+    opcua.users.attempts.clear()
+    result = service.test_connection("OPCUA", "127.0.0.1", opcua.port, sealed)  # no app, no key
+    assert not result["ok"] and result["error"] == "auth_failed" and "OEE_SECRET_KEY" in result["message"]
+    assert result["fields"] == {"protocol_config.password": result["fields"]["protocol_config.password"]}
+    assert opcua.users.attempts == [] and "$enc" not in json.dumps(result)
+
+
 # --- the running app: the password reaches the PLC and nothing else -------------------------------------------------
 
 @pytest.fixture(scope="module")
