@@ -20,7 +20,7 @@ from api import ApiError
 from components import context
 from db import audit
 
-dash.register_page(__name__, path="/settings/audit/", name="Audit log", title="OEE · Audit log", nav=False)
+dash.register_page(__name__, path="/settings/audit/", name="Audit log", title="OEE · Audit log", order=91)
 
 PAGE_SIZE = 50
 MAX_CHANGES = 40  # lines of one entry's diff on the page (the CSV and the API have all of it)
