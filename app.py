@@ -98,7 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if settings.role == "collector":
-            log.info("collector role: no web server; Ctrl+C to stop")
+            if settings.metrics_port:
+                from core.collector_http import CollectorHttp
+
+                try:
+                    CollectorHttp(runtime, settings.host, settings.metrics_port).start()
+                except OSError as exc:
+                    print(f"error: --metrics-port [OEE_METRICS_PORT]: cannot listen on {settings.host}:"
+                          f"{settings.metrics_port}: {exc.strerror or exc}; choose a free port", file=sys.stderr)
+                    sys.exit(2)
+            log.info("collector role: no web pages; Ctrl+C to stop")
             signal.pause()
         else:
             first_start(runtime)

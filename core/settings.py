@@ -28,6 +28,7 @@ class Settings:
     plant_seed: int = 1
     plant_time_scale: float = 1.0
     plant_base_port: int = 0
+    metrics_port: int = 0  # collector role: serve /metrics and /healthz on this port (0: off)
     plant_file: str = ""  # a plant layout YAML for the simulated plant; empty: plant/default_plant.yaml
     node_name: str = field(default_factory=lambda: os.uname().nodename)
     log_level: str = "INFO"
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated plant: simulated seconds per real second [OEE_PLANT_TIME_SCALE]")
     p.add_argument("--plant-base-port", default=env("OEE_PLANT_BASE_PORT", "0"),
                    help="simulated plant: first TCP port of its PLCs, 0 for free ports [OEE_PLANT_BASE_PORT]")
+    p.add_argument("--metrics-port", default=env("OEE_METRICS_PORT", "0"),
+                   help="collector role: serve /metrics and /healthz on this port of --host, e.g. 9108 "
+                        "[OEE_METRICS_PORT] (default 0: off; the web roles serve them on --port)")
     p.add_argument("--plant-file", default=env("OEE_PLANT_FILE", ""),
                    help="simulated plant: layout YAML (see plant/README.md) [OEE_PLANT_FILE] "
                         "(default plant/default_plant.yaml)")
@@ -225,6 +229,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         plant_time_scale=time_scale,
         plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
         plant_file=args.plant_file,
+        metrics_port=_int(args.metrics_port, "--metrics-port", "OEE_METRICS_PORT", 0, 65535),
         log_level=args.log_level.upper(),
         frame_ancestors=parse_frame_ancestors(args.frame_ancestors),
         live_bus=args.live_bus,
