@@ -259,6 +259,29 @@ def test_secrets_are_masked_in_every_entry(store):
     assert "plain-one" not in raw and "t0k" not in raw and "v1:abc" not in raw
 
 
+def test_reading_back_filters_and_streams_in_batches(store):
+    """list_entries and iter_entries on SQLite and PostgreSQL: newest first, ties broken by id, every entry once
+    when streamed in small batches, and the filters (text within, action prefix, time range)."""
+    t = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    with Session(store.engine) as session, session.begin():
+        for i in range(7):
+            session.execute(audit.audit_table.insert().values(
+                time=t + timedelta(minutes=i // 3), actor="Alice" if i % 2 else "bob_%",
+                action=["machine.update", "machine.tags.update", "machinery.x"][i % 3], target=f"machine M-{i}",
+                before=None, after={"i": i}))
+    total, page = audit.list_entries(store.engine, limit=3)
+    assert total == 7 and [e["after"]["i"] for e in page] == [6, 5, 4]
+    streamed = [e["after"]["i"] for e in audit.iter_entries(store.engine, batch=2)]
+    assert streamed == [6, 5, 4, 3, 2, 1, 0]
+    assert [e["after"]["i"] for e in audit.iter_entries(store.engine, batch=2, actor="alice")] == [5, 3, 1]
+    assert [e["after"]["i"] for e in audit.iter_entries(store.engine, actor="_%")] == [6, 4, 2, 0]  # literally
+    assert [e["after"]["i"] for e in audit.iter_entries(store.engine, action="machine")] == [6, 4, 3, 1, 0]
+    assert [e["after"]["i"] for e in audit.iter_entries(store.engine, action="machine.tags.update")] == [4, 1]
+    assert [e["after"]["i"] for e in audit.iter_entries(store.engine, target="m-5")] == [5]
+    assert [e["after"]["i"] for e in audit.iter_entries(
+        store.engine, since=t + timedelta(minutes=1), until=t + timedelta(minutes=2))] == [5, 4, 3]
+
+
 # --- the settings: hierarchy, products, calendars, reasons, the configuration file --------------------------------------
 
 def test_settings_changes_each_write_one_entry(app, engineer):
