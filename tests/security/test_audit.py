@@ -244,6 +244,22 @@ def test_the_entry_is_part_of_the_change_transaction(store):
     assert total == 1 and entries[0]["action"] == "machine.create" and entries[0]["actor"] == "system"
 
 
+def test_enabling_and_disabling_a_machine_is_one_entry_each(store):
+    """The machine list's on/off switch (core.machine_admin.set_enabled): one entry per real change."""
+    from core.machine_config import validate_machine
+    from db import config_store as cs
+
+    m = cs.create_machine(store.engine, validate_machine({"name": "M", "machine_id": "EN-1", "protocol": "MODBUS",
+                                                          "ip_address": "127.0.0.1"}), backend=store.backend_name)
+    cs.set_machine_enabled(store.engine, m["id"], False)
+    cs.set_machine_enabled(store.engine, m["id"], False)  # no change, no entry
+    cs.set_machine_enabled(store.engine, m["id"], True)
+    _total, entries = audit.list_entries(store.engine)
+    assert [(e["action"], e["before"]["enabled"] if e["before"] else None, e["after"].get("enabled"))
+            for e in entries] == [("machine.update", False, True), ("machine.update", True, False),
+                                  ("machine.create", None, True)]
+
+
 def test_secrets_are_masked_in_every_entry(store):
     with Session(store.engine) as session, session.begin():
         audit.record(session, "bob", "machine.update", "machine M",
