@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         from core.grafana import main as grafana_role
 
         sys.exit(grafana_role(argv[1:]))
+    if argv[:1] == ["oee-summary"]:  # python app.py oee-summary --days 90: see core/grafana.py
+        from core.grafana import summary_main
+
+        sys.exit(summary_main(argv[1:]))
     if argv[:1] == ["create-admin"]:  # python app.py create-admin --username NAME: see core/auth/cli.py
         from core.auth.cli import create_admin
 

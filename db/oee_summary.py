@@ -100,6 +100,23 @@ def refresh(store, since: float, until: float | None = None) -> int:
     return written
 
 
+def backfill(store, since: float, until: float | None = None, progress=None) -> int:
+    """refresh() over any range, a week at a time (the scheduled jobs keep only the last 7 days): for a database
+    that held history before Grafana was set up, or after a change to calendars or reasons far back. Returns rows
+    written; progress(chunk_start, chunk_end, rows) is called after each week."""
+    until = min(until if until is not None else time.time(), time.time())
+    written = 0
+    start = since
+    while start < until:
+        end = min(start + BACKFILL_S, until)
+        rows = refresh(store, start, end)
+        written += rows
+        if progress:
+            progress(start, end, rows)
+        start = end
+    return written
+
+
 def refresh_exclusively(store, since: float, until: float | None = None) -> int | None:
     """refresh() unless another process holds the lock (then None). PostgreSQL only."""
     with store.engine.connect() as conn:

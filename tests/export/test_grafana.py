@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time as time_module
 import uuid
 from datetime import datetime, time, timezone
 from pathlib import Path
@@ -282,3 +283,36 @@ def test_bad_grafana_role_arguments(args, expected, pg_url):
     result = subprocess.run([sys.executable, "app.py", "grafana-role", *args], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, env=env)
     assert result.returncode == 2 and expected in result.stderr, result.stderr
+
+
+def test_oee_summary_backfill_command_fills_past_weeks(pg_url, tmp_path):
+    # The rows that lie wholly within the data (T0 .. T0 + 8 h): the fixture's refresh wrote them; the command
+    # must write the same ones again after they are gone, months back, a week at a time.
+    query = ('SELECT s.kind, s.start, s."end", s.oee, s.good_count FROM oee_summary s '
+             "JOIN machines m ON m.id = s.machine_id WHERE m.machine_id = 'M1' AND s.start >= %s AND s.\"end\" <= %s "
+             "ORDER BY s.kind, s.start")
+    window = (datetime.fromtimestamp(T0 - 3 * H, timezone.utc), datetime.fromtimestamp(T0 + 8 * H, timezone.utc))
+    runtime = start_plant(pg_url, tmp_path)
+    try:
+        # Eight whole hours and the whole Day shift (the Swing shift's row stops where the refresh did).
+        before = [r for r in rows(pg_url, query, window)
+                  if r["kind"] == "hour" or (r["end"] - r["start"]).total_seconds() == 8 * H]
+        assert [(r["kind"], r["start"]) for r in before] == [
+            ("hour", datetime.fromtimestamp(T0 + i * H, timezone.utc)) for i in range(8)] + [("shift", window[0])]
+    finally:
+        runtime.stop()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM oee_summary")
+    days = (time_module.time() - T0) / 86400  # from T0 (the command starts a moment later: the same hour)
+    result = subprocess.run([sys.executable, "app.py", "oee-summary", "--days", f"{days:.6f}",
+                             "--database-url", pg_url], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "oee_summary:" in result.stdout and result.stdout.count(" rows") >= days // 7
+    assert [r for r in rows(pg_url, query, window) if r["kind"] == "hour" or r["start"] == window[0]] == before
+
+
+def test_oee_summary_command_refuses_sqlite_by_name(tmp_path):
+    result = subprocess.run([sys.executable, "app.py", "oee-summary", "--database-url",
+                             f"sqlite:///{tmp_path / 'x.sqlite3'}"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "--database-url [OEE_DATABASE_URL]" in result.stderr
