@@ -217,14 +217,33 @@ def _is_sealed(value) -> bool:
     return is_sealed(value)
 
 
+def _server_of(config: dict | None) -> tuple[str, int] | None:
+    """The (host, port) an OPC-UA endpoint points at, None without one."""
+    endpoint = (config or {}).get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        return None
+    try:
+        host, port = opcua_endpoint_host_port(endpoint.strip())
+    except ValueError:
+        return None
+    return host.lower(), port
+
+
 def merge_secrets(config: dict, stored: dict | None, prefix: str = "protocol_config.") -> dict:
-    """A secret sent back as '***' means "keep the stored one". Raises ValidationError when none is stored."""
+    """A secret sent back as '***' means "keep the stored one". Raises ValidationError when none is stored, and
+    when the endpoint moves to another server: a stored secret only goes to the server it was given for, so
+    that changing the endpoint cannot send it somewhere else."""
     out = dict(config)
+    old_server, new_server = _server_of(stored), _server_of(config)
     for key, value in config.items():
         if _is_sealed(value):  # only the server makes these, from what it stores; never taken from a client
             raise ValidationError({prefix + key: f"give the {key} itself as text, or '{SECRET}' to keep the stored "
                                                  "one"})
         if is_secret_key(key) and value == SECRET:
+            if stored and stored.get(key) and old_server and new_server and old_server != new_server:
+                raise ValidationError({prefix + key: f"the endpoint moves from {old_server[0]}:{old_server[1]} to "
+                                                     f"{new_server[0]}:{new_server[1]}: give the {key} again (a "
+                                                     "stored one only goes to the server it was given for)"})
             if stored and stored.get(key):
                 out[key] = stored[key]
             else:

@@ -263,8 +263,13 @@ def test_a_password_is_never_sent_back(app, plant):
     status, m = api.put("/api/plc/machines/PWD-1/", {**body, "protocol_config": {**body["protocol_config"],
                                                                                  "password": "***"}})
     texts.append(m)
-    status, moved = api.patch("/api/plc/machines/PWD-1/", {"protocol_config": {
+    # a stored password only goes to the server it was given for: a new endpoint needs it again
+    status, refused = api.patch("/api/plc/machines/PWD-1/", {"protocol_config": {
         "endpoint": "opc.tcp://localhost:4999/oee/", "username": "operator", "password": "***"}})
+    assert status == 400 and "give the password again" in refused["fields"]["protocol_config.password"], refused
+    texts.append(refused)
+    status, moved = api.patch("/api/plc/machines/PWD-1/", {"protocol_config": {
+        "endpoint": "opc.tcp://localhost:4999/oee/", "username": "operator", "password": "hunter2-secret"}})
     assert status == 200 and (moved["ip_address"], moved["port"]) == ("localhost", 4999), moved
     texts.append(moved)
     assert all("hunter2" not in str(t) for t in texts)

@@ -117,6 +117,9 @@ def test_secrets_are_redacted_and_kept_when_sent_back():
     assert shown["password"] == "***" and "hunter2" not in str(shown)
     assert merge_secrets(shown, stored)["password"] == "hunter2"
     assert merge_secrets({**shown, "password": "new"}, stored)["password"] == "new"
+    moved = errors_of(merge_secrets, {**shown, "endpoint": "opc.tcp://elsewhere:4840/"}, stored)
+    assert "give the password again" in moved["protocol_config.password"]  # never sent to another server
+    assert merge_secrets({**shown, "endpoint": "opc.tcp://H:4840/other"}, stored)["password"] == "hunter2"
     fields = errors_of(merge_secrets, {"password": "***"}, {})
     assert "none is stored" in fields["protocol_config.password"]
 
