@@ -84,3 +84,34 @@ def test_a_new_user_from_the_users_page_to_a_revoked_token(app):
     with urllib.request.urlopen(urllib.request.Request(app.base + "/api/auth/tokens/", headers={
             "Authorization": f"Bearer {app.token('admin')}"})) as resp:
         assert secret not in json.dumps(json.load(resp))
+
+
+def test_an_engineer_makes_an_embed_link_on_its_page_and_a_kiosk_opens_it(app):
+    from tests.config.conftest import Client
+
+    api = Client(app.port, app.token("engineer"))
+    status, _ = api.post("/api/plc/machines/", {"name": "Kiosk press", "machine_id": "KIOSK-1", "protocol": "MODBUS",
+                                                "ip_address": "127.0.0.1", "port": 1, "enabled": False})
+    assert status == 201
+    browser = make_browser()
+    wait = WebDriverWait(browser, 20)
+    try:
+        browser_login(browser, app.base, app.user("engineer"), next_path="/settings/embed-links/")
+        wait_text(browser, "h2", "Embed links")
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#embed-key option[value='KIOSK-1']"))
+        browser.find_element(By.CSS_SELECTOR, "#embed-key option[value='KIOSK-1']").click()
+        days = browser.find_element(By.ID, "embed-days")
+        days.clear()
+        days.send_keys("2")
+        browser.find_element(By.ID, "embed-make").click()
+        wait.until(lambda b: b.find_elements(By.ID, "embed-url"))
+        url = browser.find_element(By.ID, "embed-url").text
+        assert url.startswith(f"{app.base}/machine/KIOSK-1?embed=1&embed_token=")
+        browser.delete_all_cookies()  # the kiosk: nobody signed in, anonymous viewing off
+        browser.get(url)
+        wait.until(lambda b: b.find_elements(By.ID, "machine-title-id"))
+        assert browser.find_element(By.ID, "machine-title-id").text == "KIOSK-1"
+        browser.get(app.base + "/machine/KIOSK-1")  # the same page without the link: a login
+        wait.until(lambda b: "/login" in b.current_url)
+    finally:
+        browser.quit()
