@@ -382,7 +382,8 @@ def set_machine_enabled(engine: Engine, pk: int, enabled: bool, *, audited: bool
         machine = session.get(Machine, pk)
         if machine is None:
             raise NotFound(f"no machine with id {pk}")
-        before = {"enabled": bool(machine.enabled), "connections_enabled": [bool(c.enabled) for c in machine.connections]}
+        before = {"enabled": bool(machine.enabled),
+                  "connections_enabled": [bool(c.enabled) for c in machine.connections]}
         machine.enabled = enabled
         for conn in machine.connections:
             conn.enabled = enabled

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-import yaml
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -298,7 +297,7 @@ def test_reading_back_filters_and_streams_in_batches(store):
         store.engine, since=t + timedelta(minutes=1), until=t + timedelta(minutes=2))] == [5, 4, 3]
 
 
-# --- the settings: hierarchy, products, calendars, reasons, the configuration file --------------------------------------
+# --- the settings: hierarchy, products, calendars, reasons, the configuration file ------------------------------------
 
 def test_settings_changes_each_write_one_entry(app, engineer):
     actor = actor_for(app, "engineer")
@@ -415,7 +414,7 @@ def test_a_change_on_a_settings_page_is_recorded_with_the_signed_in_user(app):
     assert e["after"]["ideal_cycle_time_s"] == 2.5
 
 
-# --- operators' decisions about stops -----------------------------------------------------------------------------------
+# --- operators' decisions about stops ---------------------------------------------------------------------------------
 
 def test_downtime_decisions_are_audited_with_the_requests_actor(store):
     """assign_downtime_reason and split_downtime, as the downtime page calls them inside a request: the actor and
@@ -459,7 +458,7 @@ def test_downtime_decisions_are_audited_with_the_requests_actor(store):
     assert audit.list_entries(store.engine)[0] == 3
 
 
-# --- reading it: GET /api/audit/, /export/audit.csv --------------------------------------------------------------------
+# --- reading it: GET /api/audit/, /export/audit.csv -------------------------------------------------------------------
 
 def test_the_api_filters_and_pages_newest_first(app, admin):
     engine = app.log_table.engine
@@ -516,7 +515,7 @@ def test_the_csv_export_round_trips_through_pandas(app, admin):
     assert status == 400 and "who" in body["fields"]
 
 
-# --- the page ----------------------------------------------------------------------------------------------------------
+# --- the page ---------------------------------------------------------------------------------------------------------
 
 def test_the_admin_page_shows_entries_and_keeps_filters_in_the_url(app, admin):
     from tests.support.browser import EC, By, WebDriverWait, make_browser

@@ -155,7 +155,7 @@ def test_plain_secrets_already_stored_are_encrypted_once(store):
     assert "password" not in conn["protocol_config"] and "OEE_SECRET_KEY" in conn["credential_error"]
 
 
-# --- an OPC-UA PLC with a user and a password --------------------------------------------------------------------------
+# --- an OPC-UA PLC with a user and a password -------------------------------------------------------------------------
 
 class RecordingUsers:
     """Anonymous, or operator with PASSWORD, as the driver tests' server; every attempt is kept."""
