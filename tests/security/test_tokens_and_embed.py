@@ -186,8 +186,10 @@ def locked_app(tmp_path_factory):
     from tests.config.conftest import Client
 
     api = Client(app.port, app.token("engineer"))
+    # enabled, so that the live service knows it and its WebSocket stays open (a disabled machine's is closed
+    # with 4404 by the server); nothing listens on port 1, so the collector only retries
     status, _ = api.post("/api/plc/machines/", {"name": "Embed A", "machine_id": "EMB-A", "protocol": "MODBUS",
-                                                "ip_address": "127.0.0.1", "port": 1, "enabled": False})
+                                                "ip_address": "127.0.0.1", "port": 1, "enabled": True})
     assert status == 201
     api.post("/api/plc/machines/", {"name": "Embed B", "machine_id": "EMB-B", "protocol": "MODBUS",
                                     "ip_address": "127.0.0.1", "port": 1, "enabled": False})
