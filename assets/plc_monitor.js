@@ -231,7 +231,7 @@
       var v = values[tid], known = M.values[tid];
       if (!v || (known && known[0] > v[0])) { return; }
       if (known && known[2] !== 0 && v[2] === known[2] && v[3] === undefined && known[3]) {
-        v = v.concat([known[3]]);  // the same bad stretch, its reason not repeated (a server without reasons)
+        v = v.concat([known[3]]);  // the same bad stretch: keep the why the page was drawn with (not sent live)
       }
       M.values[tid] = v;
       M.stats.values += 1;

@@ -289,26 +289,13 @@ class LiveService:
                 self.applied += 1
                 if topic == "tags":
                     fresh = {}
-                    reasons = None
                     for key, value in message.items():
                         tid = int(key)
                         t, v, q = value[0], clean_value(value[1]), value[2]
                         current = self.tags.get(tid)
                         if current is not None and current[0] == t and current[2] == q and current[1] == v:
                             continue  # already known: a resync, or our own message coming back
-                        entry = [t, v, q]
-                        if q:  # not good: why, when the collector said (a 4th element)
-                            if len(value) > 3:
-                                reason = value[3]
-                            elif local:
-                                if reasons is None:
-                                    reasons = self._collector_reasons()
-                                reason = reasons(tid)
-                            else:
-                                reason = None
-                            if reason:
-                                entry.append(str(reason))
-                        self.tags[tid] = fresh[tid] = entry
+                        self.tags[tid] = fresh[tid] = [t, v, q]
                         if tid not in self.catalog.tags:
                             unknown_tags = True
                     if fresh:
@@ -361,18 +348,6 @@ class LiveService:
             self.bus.publish(topic, message)
 
     # --- collector side: metrics and resync ------------------------------------------------------------------
-
-    def _collector_reasons(self):
-        """reason(tag id): why the collectors' latest sample of a tag is not good (None when unknown)."""
-        snap = self._collector_snapshot()
-
-        def reason(tid: int):
-            if snap is None:
-                return None
-            item = snap.tags([tid]).get(tid)
-            return item[3] if item is not None and len(item) > 3 else None
-
-        return reason
 
     def _collector_snapshot(self):
         collectors = self.runtime.collectors
@@ -431,8 +406,7 @@ class LiveService:
         snap = self._collector_snapshot()
         if self.bus is None or snap is None:
             return
-        tags = {tid: [v[0], clean_value(v[1]), v[2]] + ([str(v[3])] if v[2] and len(v) > 3 and v[3] else [])
-                for tid, v in snap.tags().items()}
+        tags = {tid: [v[0], clean_value(v[1]), v[2]] for tid, v in snap.tags().items()}
         with self._lock:
             machines = [self.machines[mid] for mid in snap.machines() if mid in self.machines]
             metrics = [self.metrics[mid] for mid in snap.machines() if mid in self.metrics]
