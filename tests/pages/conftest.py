@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.browser import make_browser
 from tests.support.pgcluster import free_port
+from tests.support.plants import demo_plant_without_breaks
 from tests.test_app import ROOT, RunningApp
 
 FRAMER_PORT = free_port()
@@ -33,7 +34,9 @@ def browser():
 @pytest.fixture(scope="session")
 def demo_app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    app = RunningApp(folder, "--frame-ancestors", f"'self' {FRAMER_ORIGIN}")
+    # The demo plant without its daily breaks: these tests wait for running machines and unplanned stops.
+    app = RunningApp(folder, "--frame-ancestors", f"'self' {FRAMER_ORIGIN}",
+                     "--plant-file", str(demo_plant_without_breaks(folder)))
     app.sqlite_path = folder / "data" / "oee.sqlite3"
     try:
         app.wait_healthy(90)
