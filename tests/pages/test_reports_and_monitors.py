@@ -42,6 +42,7 @@ def test_shift_report_prints_on_one_page_and_matches_the_api(demo_app, browser):
 def test_plc_monitor_shows_value_quality_and_age_of_every_tag_and_filters(demo_app, browser):
     browser.get(f"http://127.0.0.1:{demo_app.port}/plc-monitor/")
     count = wait_for(lambda: browser.find_element(By.ID, "plc-count").text, 30, message="the tag count")
+    wait_text(browser, "#plc-live-0-status", "live", 30)  # values over /ws/plc/ (tests/live/test_pages.py: more)
     total = int(count.split()[0].replace(",", ""))
     assert total > 16 * 30  # every tag of every demo machine
     first = browser.find_element(By.CSS_SELECTOR, "#plc-rows tbody tr").find_elements(By.TAG_NAME, "td")
