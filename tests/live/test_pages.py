@@ -89,6 +89,7 @@ def test_plc_monitor_values_move_over_the_websocket_without_dash_requests(plant)
     time.sleep(1.0)  # the page's own start-up callbacks are done
     requests_before = b.execute_script(DASH_REQUESTS)
     stats_before = b.execute_script("return Object.assign({}, window.oeePlcMonitor.stats);")
+    first = table(b)  # read after the counters: what changes from here on was counted after them
 
     # What the server sends, read by a client of our own beside the browser.
     client = LiveClient(plant.app.port, "/ws/plc/LINE-001/")
@@ -166,8 +167,8 @@ def test_a_dropped_connection_is_shown_and_the_plc_monitor_comes_back_by_itself(
     wait_for(lambda: b.find_element(By.ID, "plc-live-0-status").text == "live", 60, "the socket back")
     assert b.execute_script("return window.oeeLive.sockets['plc-live-0'].connects;") > connects
     assert "plc-offline" not in b.find_element(By.ID, "plc-rows").get_attribute("class")
-    before = table(b)
-    values = b.execute_script("return window.oeePlcMonitor.stats.values;")
+    values = b.execute_script("return window.oeePlcMonitor.stats.values;")  # before the table is read: a change
+    before = table(b)  # seen after this came with a value taken after that
     wait_for(lambda: sum(1 for tid, row in table(b).items() if row[0] != before[tid][0]) >= 3, 30,
              "values moving again")
     assert b.execute_script("return window.oeePlcMonitor.stats.values;") > values
