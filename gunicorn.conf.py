@@ -10,6 +10,9 @@ worker_class = "gthread"
 threads = 64
 preload_app = False  # each worker starts its own runtime (threads do not survive a fork)
 graceful_timeout = 10
+# Access log lines (when --access-logfile is given) name the path without its query string (%(U)s, not the request
+# line %(r)s): embed links and WebSocket clients carry their tokens as ?embed_token= and ?access_token=.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 def _runtime():

@@ -15,6 +15,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from components import context, timerange
 from components.download import DownloadLinkAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
+from core.auth.web import may
 from db import ui_queries
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
@@ -151,6 +152,10 @@ def _list(query, _n, _saved):
         return summary, dbc.Alert("No stops in this range with these filters.", color="light",
                                   id="downtime-none"), [], csv
     rows = []
+    # Giving reasons, notes and splits is an operator's work (core/auth/rules.py refuses the save for others):
+    # everyone else sees the button disabled, with why, rather than a dialog whose save fails.
+    can_edit = may("operator")
+    edit_title = None if can_edit else "Sign in as an operator to give stops reasons and notes"
     for e in events[:MAX_ROWS]:
         state = e["state"]
         cause = e["reason_name"] or (f"{e['fault_name']} ({e['fault_code']})" if e["fault_name"] else
@@ -167,7 +172,8 @@ def _list(query, _n, _saved):
                     className="fw-semibold" if e["source"] == "operator" else ""),
             html.Td(e["note"], className="note-cell"),
             html.Td(dbc.Button("Edit", id={"type": "downtime-edit", "key": e["key"]}, size="sm",
-                               color="primary", outline=True, className="no-print")),
+                               color="primary", outline=True, className="no-print", disabled=not can_edit,
+                               title=edit_title)),
         ], className="row-operator" if e["source"] == "operator" else ""))
     head = html.Thead(html.Tr([html.Th(h) for h in ("Start", "Machine", "Duration", "State", "Cause", "Category",
                                                     "Note", "")]))

@@ -114,3 +114,20 @@ def test_reason_note_and_split_persist_and_move_the_apis_losses(demo_app, browse
     assert [h["category"] for h in halves[:2]] == ["Planned maintenance (planned)"] * 2
     assert losses(demo_app, machine, *window)["planned.planned_maintenance"] == after["planned.planned_maintenance"]
     assert console_errors(browser) == []
+
+
+def test_without_an_operators_login_the_edit_buttons_are_disabled(demo_app, browser):
+    base = f"http://127.0.0.1:{demo_app.port}"
+    browser_logout(browser, base)  # anonymous viewing, as on the demo
+    browser.get(base + "/downtime/?range=today")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#downtime-rows, #downtime-none"), 60,
+             message="the list")
+    buttons = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#downtime-rows tbody button"), 120,
+                       message="a stop in the list")
+    assert all(not b.is_enabled() for b in buttons)
+    assert "operator" in buttons[0].get_attribute("title")
+    browser_login(browser, demo_app.base, demo_app.user("operator"))
+    browser.get(base + "/downtime/?range=today")
+    buttons = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#downtime-rows tbody button"), 60,
+                       message="a stop in the list")
+    assert all(b.is_enabled() for b in buttons)

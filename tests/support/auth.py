@@ -44,6 +44,9 @@ def browser_login(browser, base: str, username: str, password: str = PASSWORD, n
 
 
 def browser_logout(browser, base: str) -> None:
+    # Leave the page first: its callbacks still in flight would each bring the session cookie back (the session is
+    # refreshed on every response) after it was deleted.
+    browser.get(base + "/login")
     browser.delete_cookie("oee_session")
     browser.get(base + "/login")
 
