@@ -6,7 +6,8 @@
  * cells of the tags a message names are touched, and only when their text changes; ages tick once a second;
  * counts and the quality filter follow once a second too. Ages use the server's clock (the offset from the
  * snapshot's and heartbeats' time), so a browser whose clock is off still shows the right age.
- * window.oeePlcMonitor.stats counts messages, values and cell writes (tests read them).
+ * window.oeePlcMonitor.stats counts messages, values, cell writes and the milliseconds this script spent
+ * (busy_ms: handling messages and the ticks; tests and the curious read them).
  */
 (function () {
   "use strict";
@@ -15,7 +16,7 @@
   var M = {
     catalog: null, tags: [], byId: {}, values: {}, text: "", quality: "", rows: {}, shown: [], offset: 0,
     dirty: false, table: null,
-    stats: {messages: 0, values: 0, cells: 0, draws: 0, snapshots: 0, closed: 0}
+    stats: {messages: 0, values: 0, cells: 0, draws: 0, snapshots: 0, closed: 0, busy_ms: 0}
   };
 
   function fmtValue(v) {
@@ -243,6 +244,12 @@
 
   function onMessage(socketId, msg) {
     if (socketId.indexOf("plc-live-") !== 0) { return; }
+    var t0 = performance.now();
+    handle(msg);
+    M.stats.busy_ms += performance.now() - t0;
+  }
+
+  function handle(msg) {
     M.stats.messages += 1;
     if (msg.time) { M.offset = msg.time - Date.now() / 1000; }
     if (msg.type === "snapshot") {
@@ -264,6 +271,12 @@
   }
 
   function tick() {
+    var t0 = performance.now();
+    ticked();
+    M.stats.busy_ms += performance.now() - t0;
+  }
+
+  function ticked() {
     if (!M.table || !document.body.contains(M.table)) {
       if (M.catalog && document.getElementById("plc-table")) { draw(); summary(); }  // drawn before the page was
       return;
