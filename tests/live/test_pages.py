@@ -17,6 +17,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 
 from tests.live.helpers import LiveClient
 from tests.support.browser import By, make_browser
@@ -172,6 +173,24 @@ def test_a_dropped_connection_is_shown_and_the_plc_monitor_comes_back_by_itself(
     wait_for(lambda: sum(1 for tid, row in table(b).items() if row[0] != before[tid][0]) >= 3, 30,
              "values moving again")
     assert b.execute_script("return window.oeePlcMonitor.stats.values;") > values
+
+    # Choosing a machine: a socket of its own, its tags only, kept in the URL; the values keep moving.
+    b.find_element(By.ID, "plc-machine").click()  # Dash 4's dropdown: a button opening a list of options
+    option = wait_for(lambda: next((o for o in b.find_elements(By.CSS_SELECTOR, "[role='option']")
+                                    if o.text.startswith("LINE-013")), None), 10, "LINE-013 in the list")
+    option.click()
+    b.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait_for(lambda: b.find_element(By.ID, "plc-live-0").get_attribute("data-oee-live-url") == "/ws/plc/LINE-013/",
+             20, "a socket for LINE-013")
+    wait_for(lambda: "machine=LINE-013" in b.current_url, 20, "the machine in the URL")
+    wait_for(lambda: b.find_element(By.ID, "plc-live-0-status").text == "live", 30, "the new socket live")
+    machines = wait_for(lambda: (lambda m: m if m == {"LINE-013"} else None)(set(b.execute_script(
+        "return Array.from(document.querySelectorAll('#plc-rows tbody tr td:first-child'), td => td.textContent);"))),
+        20, "only LINE-013's tags")
+    assert machines == {"LINE-013"}
+    before = table(b)
+    wait_for(lambda: sum(1 for tid, row in table(b).items() if row[0] != before[tid][0]) >= 2, 30,
+             "LINE-013's values moving")
 
 
 LIVE_GRAPH = """return (function () {
