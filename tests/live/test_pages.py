@@ -21,6 +21,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.live.helpers import LiveClient
 from tests.support.browser import By, make_browser
+from tests.support.plants import demo_plant_without_breaks
 from tests.support.proxy import FaultProxy
 from tests.test_app import RunningApp
 
@@ -45,7 +46,7 @@ def wait_for(predicate, timeout: float = 30, message: str = "condition"):
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory):
     folder = tmp_path_factory.mktemp("live-pages")
-    app = RunningApp(folder)
+    app = RunningApp(folder, "--plant-file", str(demo_plant_without_breaks(folder)))  # machines run at any hour
     proxy = browser = None
     try:
         app.wait_healthy(90)

@@ -30,7 +30,9 @@ def test_a_client_that_stops_reading_does_not_slow_the_others(tmp_path):
             if msg["type"] == "tag_update":
                 arrivals.append(time.monotonic())
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-        assert len(arrivals) > 10 and max(gaps) < 1.5, gaps  # polled every second: updates keep flowing
+        # Polled every second: updates keep flowing. A fast client held up by the slow one would wait for the
+        # stall timeout (6 s); 3 s leaves room for a loaded test machine's pauses without hiding that.
+        assert len(arrivals) > 10 and max(gaps) < 3.0, gaps
         live = app.wait_healthy()["live"]
         assert live["client_dropped"] > 0, live  # the slow one's values were coalesced, and counted
         beats = [m for m in fast.received if m["type"] == "heartbeat"]
