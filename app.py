@@ -11,6 +11,7 @@ import signal
 import sys
 
 import dash
+from dash import _callback as dash_callbacks
 from flask import Flask
 
 import api
@@ -40,11 +41,33 @@ def create_app(runtime: Runtime) -> dash.Dash:
         update_title=None,
     )
     app.layout = shell_layout
+    _share_page_callbacks(app)
     install_auth(app, runtime)  # first: its before_request decides every request (core/auth/rules.py)
     register_routes(server, runtime)
     api.register(server)
     register_exports(server)
     return app
+
+
+_PAGE_CALLBACKS: tuple[dict, list] | None = None
+
+
+def _share_page_callbacks(app: dash.Dash) -> None:
+    """Dash moves the callbacks registered with dash.callback (all of ours, when the pages are imported, once per
+    process) into the first app that serves a request, and empties its global registry. A process that builds
+    several apps (the tests, tools) gives each the same set as it starts serving; a gunicorn worker builds one."""
+    global _PAGE_CALLBACKS
+    if _PAGE_CALLBACKS is None:
+        _PAGE_CALLBACKS = (dict(dash_callbacks.GLOBAL_CALLBACK_MAP), list(dash_callbacks.GLOBAL_CALLBACK_LIST))
+    saved_map, saved_list = _PAGE_CALLBACKS
+
+    def refill() -> None:
+        if not app._got_first_request["setup_server"]:
+            dash_callbacks.GLOBAL_CALLBACK_MAP.clear()
+            dash_callbacks.GLOBAL_CALLBACK_MAP.update(saved_map)
+            dash_callbacks.GLOBAL_CALLBACK_LIST[:] = saved_list
+
+    app.server.before_request_funcs.setdefault(None, []).insert(0, refill)  # before Dash's own set-up
 
 
 def configure_logging(level: str) -> None:

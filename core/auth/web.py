@@ -123,7 +123,10 @@ def install(app, runtime) -> Auth:
     server.extensions["oee_auth"] = auth
     server.secret_key = derive_key(auth.master, "session")
     server.config.update(SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,
-                         SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS))
+                         SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+                         # Set only at login (12 h from then): a cookie refreshed on every answer came back after a
+                         # log-out with the answer of a callback still in flight from the page left behind.
+                         SESSION_REFRESH_EACH_REQUEST=False)
     server.session_interface = _SessionInterface(getattr(runtime.settings, "cookie_secure", "auto"))
     server.before_request_funcs.setdefault(None, []).insert(0, _before_request)  # before Dash's own hooks
     server.after_request(_security_headers)

@@ -212,7 +212,8 @@ def test_manual_clock_refuses_advance_while_the_clock_runs():
 
 def test_controllogix_machines_are_simulated_without_a_server_when_enip_is_missing(monkeypatch):
     monkeypatch.setattr(runtime, "enip_available", lambda: False)
-    with Plant(small_layout("S7", "ETHERNET_IP"), run_clock=False) as p:
+    # From a fixed morning hour: ten minutes inside the layout's lunch break would make no parts.
+    with Plant(small_layout("S7", "ETHERNET_IP"), run_clock=False, sim_start=SIM_START) as p:
         assert [e["machine_id"] for e in p.endpoints()] == ["M-S7"]
         assert p.skipped_machines() == ["M-LX"]
         p.advance(600)
