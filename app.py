@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     configure_logging(settings.log_level)
     runtime = start_runtime(settings)
+    if runtime.collects:
+        runtime.tune_garbage_collector()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if settings.role == "collector":

@@ -156,7 +156,8 @@ def what_if_gc_threshold() -> None:
 
 
 WHAT_IF = {"multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
-           "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold}
+           "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold,
+           "gc-default": lambda: None}  # gc-default: Python's own thresholds, no freeze (the app before tuning)
 
 def watch_gc() -> None:
     """Note every cyclic garbage collection (generation, duration): a full collection walks every tracked object of
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         WHAT_IF[change]()
     options = {} if args.reload_interval is None else {"reload_interval_s": args.reload_interval}
     runtime = Runtime(settings, collector_options=options).start()
+    if "gc-default" not in args.what_if:
+        runtime.tune_garbage_collector()  # as app.py's main does for a collecting process
     if args.rollup_interval is not None and runtime.writer is not None:
         runtime.writer.rollup_interval_s = args.rollup_interval
     emit({"event": "started", "t": time.time()})

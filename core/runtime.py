@@ -6,6 +6,7 @@ listens), then the writer, then whatever produces data.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -62,6 +63,25 @@ class Runtime:
 
             schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
         return self
+
+    def tune_garbage_collector(self, freeze_after_s: float = 10.0) -> None:
+        """For a process that polls thousands of tags: Python's default thresholds (700, 10, 10) ran a full
+        collection more than once a second at 20,000 tags, each walking every object of the process (up to 225 ms,
+        every thread paused). Collect young objects less often, and once the connections have built their plans,
+        move what exists then out of the collector's sight (gc.freeze). bench/collect, 20,000 tags mixed, same
+        machine, quiet: collector CPU 82 % -> 62 % of a core, skipped cycles 5 -> 0, p99 latency 3.4 -> 2.4 s.
+        Called by app.py's main for the roles that collect (not by the tests' in-process runtimes: frozen objects
+        are never collected, which a process that lives as long as its runtime does not mind)."""
+        gc.set_threshold(50_000, 20, 20)
+
+        def freeze() -> None:
+            if not self._stopped.wait(freeze_after_s):
+                gc.collect()
+                gc.freeze()
+                log.debug("%d objects of the started collector frozen out of the garbage collector",
+                          gc.get_freeze_count())
+
+        threading.Thread(target=freeze, name="gc-freeze", daemon=True).start()
 
     def _start_credentials(self) -> None:
         """The PLC credential cipher (key from OEE_SECRET_KEY or data/secret.key), and plain-text secrets left in
