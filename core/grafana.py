@@ -15,10 +15,9 @@ import logging
 import os
 import sys
 
-from db.engine import DatabaseConfigError, safe_url
+from db.engine import safe_url
 from db.grafana import DEFAULT_ROLE, RoleError, create_readonly_role
-from db.migrate import SchemaTooNewError
-from db.store import open_store
+from db.store import open_store_for_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,10 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.password:
         print("error: --password [OEE_GRAFANA_PASSWORD]: give the role's password", file=sys.stderr)
         return 2
-    try:
-        store = open_store(args.database_url, timescaledb=args.timescaledb)
-    except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    store = open_store_for_command(args.database_url, timescaledb=args.timescaledb)
+    if store is None:
         return 2
     try:
         views = create_readonly_role(store.engine, args.name, args.password)
@@ -86,10 +83,8 @@ def summary_main(argv: list[str] | None = None) -> int:
     if not 0 < args.days <= 3660:
         print(f"error: --days: {args.days:g}; give a number of days above 0 and at most 3660", file=sys.stderr)
         return 2
-    try:
-        store = open_store(args.database_url, timescaledb=args.timescaledb)
-    except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    store = open_store_for_command(args.database_url, timescaledb=args.timescaledb)
+    if store is None:
         return 2
 
     def progress(a: float, b: float, rows: int) -> None:

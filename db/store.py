@@ -77,3 +77,17 @@ def open_store(url: str, *, timescaledb: str = "auto",
         raise
     log.info("database %s: %s, schema %s", safe_url(url), info.name, version)
     return Store(engine, info, version, safe_url(url), policy)
+
+
+def open_store_for_command(url: str, *, timescaledb: str = "auto") -> Store | None:
+    """open_store() for a command-line tool (create-admin, grafana-role, oee-summary): None once the reason it
+    cannot be used is printed as one `error:` line, for the tool to exit with 2."""
+    import sys
+
+    from db.engine import DatabaseConfigError
+
+    try:
+        return open_store(url, timescaledb=timescaledb)
+    except (DatabaseConfigError, migrate.SchemaTooNewError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

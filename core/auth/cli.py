@@ -13,8 +13,6 @@ import sys
 
 from core.auth import users
 from core.settings import SettingsError, from_args
-from db.engine import DatabaseConfigError
-from db.migrate import SchemaTooNewError
 
 
 def create_admin(argv: list[str]) -> int:
@@ -43,12 +41,10 @@ def create_admin(argv: list[str]) -> int:
     except users.UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from db.store import open_store
+    from db.store import open_store_for_command
 
-    try:
-        store = open_store(settings.effective_database_url, timescaledb=settings.timescaledb)
-    except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    store = open_store_for_command(settings.effective_database_url, timescaledb=settings.timescaledb)
+    if store is None:
         return 2
     try:
         existing = users.by_name(store.engine, args.username)
