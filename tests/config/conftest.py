@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from plant import Plant, default_layout
+from tests.support.waiting import wait_for  # noqa: F401 (the config tests import it from here)
 from tests.test_app import RunningApp
 
 ONE_OF_EACH = {"ETHERNET_IP": "LINE-001", "OPCUA": "LINE-011", "S7": "LINE-013", "MODBUS": "LINE-015"}
@@ -79,12 +79,3 @@ def app(tmp_path_factory):
     running.stop()
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")

@@ -25,6 +25,7 @@ from db.configuration import load_collector_config, seal_stored_secrets, sync_de
 from db.store import open_store
 from tests.collectors.test_opcua_driver import PASSWORD, WRONG_PASSWORD, UaSim, make_certificate
 from tests.security.test_audit import Api
+from tests.support.waiting import wait_for as wait_until
 from tests.test_app import RunningApp
 
 KEY_1 = "first-installation-secret-0123456789abcdef"
@@ -33,14 +34,7 @@ CIPHER = Credentials(derive_key(KEY_1.encode(), "plc-credentials"))
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
+    return wait_until(predicate, timeout, interval)
 
 
 # --- the cipher ------------------------------------------------------------------------------------------------------
