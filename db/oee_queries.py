@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
-from db.models import Area, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift, ShiftCalendar, Site
+from db.models import (Area, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift, ShiftBreak,
+                       ShiftCalendar, Site)
 from oee.engine import CountIncrement
 from oee.events import Reason, ReasonOverride, StateInterval
 from oee.shifts import BreakDef, Calendar, ShiftDef
@@ -79,11 +80,15 @@ def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
 def _calendars(session: Session) -> dict[int, Calendar]:
     out = {}
     planned = session.scalars(select(PlannedDowntime).where(PlannedDowntime.calendar_id.is_not(None))).all()
+    breaks_of: dict[int, list[BreakDef]] = {}
+    for b in session.scalars(select(ShiftBreak).order_by(ShiftBreak.id)):  # all at once, not one read per shift
+        breaks_of.setdefault(b.shift_id, []).append(BreakDef(b.start_time, float(b.duration_s), b.name))
+    shifts_of: dict[int, list[Shift]] = {}
+    for s in session.scalars(select(Shift).order_by(Shift.id)):
+        shifts_of.setdefault(s.calendar_id, []).append(s)
     for cal in session.scalars(select(ShiftCalendar)):
-        shifts = []
-        for s in session.scalars(select(Shift).where(Shift.calendar_id == cal.id).order_by(Shift.id)):
-            breaks = tuple(BreakDef(b.start_time, float(b.duration_s), b.name) for b in s.breaks)
-            shifts.append(ShiftDef(s.name, s.start_time, s.end_time, s.weekdays, breaks))
+        shifts = [ShiftDef(s.name, s.start_time, s.end_time, s.weekdays, tuple(breaks_of.get(s.id, ())))
+                  for s in shifts_of.get(cal.id, [])]
         downtime = tuple(oee.PlannedDowntime(p.start, p.end) for p in planned if p.calendar_id == cal.id)
         out[cal.id] = Calendar(cal.timezone, tuple(shifts), planned_downtime=downtime)
     return out
@@ -112,9 +117,9 @@ def count_grain_s(start: float, end: float) -> int:
     return 3600
 
 
-def _count_rows(session: Session, backend: str, marks: str, start: float, end: float):
+def _count_rows(session: Session, backend: str, marks: str, start: float, end: float, grain: int | None = None):
     lo, hi = backends.db_time(backend, start), backends.db_time(backend, end)
-    grain = count_grain_s(start, end)
+    grain = grain or count_grain_s(start, end)
     cols = 'machine_id, start, "end", product_code, total, good'
     if grain == 60:
         return session.execute(text(
@@ -164,16 +169,16 @@ def oee_report_with_machines(store, scope: str, key: str, start: float, end: flo
     return out, {mc.machine_id: a for mc, a in zip(configs, analyses)}
 
 
-def machine_reports(store, machine_ids: list[str], start: float, end: float, *,
+def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
                     config: oee.Config = oee.DEFAULT_CONFIG) -> dict[str, dict]:
-    """oee_report(store, "machine", m, start, end) for each of machine_ids, read in one pass. Unknown ids are left
-    out of the answer."""
-    if not machine_ids:
+    """oee_report(store, "machine", m, start, end) for each machine_id m: (start, end) of ranges, read together
+    (one query per kind for all of them, however their ranges differ). Unknown ids are left out of the answer."""
+    if not ranges:
         return {}
-    start, end = _clip(start, end)
+    ranges = {m: _clip(a, b) for m, (a, b) in ranges.items()}
     configs, analyses, tz = _analyze(
-        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(machine_ids)))),
-        start, end, config=config)
+        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(list(ranges))))),
+        min(a for a, _ in ranges.values()), max(b for _, b in ranges.values()), config=config, ranges=ranges)
     out = {}
     for mc, analysis in zip(configs, analyses):
         report = oee.rollup_analyses([analysis]).as_dict()
@@ -195,9 +200,14 @@ def _clip(start: float, end: float) -> tuple[float, float]:
 
 
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
-             config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None):
+             config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None,
+             ranges: dict[str, tuple[float, float]] | None = None):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
-    analyse each. Returns (configs, analyses, time zone)."""
+    analyse each. ranges (by machine_id, within [start, end]) gives machines their own ranges: each gets exactly
+    the rows its own read would (the union is read once and cut per machine in Python). Returns (configs,
+    analyses, time zone)."""
+    if ranges is not None and bucket:
+        raise ValueError("buckets need one range for all machines")
     name = store.backend_name
     with Session(store.engine) as session:
         machines = machines_of(session)
@@ -206,30 +216,53 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         ideal = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
         site = session.scalar(select(Site).order_by(Site.id))
         tz = tz or (site.timezone if site else "UTC")
-        configs = [MachineConfig(m.id, m.machine_id, m.name, m.line.name if m.line else None, m.ideal_cycle_time_s,
+        line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
+        configs = [MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id), m.ideal_cycle_time_s,
                                  calendars.get(m.calendar_id)) for m in machines]
+        span = {mc.id: (ranges or {}).get(mc.machine_id, (start, end)) for mc in configs}
         ids = [m.id for m in machines]
         lookback = config.startup_window_s
         states: dict[int, list] = {i: [] for i in ids}
         counts: dict[int, list] = {i: [] for i in ids}
         overrides: dict[int, list] = {i: [] for i in ids}
+
+        def stored(epoch: float) -> float:  # a bound as the database compares it (PostgreSQL: microseconds)
+            return backends.epoch_of(backends.db_time(name, epoch))
+
         if ids:
             marks = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
             lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
+            bounds = {i: (stored(a - lookback), stored(b)) for i, (a, b) in span.items()}
             for mid, s, e, st, fault, product in session.execute(text(
                     f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
                     f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
                     f"ORDER BY machine_id, start"), {"lo": lo, "hi": hi}):
-                states[mid].append(StateInterval(backends.epoch_of(s), backends.epoch_of(e), st, fault, product))
-            for mid, s, e, product, total, good in _count_rows(session, name, marks, start, end):
-                counts[mid].append(CountIncrement(backends.epoch_of(s), backends.epoch_of(e), total, good, product))
+                s, e = backends.epoch_of(s), backends.epoch_of(e)
+                m_lo, m_hi = bounds[mid]
+                if s < m_hi and (e is None or e > m_lo):
+                    states[mid].append(StateInterval(s, e, st, fault, product))
+            # Count rows come whole (one-minute rows: cut per machine like states) or summed into a grain that
+            # depends on the range: machines whose range needs coarser rows are read with their own range.
+            reads: dict[tuple, list[int]] = {}
+            for i, (a, b) in span.items():
+                grain = count_grain_s(a, b)
+                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(i)
+            for (grain, a, b), members in reads.items():
+                cut = {i: (stored(span[i][0]), stored(span[i][1])) for i in members}
+                rows = _count_rows(session, name, ",".join(map(str, members)), a, b, grain)
+                for mid, s, e, product, total, good in rows:
+                    s, e = backends.epoch_of(s), backends.epoch_of(e)
+                    if grain == 60 and not (s < cut[mid][1] and e >= cut[mid][0]):
+                        continue
+                    counts[mid].append(CountIncrement(s, e, total, good, product))
             for ev in session.scalars(select(DowntimeEvent).where(
                     DowntimeEvent.machine_id.in_(ids), DowntimeEvent.reason_id.is_not(None),
                     DowntimeEvent.start < backends.db_time(name, end))):
-                if ev.reason_id in by_id:
-                    ev_end = backends.epoch_of(ev.end) if ev.end else end
-                    overrides[ev.machine_id].append(
-                        ReasonOverride(backends.epoch_of(ev.start), ev_end, by_id[ev.reason_id]))
+                ev_start = backends.epoch_of(ev.start)
+                m_end = span[ev.machine_id][1]
+                if ev.reason_id in by_id and ev_start < stored(m_end):
+                    ev_end = backends.epoch_of(ev.end) if ev.end else m_end
+                    overrides[ev.machine_id].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
 
     buckets = None
     if bucket:
@@ -239,7 +272,7 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
         buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
 
-    analyses = [oee.analyze(start, end, states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
+    analyses = [oee.analyze(*span[mc.id], states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
                             fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
                 for mc in configs]

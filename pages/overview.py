@@ -11,7 +11,7 @@ import time
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, callback, clientside_callback, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import context, timerange
@@ -28,15 +28,16 @@ DEFAULT_REFRESH_S = 30
 STATUS_TICK_MS = 3000
 
 
-def _tile(m: dict) -> html.Div:
-    mid = m["machine_id"]
-    return dcc.Link(dbc.Card(dbc.CardBody([
-        html.Div([html.Span(mid, className="tile-id"), html.Span(m["name"], className="tile-name")],
-                 className="tile-head"),
-        html.Div(id={"type": "overview-tile-status", "machine": mid}, className="tile-status"),
-        html.Div(id={"type": "overview-tile-oee", "machine": mid}, className="tile-oee"),
-    ]), id={"type": "overview-tile", "machine": mid}, className="machine-tile state-unknown"),
-        href=dash.get_relative_path(f"/machine/{mid}"), className="tile-link")
+def _plant(machines: list[dict]) -> list[dict]:
+    """Areas, their lines and their machines in the order the tiles are drawn (assets/overview.js)."""
+    areas: dict[str, dict[tuple, list]] = {}
+    for m in machines:
+        areas.setdefault(m["area"] or "Unassigned", {}).setdefault((m["line"] or "No line", m["line_id"]), []).append(m)
+    return [{"name": area, "lines": [
+        {"name": line, "key": str(line_id), "href": dash.get_relative_path(f"/line/{line_id}") if line_id else None,
+         "machines": [{"machine_id": m["machine_id"], "name": m["name"],
+                       "href": dash.get_relative_path(f"/machine/{m['machine_id']}")} for m in members]}
+        for (line, line_id), members in lines.items()]} for area, lines in areas.items()]
 
 
 def _status_line(health: dict) -> html.Div:
@@ -80,20 +81,6 @@ def layout(**query):
         resolved = context.resolve(query)
     except LookupError:
         resolved = None
-    areas: dict[str, dict[tuple, list]] = {}
-    for m in machines:
-        areas.setdefault(m["area"] or "Unassigned", {}).setdefault((m["line"] or "No line", m["line_id"]), []).append(m)
-    sections = []
-    for area, lines in areas.items():
-        blocks = []
-        for (line, line_id), members in lines.items():
-            head = [dcc.Link(line, href=dash.get_relative_path(f"/line/{line_id}")) if line_id else html.Span(line),
-                    html.Span(id={"type": "overview-line-oee", "line": str(line_id)}, className="group-oee")]
-            blocks.append(html.Div([html.H6(head, className="line-title"),
-                                    html.Div([_tile(m) for m in members], className="tile-row")],
-                                   className="line-block"))
-        sections.append(html.Div([html.H5(area, className="group-title"), html.Div(blocks, className="line-blocks")],
-                                 className="machine-group"))
     return html.Div([
         html.Div([html.H2(site["name"] or "Plant overview", className="page-title", id="overview-title"),
                   html.Span(id="overview-clock", className="text-muted")],
@@ -104,7 +91,12 @@ def layout(**query):
         html.Div(id="overview-notes"),
         dcc.Loading(html.Div(id="overview-kpis"), type="dot", delay_show=400),
         html.Div(id="overview-worst", className="mb-3"),
-        html.Div(sections, id="overview-tiles"),
+        # The tiles are drawn and updated by assets/overview.js from these stores (not Dash components: speed).
+        dcc.Store(id="overview-plant", data=_plant(machines)),
+        dcc.Store(id="overview-numbers"),
+        dcc.Store(id="overview-status"),
+        html.Div(id="overview-tiles"),
+        html.Div(id="overview-tiles-sink", style={"display": "none"}),
         _status_line(rt.health()),
     ], className="overview" + (" embedded" if embed else ""))
 
@@ -133,8 +125,7 @@ def _shift_ranges(machines: list[dict], now: float) -> dict[str, tuple[float, fl
     Output("overview-notes", "children"),
     Output("overview-kpis", "children"),
     Output("overview-worst", "children"),
-    Output({"type": "overview-tile-oee", "machine": ALL}, "children"),
-    Output({"type": "overview-line-oee", "line": ALL}, "children"),
+    Output("overview-numbers", "data"),
     Input(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
     Input("overview-refresh", "n_intervals"),
 )
@@ -159,37 +150,25 @@ def _numbers(query, _n):
 
     machines = {m["machine_id"]: m for m in ui_queries.plant_machines(s)}
     ranges = _shift_ranges(list(machines.values()), now)
-    tile_ids = [o["id"]["machine"] for o in ctx.outputs_list[3]]
-    # Machines on the same shift share a range: one read for each range, not one per tile.
-    by_range: dict[tuple[float, float], list[str]] = {}
-    for mid in tile_ids:
-        if mid in ranges and ranges[mid][1] - ranges[mid][0] >= 1:
-            by_range.setdefault(ranges[mid][:2], []).append(mid)
-    tile_reports = {}
-    for (a, b), mids in by_range.items():
-        tile_reports.update(machine_reports(s, mids, a, b))
-    tiles, scored = [], []
-    for mid in tile_ids:
+    # One read for every tile, each over its machine's own shift.
+    tile_reports = machine_reports(s, {mid: (a, b) for mid, (a, b, _label) in ranges.items() if b - a >= 1})
+    tiles, scored = {}, []
+    for mid in machines:
         if mid not in ranges:
-            tiles.append(None)
             continue
         a, b, label = ranges[mid]
         if b - a < 1:
-            tiles.append(html.Div(f"{label}: just started", className="text-muted small"))
+            tiles[mid] = {"text": f"{label}: just started"}
             continue
         r = tile_reports.get(mid)
         if r is None:
-            tiles.append(None)
             continue
         scored.append((r["oee"], mid))
-        tiles.append(html.Div([
-            html.Div(pct(r["oee"]), className="tile-oee-value", id=f"overview-oee-{mid}",
-                     **{"data-start": repr(a), "data-end": repr(b)}),
-            html.Div([html.Span(f"OEE {label}", className="tile-oee-label"),
-                      html.Span(f" · speed {pct(r['performance'], 0)} of ideal" if r["performance"] is not None
-                                else "", className="tile-rate")]),
-        ], title=f"{range_text(a, b, tz)}: A {pct(r['availability'])} · P {pct(r['performance'])} · "
-                 f"Q {pct(r['quality'])} · {r['good_count']:,.0f} good of {r['total_count']:,.0f}"))
+        tiles[mid] = {
+            "value": pct(r["oee"]), "start": repr(a), "end": repr(b), "label": f"OEE {label}",
+            "rate": f" · speed {pct(r['performance'], 0)} of ideal" if r["performance"] is not None else "",
+            "title": f"{range_text(a, b, tz)}: A {pct(r['availability'])} · P {pct(r['performance'])} · "
+                     f"Q {pct(r['quality'])} · {r['good_count']:,.0f} good of {r['total_count']:,.0f}"}
     worst = sorted((v, m) for v, m in scored if v is not None)[:3]
     worst_row = None
     if worst:
@@ -197,53 +176,42 @@ def _numbers(query, _n):
             dcc.Link([html.Strong(m), f" {machines[m]['name']} ", html.Span(pct(v), className="worst-value")],
                      href=dash.get_relative_path(f"/machine/{m}"), className="worst-item")
             for v, m in worst], className="worst-strip", id="overview-worst-strip")
-    line_out = []
     line_machines: dict[str, list[str]] = {}
     for m in machines.values():
         line_machines.setdefault(str(m["line_id"]), []).append(m["machine_id"])
-    for o in ctx.outputs_list[4]:
+    lines = {}
+    for line_key, members in line_machines.items():
         # A line's OEE is its machines' analyses of the site's range rolled up: what GET /api/oee/?line= says.
-        parts = [analyses[mid] for mid in line_machines.get(o["id"]["line"], []) if mid in analyses]
-        line_out.append(f"OEE {pct(oee.rollup_analyses(parts).as_dict()['oee'])}" if parts else None)
-    return notes, kpis, worst_row, tiles, line_out
+        parts = [analyses[mid] for mid in members if mid in analyses]
+        if parts:
+            lines[line_key] = f"OEE {pct(oee.rollup_analyses(parts).as_dict()['oee'])}"
+    return notes, kpis, worst_row, {"tiles": tiles, "lines": lines}
 
 
 @callback(
-    Output({"type": "overview-tile-status", "machine": ALL}, "children"),
-    Output({"type": "overview-tile", "machine": ALL}, "className"),
+    Output("overview-status", "data"),
     Output("overview-clock", "children"),
     Input("overview-tick", "n_intervals"),
-    State({"type": "overview-tile", "machine": ALL}, "id"),
 )
-def _status(_n, tile_ids):
+def _status(_n):
     now = time.time()
-    machines = {m["machine_id"]: m for m in ui_queries.plant_machines(context.store())}
+    machines = ui_queries.plant_machines(context.store())
     states = context.machine_states()
     health = context.connections_health()
-    products = {}
-    children, classes = [], []
-    for tid in tile_ids:
-        m = machines.get(tid["machine"])
-        if m is None:
-            children.append("Removed from the configuration.")
-            classes.append("machine-tile state-unknown")
-            continue
+    faults = None
+    tiles = {}
+    for m in machines:
         st = states.get(m["id"])
         why = context.not_reporting(m, st, health.get(m["connection_id"]))
         state = (st or {}).get("state") or "unknown"
-        if why and state not in ("offline",):
-            state = state if st else "unknown"
-        lines = [html.Div([html.Span(STATE_LABELS.get(state, state), className="state-pill",
-                                     style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")}),
-                           html.Span(f" {duration(now - st['since'])}" if st and st.get("since") else "",
-                                     className="state-for")])]
+        tile = {"state": state, "pill": STATE_LABELS.get(state, state),
+                "color": STATE_COLORS.get(state, "#aab2ba"),
+                "since": duration(now - st["since"]) if st and st.get("since") else ""}
         if state == "faulted" and st and st.get("fault_code"):
             code = st["fault_code"]
-            if not products:
-                products = {"__faults__": {r["code"]: r["name"] for r in ui_queries.reason_codes(
-                    context.store(), stops_only=False)}}
-            name = products["__faults__"].get(str(code), "")
-            lines.append(html.Div(f"Fault {code} {name} · {duration(now - st['since'])}", className="tile-fault"))
+            if faults is None:
+                faults = {r["code"]: r["name"] for r in ui_queries.reason_codes(context.store(), stops_only=False)}
+            tile["fault"] = f"Fault {code} {faults.get(str(code), '')} · {duration(now - st['since'])}"
         info = []
         if st and st.get("product_code"):
             info.append(f"Product {st['product_code']}")
@@ -251,10 +219,22 @@ def _status(_n, tile_ids):
             rate = st["ideal_cycle_time_s"] / st["last_cycle_time_s"]
             info.append(f"rate {rate * 100:.0f} % of ideal ({60 / st['last_cycle_time_s']:.0f}/min)")
         if info:
-            lines.append(html.Div(" · ".join(info), className="tile-info"))
+            tile["info"] = " · ".join(info)
         if why:
-            lines.append(html.Div(why, className="tile-why"))
-        children.append(lines)
-        classes.append(f"machine-tile state-{state}")
-    clock = local(now, context.tz(), "%a %d %b %H:%M:%S %Z")
-    return children, classes, clock
+            tile["why"] = why
+        tiles[m["machine_id"]] = tile
+    return {"tiles": tiles}, local(now, context.tz(), "%a %d %b %H:%M:%S %Z")
+
+
+# The tiles live in the browser (assets/overview.js): a new plant draws them, new numbers or states only change
+# the texts and classes that differ. No request to the server.
+clientside_callback(
+    """function (plant, numbers, status) {
+        if (window.oeeOverview) { window.oeeOverview.update(plant, numbers, status); }
+        return window.dash_clientside.no_update;
+    }""",
+    Output("overview-tiles-sink", "children"),
+    Input("overview-plant", "data"),
+    Input("overview-numbers", "data"),
+    Input("overview-status", "data"),
+)

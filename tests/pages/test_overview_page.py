@@ -73,7 +73,7 @@ def test_overview_with_the_demo_plant(demo_app, browser):
         kpi = browser.find_element(By.ID, "overview-kpi-oee")
         # Each line's OEE beside its name, once the tiles' numbers are in (the same callback draws both).
         wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".tile-oee-value")) >= 16, 30, message="tiles")
-        page.lines = {json.loads(e.get_attribute("id"))["line"]: e.text
+        page.lines = {e.get_attribute("data-line"): e.text
                       for e in browser.find_elements(By.CSS_SELECTOR, ".group-oee") if e.text}
         assert len(page.lines) >= 10, page.lines  # the demo's lines
         return kpi.get_attribute("data-value"), kpi.text, page.lines

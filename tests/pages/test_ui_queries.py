@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from db import backend as backends
 from db import ui_queries as q
 from db.models import Area, Line, Machine, Product, ReasonCode, Site
-from db.oee_queries import oee_report
+from db.oee_queries import machine_reports, oee_report
 from db.store import open_store
 
 T0 = (int(time.time()) // 3600) * 3600 - 3 * 3600  # a whole hour, three hours ago
@@ -146,6 +146,32 @@ def test_a_reason_given_while_the_stop_goes_on_ends_with_the_stop(store):
     after = losses(store, "M2", T0 + 3900)
     assert after["planned.planned_maintenance"] == pytest.approx(100)
     assert after["availability.idling_minor_stops"] == pytest.approx(100)
+
+
+def test_machine_reports_each_over_its_own_range_equal_oee_report(store):
+    """The overview's tiles: one read for many machines, each over its own shift, must say what GET /api/oee/ says
+    for that machine and range, including ranges that read one-minute count rows and ranges that read them summed
+    (count_grain_s), and an operator's reason."""
+    ids = q.machine_db_ids(store)
+    with store.engine.begin() as conn:
+        for minute in range(60):
+            conn.execute(text('INSERT INTO production_counts (machine_id, start, "end", product_code, total, good, '
+                              "reject) VALUES (:m, :s, :e, 'P1', :t, :g, 0)"),
+                         {"m": ids["M2"], "s": backends.db_time(store.backend_name, T0 + 60 * minute),
+                          "e": backends.db_time(store.backend_name, T0 + 60 * minute + 59),
+                          "t": 40 + minute % 7, "g": 40 + minute % 7})
+    q.assign_downtime_reason(store, "M1", T0 + 900, "PM")
+    cases = [
+        {"M1": (T0 + 100.5, T0 + 1700), "M2": (T0 + 1200, T0 + 3500)},  # both one-minute rows, cut differently
+        {"M1": (T0 + 130, T0 + 1000), "M2": (T0 - 10 * 3600, T0 + 3000)},  # one-minute rows and summed ones
+        {"M1": (T0 + 950, T0 + 3600), "M9": (T0, T0 + 3600)},  # an unknown machine is left out
+    ]
+    for ranges in cases:
+        got = machine_reports(store, ranges)
+        assert set(got) == set(ranges) - {"M9"}
+        for machine, report in got.items():
+            assert report == oee_report(store, "machine", machine, *ranges[machine]), (machine, ranges[machine])
+            assert report["total_count"] > 0
 
 
 def test_planned_against_actual_count(store):
