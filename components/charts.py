@@ -1,13 +1,15 @@
 """Figures for the pages: pure functions from what db/ returns to Plotly figures (no I/O, easy to test and time).
 
+Figures are plain dicts ({"data": [...], "layout": {...}}, see Figure): plotly.graph_objects validates every
+property on construction and embeds its whole template, which cost 25-60 ms a figure, several hundred ms for a
+dashboard's callbacks; a dict costs well under a millisecond and Plotly.js draws it the same.
+
 Times go to Plotly as naive plant-local ISO strings, so every axis reads in the plant's time whatever the browser's
 zone. Every figure has a message instead of an empty plot when there is nothing to show.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-
-import plotly.graph_objects as go
 
 from components.format import (
     FACTOR_COLORS,
@@ -23,45 +25,86 @@ from components.format import (
 FONT = {"family": "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 14, "color": "#1d2733"}
 MAX_EXACT_BARS = 1000  # above this the timeline is drawn from bins of the range, each in its dominant state
 TIMELINE_BINS = 600
+_AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "ticks": "", "zerolinecolor": "#EBF0F8",
+         "automargin": True, "zerolinewidth": 2, "title": {"standoff": 15}}
+# What the pages used of Plotly's "plotly_white" template, sent once per figure in a few hundred bytes.
+TEMPLATE = {"layout": {"xaxis": _AXIS, "yaxis": _AXIS, "hovermode": "closest", "hoverlabel": {"align": "left"},
+                       "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692",
+                                    "#B6E880", "#FF97FF", "#FECB52"]}}
 
 
-def base_layout(fig: go.Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white", font=FONT, height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+def _merge(into: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = _merge({}, value) if isinstance(value, dict) else value  # a copy: TEMPLATE stays as it is
+    return into
+
+
+class Figure(dict):
+    """A Plotly figure as the plain dict dcc.Graph takes, with the one graph_objects method the pages use."""
+
+    def __init__(self, data: list | None = None, layout: dict | None = None):
+        super().__init__(data=list(data or []), layout=dict(layout or {}))
+
+    @property
+    def data(self) -> list[dict]:
+        return self["data"]
+
+    @property
+    def layout(self) -> dict:
+        return self["layout"]
+
+    def update_layout(self, **changes) -> Figure:
+        """Merge into the layout (nested dicts are merged, not replaced), like go.Figure.update_layout."""
+        _merge(self["layout"], changes)
+        return self
+
+
+def _hline(y: float, line: dict, text: str | None = None) -> tuple[dict, dict | None]:
+    """A horizontal line across the plot at y (and its label at the left), as go.Figure.add_hline draws it."""
+    shape = {"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y, "line": line}
+    note = None if text is None else {"text": text, "xref": "x domain", "x": 0, "yref": "y", "y": y,
+                                      "showarrow": False, "xanchor": "left", "yanchor": "bottom"}
+    return shape, note
+
+
+def base_layout(fig: Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> Figure:
+    return fig.update_layout(
+        template=TEMPLATE, font=FONT, height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
         showlegend=legend, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        hoverlabel={"font_size": 14}, uirevision=uirevision, paper_bgcolor="rgba(0,0,0,0)",
+        hoverlabel={"font": {"size": 14}}, uirevision=uirevision, paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
     )
-    return fig
 
 
-def empty_figure(message: str, height: int = 320) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font={"size": 16, "color": "#5c6670"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
+def empty_figure(message: str, height: int = 320) -> Figure:
+    fig = Figure(layout={
+        "annotations": [{"text": message, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+                         "showarrow": False, "font": {"size": 16, "color": "#5c6670"}}],
+        "xaxis": {"visible": False}, "yaxis": {"visible": False}})
     return base_layout(fig, height=height, legend=False)
 
 
-def sparkline(xs: list, ys: list, color: str, target: float | None = None) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 2}, fill="tozeroy",
-                               fillcolor="rgba(31,78,121,0.08)", hoverinfo="skip", connectgaps=False))
+def sparkline(xs: list, ys: list, color: str, target: float | None = None) -> Figure:
+    line = {"type": "scatter", "x": list(xs), "y": list(ys), "mode": "lines", "line": {"color": color, "width": 2},
+            "fill": "tozeroy", "fillcolor": "rgba(31,78,121,0.08)", "hoverinfo": "skip", "connectgaps": False}
+    layout = {"xaxis": {"visible": False, "fixedrange": True},
+              "yaxis": {"visible": False, "fixedrange": True,
+                        "range": [0, max([1.05] + [y for y in ys if y is not None])]},
+              "height": 48, "margin": {"l": 0, "r": 0, "t": 2, "b": 2}, "showlegend": False,
+              "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}
     if target is not None:
-        fig.add_hline(y=target, line={"color": "#9aa5b1", "width": 1, "dash": "dot"})
-    fig.update_xaxes(visible=False, fixedrange=True)
-    fig.update_yaxes(visible=False, fixedrange=True, range=[0, max([1.05] + [y for y in ys if y is not None])])
-    fig.update_layout(height=48, margin={"l": 0, "r": 0, "t": 2, "b": 2}, showlegend=False,
-                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
-    return fig
+        layout["shapes"] = [_hline(target, {"color": "#9aa5b1", "width": 1, "dash": "dot"})[0]]
+    return Figure([line], layout)
 
 
-def trend_figure(buckets: list[dict], tz: str, targets: dict | None = None, bucket: str = "hour") -> go.Figure:
+def trend_figure(buckets: list[dict], tz: str, targets: dict | None = None, bucket: str = "hour") -> Figure:
     """OEE as bars per bucket (as wide as the bucket), availability, performance and quality as lines at the
     buckets' middles; the OEE target dotted. Shift buckets are categories named after the shift."""
     if not buckets:
         return empty_figure("No data in this range yet.")
-    fig = go.Figure()
     if bucket == "shift":
         xs = [b["label"] for b in buckets]
         width = None
@@ -69,26 +112,32 @@ def trend_figure(buckets: list[dict], tz: str, targets: dict | None = None, buck
         xs = [local_iso((b["start"] + b["end"]) / 2, tz) for b in buckets]
         width = [(b["end"] - b["start"]) * 1000 * 0.85 for b in buckets]
     labels = [f"{local(b['start'], tz, '%a %H:%M')} – {local(b['end'], tz, '%H:%M')}" for b in buckets]
-    fig.add_bar(x=xs, y=[_pc(b.get("oee")) for b in buckets], name="OEE", marker_color=FACTOR_COLORS["oee"],
-                width=width, customdata=labels, hovertemplate="OEE %{y:.1f} %<extra>%{customdata}</extra>")
+    bars = {"type": "bar", "x": xs, "y": [_pc(b.get("oee")) for b in buckets], "name": "OEE",
+            "marker": {"color": FACTOR_COLORS["oee"]}, "customdata": labels,
+            "hovertemplate": "OEE %{y:.1f} %<extra>%{customdata}</extra>"}
+    if width is not None:
+        bars["width"] = width
+    data = [bars]
     for key, label in (("availability", "Availability"), ("performance", "Performance"), ("quality", "Quality")):
-        fig.add_scatter(x=xs, y=[_pc(b.get(key)) for b in buckets], name=label, mode="lines+markers",
-                        line={"color": FACTOR_COLORS[key], "width": 2}, customdata=labels,
-                        hovertemplate=f"{label} %{{y:.1f}} %<extra>%{{customdata}}</extra>")
+        data.append({"type": "scatter", "x": xs, "y": [_pc(b.get(key)) for b in buckets], "name": label,
+                     "mode": "lines+markers", "line": {"color": FACTOR_COLORS[key], "width": 2}, "customdata": labels,
+                     "hovertemplate": f"{label} %{{y:.1f}} %<extra>%{{customdata}}</extra>"})
+    layout: dict = {"yaxis": {"title": {"text": "%"}, "rangemode": "tozero"}}
     if targets and targets.get("oee") is not None:
-        fig.add_hline(y=targets["oee"] * 100, line={"color": "#1f4e79", "dash": "dot", "width": 1},
-                      annotation_text=f"target {targets['oee'] * 100:.0f} %", annotation_position="top left")
-    fig.update_yaxes(title_text="%", rangemode="tozero")
+        shape, note = _hline(targets["oee"] * 100, {"color": "#1f4e79", "dash": "dot", "width": 1},
+                             f"target {targets['oee'] * 100:.0f} %")
+        layout["shapes"], layout["annotations"] = [shape], [note]
     if bucket != "shift":
-        fig.update_xaxes(type="date", range=[local_iso(buckets[0]["start"], tz), local_iso(buckets[-1]["end"], tz)])
-    return base_layout(fig, height=320)
+        layout["xaxis"] = {"type": "date",
+                           "range": [local_iso(buckets[0]["start"], tz), local_iso(buckets[-1]["end"], tz)]}
+    return base_layout(Figure(data, layout), height=320)
 
 
 def _pc(v):
     return None if v is None else v * 100
 
 
-def waterfall_figure(steps: list[dict]) -> go.Figure:
+def waterfall_figure(steps: list[dict]) -> Figure:
     """From all time down to fully productive time: levels as totals, losses as drops, in hours."""
     steps = [s for s in steps if s.get("seconds") is not None and (s["kind"] == "level" or s["seconds"] > 0.5)]
     if not steps or not any(s["kind"] == "level" and s["seconds"] > 0 for s in steps):
@@ -106,19 +155,17 @@ def waterfall_figure(steps: list[dict]) -> go.Figure:
             ys.append(-value)
         xs.append(s["label"])
         text.append(f"{duration(s['seconds'])} ({s['seconds'] / top * 100:.1f} %)")
-    fig = go.Figure(go.Waterfall(
-        x=xs, y=ys, measure=measure, text=text, textposition="outside", cliponaxis=False,
-        hovertemplate="%{x}<br>%{text}<extra></extra>",
-        decreasing={"marker": {"color": "#d64545"}}, totals={"marker": {"color": "#1f4e79"}},
-        increasing={"marker": {"color": "#1f4e79"}}, connector={"line": {"color": "#c3cad1", "width": 1}},
-    ))
-    fig.update_yaxes(title_text=unit)
-    fig.update_xaxes(tickangle=-30, automargin=True)
-    fig.update_layout(uniformtext={"minsize": 10, "mode": "hide"})
+    fig = Figure([{
+        "type": "waterfall", "x": xs, "y": ys, "measure": measure, "text": text, "textposition": "outside",
+        "cliponaxis": False, "hovertemplate": "%{x}<br>%{text}<extra></extra>",
+        "decreasing": {"marker": {"color": "#d64545"}}, "totals": {"marker": {"color": "#1f4e79"}},
+        "increasing": {"marker": {"color": "#1f4e79"}}, "connector": {"line": {"color": "#c3cad1", "width": 1}},
+    }], {"yaxis": {"title": {"text": unit}}, "xaxis": {"tickangle": -30, "automargin": True},
+         "uniformtext": {"minsize": 10, "mode": "hide"}})
     return base_layout(fig, height=400, legend=False)
 
 
-def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> go.Figure:
+def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> Figure:
     """States over time, one row per machine: one horizontal bar trace per state (bars with base = start and
     length = duration), so thousands of intervals are a handful of traces. Above MAX_EXACT_BARS intervals the
     range is cut into TIMELINE_BINS bins drawn in their dominant state (the hover says how mixed a bin was)."""
@@ -143,18 +190,20 @@ def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, he
                 what = f"mostly {what} ({extra[0] * 100:.0f} %), {extra[1]} changes"
             b["text"].append(f"{what}<br>{local(s, tz, '%a %H:%M:%S')} – {local(e, tz, '%H:%M:%S')} "
                              f"({duration(e - s)})" + (f"<br>product {product}" if product else ""))
-    fig = go.Figure()
+    data = []
     for state in STATE_ORDER + tuple(k for k in bars if k not in STATE_ORDER):
         if state not in bars:
             continue
         b = bars[state]
-        fig.add_bar(base=b["base"], x=b["x"], y=b["y"], orientation="h", name=STATE_LABELS.get(state, state),
-                    marker={"color": STATE_COLORS.get(state, "#aab2ba"), "line": {"width": 0}},
-                    customdata=b["text"], hovertemplate="%{customdata}<extra></extra>")
-    fig.update_layout(barmode="overlay", bargap=0.25)
-    fig.update_xaxes(type="date", range=[local_iso(timeline["start"], tz), local_iso(timeline["end"], tz)])
-    fig.update_yaxes(autorange="reversed", categoryorder="array",
-                     categoryarray=[m["machine_id"] for m in machines])
+        data.append({"type": "bar", "base": b["base"], "x": b["x"], "y": b["y"], "orientation": "h",
+                     "name": STATE_LABELS.get(state, state),
+                     "marker": {"color": STATE_COLORS.get(state, "#aab2ba"), "line": {"width": 0}},
+                     "customdata": b["text"], "hovertemplate": "%{customdata}<extra></extra>"})
+    fig = Figure(data, {
+        "barmode": "overlay", "bargap": 0.25,
+        "xaxis": {"type": "date", "range": [local_iso(timeline["start"], tz), local_iso(timeline["end"], tz)]},
+        "yaxis": {"autorange": "reversed", "categoryorder": "array",
+                  "categoryarray": [m["machine_id"] for m in machines]}})
     return base_layout(fig, height=height or max(150, 70 + 42 * len(machines)))
 
 
@@ -195,96 +244,97 @@ def _bins(intervals: list, start: float, end: float, bins: int = TIMELINE_BINS) 
     return out
 
 
-def pareto_figure(groups: list[dict], top: int = 12) -> go.Figure:
+def pareto_figure(groups: list[dict], top: int = 12) -> Figure:
     """Stop time by cause, largest first, with the cumulative share as a line."""
     groups = [g for g in groups if g["seconds"] > 0][:top]
     if not groups:
         return empty_figure("No stops in this range.")
     labels = [g["label"] for g in groups]
-    fig = go.Figure()
-    fig.add_bar(x=labels, y=[g["seconds"] / 60 for g in groups], name="Minutes",
-                marker_color=["#9aa5b1" if g["planned"] else "#d64545" for g in groups],
-                customdata=[[duration(g["seconds"]), g["count"]] for g in groups],
-                hovertemplate="%{x}<br>%{customdata[0]} in %{customdata[1]} stops<extra></extra>")
-    fig.add_scatter(x=labels, y=[g["cumulative"] * 100 for g in groups], name="Cumulative %", yaxis="y2",
-                    mode="lines+markers", line={"color": "#1f4e79"},
-                    hovertemplate="%{y:.0f} % of stop time<extra></extra>")
-    fig.update_layout(yaxis={"title": {"text": "minutes"}},
-                      yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
-                              "title": {"text": "cumulative %"}})
-    fig.update_xaxes(tickangle=-30, automargin=True)
+    fig = Figure([
+        {"type": "bar", "x": labels, "y": [g["seconds"] / 60 for g in groups], "name": "Minutes",
+         "marker": {"color": ["#9aa5b1" if g["planned"] else "#d64545" for g in groups]},
+         "customdata": [[duration(g["seconds"]), g["count"]] for g in groups],
+         "hovertemplate": "%{x}<br>%{customdata[0]} in %{customdata[1]} stops<extra></extra>"},
+        {"type": "scatter", "x": labels, "y": [g["cumulative"] * 100 for g in groups], "name": "Cumulative %",
+         "yaxis": "y2", "mode": "lines+markers", "line": {"color": "#1f4e79"},
+         "hovertemplate": "%{y:.0f} % of stop time<extra></extra>"},
+    ], {"yaxis": {"title": {"text": "minutes"}},
+        "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
+                   "title": {"text": "cumulative %"}},
+        "xaxis": {"tickangle": -30, "automargin": True}})
     return base_layout(fig, height=360)
 
 
-def progress_figure(progress: dict, tz: str, target_oee: float | None = None) -> go.Figure:
+def progress_figure(progress: dict, tz: str, target_oee: float | None = None) -> Figure:
     """Cumulative actual count against the ideal (100 % speed in planned time) and the target (ideal x target
     OEE)."""
     if not progress.get("times"):
         return empty_figure("No planned production time in this range.")
     xs = [local_iso(t, tz) for t in progress["times"]]
-    fig = go.Figure()
-    fig.add_scatter(x=xs, y=progress["ideal"], name="Ideal (100 % speed)", mode="lines",
-                    line={"color": "#9aa5b1", "dash": "dash"})
+
+    def line(y, name, style):
+        return {"type": "scatter", "x": xs, "y": y, "name": name, "mode": "lines", "line": style}
+
+    data = [line(progress["ideal"], "Ideal (100 % speed)", {"color": "#9aa5b1", "dash": "dash"})]
     if target_oee:
-        fig.add_scatter(x=xs, y=[v * target_oee for v in progress["ideal"]], name=f"Target ({target_oee:.0%} OEE)",
-                        mode="lines", line={"color": "#1f4e79", "dash": "dot"})
-    fig.add_scatter(x=xs, y=progress["total"], name="Actual (total)", mode="lines", line={"color": "#e07b24"})
-    fig.add_scatter(x=xs, y=progress["good"], name="Actual (good)", mode="lines", line={"color": "#2e9d4f", "width": 3})
-    fig.update_xaxes(type="date")
-    fig.update_yaxes(title_text="units", rangemode="tozero")
-    return base_layout(fig, height=320)
+        data.append(line([v * target_oee for v in progress["ideal"]], f"Target ({target_oee:.0%} OEE)",
+                         {"color": "#1f4e79", "dash": "dot"}))
+    data.append(line(progress["total"], "Actual (total)", {"color": "#e07b24"}))
+    data.append(line(progress["good"], "Actual (good)", {"color": "#2e9d4f", "width": 3}))
+    return base_layout(Figure(data, {"xaxis": {"type": "date"},
+                                     "yaxis": {"title": {"text": "units"}, "rangemode": "tozero"}}), height=320)
 
 
-def cycle_figure(actual: dict | None, ideal: dict | None, tz: str) -> go.Figure:
+def cycle_figure(actual: dict | None, ideal: dict | None, tz: str) -> Figure:
     """The cycle.time tag against the cycle.ideal_time tag (raw, or minute averages with a min-max band)."""
     if not actual or not actual["t"]:
         return empty_figure("No cycle time recorded in this range (the machine has no cycle.time tag, or it "
                             "did not run).")
     xs = [local_iso(t, tz) for t in actual["t"]]
-    fig = go.Figure()
+    data = []
     if actual.get("min") and actual.get("max"):
-        fig.add_scatter(x=xs, y=actual["max"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
-        fig.add_scatter(x=xs, y=actual["min"], mode="lines", line={"width": 0}, fill="tonexty",
-                        fillcolor="rgba(224,123,36,0.18)", name="min – max", hoverinfo="skip")
-    fig.add_scatter(x=xs, y=actual["v"], name="Cycle time" + (" (average)" if actual.get("min") else ""),
-                    mode="lines", line={"color": "#e07b24", "width": 1.5},
-                    hovertemplate="%{y:.2f} s<extra>cycle</extra>")
+        data.append({"type": "scatter", "x": xs, "y": actual["max"], "mode": "lines", "line": {"width": 0},
+                     "showlegend": False, "hoverinfo": "skip"})
+        data.append({"type": "scatter", "x": xs, "y": actual["min"], "mode": "lines", "line": {"width": 0},
+                     "fill": "tonexty", "fillcolor": "rgba(224,123,36,0.18)", "name": "min – max",
+                     "hoverinfo": "skip"})
+    data.append({"type": "scatter", "x": xs, "y": actual["v"],
+                 "name": "Cycle time" + (" (average)" if actual.get("min") else ""), "mode": "lines",
+                 "line": {"color": "#e07b24", "width": 1.5}, "hovertemplate": "%{y:.2f} s<extra>cycle</extra>"})
     if ideal and ideal["t"]:
         ixs = [local_iso(t, tz) for t in ideal["t"]] + [xs[-1]]
-        fig.add_scatter(x=ixs, y=ideal["v"] + [ideal["v"][-1]], name="Ideal", mode="lines",
-                        line={"color": "#2e9d4f", "width": 2, "shape": "hv"},
-                        hovertemplate="%{y:.2f} s<extra>ideal</extra>")
-    fig.update_xaxes(type="date")
-    fig.update_yaxes(title_text="seconds", rangemode="tozero")
-    return base_layout(fig, height=320)
+        data.append({"type": "scatter", "x": ixs, "y": ideal["v"] + [ideal["v"][-1]], "name": "Ideal",
+                     "mode": "lines", "line": {"color": "#2e9d4f", "width": 2, "shape": "hv"},
+                     "hovertemplate": "%{y:.2f} s<extra>ideal</extra>"})
+    return base_layout(Figure(data, {"xaxis": {"type": "date"},
+                                     "yaxis": {"title": {"text": "seconds"}, "rangemode": "tozero"}}), height=320)
 
 
-def speed_figure(machines: list[dict]) -> go.Figure:
+def speed_figure(machines: list[dict]) -> Figure:
     """Per machine of a line: performance (speed against ideal) and availability side by side."""
     if not machines:
         return empty_figure("No machines.")
     names = [m["machine_id"] for m in machines]
-    fig = go.Figure()
-    for key, label in (("availability", "Availability"), ("performance", "Speed vs ideal"), ("quality", "Quality")):
-        fig.add_bar(x=names, y=[_pc(m.get(key)) for m in machines], name=label, marker_color=FACTOR_COLORS[key],
-                    hovertemplate=f"{label} %{{y:.1f}} %<extra>%{{x}}</extra>")
-    fig.update_yaxes(title_text="%", rangemode="tozero")
-    fig.update_layout(barmode="group")
-    return base_layout(fig, height=320)
+    data = [{"type": "bar", "x": names, "y": [_pc(m.get(key)) for m in machines], "name": label,
+             "marker": {"color": FACTOR_COLORS[key]}, "hovertemplate": f"{label} %{{y:.1f}} %<extra>%{{x}}</extra>"}
+            for key, label in (("availability", "Availability"), ("performance", "Speed vs ideal"),
+                               ("quality", "Quality"))]
+    return base_layout(Figure(data, {"yaxis": {"title": {"text": "%"}, "rangemode": "tozero"}, "barmode": "group"}),
+                       height=320)
 
 
-def live_figure(tags: list[dict], history: dict, tz: str) -> go.Figure:
+def live_figure(tags: list[dict], history: dict, tz: str) -> Figure:
     """One line per tag, filled with the recent history; later points arrive through extendData. uirevision
     keeps the user's zoom and hidden lines across updates."""
     if not tags:
         return empty_figure("This machine has no numeric process tags to plot.", height=300)
-    fig = go.Figure()
+    data = []
     for t in tags:
         h = history.get(t["id"]) or {"t": [], "v": []}
-        fig.add_scatter(x=[local_iso(x, tz) for x in h["t"]], y=h["v"], name=t["name"], mode="lines",
-                        line={"width": 1.5}, meta={"tag_id": t["id"]})  # assets/live.js appends by tag id
-    fig.update_xaxes(type="date")
-    return base_layout(fig, height=300, uirevision="live")
+        data.append({"type": "scatter", "x": [local_iso(x, tz) for x in h["t"]], "y": list(h["v"]),
+                     "name": t["name"], "mode": "lines", "line": {"width": 1.5},
+                     "meta": {"tag_id": t["id"]}})  # assets/live.js appends by tag id
+    return base_layout(Figure(data, {"xaxis": {"type": "date"}}), height=300, uirevision="live")
 
 
 def kpi_color(value: float | None, target: float | None) -> str:
@@ -297,5 +347,5 @@ def kpi_color(value: float | None, target: float | None) -> str:
     return "danger"
 
 
-__all__ = ["base_layout", "cycle_figure", "empty_figure", "kpi_color", "live_figure", "pareto_figure", "pct",
+__all__ = ["Figure", "base_layout", "cycle_figure", "empty_figure", "kpi_color", "live_figure", "pareto_figure", "pct",
            "progress_figure", "sparkline", "speed_figure", "timeline_figure", "trend_figure", "waterfall_figure"]

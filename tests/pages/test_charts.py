@@ -25,16 +25,16 @@ def _timeline(n: int, machines: int = 2, start: float = 1_795_800_000.0) -> dict
 
 def test_timeline_is_one_bar_trace_per_state_whatever_the_number_of_intervals():
     small = charts.timeline_figure(_timeline(200), "America/Chicago", {101: "Infeed jam"})
-    assert len(small.data) <= 4 and sum(len(t.x) for t in small.data) == 400  # exact below the threshold
-    assert all(t.type == "bar" and t.orientation == "h" for t in small.data)
-    assert any("fault 101 Infeed jam" in text for t in small.data for text in t.customdata)
+    assert len(small.data) <= 4 and sum(len(t["x"]) for t in small.data) == 400  # exact below the threshold
+    assert all(t["type"] == "bar" and t["orientation"] == "h" for t in small.data)
+    assert any("fault 101 Infeed jam" in text for t in small.data for text in t["customdata"])
 
     started = time.perf_counter()
     big = charts.timeline_figure(_timeline(20_000, machines=3), "America/Chicago")
     elapsed = time.perf_counter() - started
-    bars = sum(len(t.x) for t in big.data)
+    bars = sum(len(t["x"]) for t in big.data)
     assert len(big.data) <= 4 and bars <= 3 * charts.TIMELINE_BINS  # binned: bounded whatever the input
-    assert any("changes" in text for t in big.data for text in t.customdata)
+    assert any("changes" in text for t in big.data for text in t["customdata"])
     print(f"\n60,000 intervals -> {bars} bars in {elapsed * 1000:.0f} ms")
 
 
@@ -43,7 +43,7 @@ def test_empty_figures_say_what_is_going_on():
                 charts.waterfall_figure([]), charts.pareto_figure([]),
                 charts.progress_figure({"times": []}, "UTC"), charts.cycle_figure(None, None, "UTC"),
                 charts.live_figure([], {}, "UTC"), charts.speed_figure([])):
-        assert fig.layout.annotations and fig.layout.annotations[0].text
+        assert fig.layout["annotations"] and fig.layout["annotations"][0]["text"]
 
 
 def test_waterfall_levels_are_totals_and_losses_drops():
@@ -58,5 +58,40 @@ def test_waterfall_levels_are_totals_and_losses_drops():
     ]
     fig = charts.waterfall_figure(steps)
     w = fig.data[0]
-    assert list(w.measure) == ["absolute", "relative", "total", "relative", "total"]  # zero and unknown steps left out
-    assert list(w.y) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout.yaxis.title.text == "hours"
+    assert list(w["measure"]) == ["absolute", "relative", "total", "relative", "total"]  # zero and unknown steps left out
+    assert list(w["y"]) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout["yaxis"]["title"]["text"] == "hours"
+
+
+def test_every_figure_is_valid_for_plotly():
+    """Figures are plain dicts (speed); plotly.graph_objects still checks every property name and value, so a
+    typo that Plotly.js would silently ignore fails here."""
+    import plotly.graph_objects as go
+
+    buckets = [{"start": 1_795_800_000.0 + 3600 * i, "end": 1_795_803_600.0 + 3600 * i, "label": f"S{i}",
+                "oee": 0.5 + i / 10, "availability": 0.9, "performance": 0.8, "quality": None} for i in range(3)]
+    groups = [{"label": "Jam", "seconds": 600.0, "planned": False, "count": 3, "cumulative": 0.6},
+              {"label": "Break", "seconds": 400.0, "planned": True, "count": 1, "cumulative": 1.0}]
+    series = {"t": [1_795_800_000.0, 1_795_800_060.0], "v": [2.0, 2.5], "min": [1.9, 2.1], "max": [2.2, 2.9]}
+    figures = [
+        charts.sparkline([1, 2, 3], [0.5, None, 0.7], "#1f4e79", 0.85),
+        charts.trend_figure(buckets, "America/Chicago", {"oee": 0.85}),
+        charts.trend_figure(buckets, "America/Chicago", {"oee": 0.85}, "shift"),
+        charts.waterfall_figure([{"label": "All time", "seconds": 3600.0, "kind": "level"},
+                                 {"label": "Jam", "seconds": 600.0, "kind": "loss"},
+                                 {"label": "Run time", "seconds": 3000.0, "kind": "level"}]),
+        charts.timeline_figure(_timeline(50), "UTC", {101: "Infeed jam"}),
+        charts.timeline_figure(_timeline(2000), "UTC"),
+        charts.pareto_figure(groups),
+        charts.progress_figure({"times": series["t"], "ideal": [10, 20], "total": [8, 15], "good": [8, 14]}, "UTC",
+                               0.85),
+        charts.cycle_figure(series, {"t": [1_795_800_000.0], "v": [2.0]}, "UTC"),
+        charts.speed_figure([{"machine_id": "M1", "availability": 0.9, "performance": None, "quality": 1.0}]),
+        charts.live_figure([{"id": 7, "name": "Speed"}], {7: {"t": series["t"], "v": series["v"]}}, "UTC"),
+        charts.empty_figure("Nothing yet."),
+    ]
+    reports_style = charts.waterfall_figure([{"label": "All time", "seconds": 7200.0, "kind": "level"}])
+    reports_style.update_layout(width=400, font={"size": 10}, legend={"font": {"size": 9}})
+    assert reports_style.layout["font"]["size"] == 10 and reports_style.layout["font"]["family"] == charts.FONT["family"]
+    for fig in figures + [reports_style]:
+        go.Figure(fig)  # raises ValueError naming the property
+    assert charts.TEMPLATE["layout"]["xaxis"] == charts.TEMPLATE["layout"]["yaxis"]  # merges copied, not mutated
