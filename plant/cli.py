@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: now")
     p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                    help="stop after so many wall seconds (default: run until Ctrl-C)")
+    p.add_argument("--stop-on-stdin-eof", action="store_true",
+                   help="stop when standard input closes: a parent process that starts the plant (python app.py) "
+                        "takes it down with it, however the parent ends")
     p.add_argument("--check", action="store_true", help="validate the layout, print the machines and exit")
     p.add_argument("--print-maps", action="store_true",
                    help="print the address maps (S7 DB, Modbus registers, OPC-UA, Logix) as Markdown and exit")
@@ -154,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.stop_on_stdin_eof:
+        def watch_stdin():
+            while sys.stdin.buffer.read(4096):
+                pass
+            stop.set()
+
+        threading.Thread(target=watch_stdin, name="plant-stdin", daemon=True).start()
     try:
         _print_endpoints(plant, sys.stdout)
         if args.endpoints_json:

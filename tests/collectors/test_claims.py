@@ -39,7 +39,7 @@ def polled(runtime) -> set[str]:
 
 def test_nodes_split_the_connections_and_take_over_from_a_dead_one(pg_url, tmp_path, plant):
     store = open_store(pg_url)
-    sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant, plant.layout), [])
+    sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant.endpoints(), plant.layout), [])
     with Session(store.engine) as session, session.begin():
         session.scalar(select(Connection).where(Connection.name == "LINE-016")).collector_node = "node-b"
     store.close()
@@ -73,7 +73,7 @@ def test_a_database_outage_keeps_the_running_connections(tmp_path, plant, caplog
     with PgCluster() as cluster:
         url = cluster.create_database("oee")
         store = open_store(url)
-        sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant, plant.layout), [])
+        sync_demo_plant(store.engine, {"name": "Site"}, demo_endpoints(plant.endpoints(), plant.layout), [])
         store.close()
         node = collector(url, tmp_path, "node-a")
         try:

@@ -67,7 +67,7 @@ def poller_named(runtime, name):
 
 
 def test_every_protocol_fills_samples_states_and_counts(tmp_path, plant):
-    runtime = make_runtime(tmp_path, demo_endpoints(plant, plant.layout), plant.layout)
+    runtime = make_runtime(tmp_path, demo_endpoints(plant.endpoints(), plant.layout), plant.layout)
     try:
         engine = runtime.store.engine
 
@@ -96,7 +96,7 @@ def test_every_protocol_fills_samples_states_and_counts(tmp_path, plant):
 
 
 def test_a_plc_that_drops_off_and_comes_back(tmp_path, plant, caplog):
-    endpoints = demo_endpoints(plant, plant.layout)
+    endpoints = demo_endpoints(plant.endpoints(), plant.layout)
     modbus = next(e for e in endpoints if e["protocol"] == "MODBUS")
     proxy = FaultProxy(modbus["port"]).start()
     modbus["port"] = proxy.port
@@ -131,7 +131,7 @@ def test_a_plc_that_drops_off_and_comes_back(tmp_path, plant, caplog):
 
 
 def test_an_address_that_does_not_exist_is_bad_alone(tmp_path, plant):
-    endpoints = demo_endpoints(plant, plant.layout)
+    endpoints = demo_endpoints(plant.endpoints(), plant.layout)
     bogus = {
         "MODBUS": ("HR9000", "UINT16"),
         "S7": ("DB99.DBW0", "INT"),
@@ -166,7 +166,7 @@ def test_an_address_that_does_not_exist_is_bad_alone(tmp_path, plant):
 
 
 def test_a_slow_plc_skips_cycles_and_never_stacks_them(tmp_path, plant, caplog):
-    endpoints = [e for e in demo_endpoints(plant, plant.layout) if e["protocol"] == "MODBUS"]
+    endpoints = [e for e in demo_endpoints(plant.endpoints(), plant.layout) if e["protocol"] == "MODBUS"]
     proxy = FaultProxy(endpoints[0]["port"]).start()
     proxy.delay_s = 0.15  # every reply; a read cycle is two or more requests
     endpoints[0]["port"] = proxy.port
@@ -192,7 +192,7 @@ def test_a_slow_plc_skips_cycles_and_never_stacks_them(tmp_path, plant, caplog):
 
 
 def test_a_configuration_change_is_picked_up_without_restart(tmp_path, plant):
-    endpoints = [e for e in demo_endpoints(plant, plant.layout) if e["protocol"] in ("S7", "MODBUS")]
+    endpoints = [e for e in demo_endpoints(plant.endpoints(), plant.layout) if e["protocol"] in ("S7", "MODBUS")]
     runtime = make_runtime(tmp_path, endpoints, plant.layout)
     try:
         manager = runtime.collectors
@@ -212,7 +212,7 @@ def test_a_configuration_change_is_picked_up_without_restart(tmp_path, plant):
 
 
 def test_scaling_deadband_and_report_by_exception(tmp_path, plant):
-    endpoints = [e for e in demo_endpoints(plant, plant.layout) if e["protocol"] == "S7"][:1]
+    endpoints = [e for e in demo_endpoints(plant.endpoints(), plant.layout) if e["protocol"] == "S7"][:1]
     runtime = make_runtime(tmp_path, endpoints, plant.layout)
     try:
         manager = runtime.collectors

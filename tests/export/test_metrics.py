@@ -79,7 +79,7 @@ def test_metrics_of_a_running_app(tmp_path):
     try:
         url = f"sqlite:///{tmp_path / 'oee.sqlite3'}"
         store = open_store(url)
-        endpoints = demo_endpoints(plant, layout)
+        endpoints = demo_endpoints(plant.endpoints(), layout)
         for ep in endpoints:
             ep["poll_interval_ms"] = 100
         sync_demo_plant(store.engine, {"name": "Site"}, endpoints, [])

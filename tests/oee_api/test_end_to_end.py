@@ -35,7 +35,7 @@ def test_oee_from_polled_tags_matches_the_ground_truth(tmp_path):
     plant = Plant(layout, seed=11, time_scale=SCALE).start()
     runtime = None
     try:
-        endpoints = demo_endpoints(plant, layout)
+        endpoints = demo_endpoints(plant.endpoints(), layout)
         for ep in endpoints:
             ep["poll_interval_ms"] = 50
         products = {p.code: p for m in layout.machines for p in m.products}
