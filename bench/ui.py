@@ -6,9 +6,13 @@ Starts `python app.py` with the demo plant on a free port and a fresh SQLite dat
 --warmup seconds, then in headless Chromium:
 - loads / --runs times and measures the time from navigation until every tile shows its OEE and the KPI row is
   drawn ("fully rendered");
-- opens each page (overview, a machine, a line, downtime, reports, PLC monitor, data flow) and reads the browser's
-  Resource Timing entries of /_dash-update-component: every callback round trip, server time included.
-Prints one JSON document: overview render times (median, max) and callback latency per page (count, p50, p95, max).
+- opens each page (overview, a machine, a line, downtime, reports, PLC monitor, data flow), waits until it has
+  settled and no callback request is in flight (a fetch wrapper counts them), and reads the browser's Resource
+  Timing entries of /_dash-update-component: every callback round trip, server time included;
+- as the same-run baseline, the same measurements of Dash's own "404 - Page not found" page in the same app and
+  browser: what loading the scripts, the layout and the router callback cost before any page of ours does work.
+Prints one JSON document: overview render times (median, max) and callback latency per page (count, p50, p95, max),
+each beside the baseline's.
 Targets from the issue: overview under 1.5 s, callbacks p95 under 300 ms (on the machine the numbers come from;
 say which when quoting them). --machines 16 is the demo plant as shipped; any other number runs a plant file made
 from it (--plant-file) with more lines of the same machines, four protocols in the demo's proportions, so the
@@ -65,26 +69,65 @@ def percentile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def overview_render_s(browser, base: str, machines: int) -> float:
+BASELINE = "/bench-baseline-no-such-page/"  # Dash's 404 page: scripts, layout and router callback, nothing of ours
+# Counts the callback requests in flight, so that a page's callbacks are read once all of them have answered.
+COUNT_CALLBACKS_IN_FLIGHT = """
+(function () {
+  var fetch = window.fetch;
+  window.benchInFlight = 0;
+  window.fetch = function (input) {
+    var url = typeof input === "string" ? input : (input && input.url) || "";
+    var mine = url.indexOf("_dash-update-component") >= 0;
+    if (mine) { window.benchInFlight += 1; }
+    var answer = fetch.apply(this, arguments);
+    if (mine) { answer.finally(function () { window.benchInFlight -= 1; }); }
+    return answer;
+  };
+})();
+"""
+
+
+def render_s(browser, url: str, done_js: str, *args) -> float:
     started = time.perf_counter()
-    browser.get(base + "/")
+    browser.get(url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        done = browser.execute_script(
-            "return document.querySelectorAll('.tile-oee-value').length >= arguments[0] && "
-            "!!document.getElementById('overview-kpi-oee')", machines)
-        if done:
+        if browser.execute_script(done_js, *args):
             return time.perf_counter() - started
         time.sleep(0.02)
-    raise RuntimeError("the overview did not render in 60 s")
+    raise RuntimeError(f"{url} did not render in 60 s")
+
+
+def overview_render_s(browser, base: str, machines: int) -> float:
+    return render_s(browser, base + "/", "return document.querySelectorAll('.tile-oee-value').length >= "
+                    "arguments[0] && !!document.getElementById('overview-kpi-oee')", machines)
+
+
+def baseline_render_s(browser, base: str) -> float:
+    return render_s(browser, base + BASELINE, "return document.body.innerText.indexOf('404 - Page not found') >= 0")
 
 
 def callback_ms(browser, base: str, path: str, settle_s: float = 6.0) -> list[float]:
     browser.get(base + path)
     time.sleep(settle_s)
+    deadline = time.monotonic() + 60
+    while browser.execute_script("return window.benchInFlight || 0") and time.monotonic() < deadline:
+        time.sleep(0.05)
     return browser.execute_script(
         "return performance.getEntriesByType('resource')"
         ".filter(e => e.name.includes('_dash-update-component')).map(e => e.duration);")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
@@ -103,19 +146,27 @@ def main(argv=None) -> int:
         time.sleep(args.warmup)
         base = f"http://127.0.0.1:{app.port}"
         browser = make_browser()
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_CALLBACKS_IN_FLIGHT})
         browser.get(base + "/")  # the first load warms the browser's cache of the scripts
         time.sleep(3)
-        renders = [overview_render_s(browser, base, args.machines) for _ in range(args.runs)]
+        renders, baseline = [], []
+        for _ in range(args.runs):  # interleaved, so that both see the same load
+            baseline.append(baseline_render_s(browser, base))
+            renders.append(overview_render_s(browser, base, args.machines))
         pages = {}
-        for path in PAGES:
+        for path in (BASELINE,) + PAGES:
             ms = callback_ms(browser, base, path)
             pages[path] = {"callbacks": len(ms), "p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95),
                            "max_ms": max(ms) if ms else None}
         every = [v for path in PAGES for v in callback_ms(browser, base, path, 4.0)]
+        baseline_ms = pages.pop(BASELINE)
         print(json.dumps({
             "machines": args.machines, "warmup_s": args.warmup,
-            "machine": {"cpus": os.cpu_count(), "load_avg_1m_5m_15m": os.getloadavg(), "platform": sys.platform},
+            "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_avg_1m_5m_15m": os.getloadavg(),
+                        "platform": sys.platform},
             "overview_render_s": {"median": statistics.median(renders), "max": max(renders), "runs": renders},
+            "baseline_404_render_s": {"median": statistics.median(baseline), "max": max(baseline), "runs": baseline},
+            "baseline_404_callbacks": baseline_ms,
             "callbacks": pages,
             "all_callbacks": {"count": len(every), "p50_ms": percentile(every, 0.5),
                               "p95_ms": percentile(every, 0.95)},
