@@ -6,9 +6,17 @@ on http://127.0.0.1:8050. `python app.py --help` lists the options; each has an 
 """
 from __future__ import annotations
 
-import logging
-import signal
 import sys
+
+if __name__ == "__main__":
+    # The demo's simulated plant needs seconds to start its servers: let it start now, while the imports below
+    # take theirs (core/plant_process.py imports only the standard library and the plant's layout reader).
+    from core.plant_process import launch_early
+
+    launch_early(sys.argv[1:])
+
+import logging  # noqa: E402
+import signal  # noqa: E402
 
 import dash
 from dash import _callback as dash_callbacks

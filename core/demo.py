@@ -1,18 +1,11 @@
 """The demo: start the simulated plant on loopback and configure its machines, so collectors poll it at once."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 from db.configuration import ensure_reason_codes, sync_demo_plant
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
 
 # Reasons an operator can give a stop in the demo, beside the PLC fault codes (which map to reasons of their own).
 OPERATOR_REASONS = (
@@ -78,61 +71,16 @@ def demo_calendars(layout) -> tuple[dict[str, dict], dict[str, str]]:
     return calendars, assignment
 
 
-class PlantProcess:
-    """The simulated plant in a process of its own (`python -m plant`), as real PLCs are other machines: its 50
-    protocol servers do not take the interpreter lock from the collectors and the pages. It ends with the app:
-    stop(), or its standard input closing when the app dies however it dies (--stop-on-stdin-eof)."""
-
-    START_TIMEOUT_S = 60.0
-
-    def __init__(self, layout_path: str, settings, folder: Path):
-        self.endpoints_path = folder / f"plant-endpoints-{os.getpid()}.json"
-        self.args = [sys.executable, "-m", "plant", "--layout", layout_path, "--seed", str(settings.plant_seed),
-                     "--time-scale", repr(settings.plant_time_scale), "--base-port", str(settings.plant_base_port),
-                     "--next-free-port", "--endpoints-json", str(self.endpoints_path), "--stop-on-stdin-eof",
-                     "--log-level", "WARNING"]
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> list[dict]:
-        """Start the plant; its endpoints (ports, tag maps) once every server listens. Raises RuntimeError."""
-        self.endpoints_path.parent.mkdir(parents=True, exist_ok=True)
-        self.endpoints_path.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT,
-                                        env=env)
-        deadline = time.monotonic() + self.START_TIMEOUT_S
-        while not self.endpoints_path.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the simulated plant exited at start (code {self.process.returncode}); "
-                                   "its error is in the log above")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the simulated plant did not start in {self.START_TIMEOUT_S:.0f} s")
-            time.sleep(0.05)
-        return json.loads(self.endpoints_path.read_text(encoding="utf-8"))["endpoints"]
-
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()  # the plant stops itself on end of input
-            proc.wait(10)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait(5)
-        self.endpoints_path.unlink(missing_ok=True)
-
-
 def start_demo(runtime) -> None:
-    from plant.layout import default_layout_path, load_layout
+    from core.plant_process import for_settings
 
     s = runtime.settings
-    layout_path = s.plant_file or str(default_layout_path())
-    layout = load_layout(layout_path)
-    plant = PlantProcess(layout_path, s, Path(s.data_dir))
+    plant = for_settings(s)
     runtime.plant = plant
-    endpoints = plant.start()
+    if not plant.processes:
+        plant.launch()
+    endpoints = plant.endpoints()
+    layout = plant.layout
     products = {p.code: p for m in layout.machines for p in m.products}
     calendars, assignment = demo_calendars(layout)
     # Ideal cycle times are in plant seconds; at a time scale of 60 a part takes a 60th of the wall time.
@@ -146,5 +94,5 @@ def start_demo(runtime) -> None:
         assignment,
     )
     ensure_reason_codes(runtime.store.engine, demo_reasons(layout))
-    log.info("simulated plant: %d machines on 127.0.0.1 in process %d (seed %d, time scale %g)",
-             len(layout.machines), plant.process.pid, s.plant_seed, s.plant_time_scale)
+    log.info("simulated plant: %d machines on 127.0.0.1 in processes %s (seed %d, time scale %g)",
+             len(layout.machines), ", ".join(map(str, plant.pids)), s.plant_seed, s.plant_time_scale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: now")
     p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                    help="stop after so many wall seconds (default: run until Ctrl-C)")
+    p.add_argument("--only", metavar="IDS", default="",
+                   help="run only these machines of the layout (comma-separated ids), each exactly as in the whole "
+                        "plant (its own random stream, its base-port offset): one plant can run in several processes")
     p.add_argument("--stop-on-stdin-eof", action="store_true",
                    help="stop when standard input closes: a parent process that starts the plant (python app.py) "
                         "takes it down with it, however the parent ends")
@@ -133,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     except PlantFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.only:
+        wanted = [m.strip() for m in args.only.split(",") if m.strip()]
+        unknown = sorted(set(wanted) - {m.id for m in layout.machines})
+        if unknown:
+            print(f"error: --only: no machine {', '.join(unknown)} in {args.layout}", file=sys.stderr)
+            return EXIT_USAGE
+        layout = dataclasses.replace(layout, machines=tuple(m for m in layout.machines if m.id in wanted))
     if args.check:
         print(f"{args.layout}: OK, site {layout.site_id} ({layout.timezone}), {len(layout.machines)} machines")
         for m in layout.machines:

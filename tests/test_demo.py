@@ -3,6 +3,7 @@ drivers. The issue's promise: every demo machine has samples, states and counts 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 import time
 
 from tests.test_app import RunningApp
@@ -42,3 +43,61 @@ def test_demo_fills_every_machine_within_ten_seconds(tmp_path):
         print(f"demo: 16 machines filled {elapsed:.1f} s after start")
     finally:
         app.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of pid (Linux /proc)."""
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_simulated_plant_ends_with_the_app_however_it_ends(tmp_path):
+    """The plant runs in child processes (its servers do not share the app's interpreter lock). A stopped app
+    stops them, and so does a killed one (their standard input closes): no orphan keeps the ports."""
+    import os
+    import signal
+
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        (tmp_path / how.name).mkdir()
+        app = RunningApp(tmp_path / how.name)
+        try:
+            health = app.wait_healthy(90)
+            ports = [c["port"] for c in health["connections"]]
+            plants = [p for p in _children(app.proc.pid) if "plant" in Path(f"/proc/{p}/cmdline").read_text()]
+            assert plants, "the plant runs in processes of its own, children of the app"
+            assert len(ports) == 16 and all(_listening(p) for p in ports)
+            os.kill(app.proc.pid, how)
+            app.proc.wait(20)
+            deadline = time.monotonic() + 20
+            while any(map(_alive, plants)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(map(_alive, plants)), f"the plant outlived the app ({how.name})"
+            assert not any(_listening(p) for p in ports)
+        finally:
+            app.stop()

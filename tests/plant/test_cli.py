@@ -79,3 +79,32 @@ def test_bad_arguments_exit_2():
     assert run_cli("--base-port", "70000").returncode == 2
     r = run_cli("--host", "example.com", "--duration", "1")
     assert r.returncode == 2 and "IPv4" in r.stderr
+
+
+def test_only_runs_some_machines_each_exactly_as_in_the_whole_plant(tmp_path):
+    """The app splits the demo plant over processes (--only): a machine run alone must live the same history as
+    in the whole plant, and an unknown id is refused by name."""
+    layout = tmp_path / "plant.yaml"
+    layout.write_text(small_yaml("S7", "MODBUS"))
+    truths = {}
+    for name, only in (("whole", ()), ("alone", ("--only", "M-MB"))):
+        truth = tmp_path / f"{name}.json"
+        out = tmp_path / f"{name}-endpoints.json"
+        r = run_cli("--layout", str(layout), "--seed", "5", "--time-scale", "3600", "--duration", "1",
+                    "--endpoints-json", str(out), "--truth-json", str(truth), "--sim-start", "2025-03-03T05:00", *only)
+        assert r.returncode == 0, r.stderr
+        truths[name] = json.loads(truth.read_text())
+        if only:
+            assert [e["machine_id"] for e in json.loads(out.read_text())["endpoints"]] == ["M-MB"]
+    assert set(truths["alone"]) == {"M-MB"}
+    whole, alone = truths["whole"]["M-MB"], truths["alone"]["M-MB"]
+    until = min(whole["sim_now"], alone["sim_now"])
+
+    def history(t):  # the intervals both runs saw end
+        return [(s["state"], s["fault_code"], s["start_sim"], s["end_sim"], s["product_code"])
+                for s in t["states"] if s["end_sim"] is not None and s["end_sim"] <= until]
+
+    assert len(history(whole)) >= 3
+    assert history(alone) == history(whole)
+    r = run_cli("--layout", str(layout), "--only", "M-MB,NOPE", "--check")
+    assert r.returncode == 2 and "--only: no machine NOPE" in r.stderr
