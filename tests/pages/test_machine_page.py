@@ -96,6 +96,11 @@ def test_the_range_picker_writes_the_url_and_a_bookmark_restores_it(demo_app, br
     wait_for(lambda: browser.find_element(By.ID, "machine-kpi-oee").text.endswith("%"), 30, message="OEE")
     caption = lambda: browser.find_element(By.ID, "machine-range-caption")  # noqa: E731
 
+    def range_shown():  # read at once: a refresh may draw the caption again between two WebDriver calls
+        return tuple(browser.execute_script(
+            "const c = document.getElementById('machine-range-caption');"
+            "return [c.getAttribute('data-start'), c.getAttribute('data-end'), c.innerText];"))
+
     browser.find_element(By.XPATH, "//label[text()='Last hour']").click()
     wait_for(lambda: query_of(browser).get("range") == "hour", message="range=hour in the URL")
     wait_for(lambda: caption().text.startswith("Last hour"), message="the last hour shown")
@@ -111,13 +116,13 @@ def test_the_range_picker_writes_the_url_and_a_bookmark_restores_it(demo_app, br
     wait_for(lambda: query_of(browser).get("start") == start and query_of(browser).get("end") == end,
              message="the custom range in the URL")
     wait_for(lambda: caption().text.startswith("Custom"), message="the custom range shown")
-    shown = (caption().get_attribute("data-start"), caption().get_attribute("data-end"), caption().text)
+    shown = range_shown()
 
     bookmark = browser.current_url
     browser.get("about:blank")
     browser.get(bookmark)
     wait_for(lambda: caption().text.startswith("Custom"), 30, message="the bookmarked range")
-    assert (caption().get_attribute("data-start"), caption().get_attribute("data-end"), caption().text) == shown
+    assert range_shown() == shown
     checked = browser.find_element(By.CSS_SELECTOR, ".range-presets input:checked")
     assert checked.get_attribute("value") == "custom"
 
