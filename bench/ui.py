@@ -13,6 +13,10 @@ Starts `python app.py` with the demo plant on a free port and a fresh SQLite dat
   browser: what loading the scripts, the layout and the router callback cost before any page of ours does work.
 Prints one JSON document: overview render times (median, max) and callback latency per page (count, p50, p95, max),
 each beside the baseline's.
+--split POSTGRESQL_URL runs the app as deployed for many machines instead: a collector process (`python app.py
+--role collector`, which also runs the simulated plant) and gunicorn -w 2 web workers (wsgi.py), on a fresh database
+of that server (dropped after), live updates over LISTEN/NOTIFY; the pages' callbacks then do not share an
+interpreter lock with the collectors.
 Targets from the issue: overview under 1.5 s, callbacks p95 under 300 ms (on the machine the numbers come from;
 say which when quoting them). --machines 16 is the demo plant as shipped; any other number runs a plant file made
 from it (--plant-file) with more lines of the same machines, four protocols in the demo's proportions, so the
@@ -130,16 +134,67 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+class SplitApp:
+    """A collector process and gunicorn web workers on a fresh PostgreSQL database (the --split deployment)."""
+
+    def __init__(self, folder: Path, server_url: str, *extra: str):
+        import subprocess
+
+        from bench.live import free_port, make_database
+
+        self.url, self._drop = make_database(server_url, folder)
+        self.port = free_port()
+        env = {**os.environ, "OEE_DATABASE_URL": self.url, "OEE_LOG_LEVEL": "WARNING"}
+        self.log = open(folder / "app.log", "w")
+        self.procs = [
+            subprocess.Popen([sys.executable, "app.py", "--role", "collector", "--data-dir", str(folder / "collector"),
+                              *extra], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT),
+            subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "16", "-b",
+                              f"127.0.0.1:{self.port}", "wsgi:application"], cwd=ROOT,
+                             env={**env, "OEE_DATA_DIR": str(folder / "web")}, stdout=self.log,
+                             stderr=subprocess.STDOUT),
+        ]
+
+    def wait_healthy(self, timeout: float) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                raise SystemExit(f"a process exited; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise SystemExit("the web workers did not answer /healthz in time")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except Exception:  # noqa: BLE001
+                p.kill()
+        self.log.close()
+        self._drop()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--machines", type=int, default=50, help="machines in the plant (16: the demo as shipped)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=float, default=60.0, help="seconds of collection before measuring")
     p.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    p.add_argument("--split", metavar="POSTGRESQL_URL", default="",
+                   help="collector process + gunicorn -w 2 on a fresh database of this PostgreSQL server")
     args = p.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     extra = () if args.machines == 16 else ("--plant-file", str(plant_file(folder, args.machines)))
-    app = RunningApp(folder, *extra)
+    if args.split and not args.split.startswith("postgresql"):
+        raise SystemExit("--split: give a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
+    app = SplitApp(folder, args.split, *extra) if args.split else RunningApp(folder, *extra)
     browser = None
     try:
         app.wait_healthy(120)
@@ -162,6 +217,8 @@ def main(argv=None) -> int:
         baseline_ms = pages.pop(BASELINE)
         print(json.dumps({
             "machines": args.machines, "warmup_s": args.warmup,
+            "deployment": ("collector process + gunicorn -w 2 on PostgreSQL" if args.split
+                           else "one process (python app.py) on SQLite"),
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_avg_1m_5m_15m": os.getloadavg(),
                         "platform": sys.platform},
             "overview_render_s": {"median": statistics.median(renders), "max": max(renders), "runs": renders},
