@@ -8,12 +8,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from db import backend as backends
 
 log = logging.getLogger(__name__)
 SCRIPT_LOCATION = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x4F45455F4D494752  # "OEE_MIGR": one advisory lock for every process migrating this database
 
 
 class SchemaTooNewError(RuntimeError):
@@ -42,19 +44,25 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, backend: str) -> str:
-    """Bring the schema to this app's head. Returns the revision now in force."""
+    """Bring the schema to this app's head. Returns the revision now in force.
+
+    Processes that start together on one PostgreSQL database (a collector and web workers) take turns: the
+    first migrates, the others wait for it on an advisory lock and then find the schema at head. Without the
+    lock two of them created alembic_version at once and one died ("Worker failed to boot")."""
     known = {rev.revision for rev in script_directory().walk_revisions()}
-    current = current_revision(engine)
-    if current is not None and current not in known:
-        raise SchemaTooNewError(
-            f"the database has schema version {current}, which this app does not know (it knows up to "
-            f"{head_revision()}): it was written by a newer version. Upgrade the app; refusing to start so "
-            "as not to damage it."
-        )
     head = head_revision()
-    if current != head:
-        log.info("migrating database schema from %s to %s", current or "empty", head)
-        with engine.begin() as conn:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current not in known:
+            raise SchemaTooNewError(
+                f"the database has schema version {current}, which this app does not know (it knows up to "
+                f"{head}): it was written by a newer version. Upgrade the app; refusing to start so as not to "
+                "damage it."
+            )
+        if current != head:
+            log.info("migrating database schema from %s to %s", current or "empty", head)
             command.upgrade(_config(conn, backend), "head")
             if current is None:
                 backends.remember_backend(conn, backend)

@@ -166,3 +166,23 @@ def test_an_unreachable_database_names_the_url_without_its_password():
     assert f"127.0.0.1:{port}" in message and "***" in message
     assert "s3cret-pw" not in message
     assert "Check that the server is running" in message
+
+
+def test_processes_starting_together_on_a_fresh_postgresql_database_all_start(pg_url):
+    """A collector and web workers started at once on a new database: one migrates, the others wait for it (an
+    advisory lock) and find the schema at head. Before the lock, two created alembic_version at the same moment
+    and one died with UniqueViolation."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys, time; from db.store import open_store\n"
+              "while time.time() < float(sys.argv[2]): time.sleep(0.001)\n"  # all start migrating at one moment
+              "print(open_store(sys.argv[1]).schema_version)")
+    at = time.time() + 3
+    procs = [subprocess.Popen([sys.executable, "-c", script, pg_url, repr(at)], cwd=Path(__file__).parents[2],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    head = migrate.head_revision()
+    assert [(out.strip(), code) for out, err, code in results] == [(head, 0)] * 4, [r[1][-500:] for r in results]
+    assert migrate.current_revision(make_engine(pg_url)) == head
