@@ -61,15 +61,18 @@ def connections_health() -> dict[int, dict]:
     return {c["connection_id"]: c for c in rt.collectors.health() if c.get("connection_id") is not None}
 
 
-def machine_states() -> dict[int, dict]:
-    """The state of every machine (db id): the collectors' live snapshot where this process collects, else the
-    latest stored state. {state, since, fault_code, product_code, ideal_cycle_time_s, last_cycle_time_s, live}."""
+def machine_states(machine_ids: list[int] | None = None) -> dict[int, dict]:
+    """The state of every machine (db id), or of these: the collectors' live snapshot where this process collects,
+    else the latest stored state. {state, since, fault_code, product_code, ideal_cycle_time_s, last_cycle_time_s,
+    live}."""
     from db import ui_queries as q
 
-    out = {mid: {**st, "live": False} for mid, st in q.machine_status(store()).items()}
+    out = {mid: {**st, "live": False} for mid, st in q.machine_status(store(), machine_ids).items()}
     rt = runtime()
     if rt.collectors is not None:
         for mid, snap in rt.collectors.snapshot.machines().items():
+            if machine_ids is not None and mid not in machine_ids:
+                continue
             if snap.get("since") is None and mid in out:
                 continue  # the tracker has not seen a cycle yet: the stored state says more
             out[mid] = {**out.get(mid, {}), **snap, "live": True}

@@ -340,11 +340,11 @@ def _progress(query, _n, config):
 )
 def _status(_n, config):
     scope, key = config["scope"], config["key"]
-    states = context.machine_states()
     health = context.connections_health()
     machines = [m for m in ui_queries.plant_machines(context.store())
                 if (scope == "machine" and m["machine_id"] == key)
                 or (scope == "line" and (str(m["line_id"]) == str(key) or m["line"] == key))]
+    states = context.machine_states([m["id"] for m in machines])  # every 2 s: this scope's machines only
     chips = []
     now = time.time()
     for m in machines:

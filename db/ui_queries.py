@@ -258,12 +258,14 @@ def state_timeline(store, scope: str, key: str, start: float, end: float) -> dic
     return {"start": start, "end": end, "machines": out, "count": count}
 
 
-def machine_status(store) -> dict[int, dict]:
-    """The latest stored state of every machine (db id): {state, since, fault_code, product_code, last_seen}.
-    What a page shows when this process does not collect (the web role), or before the first cycle."""
+def machine_status(store, machine_ids: list[int] | None = None) -> dict[int, dict]:
+    """The latest stored state of every machine (db id), or of these: {state, since, fault_code, product_code,
+    last_seen}. What a page shows when this process does not collect (the web role), or before the first cycle."""
     with Session(store.engine) as session:
-        latest = (select(MachineState.machine_id, func.max(MachineState.start).label("s"))
-                  .group_by(MachineState.machine_id).subquery())
+        latest = select(MachineState.machine_id, func.max(MachineState.start).label("s"))
+        if machine_ids is not None:
+            latest = latest.where(MachineState.machine_id.in_(machine_ids))
+        latest = latest.group_by(MachineState.machine_id).subquery()
         rows = session.execute(select(MachineState).join(
             latest, (MachineState.machine_id == latest.c.machine_id) & (MachineState.start == latest.c.s))).scalars()
         out = {}
