@@ -159,14 +159,21 @@ def oee_report_with_machines(store, scope: str, key: str, start: float, end: flo
                                      bucket=bucket, max_buckets=max_buckets, config=config, tz=tz)
     if not analyses:
         raise ScopeError(scope, f"{scope} {key!r} has no machines")
-    per_machine = [{"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
-                    **{k: v for k, v in analysis.totals.as_dict().items()
-                       if k in ("availability", "performance", "quality", "oee", "planned_time_s",
-                                "run_time_s", "total_count", "good_count", "flags")}}
-                   for mc, analysis in zip(configs, analyses)]
+    per_machine = [_machine_row(mc, analysis) for mc, analysis in zip(configs, analyses)]
     out = oee.rollup_analyses(analyses).as_dict()
     out.update({"scope": scope, "key": key, "timezone": tz, "bucket": bucket, "machines": per_machine})
     return out, {mc.machine_id: a for mc, a in zip(configs, analyses)}
+
+
+MACHINE_ROW_KEYS = ("availability", "performance", "quality", "oee", "planned_time_s", "run_time_s", "total_count",
+                    "good_count", "flags")
+
+
+def _machine_row(mc: MachineConfig, analysis: "oee.Analysis") -> dict:
+    """A machine's line in a report's "machines" list."""
+    totals = analysis.totals.as_dict()
+    return {"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
+            **{k: totals[k] for k in MACHINE_ROW_KEYS if k in totals}}
 
 
 def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
@@ -183,11 +190,7 @@ def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
     for mc, analysis in zip(configs, analyses):
         report = oee.rollup_analyses([analysis]).as_dict()
         report.update({"scope": "machine", "key": mc.machine_id, "timezone": tz, "bucket": None,
-                       "machines": [{"machine_id": mc.machine_id, "name": mc.name, "line": mc.line,
-                                     **{k: v for k, v in analysis.totals.as_dict().items()
-                                        if k in ("availability", "performance", "quality", "oee",
-                                                 "planned_time_s", "run_time_s", "total_count", "good_count",
-                                                 "flags")}}]})
+                       "machines": [_machine_row(mc, analysis)]})
         out[mc.machine_id] = report
     return out
 

@@ -6,6 +6,7 @@ PLC) and with addresses that do not exist; nothing is mocked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 
@@ -21,6 +22,7 @@ from core.settings import Settings
 from db.configuration import sync_demo_plant
 from db.models import Connection, Tag
 from plant import Plant, default_layout
+from tests.support import waiting
 from tests.support.proxy import FaultProxy
 
 ONE_OF_EACH = ("LINE-001", "LINE-011", "LINE-013", "LINE-015")  # EtherNet/IP, OPC-UA, S7, Modbus
@@ -52,14 +54,7 @@ def make_runtime(tmp_path, endpoints, layout, **collector_options):
     return runtime.start()
 
 
-def wait_for(predicate, timeout=15.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+wait_for = functools.partial(waiting.wait_for, timeout=15.0, interval=0.1)
 
 
 def poller_named(runtime, name):
