@@ -16,7 +16,9 @@ if __name__ == "__main__":
     launch_early(sys.argv[1:])
 
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
+import threading  # noqa: E402
 
 import dash
 from dash import _callback as dash_callbacks
@@ -85,9 +87,9 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def start_runtime(settings: Settings) -> Runtime:
+def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
     """Start everything but the web server; exits with one clear line when the database cannot be used."""
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, collector_argv=argv)
     try:
         runtime.start()
     except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
@@ -107,6 +109,17 @@ def first_start(runtime: Runtime) -> None:
         print(f"\nFirst start: created the user {FIRST_ADMIN!r} with the one-time password {password}\n"
               f"Log in at http://{s.host}:{s.port}/login and choose your own; this is shown only once "
               "(`python app.py create-admin --username NAME` makes another admin).\n", flush=True)
+
+
+def stop_when_parent_goes() -> None:
+    """The collector process of `python app.py`: its parent holds our standard input; when it closes (the parent
+    stopped us, or died however it died) stop as on SIGTERM."""
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,10 +142,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.log_level)
-    runtime = start_runtime(settings)
+    runtime = start_runtime(settings, argv)
     if runtime.collects:
         runtime.tune_garbage_collector()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1":
+        stop_when_parent_goes()
     try:
         if settings.role == "collector":
             if settings.metrics_port:
@@ -144,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"error: --metrics-port [OEE_METRICS_PORT]: cannot listen on {settings.host}:"
                           f"{settings.metrics_port}: {exc.strerror or exc}; choose a free port", file=sys.stderr)
                     sys.exit(2)
-            log.info("collector role: no web pages; Ctrl+C to stop")
+            if os.environ.get("OEE_STOP_ON_STDIN_EOF") != "1":
+                log.info("collector role: no web pages; Ctrl+C to stop")
             signal.pause()
         else:
             first_start(runtime)

@@ -1,9 +1,10 @@
 """The dashboards' speed in a real browser: time to a fully rendered overview, and the pages' callback latencies.
 
-    python -m bench.ui [--machines 50] [--runs 5] [--warmup 60] [--keep]
+    python -m bench.ui [--machines 50] [--runs 5] [--warmup 60] [--keep] [--single-process | --split PG_URL]
 
-Starts `python app.py` with the demo plant on a free port and a fresh SQLite database, lets it collect for
---warmup seconds, then in headless Chromium:
+Starts `python app.py` with the demo plant on a free port and a fresh SQLite database (the web server in one
+process, the collectors in the child process it starts), lets it collect for --warmup seconds, then in headless
+Chromium:
 - loads / --runs times and measures the time from navigation until every tile shows its OEE and the KPI row is
   drawn ("fully rendered");
 - opens each page (overview, a machine, a line, downtime, reports, PLC monitor, data flow), waits until it has
@@ -16,7 +17,8 @@ each beside the baseline's.
 --split POSTGRESQL_URL runs the app as deployed for many machines instead: a collector process (`python app.py
 --role collector`, which also runs the simulated plant) and gunicorn -w 2 web workers (wsgi.py), on a fresh database
 of that server (dropped after), live updates over LISTEN/NOTIFY; the pages' callbacks then do not share an
-interpreter lock with the collectors.
+interpreter lock with the collectors either. --single-process runs `python app.py --single-process`: collectors
+and pages in one process, as before the collectors moved to a child (for comparison).
 Targets from the issue: overview under 1.5 s, callbacks p95 under 300 ms (on the machine the numbers come from;
 say which when quoting them). --machines 16 is the demo plant as shipped; any other number runs a plant file made
 from it (--plant-file) with more lines of the same machines, four protocols in the demo's proportions, so the
@@ -189,11 +191,17 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     p.add_argument("--split", metavar="POSTGRESQL_URL", default="",
                    help="collector process + gunicorn -w 2 on a fresh database of this PostgreSQL server")
+    p.add_argument("--single-process", action="store_true",
+                   help="python app.py --single-process: the collectors in the web server's process")
     args = p.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     extra = () if args.machines == 16 else ("--plant-file", str(plant_file(folder, args.machines)))
     if args.split and not args.split.startswith("postgresql"):
         raise SystemExit("--split: give a PostgreSQL server URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
+    if args.single_process and args.split:
+        raise SystemExit("--single-process and --split: choose one deployment")
+    if args.single_process:
+        extra += ("--single-process",)
     app = SplitApp(folder, args.split, *extra) if args.split else RunningApp(folder, *extra)
     browser = None
     try:
@@ -219,7 +227,9 @@ def main(argv=None) -> int:
         print(json.dumps({
             "machines": args.machines, "warmup_s": args.warmup,
             "deployment": ("collector process + gunicorn -w 2 on PostgreSQL" if args.split
-                           else "one process (python app.py) on SQLite"),
+                           else "python app.py --single-process on SQLite: pages and collectors in one process"
+                           if args.single_process else
+                           "python app.py on SQLite: the web process and its child collector process"),
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_avg_1m_5m_15m": os.getloadavg(),
                         "platform": sys.platform},
             "overview_render_s": {"median": statistics.median(renders), "max": max(renders), "runs": renders},

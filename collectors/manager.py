@@ -236,7 +236,9 @@ class CollectorManager:
         self._fingerprints.pop(cid, None)
         if poller is not None:
             poller.stop()
-            self.snapshot.forget_tags([t.tag_id for t in poller.tags])
+            gone = [t.tag_id for t in poller.tags]
+            self.snapshot.forget_tags(gone)
+            self.hub.publish("forget", {"tags": gone})  # web processes' copies too: a tag id can be reused
 
     # --- skipped cycles --------------------------------------------------------------------------------------
 
@@ -256,6 +258,13 @@ class CollectorManager:
                         poller.interval_s * 1000)
 
     # --- reading ---------------------------------------------------------------------------------------------
+
+    def connection_health(self, connection_id: int) -> dict | None:
+        if connection_id in self.config_errors:
+            return {"connection_id": connection_id, "state": "config_error",
+                    "last_error": {"error": None, "message": self.config_errors[connection_id]}}
+        poller = self.pollers.get(connection_id)
+        return poller.health() if poller is not None else None
 
     def health(self) -> list[dict]:
         out = [p.health() for p in self.pollers.values()]

@@ -142,16 +142,28 @@ class ConnectionPoller:
                       self.protocol, self.config["host"], self.config["port"], exc.kind, exc.message,
                       f" ({exc.suggestion})" if exc.suggestion else "")
             self._went_offline(now)
+        changed = self.state != FAILING
         self.state = FAILING
         self.next_attempt = time.monotonic() + self.backoff.delay(self.failures)
+        if changed:
+            self._state_changed()
 
     def _recovered(self) -> None:
         if self.state == FAILING:
             log.warning("connection %s recovered after %d failed attempts (down %.1f s)", self.name,
                         self.failures, time.time() - (self.down_since or time.time()))
+        changed = self.state != CONNECTED
         self.state = CONNECTED
         self.failures = 0
         self.down_since = None
+        if changed:
+            self._state_changed()
+
+    def _state_changed(self) -> None:
+        """Web processes hear of a connection's new state at once, before the values that follow it (they get
+        every connection's health each second too)."""
+        if self.hub.subscriber_count:
+            self.hub.publish("connection", self.health())
 
     def _went_offline(self, now: float) -> None:
         """The PLC is out of sight: its tags get one bad sample each, its machines go offline."""
@@ -165,7 +177,7 @@ class ConnectionPoller:
         self.snapshot.put_tags(items)
         self.writer.submit_samples(rows)
         if self.hub.subscriber_count:
-            self.hub.publish("tags", {tid: [t, v, q] for tid, (t, v, q, _r) in items.items()})
+            self.hub.publish("tags", {tid: [t, v, q] + ([r] if r else []) for tid, (t, v, q, r) in items.items()})
         for mid in self.machine_ids:
             with self.tracker_locks[mid]:
                 tracker = self.trackers[mid]
@@ -220,7 +232,7 @@ class ConnectionPoller:
                 else:
                     store = value != last
             if value != last or quality != tag.last_quality:
-                changed[tag.tag_id] = [now, value, quality]
+                changed[tag.tag_id] = [now, value, quality] + ([reason] if reason else [])
             if store:
                 if isinstance(value, list):
                     rows.append((now, tag.tag_id, None, json.dumps(value), quality, reason))

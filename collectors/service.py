@@ -331,15 +331,14 @@ def machine_status(runtime, machine: dict) -> dict:
     if collectors is None or cid is None:
         out["state"] = "not_polled"
         return out
-    if cid in collectors.config_errors:
-        out.update(state="config_error", connection_state="config_error",
-                   last_error={"error": "invalid_input", "message": collectors.config_errors[cid], "suggestion": ""})
-        return out
-    poller = collectors.pollers.get(cid)
-    if poller is None:
+    health = collectors.connection_health(cid)
+    if health is None:
         out["state"] = "not_polled"
         return out
-    health = poller.health()
+    if health["state"] == "config_error":
+        out.update(state="config_error", connection_state="config_error",
+                   last_error={"error": "invalid_input", "message": health["last_error"]["message"], "suggestion": ""})
+        return out
     out["connection_state"] = health["state"]
     out["last_error"] = health["last_error"]
     snap = collectors.snapshot.machine(machine["id"])

@@ -35,6 +35,7 @@ CLIENT_TOPICS = ("tags", "machine", "metrics", "event", "alert", "config")
 RECENT_EVENTS = 200
 CATALOG_REFRESH_MIN_S = 5.0
 FREEZE_AFTER_S = 5.0  # after start: the pages are registered and the catalog is loaded
+REPORT_MAX_AGE_S = 10.0  # a collector process's health this old is gone (it reports every second)
 
 
 def clean_value(v):
@@ -130,12 +131,18 @@ class LiveService:
         self.runtime = runtime
         s = runtime.settings
         self.serves = s.role in ("all", "web")
-        self.collects = s.role in ("all", "collector")
+        self.collects = runtime.collects  # False in `python app.py`'s web process: its collectors run in a child
         self.heartbeat_s = s.ws_heartbeat_s
         self.stall_timeout_s = s.ws_stall_timeout_s
         self.clients = Hub()  # one LatestSubscription per WebSocket
         self.catalog = Catalog()
         self.tags: dict[int, list] = {}  # tag id -> [time, value, quality]
+        self.tag_reasons: dict[int, str] = {}  # tag id -> why its quality is bad (the PLC monitor shows it)
+        # From the collector processes (web side; core/remote_collectors.py reads them):
+        self.remote_connections: dict[tuple[str, int], tuple[float, dict]] = {}  # (origin, id) -> (received, health)
+        self.remote_writers: dict[str, tuple[float, dict]] = {}  # origin -> (received, writer stats)
+        self.reload_replies: dict[str, list[dict]] = {}  # reload request id -> replies
+        self._reload_replied = threading.Condition(threading.Lock())
         self.machines: dict[int, dict] = {}  # machine db id -> status
         self.metrics: dict[int, dict] = {}
         self.alerts: dict[str, dict] = {}  # active alerts by id
@@ -173,13 +180,14 @@ class LiveService:
             self._thread(self._metrics_loop, "live-metrics")
         if self.bus_kind != "off":
             self.bus = make_bus(self.bus_kind, database_url=s.effective_database_url, redis_url=s.redis_url,
-                                channel=s.live_channel, listen_data=self.serves, listen_control=self.collects)
+                                channel=s.live_channel, listen_data=self.serves, listen_control=self.collects,
+                                local_key=self.runtime.live_bus_key, local_address=s.live_bus_address)
             self.bus.on_data = self._on_bus_data
             self.bus.on_control = self._on_bus_control
             self.bus.on_listening = self._on_listening
             self.bus.start()
             log.info("live updates between processes: %s, channel %r", self.bus_kind, s.live_channel)
-        elif s.role == "web":
+        elif self.serves and not self.collects:
             log.warning("web role without a live bus (the database is not PostgreSQL and no --redis-url): "
                         "WebSocket clients get no live data")
         return self
@@ -296,13 +304,18 @@ class LiveService:
                         if current is not None and current[0] == t and current[2] == q and current[1] == v:
                             continue  # already known: a resync, or our own message coming back
                         self.tags[tid] = fresh[tid] = [t, v, q]
+                        if len(value) > 3 and value[3]:
+                            self.tag_reasons[tid] = value[3]
+                        elif q == 0:
+                            self.tag_reasons.pop(tid, None)
                         if tid not in self.catalog.tags:
                             unknown_tags = True
                     if fresh:
                         # Encoded once here rather than once per client: {tag id: '"12":[t,v,q]'}.
                         self.clients.publish("tags", {tid: f'"{tid}":{dumps(v)}' for tid, v in fresh.items()})
                         if local and self.bus:
-                            self.bus.publish("tags", fresh)
+                            self.bus.publish("tags", {tid: v + [self.tag_reasons[tid]] if tid in self.tag_reasons
+                                                      else v for tid, v in fresh.items()})
                 elif topic == "machine":
                     status = normalise_status(message)
                     mid = status["machine"]
@@ -322,6 +335,17 @@ class LiveService:
                     if local and self.bus:
                         self.bus.publish("config", message)
                     self.want_catalog(message)
+                elif topic == "forget":
+                    for tid in message.get("tags") or ():
+                        self.tags.pop(int(tid), None)
+                        self.tag_reasons.pop(int(tid), None)
+                    if local and self.bus:
+                        self.bus.publish("forget", message)
+                elif topic == "connection" and local:
+                    if self.bus:
+                        self.bus.publish("connection", {**message, "origin": self.bus.origin})
+                elif topic in ("connection", "writer", "reloaded") and not local:
+                    self._apply_collector_report(topic, message)
         if unknown_tags and time.monotonic() - self._last_catalog_attempt >= CATALOG_REFRESH_MIN_S:
             self._catalog_wanted.set()
 
@@ -347,7 +371,72 @@ class LiveService:
         if local and self.bus:
             self.bus.publish(topic, message)
 
-    # --- collector side: metrics and resync ------------------------------------------------------------------
+    def _apply_collector_report(self, topic: str, message: dict) -> None:
+        """What a collector process says of itself: a connection's health, its writer, a reload done."""
+        origin = message.get("origin", "")
+        if topic == "connection":
+            self.remote_connections[(origin, message.get("connection_id"))] = (time.monotonic(), message)
+        elif topic == "writer":
+            self.remote_writers[origin] = (time.monotonic(), message)
+            running = set(message.get("connection_ids") or ())
+            for key in [k for k in list(self.remote_connections) if k[0] == origin and k[1] not in running]:
+                self.remote_connections.pop(key, None)  # removed or disabled there
+        else:
+            with self._reload_replied:
+                if message.get("id") in self.reload_replies:
+                    self.reload_replies[message["id"]].append(message)
+                    self._reload_replied.notify_all()
+
+    def request_reload(self, timeout_s: float = 10.0) -> list[dict]:
+        """Web side: ask the collector processes to reload their configuration now; their replies (one per
+        process that answered within timeout_s, each {"changes": ..., "error": ...})."""
+        if self.bus is None:
+            return []
+        import uuid
+
+        rid = uuid.uuid4().hex
+        expected = max(1, len(self.collector_origins()))
+        with self._reload_replied:
+            self.reload_replies[rid] = []
+        self.bus.control({"reload": rid})
+        deadline = time.monotonic() + timeout_s
+        with self._reload_replied:
+            while len(self.reload_replies[rid]) < expected and time.monotonic() < deadline:
+                self._reload_replied.wait(deadline - time.monotonic())
+            return self.reload_replies.pop(rid)
+
+    def collector_origins(self, max_age_s: float = REPORT_MAX_AGE_S) -> set[str]:
+        now = time.monotonic()
+        return {o for o, (at, _) in list(self.remote_writers.items()) if now - at <= max_age_s}
+
+    # --- collector side: metrics, health and resync ----------------------------------------------------------
+
+    def _publish_health(self) -> None:
+        """Each connection's health and the writer's numbers, for the web processes' pages and /healthz."""
+        collectors, writer = self.runtime.collectors, self.runtime.writer
+        if self.bus is None or collectors is None:
+            return
+        origin = self.bus.origin
+        connections = collectors.health()
+        for health in connections:
+            self.bus.publish("connection", {**health, "origin": origin})
+        if writer is not None:  # last: it names the connections that run, so that the others are dropped
+            self.bus.publish("writer", {**writer.stats(), "origin": origin,
+                                        "connection_ids": [c["connection_id"] for c in connections]})
+
+    def _reload_for(self, rid: str) -> None:
+        collectors = self.runtime.collectors
+        reply = {"id": rid, "origin": self.bus.origin if self.bus else "", "changes": None, "error": None}
+        try:
+            if collectors is None:
+                raise RuntimeError("the collectors are not started yet")
+            reply["changes"] = collectors.reload()
+        except Exception as exc:  # the collectors also reload on their own timer
+            log.exception("live: reload asked by a web process failed")
+            reply["error"] = f"{exc.__class__.__name__}: {exc}"
+        self._publish_health()  # the pages see the new connections at once
+        if self.bus is not None:
+            self.bus.publish("reloaded", reply)
 
     def _collector_snapshot(self):
         collectors = self.runtime.collectors
@@ -358,6 +447,10 @@ class LiveService:
             snap = self._collector_snapshot()
             if snap is None:
                 continue
+            try:
+                self._publish_health()
+            except Exception:
+                log.exception("live: publishing the collectors' health failed")
             try:
                 now = time.time()
                 out = [("metrics", self._metrics_for(mid, m, now)) for mid, m in snap.machines().items()]
@@ -396,6 +489,10 @@ class LiveService:
     def _on_bus_control(self, message: dict) -> None:
         if isinstance(message, dict) and "sync" in message:
             self.publish_all_to_bus()
+            self._publish_health()
+        if isinstance(message, dict) and message.get("reload"):
+            threading.Thread(target=self._reload_for, args=(str(message["reload"]),), name="live-reload",
+                             daemon=True).start()
 
     def _on_listening(self) -> None:
         if self.serves and self.bus is not None:
@@ -406,7 +503,8 @@ class LiveService:
         snap = self._collector_snapshot()
         if self.bus is None or snap is None:
             return
-        tags = {tid: [v[0], clean_value(v[1]), v[2]] for tid, v in snap.tags().items()}
+        tags = {tid: [v[0], clean_value(v[1]), v[2]] + ([v[3]] if len(v) > 3 and v[3] else [])
+                for tid, v in snap.tags().items()}
         with self._lock:
             machines = [self.machines[mid] for mid in snap.machines() if mid in self.machines]
             metrics = [self.metrics[mid] for mid in snap.machines() if mid in self.metrics]
@@ -501,6 +599,8 @@ def resolve_bus_kind(settings) -> str:
     if kind == "auto":
         if settings.redis_url:
             return "redis"
+        if settings.collector_process:
+            return "local"  # our own child: not through a database that may go away
         return "postgresql" if settings.effective_database_url.startswith("postgresql") else "off"
     return kind
 

@@ -1,4 +1,5 @@
-"""Live updates between processes: PostgreSQL LISTEN/NOTIFY, or Redis pub/sub when one is configured.
+"""Live updates between processes: PostgreSQL LISTEN/NOTIFY, Redis pub/sub when one is configured, or a loopback
+socket between `python app.py` and the collector process it starts (LocalBus, any database).
 
 Collector processes publish what their collectors publish; web processes listen and hand it to their WebSocket
 clients. Two channels: `<channel>` carries data (collectors to web workers), `<channel>_ctl` carries requests
@@ -350,11 +351,154 @@ class RedisBus(Bus):
             self._pubsub = None
 
 
+HANDSHAKE_TIMEOUT_S = 5
+
+
+def _handshake_socket(sock, timeout_s: int = HANDSHAKE_TIMEOUT_S):
+    """Blocking (multiprocessing's Connection reads the descriptor directly), but a peer that stalls the key
+    exchange must not hang the listener: a receive timeout at the socket level, where the platform has one."""
+    import socket
+    import struct
+
+    sock.setblocking(True)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", timeout_s, 0))
+    except (OSError, struct.error):
+        pass
+    return sock
+
+
+def _end_handshake(conn) -> None:
+    import socket
+    import struct
+
+    try:
+        sock = socket.socket(fileno=conn.fileno())
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+        finally:
+            sock.detach()
+    except (OSError, struct.error):
+        pass
+
+
+class LocalBus(Bus):
+    """One authenticated TCP connection on loopback between `python app.py` (the web side, which listens) and the
+    collector process it starts (which connects): the live bus of the default deployment, on any database.
+
+    The address is 127.0.0.1 and a free port; the key (32 random bytes, handed to the child in its environment, never
+    on a command line) authenticates both ends with multiprocessing's HMAC challenge, so another local user can
+    neither read the plant's values nor inject any. Frames are `channel NUL payload` (no size limit). The web side
+    keeps the latest connection only: a collector process that restarts replaces its predecessor.
+    """
+
+    kind = "local"
+    ACCEPT_WAIT_S = 0.5
+    SEND_WAIT_S = 5.0  # a message sent before the other end is connected waits this long for it
+
+    def __init__(self, channel: str, *, key: bytes, address: tuple[str, int] | None = None, **kw):
+        super().__init__(channel, **kw)
+        self.key = key
+        self._conn = None
+        self._connected = threading.Condition()
+        self._server = None
+        if address is None:  # the web side: listen now, so that the port is known before the child starts
+            import socket
+
+            self._server = socket.create_server(("127.0.0.1", 0))
+            self._server.settimeout(self.ACCEPT_WAIT_S)
+            self.address = self._server.getsockname()[:2]
+        else:
+            self.address = address
+        self.connections = 0  # connections made (or accepted) so far
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _subscribe(self) -> None:
+        from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+        import socket
+
+        self._close_listener()
+        if self._server is not None:
+            while True:
+                if self._stop.is_set():
+                    raise ConnectionError("stopped")
+                try:
+                    sock, _ = self._server.accept()
+                    break
+                except socket.timeout:
+                    continue
+            conn = Connection(_handshake_socket(sock).detach())
+            try:
+                deliver_challenge(conn, self.key)
+                answer_challenge(conn, self.key)
+            except Exception:
+                conn.close()
+                raise ConnectionError("a process connected without the key; refused") from None
+        else:
+            sock = socket.create_connection(self.address, timeout=5.0)
+            # Longer than the web side's: it may be turning away a stalled peer before it answers us.
+            conn = Connection(_handshake_socket(sock, 3 * HANDSHAKE_TIMEOUT_S).detach())
+            try:
+                answer_challenge(conn, self.key)
+                deliver_challenge(conn, self.key)
+            except Exception:
+                conn.close()
+                raise
+        _end_handshake(conn)
+        with self._connected:
+            self._conn = conn
+            self.connections += 1
+            self._connected.notify_all()
+
+    def _receive(self):
+        conn = self._conn
+        while not self._stop.is_set():
+            if conn.poll(0.5):
+                frame = conn.recv_bytes()
+                channel, _, payload = frame.partition(b"\0")
+                yield channel.decode(), payload.decode()
+
+    def _send(self, channel: str, payloads: list[str]) -> None:
+        with self._connected:
+            if self._conn is None:
+                self._connected.wait(self.SEND_WAIT_S)
+            conn = self._conn
+        if conn is None:
+            raise ConnectionError("the other process is not connected")
+        head = channel.encode() + b"\0"
+        for p in payloads:
+            conn.send_bytes(head + p.encode())
+
+    def _close_listener(self) -> None:
+        with self._connected:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _close(self) -> None:
+        super()._close()
+        if self._server is not None:
+            self._server.close()
+
+
 def make_bus(kind: str, *, database_url: str, redis_url: str, channel: str, listen_data: bool,
-             listen_control: bool) -> Bus | None:
-    """kind: off, postgresql or redis (auto is resolved by the caller)."""
+             listen_control: bool, local_key: bytes | None = None,
+             local_address: tuple[str, int] | None = None) -> Bus | None:
+    """kind: off, postgresql, redis or local (auto is resolved by the caller). local: without an address this
+    process listens (the web side), with one it connects (the collector process)."""
     if kind == "off":
         return None
+    if kind == "local":
+        if not local_key:
+            raise ValueError("the local live bus needs its key (OEE_LIVE_BUS_KEY)")
+        return LocalBus(channel, key=local_key, address=local_address, listen_data=listen_data,
+                        listen_control=listen_control)
     if kind == "redis":
         return RedisBus(redis_url, channel, listen_data=listen_data, listen_control=listen_control)
     if kind == "postgresql":
@@ -362,4 +506,4 @@ def make_bus(kind: str, *, database_url: str, redis_url: str, channel: str, list
 
         dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         return PgBus(dsn, channel, listen_data=listen_data, listen_control=listen_control)
-    raise ValueError(f"live bus {kind!r}: use off, postgresql or redis")
+    raise ValueError(f"live bus {kind!r}: use off, postgresql, redis or local")

@@ -80,8 +80,11 @@ class RuntimeCollector(Collector):
     def collect(self):
         health = self.runtime.health()
         yield from self._process(health)
-        yield from self._writer(health.get("writer") or {})
-        yield from self._connections([c for c in health.get("connections") or [] if "name" in c])
+        # A web worker hears of the collector processes' connections and writers over the live bus; they serve
+        # their own /metrics (--metrics-port), so only the process that runs them, or started them, reports them.
+        own = self.runtime.collects or self.runtime.collector_process is not None
+        yield from self._writer((health.get("writer") or {}) if own else {})
+        yield from self._connections([c for c in health.get("connections") or [] if "name" in c] if own else [])
         yield from self._live(health)
         yield from self._machines()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 
@@ -25,15 +26,21 @@ APP_VERSION = "0.1.0"
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, collector_options: dict | None = None):
+    def __init__(self, settings: Settings, *, collector_options: dict | None = None,
+                 collector_argv: list[str] | None = None):
         self.settings = settings
+        self.collector_argv = collector_argv or []  # options the collector process gets (settings.collector_process)
         self.collector_options = collector_options or {}  # backoff, timeouts: tests make them short
         self.store: Store | None = None
         self.writer: Writer | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.hub = Hub()
         self.plant = None  # the simulated plant, when the demo runs
-        self.collectors = None  # collectors.manager.CollectorManager, when this process collects
+        # collectors.manager.CollectorManager when this process collects; core.remote_collectors.RemoteCollectors
+        # when collector processes report to this one over the live bus
+        self.collectors = None
+        self.collector_process = None  # core.collector_process.CollectorProcess: the child that collects for us
+        self.live_bus_key: bytes | None = None  # the local live bus's key (settings.collector_process)
         self.live = None  # core.live.LiveService: WebSocket fan-out and the bridge between processes
         self.credentials = None  # core.credentials.Credentials: seals and opens PLC passwords (set by start)
         self.started_at = time.time()
@@ -41,7 +48,9 @@ class Runtime:
 
     @property
     def collects(self) -> bool:
-        return self.settings.role in ("all", "collector")
+        """Does this process poll PLCs? (Role all with collector_process leaves that to its child.)"""
+        s = self.settings
+        return s.role == "collector" or (s.role == "all" and not s.collector_process)
 
     def start(self) -> "Runtime":
         s = self.settings
@@ -56,13 +65,51 @@ class Runtime:
         self.scheduler.start()
         from core.live import LiveService
 
+        if s.collector_process:
+            import secrets
+
+            self.live_bus_key = secrets.token_bytes(32)
+        elif s.live_bus == "local":
+            self.live_bus_key = bytes.fromhex(os.environ.get("OEE_LIVE_BUS_KEY", ""))
         self.live = LiveService(self).start()  # before the collectors: their first values must reach it
         if self.collects:
             self._start_collection()
             from db.oee_summary import schedule as schedule_oee_summary
 
             schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
+        elif s.collector_process:
+            self._start_collector_process()
+        elif self.live.bus is not None:
+            from core.remote_collectors import RemoteCollectors
+
+            self.collectors = RemoteCollectors(self.live)
         return self
+
+    def _start_collector_process(self) -> None:
+        """The child that collects (core/collector_process.py), then the demo plant it polls. The child imports
+        while the plant starts; once the demo's machines are in the database it is asked to reload at once."""
+        from core.collector_process import CollectorProcess
+        from core.remote_collectors import RemoteCollectors
+
+        bus = self.live.bus
+        self.collector_process = CollectorProcess(self.collector_argv, self.live.bus_kind,
+                                                  getattr(bus, "address", None), self.live_bus_key).start()
+        self.collectors = RemoteCollectors(self.live, self.collector_process)
+        if self.settings.demo:
+            try:
+                from core.demo import start_demo
+            except ImportError:
+                log.info("simulated plant not available in this build; running without demo")
+                return
+            start_demo(self)
+
+            def reload_now() -> None:
+                try:
+                    self.collectors.reload()
+                except Exception as exc:  # its own timer picks the demo up within 10 s
+                    log.debug("collector process: reload after the demo's start: %s", exc)
+
+            threading.Thread(target=reload_now, name="collector-reload", daemon=True).start()
 
     def tune_garbage_collector(self, freeze_after_s: float = 10.0) -> None:
         """For a process that polls thousands of tags: Python's default thresholds (700, 10, 10) ran a full
@@ -125,8 +172,10 @@ class Runtime:
         self._stopped.set()
         if self.live is not None:
             self.live.stop()
-        if self.collectors is not None:
+        if self.collectors is not None and hasattr(self.collectors, "stop"):
             self.collectors.stop()
+        if self.collector_process is not None:
+            self.collector_process.stop()  # before the plant: its PLCs vanishing would read as failures
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         if self.plant is not None:
@@ -139,10 +188,18 @@ class Runtime:
     def health(self) -> dict:
         store = self.store
         writer = self.writer.stats() if self.writer else None
+        if writer is None and self.collectors is not None and getattr(self.collectors, "remote", False):
+            writer = self.collectors.writer_stats()  # the collector processes' writers
         connections = self.collectors.health() if self.collectors is not None else []
         ok = store is not None and (writer is None or writer["database_ok"])
+        status = "ok" if ok else "degraded"
+        child = None
+        if self.collector_process is not None:
+            child = {**self.collector_process.stats(), "reporting": self.collectors.reporting}
+            if not child["reporting"]:  # starting (or restarting) for a minute, then it is a problem
+                status = "starting" if time.time() - (child["started_at"] or 0) < 60 else "degraded"
         return {
-            "status": "ok" if ok else "degraded",
+            "status": status,
             "version": APP_VERSION,
             "role": self.settings.role,
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -155,4 +212,5 @@ class Runtime:
             "writer": writer,
             "connections": connections,
             "live": self.live.stats() if self.live is not None else None,
+            "collector_process": child,
         }

@@ -22,6 +22,10 @@ class Settings:
     data_dir: Path = Path("data")
     demo: bool = True
     role: str = "all"
+    # Role all: collect in a child process (`app.py --role collector`), so that polling 50 PLCs does not hold the
+    # interpreter lock the pages' callbacks wait for. The command line turns it on (--single-process: off); a
+    # Runtime built in a test or a tool keeps its collectors in its own threads.
+    collector_process: bool = False
     timescaledb: str = "auto"
     samples_retention_days: int | None = 365
     compress_after_days: int | None = 7
@@ -36,6 +40,7 @@ class Settings:
     live_bus: str = "auto"  # auto: redis when redis_url is set, else postgresql on PostgreSQL, else off
     redis_url: str = ""
     live_channel: str = "oee_live"
+    live_bus_address: tuple[str, int] | None = None  # local bus, collector side: the web process's socket
     ws_heartbeat_s: float = 15.0
     ws_stall_timeout_s: float = 60.0
     anonymous_viewing: str = "auto"  # auto: on only while listening on loopback (core.auth.web)
@@ -77,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-demo", action="store_true", default=not _env_bool("OEE_DEMO", True),
                    help="do not start the simulated plant [OEE_DEMO=0]")
     p.add_argument("--role", default=env("OEE_ROLE", "all"), help="all, web or collector [OEE_ROLE]")
+    p.add_argument("--single-process", action="store_true", default=_env_bool("OEE_SINGLE_PROCESS", False),
+                   help="role all: poll the PLCs in the web server's own process instead of a child collector "
+                        "process [OEE_SINGLE_PROCESS=1] (slower pages with many PLCs; for debugging)")
     p.add_argument("--timescaledb", default=env("OEE_TIMESCALEDB", "auto"),
                    help="auto (use it when the server has it), off, or require [OEE_TIMESCALEDB]")
     p.add_argument("--retention-days", default=env("OEE_RETENTION_DAYS", "365"),
@@ -187,8 +195,17 @@ def from_args(argv: list[str] | None = None) -> Settings:
         raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {args.time_scale!r} is not a number") from None
     if not 0 < time_scale <= 100_000:
         raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {time_scale} must be above 0 and at most 100000")
-    if args.live_bus not in ("auto", "postgresql", "redis", "off"):
+    if args.live_bus not in ("auto", "postgresql", "redis", "off", "local"):
         raise SettingsError(f"--live-bus [OEE_LIVE_BUS]: {args.live_bus!r}; use auto, postgresql, redis or off")
+    collector_process = args.role == "all" and not args.single_process
+    live_bus_address = None
+    if args.live_bus == "local":  # set by `python app.py` for the collector process it starts (core/collector_process)
+        raw = os.environ.get("OEE_LIVE_BUS_ADDRESS", "")
+        host, _, port = raw.rpartition(":")
+        if args.role != "collector" or not port.isdigit() or not os.environ.get("OEE_LIVE_BUS_KEY"):
+            raise SettingsError("--live-bus [OEE_LIVE_BUS]: local is the link between `python app.py` and the "
+                                "collector process it starts; use auto, postgresql, redis or off")
+        live_bus_address = (host, int(port))
     if args.live_bus == "redis" and not args.redis_url:
         raise SettingsError("--live-bus [OEE_LIVE_BUS]: redis needs --redis-url [OEE_REDIS_URL]")
     if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -222,6 +239,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         data_dir=Path(args.data_dir),
         demo=not args.no_demo,
         role=args.role,
+        collector_process=collector_process,
         timescaledb=args.timescaledb,
         samples_retention_days=retention or None,
         compress_after_days=compress or None,
@@ -235,6 +253,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         live_bus=args.live_bus,
         redis_url=args.redis_url,
         live_channel=args.live_channel,
+        live_bus_address=live_bus_address,
         ws_heartbeat_s=heartbeat,
         ws_stall_timeout_s=stall,
         anonymous_viewing=args.anonymous_viewing,

@@ -39,6 +39,18 @@ def layout(**query):
     ], className="dataflow" + (" embedded" if embed else ""))
 
 
+def _collector_process(stats: dict | None):
+    """The child `python app.py` polls its PLCs in (core/collector_process.py), if this process started one."""
+    if not stats:
+        return None
+    state = f"process {stats['pid']}" if stats["running"] else "not running"
+    restarts = stats.get("restarts") or 0
+    return html.Div([f"Collectors: {state}",
+                     html.Span(f" · restarted {restarts} time{'s' if restarts != 1 else ''} (exit code "
+                               f"{stats.get('last_exit_code')})" if restarts else "",
+                               className="text-warning")], className="small", id="dataflow-collector-process")
+
+
 def _stat(label: str, value, id_=None, tone: str = "") -> html.Div:
     return html.Div([html.Span(label, className="fact-label"),
                      html.Span(value, className=f"fact-value {tone}", **({"id": id_} if id_ else {}))],
@@ -69,12 +81,15 @@ def _refresh(_n):
             html.Div(db.get("url") or "", className="text-muted small text-break"),
             html.Div(f"Role {health['role']} · version {health['version']} · up {duration(health['uptime_s'])}",
                      className="small mt-2"),
+            _collector_process(health.get("collector_process")),
         ]),
     ])
     w = health.get("writer")
+    remote = getattr(rt.collectors, "remote", False)
     if w is None:
         writer = dbc.Card([dbc.CardHeader("Writer"), dbc.CardBody(
-            "This process does not collect (role web): the writer runs in the collector processes.",
+            "No collector process has reported in the last 10 s: its writer's numbers are unknown."
+            if remote else "This process does not collect (role web): the writer runs in the collector processes.",
             id="dataflow-writer-none")])
     else:
         writer = dbc.Card([
@@ -94,7 +109,14 @@ def _refresh(_n):
         ])
     conns = health.get("connections") or []
     if not conns:
-        if rt.collectors is None:
+        if remote and not rt.collectors.reporting:
+            body = dbc.Alert("Waiting for the collector process: none has reported in the last 10 s. "
+                             + ("It is starting, or restarting after a failure (the log says why)."
+                                if rt.collector_process is not None else
+                                "Check that `python app.py --role collector` runs with the same database and "
+                                "--live-channel as this process."),
+                             color="warning", id="dataflow-no-collector-report")
+        elif rt.collectors is None:
             body = dbc.Alert("This process does not collect (role web): see the collector processes' /healthz.",
                              color="info", id="dataflow-no-collectors")
         else:

@@ -76,9 +76,13 @@ class RunningApp:
                 raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.log.read()}")
             try:
                 status, body = self.get("/healthz", timeout=2)
-                return json.loads(body)
+                health = json.loads(body)
             except OSError:
                 time.sleep(0.2)
+                continue
+            if health["status"] != "starting":  # the collector process has reported
+                return health
+            time.sleep(0.2)
         raise AssertionError("app did not answer /healthz in time")
 
     def output(self) -> str:

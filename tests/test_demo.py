@@ -2,9 +2,10 @@
 drivers. The issue's promise: every demo machine has samples, states and counts within 10 s of start."""
 from __future__ import annotations
 
+import json
 import sqlite3
-from pathlib import Path
 import time
+from pathlib import Path
 
 from tests.test_app import RunningApp
 
@@ -77,9 +78,23 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _all_connections(app, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = json.loads(app.get("/healthz")[1])
+        if len(health["connections"]) == 16 and all(c.get("cycles", 0) >= 1 for c in health["connections"]):
+            return health
+        time.sleep(0.3)
+    raise AssertionError(f"not every connection reports: {health['connections']}")
+
+
+def _collector_children(pid: int) -> list[int]:
+    return [p for p in _children(pid) if "--role\0collector" in Path(f"/proc/{p}/cmdline").read_text()]
+
+
 def test_the_simulated_plant_ends_with_the_app_however_it_ends(tmp_path):
-    """The plant runs in child processes (its servers do not share the app's interpreter lock). A stopped app
-    stops them, and so does a killed one (their standard input closes): no orphan keeps the ports."""
+    """The plant and the collectors run in child processes (they do not share the pages' interpreter lock). A
+    stopped app stops them, and so does a killed one (their standard input closes): no orphan keeps the ports."""
     import os
     import signal
 
@@ -87,17 +102,62 @@ def test_the_simulated_plant_ends_with_the_app_however_it_ends(tmp_path):
         (tmp_path / how.name).mkdir()
         app = RunningApp(tmp_path / how.name)
         try:
-            health = app.wait_healthy(90)
+            app.wait_healthy(90)
+            health = _all_connections(app)
             ports = [c["port"] for c in health["connections"]]
             plants = [p for p in _children(app.proc.pid) if "plant" in Path(f"/proc/{p}/cmdline").read_text()]
             assert plants, "the plant runs in processes of its own, children of the app"
+            collectors = _collector_children(app.proc.pid)
+            assert collectors == [health["collector_process"]["pid"]], "one collector process, a child of the app"
             assert len(ports) == 16 and all(_listening(p) for p in ports)
             os.kill(app.proc.pid, how)
             app.proc.wait(20)
+            children = plants + collectors
             deadline = time.monotonic() + 20
-            while any(map(_alive, plants)) and time.monotonic() < deadline:
+            while any(map(_alive, children)) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert not any(map(_alive, plants)), f"the plant outlived the app ({how.name})"
+            assert not any(map(_alive, collectors)), f"the collector process outlived the app ({how.name})"
             assert not any(_listening(p) for p in ports)
         finally:
             app.stop()
+
+
+def test_a_collector_process_that_dies_is_started_again_and_loses_nothing_it_wrote(tmp_path):
+    """SIGKILL the child that polls the PLCs: the web process keeps serving, says so, starts a new child, and the
+    connections report again; the samples written before the kill are still there and new ones arrive."""
+    import os
+    import signal
+
+    from sqlalchemy import create_engine, text
+
+    app = RunningApp(tmp_path)
+    try:
+        app.wait_healthy(90)
+        first = _all_connections(app)["collector_process"]
+        engine = create_engine(app.database_url)
+        with engine.connect() as c:
+            before = c.execute(text("SELECT count(*) FROM samples")).scalar()
+        assert before > 0
+        os.kill(first["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, body = app.get("/healthz")
+            health = json.loads(body)
+            child = health["collector_process"]
+            if child["restarts"] == 1 and child["reporting"]:
+                break
+            assert app.get("/")[0] == 200  # the pages stay up meanwhile
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"the collector process was not started again: {health}")
+        assert child["pid"] != first["pid"] and child["last_exit_code"] == -signal.SIGKILL
+        assert _collector_children(app.proc.pid) == [child["pid"]]
+        _all_connections(app)
+        time.sleep(3)
+        with engine.connect() as c:
+            after = c.execute(text("SELECT count(*) FROM samples")).scalar()
+        assert after > before
+        assert app.output().count(f"the collector process {first['pid']} ended (exit code -9)") == 1
+    finally:
+        app.stop()

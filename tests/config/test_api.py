@@ -23,6 +23,12 @@ def machine_body(plant, protocol: str, machine_id: str, **extra) -> dict:
                      for t in ep["tags"]], **extra}
 
 
+def stored_samples(app, machine_id: str) -> int:
+    with sqlite3.connect(app.data_db) as conn:
+        return conn.execute("SELECT count(*) FROM samples s JOIN tags t ON t.id = s.tag_id JOIN machines m "
+                            "ON m.id = t.machine_id WHERE m.machine_id = ?", (machine_id,)).fetchone()[0]
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_script_connects_each_plc_kind_and_reads_it_live(app, plant, protocol):
     api = app.client
@@ -55,6 +61,8 @@ def test_a_script_connects_each_plc_kind_and_reads_it_live(app, plant, protocol)
     status, reloaded = api.post(f"/api/plc/machines/{machine_id}/reload_connection/")
     assert status == 200 and reloaded["reloaded"] is True and reloaded["machine"]["machine_id"] == machine_id
 
+    # The values above came live from the collector process; its writer commits them within a second.
+    wait_for(lambda: stored_samples(app, machine_id), timeout=10)
     status, removed = api.delete(f"/api/plc/machines/{machine_id}/")
     assert status == 200 and removed["deleted"]["samples"] > 0 and "history" in removed["message"]
     assert api.get(f"/api/plc/machines/{machine_id}/")[0] == 404

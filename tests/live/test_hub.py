@@ -6,7 +6,7 @@ import threading
 import time
 
 from core.hub import Hub
-from core.livebus import PG_PAYLOAD_LIMIT, PgBus, pack, unpack
+from core.livebus import PG_PAYLOAD_LIMIT, LocalBus, PgBus, pack, unpack
 
 
 def latest(hub: Hub, **kw):
@@ -129,3 +129,113 @@ def test_postgresql_bus_delivers_in_order_between_processes_and_skips_its_own(pg
     finally:
         listener.stop()
         sender.stop()
+
+
+def _local_pair(key: bytes = b"k" * 32, client_key: bytes | None = None):
+    """The web side (listens) and the collector side (connects), as `python app.py` and its child use them."""
+    web = LocalBus("oee_live", key=key, listen_data=True, listen_control=False)
+    collector = LocalBus("oee_live", key=client_key or key, address=web.address, listen_data=False,
+                         listen_control=True)
+    return web, collector
+
+
+def _wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_local_bus_carries_data_and_control_in_order_on_loopback():
+    web, collector = _local_pair()
+    got, controls = [], []
+    web.on_data = got.extend
+    collector.on_control = controls.append
+    web.on_listening = lambda: web.control({"sync": web.origin})
+    assert web.address[0] == "127.0.0.1"
+    web.start()
+    collector.start()
+    try:
+        for i in range(2000):  # no payload limit here: a big tag batch is one frame
+            collector.publish("tags", {str(i % 7): [float(i), i, 0]})
+        collector.publish("tags", {str(t): [1.0, t, 0] for t in range(5000)})
+        assert _wait(lambda: len(got) == 2001)
+        assert [m[str(i % 7)][1] for i, (_t, m) in enumerate(got[:2000])] == list(range(2000))
+        assert len(got[2000][1]) == 5000
+        assert _wait(lambda: controls == [{"sync": web.origin}])
+        assert collector.stats()["dropped"] == 0 and web.connections == 1
+    finally:
+        collector.stop()
+        web.stop()
+
+
+def test_local_bus_refuses_a_peer_without_the_key_and_serves_the_next_one():
+    web, intruder = _local_pair(client_key=b"x" * 32)
+    got = []
+    web.on_data = got.extend
+    web.start()
+    intruder.start()
+    try:
+        assert _wait(lambda: not web.listen_ok)  # refused, and said so
+        intruder.publish("tags", {"1": [0.0, 666, 0]})
+        time.sleep(0.5)
+        assert got == [] and web.connections == 0
+        intruder.stop()
+        collector = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
+        collector.start()
+        try:
+            collector.publish("tags", {"1": [0.0, 7, 0]})
+            assert _wait(lambda: got == [("tags", {"1": [0.0, 7, 0]})])
+        finally:
+            collector.stop()
+    finally:
+        web.stop()
+
+
+def test_local_bus_a_stalled_peer_does_not_block_the_next_collector():
+    """A local process that connects and says nothing must not hang the web side's listener for good."""
+    import socket
+
+    web, _ = _local_pair()
+    got = []
+    web.on_data = got.extend
+    web.start()
+    staller = socket.create_connection(web.address)
+    try:
+        time.sleep(0.2)
+        collector = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
+        collector.start()
+        try:
+            def delivered():
+                collector.publish("tags", {"2": [0.0, 1, 0]})  # the collectors publish every second
+                return ("tags", {"2": [0.0, 1, 0]}) in got
+            assert _wait(delivered, timeout=20)
+        finally:
+            collector.stop()
+    finally:
+        staller.close()
+        web.stop()
+
+
+def test_local_bus_web_side_takes_a_restarted_collector():
+    web, collector = _local_pair()
+    got = []
+    web.on_data = got.extend
+    web.start()
+    collector.start()
+    try:
+        collector.publish("tags", {"1": [0.0, 1, 0]})
+        assert _wait(lambda: len(got) == 1)
+        collector.stop()  # the child died
+        again = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
+        again.start()
+        try:
+            again.publish("tags", {"1": [1.0, 2, 0]})
+            assert _wait(lambda: len(got) == 2, timeout=15)
+            assert got[1] == ("tags", {"1": [1.0, 2, 0]}) and web.connections == 2 and web.listen_ok
+        finally:
+            again.stop()
+    finally:
+        web.stop()
