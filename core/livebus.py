@@ -456,10 +456,18 @@ class LocalBus(Bus):
     def _receive(self):
         conn = self._conn
         while not self._stop.is_set():
-            if conn.poll(0.5):
+            try:
+                if not conn.poll(0.5):
+                    continue
                 frame = conn.recv_bytes()
-                channel, _, payload = frame.partition(b"\0")
-                yield channel.decode(), payload.decode()
+            except (EOFError, OSError):
+                # The other end closed: a collector process that died (the supervisor says so), or, seen from
+                # the collector, its parent stopping (this process is about to stop too: not worth a log line).
+                if self._stop.wait(2.0):
+                    return
+                raise ConnectionError("the other process closed the link") from None
+            channel, _, payload = frame.partition(b"\0")
+            yield channel.decode(), payload.decode()
 
     def _send(self, channel: str, payloads: list[str]) -> None:
         with self._connected:
