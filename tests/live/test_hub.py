@@ -1,6 +1,7 @@
 """The hub's coalescing and the bus's packing and transport, with real objects and a real PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -131,12 +132,34 @@ def test_postgresql_bus_delivers_in_order_between_processes_and_skips_its_own(pg
         sender.stop()
 
 
-def _local_pair(key: bytes = b"k" * 32, client_key: bytes | None = None):
+KEY = b"k" * 32
+
+
+def _local_pair(key: bytes = KEY, client_key: bytes | None = None):
     """The web side (listens) and the collector side (connects), as `python app.py` and its child use them."""
     web = LocalBus("oee_live", key=key, listen_data=True, listen_control=False)
     collector = LocalBus("oee_live", key=client_key or key, address=web.address, listen_data=False,
                          listen_control=True)
     return web, collector
+
+
+def _started_web(**kw):
+    """A local pair with its web side started: (web, collector side not started, what the web side received)."""
+    web, collector = _local_pair(**kw)
+    got: list = []
+    web.on_data = got.extend
+    web.start()
+    return web, collector, got
+
+
+@contextlib.contextmanager
+def _collector_side(web: LocalBus):
+    """A (new) collector process's end of the link, started, stopped after."""
+    bus = LocalBus("oee_live", key=KEY, address=web.address, listen_data=False, listen_control=True).start()
+    try:
+        yield bus
+    finally:
+        bus.stop()
 
 
 def _wait(predicate, timeout=10.0):
@@ -172,10 +195,7 @@ def test_local_bus_carries_data_and_control_in_order_on_loopback():
 
 
 def test_local_bus_refuses_a_peer_without_the_key_and_serves_the_next_one():
-    web, intruder = _local_pair(client_key=b"x" * 32)
-    got = []
-    web.on_data = got.extend
-    web.start()
+    web, intruder, got = _started_web(client_key=b"x" * 32)
     intruder.start()
     try:
         assert _wait(lambda: not web.listen_ok)  # refused, and said so
@@ -183,13 +203,9 @@ def test_local_bus_refuses_a_peer_without_the_key_and_serves_the_next_one():
         time.sleep(0.5)
         assert got == [] and web.connections == 0
         intruder.stop()
-        collector = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
-        collector.start()
-        try:
+        with _collector_side(web) as collector:
             collector.publish("tags", {"1": [0.0, 7, 0]})
             assert _wait(lambda: got == [("tags", {"1": [0.0, 7, 0]})])
-        finally:
-            collector.stop()
     finally:
         web.stop()
 
@@ -198,44 +214,30 @@ def test_local_bus_a_stalled_peer_does_not_block_the_next_collector():
     """A local process that connects and says nothing must not hang the web side's listener for good."""
     import socket
 
-    web, _ = _local_pair()
-    got = []
-    web.on_data = got.extend
-    web.start()
+    web, _, got = _started_web()
     staller = socket.create_connection(web.address)
     try:
         time.sleep(0.2)
-        collector = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
-        collector.start()
-        try:
+        with _collector_side(web) as collector:
             def delivered():
                 collector.publish("tags", {"2": [0.0, 1, 0]})  # the collectors publish every second
                 return ("tags", {"2": [0.0, 1, 0]}) in got
             assert _wait(delivered, timeout=20)
-        finally:
-            collector.stop()
     finally:
         staller.close()
         web.stop()
 
 
 def test_local_bus_web_side_takes_a_restarted_collector():
-    web, collector = _local_pair()
-    got = []
-    web.on_data = got.extend
-    web.start()
+    web, collector, got = _started_web()
     collector.start()
     try:
         collector.publish("tags", {"1": [0.0, 1, 0]})
         assert _wait(lambda: len(got) == 1)
         collector.stop()  # the child died
-        again = LocalBus("oee_live", key=b"k" * 32, address=web.address, listen_data=False, listen_control=True)
-        again.start()
-        try:
+        with _collector_side(web) as again:
             again.publish("tags", {"1": [1.0, 2, 0]})
             assert _wait(lambda: len(got) == 2, timeout=15)
             assert got[1] == ("tags", {"1": [1.0, 2, 0]}) and web.connections == 2 and web.listen_ok
-        finally:
-            again.stop()
     finally:
         web.stop()

@@ -70,5 +70,9 @@ def test_dataflow_monitor_shows_connections_writer_and_database(demo_app, browse
     assert {r.find_elements(By.TAG_NAME, "td")[1].text for r in rows} == {"ETHERNET_IP", "OPCUA", "S7", "MODBUS"}
     assert browser.find_element(By.ID, "dataflow-drops").text == "0"
     assert int(browser.find_element(By.ID, "dataflow-written").text.replace(",", "")) > 0
+    # the collectors, the writer and their numbers are those of the child process `python app.py` started
+    child = health["collector_process"]
+    assert child["running"] and child["reporting"] and health["writer"]["written_rows"] > 0
+    assert browser.find_element(By.ID, "dataflow-collector-process").text == f"Collectors: process {child['pid']}"
     screenshot(browser, "dataflow-monitor")
     assert console_errors(browser) == []
