@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         runtime.tune_garbage_collector()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1":
+        # Ctrl+C in a terminal reaches the whole process group: the parent stops us (standard input) once it has
+        # stopped serving, rather than us vanishing first and being reported as a crash.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_when_parent_goes()
     try:
         if settings.role == "collector":

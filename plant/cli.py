@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     if args.stop_on_stdin_eof:
+        # A child of the app: Ctrl+C in the terminal reaches us too, but the app stops its collectors first and
+        # then us (our standard input), so that they do not see their PLCs vanish and log it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         def watch_stdin():
             while sys.stdin.buffer.read(4096):
                 pass
