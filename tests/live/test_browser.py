@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.web import register_routes
 from tests.support.browser import make_browser, wait_text
 from tests.support.pgcluster import free_port
+from tests.support.plants import demo_plant_without_breaks
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = ["ProductionCount", "MotorCurrent"]
@@ -29,7 +30,8 @@ TAGS = ["ProductionCount", "MotorCurrent"]
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live-browser")
-    runtime = Runtime(Settings(data_dir=tmp, plant_time_scale=60, ws_heartbeat_s=1.0)).start()
+    runtime = Runtime(Settings(data_dir=tmp, plant_time_scale=60, ws_heartbeat_s=1.0,  # the plant runs at any hour
+                               plant_file=str(demo_plant_without_breaks(tmp)))).start()
     server = Flask(__name__)
     server.extensions["oee"] = runtime
     app = dash.Dash(__name__, server=server, assets_folder=str(ROOT / "assets"), title="live test")

@@ -9,6 +9,7 @@ import urllib.parse
 import pytest
 
 from tests.live.helpers import Closed, LiveClient, tag_updates
+from tests.support.plants import demo_plant_without_breaks
 from tests.test_app import RunningApp
 
 TYPES = {"snapshot", "metrics", "machine_status", "tag_update", "event", "alert", "config_update", "heartbeat",
@@ -18,7 +19,8 @@ TYPES = {"snapshot", "metrics", "machine_status", "tag_update", "event", "alert"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
-    running = RunningApp(tmp, "--time-scale", "60", "--ws-heartbeat", "1", "--ws-stall-timeout", "4")
+    running = RunningApp(tmp, "--time-scale", "60", "--ws-heartbeat", "1", "--ws-stall-timeout", "4",
+                         "--plant-file", str(demo_plant_without_breaks(tmp)))  # metrics move at any hour
     try:
         running.wait_healthy()
         deadline = time.monotonic() + 30
