@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from collections import deque
 
 from core.hub import Hub
@@ -296,7 +297,7 @@ class LiveService:
             for topic, message in items:
                 self.applied += 1
                 if topic == "tags":
-                    fresh = {}
+                    fresh, wire = {}, {}  # wire: what other processes get beside fresh (the reasons too)
                     for key, value in message.items():
                         tid = int(key)
                         t, v, q = value[0], clean_value(value[1]), value[2]
@@ -304,9 +305,11 @@ class LiveService:
                         if current is not None and current[0] == t and current[2] == q and current[1] == v:
                             continue  # already known: a resync, or our own message coming back
                         self.tags[tid] = fresh[tid] = [t, v, q]
-                        if len(value) > 3 and value[3]:
-                            self.tag_reasons[tid] = value[3]
-                        elif q == 0:
+                        reason = value[3] if len(value) > 3 else None  # the collectors send one with bad quality
+                        if reason:
+                            self.tag_reasons[tid] = reason
+                            wire[tid] = [t, v, q, reason]
+                        else:
                             self.tag_reasons.pop(tid, None)
                         if tid not in self.catalog.tags:
                             unknown_tags = True
@@ -314,8 +317,7 @@ class LiveService:
                         # Encoded once here rather than once per client: {tag id: '"12":[t,v,q]'}.
                         self.clients.publish("tags", {tid: f'"{tid}":{dumps(v)}' for tid, v in fresh.items()})
                         if local and self.bus:
-                            self.bus.publish("tags", {tid: v + [self.tag_reasons[tid]] if tid in self.tag_reasons
-                                                      else v for tid, v in fresh.items()})
+                            self.bus.publish("tags", {**fresh, **wire} if wire else fresh)
                 elif topic == "machine":
                     status = normalise_status(message)
                     mid = status["machine"]
@@ -392,8 +394,6 @@ class LiveService:
         process that answered within timeout_s, each {"changes": ..., "error": ...})."""
         if self.bus is None:
             return []
-        import uuid
-
         rid = uuid.uuid4().hex
         expected = max(1, len(self.collector_origins()))
         with self._reload_replied:

@@ -20,8 +20,11 @@ import itertools
 import json
 import logging
 import random
+import socket
+import struct
 import threading
 import uuid
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from collections import deque
 from typing import Callable
 
@@ -357,9 +360,6 @@ HANDSHAKE_TIMEOUT_S = 5
 def _handshake_socket(sock, timeout_s: int = HANDSHAKE_TIMEOUT_S):
     """Blocking (multiprocessing's Connection reads the descriptor directly), but a peer that stalls the key
     exchange must not hang the listener: a receive timeout at the socket level, where the platform has one."""
-    import socket
-    import struct
-
     sock.setblocking(True)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", timeout_s, 0))
@@ -369,9 +369,6 @@ def _handshake_socket(sock, timeout_s: int = HANDSHAKE_TIMEOUT_S):
 
 
 def _end_handshake(conn) -> None:
-    import socket
-    import struct
-
     try:
         sock = socket.socket(fileno=conn.fileno())
         try:
@@ -403,8 +400,6 @@ class LocalBus(Bus):
         self._connected = threading.Condition()
         self._server = None
         if address is None:  # the web side: listen now, so that the port is known before the child starts
-            import socket
-
             self._server = socket.create_server(("127.0.0.1", 0))
             self._server.settimeout(self.ACCEPT_WAIT_S)
             self.address = self._server.getsockname()[:2]
@@ -417,9 +412,6 @@ class LocalBus(Bus):
         return self._conn is not None
 
     def _subscribe(self) -> None:
-        from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
-        import socket
-
         self._close_listener()
         if self._server is not None:
             while True:

@@ -3,7 +3,7 @@
 A web process (the parent of `python app.py`, or a gunicorn worker) polls no PLC: the collector processes send it
 their latest values, machine states, each connection's health and their writer's numbers (core/live.py). This
 object answers the questions pages, the API and /healthz ask of a CollectorManager (snapshot, health,
-config_errors, reload) from what arrived, so they work the same whichever process polls.
+connection_health, reload) from what arrived, so they work the same whichever process polls.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ class RemoteSnapshot:
             ids = live.tags.keys() if tag_ids is None else [t for t in tag_ids if t in live.tags]
             return {t: (*live.tags[t], live.tag_reasons.get(t)) for t in ids}
 
-    def tag(self, tag_id: int) -> tuple | None:
-        return self.tags([tag_id]).get(tag_id)
-
     def machines(self) -> dict[int, dict]:
         with self._live._lock:
             return dict(self._live.machines)
@@ -40,10 +37,12 @@ class RemoteSnapshot:
 class RemoteCollectors:
     remote = True
 
-    def __init__(self, live, process=None):
+    def __init__(self, live):
         self.live = live
-        self.process = process  # core.collector_process.CollectorProcess, when this process started the collector
         self.snapshot = RemoteSnapshot(live)
+
+    def stop(self) -> None:
+        """Nothing runs here (a child collector process is stopped by its supervisor, core/collector_process)."""
 
     @property
     def reporting(self) -> bool:
@@ -64,19 +63,12 @@ class RemoteCollectors:
     def connection_health(self, connection_id: int) -> dict | None:
         return next((h for h in self.health() if h.get("connection_id") == connection_id), None)
 
-    @property
-    def config_errors(self) -> dict[int, str]:
-        return {h["connection_id"]: (h.get("last_error") or {}).get("message") or "configuration error"
-                for h in self.health() if h.get("state") == "config_error"}
-
     def writer_stats(self) -> dict | None:
         """The collector processes' writers, summed (database_ok only if every one is)."""
         now = time.monotonic()
         fresh = [w for at, w in list(self.live.remote_writers.values()) if now - at <= REPORT_MAX_AGE_S]
         if not fresh:
             return None
-        if len(fresh) == 1:
-            return {k: v for k, v in fresh[0].items() if k not in NOT_WRITER}
         out: dict = {}
         for w in fresh:
             for k, v in w.items():

@@ -94,7 +94,7 @@ class Runtime:
         bus = self.live.bus
         self.collector_process = CollectorProcess(self.collector_argv, self.live.bus_kind,
                                                   getattr(bus, "address", None), self.live_bus_key).start()
-        self.collectors = RemoteCollectors(self.live, self.collector_process)
+        self.collectors = RemoteCollectors(self.live)
         if self.settings.demo:
             try:
                 from core.demo import start_demo
@@ -172,7 +172,7 @@ class Runtime:
         self._stopped.set()
         if self.live is not None:
             self.live.stop()
-        if self.collectors is not None and hasattr(self.collectors, "stop"):
+        if self.collectors is not None:
             self.collectors.stop()
         if self.collector_process is not None:
             self.collector_process.stop()  # before the plant: its PLCs vanishing would read as failures
