@@ -10,8 +10,8 @@ import sys
 
 if __name__ == "__main__":
     # The demo's simulated plant needs seconds to start its servers: let it start now, while the imports below
-    # take theirs (core/plant_process.py imports only the standard library and the plant's layout reader).
-    from core.plant_process import launch_early
+    # take theirs (processes/plant_process.py imports only the standard library and the plant's layout reader).
+    from processes.plant_process import launch_early
 
     launch_early(sys.argv[1:])
 
@@ -25,14 +25,15 @@ from dash import _callback as dash_callbacks
 from flask import Flask
 
 import api
+from api.csv_export import register as register_exports
+from api.health import register_routes
+from auth.web import install as install_auth
 from components.shell import shell_layout
-from core.auth.web import install as install_auth
-from core.export import register as register_exports
-from core.runtime import Runtime
-from core.settings import Settings, SettingsError, from_args
-from core.web import register_routes
 from db.engine import DatabaseConfigError
 from db.migrate import SchemaTooNewError
+from live.websocket import install as install_websockets
+from processes.runtime import Runtime
+from processes.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("oee")
 
@@ -52,8 +53,9 @@ def create_app(runtime: Runtime) -> dash.Dash:
     )
     app.layout = shell_layout
     _share_page_callbacks(app)
-    install_auth(app, runtime)  # first: its before_request decides every request (core/auth/rules.py)
+    install_auth(app, runtime)  # first: its before_request decides every request (auth/rules.py)
     register_routes(server, runtime)
+    install_websockets(server, runtime)
     api.register(server)
     register_exports(server)
     return app
@@ -101,7 +103,7 @@ def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
 
 def first_start(runtime: Runtime) -> None:
     """No users yet: make 'admin' with a one-time password and print it once, to stdout only (never the log)."""
-    from core.auth.users import FIRST_ADMIN, ensure_first_admin
+    from auth.users import FIRST_ADMIN, ensure_first_admin
 
     password = ensure_first_admin(runtime.store.engine)
     if password:
@@ -124,16 +126,16 @@ def stop_when_parent_goes() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["grafana-role"]:  # python app.py grafana-role --password ...: see core/grafana.py
-        from core.grafana import main as grafana_role
+    if argv[:1] == ["grafana-role"]:  # python app.py grafana-role --password ...: see commands/grafana.py
+        from commands.grafana import main as grafana_role
 
         sys.exit(grafana_role(argv[1:]))
-    if argv[:1] == ["oee-summary"]:  # python app.py oee-summary --days 90: see core/grafana.py
-        from core.grafana import summary_main
+    if argv[:1] == ["oee-summary"]:  # python app.py oee-summary --days 90: see commands/grafana.py
+        from commands.grafana import summary_main
 
         sys.exit(summary_main(argv[1:]))
-    if argv[:1] == ["create-admin"]:  # python app.py create-admin --username NAME: see core/auth/cli.py
-        from core.auth.cli import create_admin
+    if argv[:1] == ["create-admin"]:  # python app.py create-admin --username NAME: see commands/create_admin.py
+        from commands.create_admin import create_admin
 
         sys.exit(create_admin(argv[1:]))
     try:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if settings.role == "collector":
             if settings.metrics_port:
-                from core.collector_http import CollectorHttp
+                from processes.collector_http import CollectorHttp
 
                 try:
                     CollectorHttp(runtime, settings.host, settings.metrics_port).start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from app import configure_logging, create_app, first_start, start_runtime
-from core.settings import SettingsError, from_args
+from processes.settings import SettingsError, from_args
 
 os.environ.setdefault("OEE_ROLE", "web")
 try:

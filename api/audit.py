@@ -1,4 +1,4 @@
-"""/api/audit/: the audit log, newest first (admins only: core.auth.rules).
+"""/api/audit/: the audit log, newest first (admins only: auth.rules).
 
     GET /api/audit/?actor=&action=&target=&start=&end=&page=&page_size=
 

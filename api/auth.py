@@ -1,4 +1,4 @@
-"""/api/auth/: who am I, API tokens, users (admins), embed links (engineers). Who may call what: core/auth/rules.py.
+"""/api/auth/: who am I, API tokens, users (admins), embed links (engineers). Who may call what: auth/rules.py.
 
 Secrets are answered once: a new token's `secret`, a new or reset user's `one_time_password`, and never again.
 """
@@ -10,9 +10,9 @@ from flask import g, jsonify, request
 
 from api import ApiError, bp, runtime
 from api.openapi import describe, error_responses, schema
-from core.auth import embed as embeds
-from core.auth import tokens, users
-from core.auth.web import auth_of, describe_identity
+from auth import embed as embeds
+from auth import tokens, users
+from auth.web import auth_of, describe_identity
 
 
 def _engine():

@@ -6,7 +6,7 @@ configuration as one YAML document.
     GET                     /api/config/export           YAML (or ?format=json); passwords read '***'
     POST                    /api/config/import           YAML or JSON; ?dry_run=true checks without saving
 
-The same validation as the pages (core.machine_config); each write is one transaction (db.config_store). An import
+The same validation as the pages (config.validation); each write is one transaction (config.store). An import
 is validated whole first: a file with any error changes nothing and its errors are named by their path in it.
 """
 from __future__ import annotations
@@ -18,13 +18,15 @@ from api import bad_request, bp, not_found, runtime
 from api.openapi import describe, error_responses, schema
 from api.plc import PAGE_PARAMETERS, body, invalid, json_body, ok, page_args, page_schema, paginated
 from collectors import service
-from core import machine_config as mc
-from core.machine_admin import import_text
-from db import config_store as cs
+from config import plant_items
+from config import store as cs
+from config.admin import import_text
+from config.fields import ValidationError
 from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES
 
-VALIDATORS = {"sites": mc.validate_site, "areas": mc.validate_area, "lines": mc.validate_line,
-              "products": mc.validate_product, "reasons": mc.validate_reason, "calendars": mc.validate_calendar}
+VALIDATORS = {"sites": plant_items.validate_site, "areas": plant_items.validate_area,
+              "lines": plant_items.validate_line, "products": plant_items.validate_product,
+              "reasons": plant_items.validate_reason, "calendars": plant_items.validate_calendar}
 EDITABLE = {"sites": ("name", "timezone"), "areas": ("name", "site"), "lines": ("name", "area"),
             "products": ("code", "name", "ideal_cycle_time_s"), "reasons": ("code", "name", "planned", "loss_category"),
             "calendars": ("name", "timezone", "shifts")}
@@ -59,7 +61,7 @@ def _route(kind: str) -> None:
     def create_view():
         try:
             row = cs.create_item(_engine(), kind, validate(json_body()))
-        except mc.ValidationError as exc:
+        except ValidationError as exc:
             raise invalid(exc) from None
         resp = jsonify(row)
         resp.status_code = 201
@@ -72,7 +74,7 @@ def _route(kind: str) -> None:
     def save(pk: int, data: dict):
         try:
             return jsonify(cs.update_item(_engine(), kind, pk, validate(data)))
-        except mc.ValidationError as exc:
+        except ValidationError as exc:
             raise invalid(exc) from None
 
     def put_view(pk: str):
@@ -132,7 +134,7 @@ def import_config():
     try:
         result = import_text(raw, _engine(), backend=runtime().store.backend_name, dry_run=dry in ("true", "1"),
                              credentials=runtime().credentials)
-    except mc.ValidationError as exc:
+    except ValidationError as exc:
         raise invalid(exc) from None
     if result["applied"]:
         result["collectors"] = service.reload_collectors(runtime())

@@ -41,7 +41,7 @@ def error_responses(*codes: int) -> dict:
 AUTH_RESPONSES = {
     "401": {"description": "Not signed in (or anonymous viewing is off): send Authorization: Bearer <API token>",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-    "403": {"description": "Signed in without the role this needs (core/auth/rules.py), or a cross-site request",
+    "403": {"description": "Signed in without the role this needs (auth/rules.py), or a cross-site request",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
 }
 PUBLIC_PATHS = ("/api/openapi.json", "/api/auth/me/")

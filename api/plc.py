@@ -8,8 +8,8 @@
     GET, PUT                /api/plc/machines/{id}/tags/           the tag list with roles and live values
     POST                    /api/plc/test-connection/              a connection not yet saved
 
-Input goes through core.machine_config (the wizard's and the import's validation); 400 names every bad field.
-Writes are one transaction each (db.config_store) and are followed by a reload of this process's collectors, so a
+Input goes through config.validation (the wizard's and the import's validation); 400 names every bad field.
+Writes are one transaction each (config.store) and are followed by a reload of this process's collectors, so a
 saved machine is polled without a restart. PLC work goes through collectors.service. A password in
 protocol_config is never sent back: it reads '***', and '***' sent back keeps the stored one.
 """
@@ -22,18 +22,18 @@ from flask import jsonify, request
 from api import ApiError, bad_request, bp, not_found, runtime
 from api.openapi import describe, error_responses, schema
 from collectors import service
-from core import machine_admin
-from core.machine_config import (
+from config import admin as machine_admin
+from config import store as cs
+from config.fields import ValidationError
+from config.validation import (
     MACHINE_REQUIRED,
     PROTOCOL_LABELS,
-    ValidationError,
     redact,
     validate_connection,
     validate_discover_options,
     validate_machine,
     validate_tags,
 )
-from db import config_store as cs
 from db.models import PROTOCOLS, TAG_ROLES
 
 MAX_PAGE_SIZE = 500

@@ -1,4 +1,4 @@
-/* Embed links (core/auth/embed.py): a page opened with ?embed_token=... hands the token on to its own requests,
+/* Embed links (auth/embed.py): a page opened with ?embed_token=... hands the token on to its own requests,
  * which browsers would otherwise make without it: Dash's fetches (layout, callbacks) get the X-Embed-Token header,
  * same-origin WebSockets get ?embed_token=. Nothing happens on pages opened without one. Cookies are not used for
  * this, so an embed link works inside a Grafana iframe on another site, where browsers hold cookies back. */

@@ -21,7 +21,7 @@ Three kinds of process, so that every figure belongs to one of them:
   collector  bench/collect_app.py: the app's own Runtime, role "collector", no demo: Store, Writer (one thread,
              batches), the APScheduler job per connection (never overlapping; skipped cycles counted), the four
              real drivers. The connections and tags are written into its database beforehand with
-             db.configuration.sync_demo_plant, as the wizard or the demo would. SQLite in a temporary folder by
+             config.demo_plant.sync_demo_plant, as the wizard or the demo would. SQLite in a temporary folder by
              default; with --database-url postgresql://... a fresh database made on that server for each run
              and dropped after it. Its CPU and RSS are read from /proc/<pid> by this process, so they are
              the collector's own: no watcher, no baseline, no servers in it.
@@ -367,7 +367,7 @@ def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
     """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id."""
     from sqlalchemy import text
 
-    from db.configuration import sync_demo_plant
+    from config.demo_plant import sync_demo_plant
     from db.store import open_store
 
     endpoints = []

@@ -2,8 +2,8 @@
 
     python -m bench.collect_app --database-url URL --data-dir DIR [--max-seconds 600] [--stats-interval 1]
 
-Runs core.runtime.Runtime with role "collector" and no demo plant: it opens the store (the connections and tags are
-already in the database, written by bench.collect with db.configuration.sync_demo_plant), starts the writer, the
+Runs processes.runtime.Runtime with role "collector" and no demo plant: it opens the store (the connections and tags are
+already in the database, written by bench.collect with config.demo_plant.sync_demo_plant), starts the writer, the
 scheduler and the CollectorManager (one job per connection), exactly as `python app.py --role collector` would.
 Nothing else runs in this process, so its CPU time and resident memory are the collector's own.
 
@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.manager import CollectorManager  # noqa: E402
-from core.runtime import Runtime  # noqa: E402
-from core.settings import Settings  # noqa: E402
 from db.writer import Writer  # noqa: E402
+from processes.runtime import Runtime  # noqa: E402
+from processes.settings import Settings  # noqa: E402
 
 EVENTS: collections.deque = collections.deque(maxlen=100_000)  # (kind, started epoch s, seconds, rows)
 
@@ -81,18 +81,18 @@ def what_if_multirow_insert() -> None:
 
 
 def what_if_core_config_load() -> None:
-    """db.configuration.load_collector_config with three Core queries (machines, connections, tags) instead of ORM
+    """db.collector_config.load_collector_config with three Core queries (machines, connections, tags) instead of ORM
     objects and a lazy load of each connection's tags: the same plain data, a fraction of the CPU and of the objects
     the garbage collector must walk. The first call also runs the original and uses it if the two differ. A proposal
-    for db/configuration.py, tried here in the collector process only when asked for."""
+    for db/collector_config.py, tried here in the collector process only when asked for."""
     import logging
 
     from sqlalchemy import select
 
-    from db import configuration
+    from db import collector_config
     from db.models import Connection, Machine, Tag
 
-    original = configuration.load_collector_config
+    original = collector_config.load_collector_config
     checked = []
 
     def load(engine):
@@ -128,11 +128,11 @@ def what_if_core_config_load() -> None:
             checked.append(True)
             if out != original(engine):
                 logging.getLogger("bench").error("what-if core-config-load: differs from the original; not used")
-                configuration.load_collector_config = original
+                collector_config.load_collector_config = original
                 return original(engine)
         return out
 
-    configuration.load_collector_config = load
+    collector_config.load_collector_config = load
 
 
 GC_ACTIONS: list = []  # run once every connection has read: see what_if_gc_freeze

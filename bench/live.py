@@ -156,7 +156,7 @@ class Writer:
 
 
 def configure(url: str, plc: Plc) -> None:
-    from db.configuration import sync_demo_plant
+    from config.demo_plant import sync_demo_plant
     from db.store import open_store
 
     store = open_store(url)
@@ -377,7 +377,7 @@ def baseline_ws(clients: int, procs: int, tags: int, rate_hz: float, seconds: fl
 
 
 def baseline_hub(clients: int, tags: int, rate_hz: float, seconds: float) -> list[float]:
-    from core.hub import Hub
+    from live.hub import Hub
 
     hub = Hub()
     subs = [hub.subscribe_latest(merge=("tags",)) for _ in range(clients)]

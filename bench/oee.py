@@ -27,14 +27,14 @@ import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from bench.ingest import machine_description  # noqa: E402
-from core.demo import demo_calendars  # noqa: E402
+from config.demo_plant import sync_demo_plant  # noqa: E402
 from db import backend as backends  # noqa: E402
-from db.configuration import sync_demo_plant  # noqa: E402
 from db.oee_queries import oee_report  # noqa: E402
 from db.spool import Batch  # noqa: E402
 from db.store import open_store  # noqa: E402
 from plant import default_layout  # noqa: E402
 from plant.model import PlantModel  # noqa: E402
+from processes.demo import demo_calendars  # noqa: E402
 
 UTC = timezone.utc
 DAY = 86400.0

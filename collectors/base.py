@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from keys.credentials import is_secret_key
+
 # The error vocabulary: short keys mapped to readable text where they are shown.
 CANNOT_CONNECT = "cannot_connect"
 TIMEOUT = "timeout"
@@ -59,12 +61,11 @@ class ConfigError(ValueError):
         self.message = message
 
 
-SECRET_KEY_WORDS = ("password", "passwd", "secret", "token")  # protocol_config keys whose values are never shown
 
 
 def redact_config(config: dict) -> dict:
     """protocol_config with the values of secret keys (password, private_key_password, ...) replaced by '***'."""
-    return {k: ("***" if v and any(w in str(k).lower() for w in SECRET_KEY_WORDS) else v)
+    return {k: ("***" if v and is_secret_key(k) else v)
             for k, v in (config or {}).items()}
 
 

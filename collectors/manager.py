@@ -24,7 +24,7 @@ from collectors.base import ConfigError
 from collectors.machine_model import TYPE_MODULUS, MachineTracker
 from collectors.poller import BackoffPolicy, ConnectionPoller
 from collectors.snapshot import LatestValues
-from db import configuration
+from db import collector_config
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -149,7 +149,7 @@ class CollectorManager:
             return {}
         with self._reload_lock:
             try:
-                wanted = self.claims.filter(configuration.load_collector_config(
+                wanted = self.claims.filter(collector_config.load_collector_config(
                     self.store.engine, getattr(self.runtime, "credentials", None)))
             except Exception as exc:
                 wanted = None
@@ -173,7 +173,7 @@ class CollectorManager:
                     self._remove(cid)
                     changes["removed"].append(cid)
             for cid, cfg in wanted_by_id.items():
-                fp = configuration.fingerprint(cfg)
+                fp = collector_config.fingerprint(cfg)
                 if self._fingerprints.get(cid) == fp:
                     continue
                 restarted = cid in self.pollers
@@ -197,7 +197,7 @@ class CollectorManager:
             if tag["machine_id"] == machine_id and (tag["role"] or "").startswith("counter."):
                 moduli[tag["role"]] = tag["options"].get("rollover") or TYPE_MODULUS.get(tag["data_type"].upper())
         new_ids = [machine_id]
-        configuration.close_open_states(self.store.engine, self.store.backend_name, new_ids)
+        collector_config.close_open_states(self.store.engine, self.store.backend_name, new_ids)
         self.trackers[machine_id] = MachineTracker(machine_id, state_code_map=machine.get("state_code_map"),
                                                    counter_moduli=moduli, count_bucket_s=self.count_bucket_s)
         self.tracker_locks[machine_id] = threading.Lock()

@@ -39,8 +39,8 @@ from collectors.base import (
     driver_class,
     redact_config,
 )
-from core.credentials import CredentialError
-from core.keys import ENV as KEY_ENV
+from keys.credentials import CredentialError
+from keys.master import ENV as KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def _credentials(credentials):
 
 def open_secrets(protocol_config: dict | None, credentials=None) -> dict:
     """protocol_config with its encrypted secrets (a saved machine's) decrypted for a driver. Raises
-    core.credentials.CredentialError naming the field and OEE_SECRET_KEY when they cannot be."""
-    from core.credentials import CredentialError, has_sealed, is_sealed
+    keys.credentials.CredentialError naming the field and OEE_SECRET_KEY when they cannot be."""
+    from keys.credentials import CredentialError, has_sealed, is_sealed
 
     config = dict(protocol_config or {})
     if not has_sealed(config):

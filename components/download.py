@@ -8,7 +8,7 @@
     # in the page's callback that already resolves its range and scope: keep the link in step
     Output(DownloadLinkAIO.ids.params("machine-oee"), "data")  ->  return DownloadLinkAIO.data("oee", {...})
 
-kind: oee | tags | downtime | shift-report. Parameters are those of the export (core/export.py): machine, line,
+kind: oee | tags | downtime | shift-report. Parameters are those of the export (api/csv_export.py): machine, line,
 area, site, start, end (epoch seconds or ISO 8601), bucket, tag, resolution, the downtime filters (category, reason,
 minor, planned, min_duration_s), tz, delimiter, decimal; empty ones are left out. The link asks for a UTF-8 byte
 order mark (bom=1) by default, so that Excel opens names like "Füller" correctly; pass bom=None to leave it out.

@@ -17,7 +17,7 @@ import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, html, no_update
 
 import oee
-from components import charts, context, timerange
+from components import charts, context, range_picker, timerange
 from components.download import export_url
 from components.format import STATE_COLORS, STATE_LABELS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
@@ -73,8 +73,8 @@ class ScopeDashboardAIO(html.Div):
         lines = ui_queries.plant_lines(context.store())
         scope_value = f"{scope}:{key}"
         bucket = query.get("bucket") or ""
-        picker = timerange.TimeRangeAIO(
-            aio_id, query, tz=tz, resolved=resolved, scope_options=timerange.scope_options(machines, lines),
+        picker = range_picker.TimeRangeAIO(
+            aio_id, query, tz=tz, resolved=resolved, scope_options=range_picker.scope_options(machines, lines),
             scope_value=scope_value, scope_path=scope, scope_key=key, path=f"/{scope}/{key}", hidden=embed)
         card = _card
         extra_title = "Cycle time against ideal" if scope == "machine" else "Speed, availability and quality by machine"
@@ -226,10 +226,10 @@ def machines_table(report: dict, states: dict, db_ids: dict) -> html.Table:
 
 
 @callback(
-    Output(timerange.TimeRangeAIO.ids.query(MATCH), "data", allow_duplicate=True),
-    Output(timerange.TimeRangeAIO.ids.url(MATCH), "search", allow_duplicate=True),
+    Output(range_picker.TimeRangeAIO.ids.query(MATCH), "data", allow_duplicate=True),
+    Output(range_picker.TimeRangeAIO.ids.url(MATCH), "search", allow_duplicate=True),
     Input(ScopeDashboardAIO.ids.bucket(MATCH), "value"),
-    State(timerange.TimeRangeAIO.ids.query(MATCH), "data"),
+    State(range_picker.TimeRangeAIO.ids.query(MATCH), "data"),
     prevent_initial_call=True,
 )
 def _bucket_changed(bucket, query):
@@ -251,7 +251,7 @@ def _bucket_changed(bucket, query):
     Output(ScopeDashboardAIO.ids.machines(MATCH), "children"),
     Output(ScopeDashboardAIO.ids.api(MATCH), "href"),
     Output(ScopeDashboardAIO.ids.csv(MATCH), "href"),
-    Input(timerange.TimeRangeAIO.ids.query(MATCH), "data"),
+    Input(range_picker.TimeRangeAIO.ids.query(MATCH), "data"),
     Input(ScopeDashboardAIO.ids.refresh(MATCH), "n_intervals"),
     State(ScopeDashboardAIO.ids.config(MATCH), "data"),
 )
@@ -298,7 +298,7 @@ def _cycle_figure(machine_id: str, rng: timerange.Range, tz: str):
 @callback(
     Output(ScopeDashboardAIO.ids.timeline(MATCH), "figure"),
     Output(ScopeDashboardAIO.ids.pareto(MATCH), "figure"),
-    Input(timerange.TimeRangeAIO.ids.query(MATCH), "data"),
+    Input(range_picker.TimeRangeAIO.ids.query(MATCH), "data"),
     Input(ScopeDashboardAIO.ids.refresh(MATCH), "n_intervals"),
     State(ScopeDashboardAIO.ids.config(MATCH), "data"),
 )
@@ -319,7 +319,7 @@ def _states(query, _n, config):
 
 @callback(
     Output(ScopeDashboardAIO.ids.progress(MATCH), "figure"),
-    Input(timerange.TimeRangeAIO.ids.query(MATCH), "data"),
+    Input(range_picker.TimeRangeAIO.ids.query(MATCH), "data"),
     Input(ScopeDashboardAIO.ids.refresh(MATCH), "n_intervals"),
     State(ScopeDashboardAIO.ids.config(MATCH), "data"),
 )

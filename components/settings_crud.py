@@ -2,7 +2,7 @@
 
 `CrudSection(prefix, kind, ...)` registers its callbacks when the page module is imported (Dash pages style:
 @callback, ids carry the page's prefix, repeated buttons use pattern-matching ids) and gives the layout with
-`.layout()`. Reads and writes go through db.config_store, validation through core.machine_config (the API's);
+`.layout()`. Reads and writes go through config.store, validation through config.validation (the API's);
 a delete first says what goes with it and waits for a confirmation.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from flask import current_app
 
-from core.machine_config import ValidationError
-from db import config_store as cs
+from config import store as cs
+from config.fields import ValidationError
 
 IMPACT_TEXT = {"areas": "areas", "lines": "lines", "machines_unassigned": "machines lose their line",
                "events_unreasoned": "downtime events lose this reason", "shifts": "shifts",

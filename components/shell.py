@@ -10,11 +10,11 @@ from dash import dcc, html
 
 
 def _may_open(page) -> bool:
-    """Only the pages this visitor may open are linked (core/auth/rules.py decides; this only tidies the bar)."""
+    """Only the pages this visitor may open are linked (auth/rules.py decides; this only tidies the bar)."""
     from flask import has_request_context
 
-    from core.auth import rules
-    from core.auth.web import may
+    from auth import rules
+    from auth.web import may
 
     if not has_request_context():
         return True

@@ -2,7 +2,7 @@
 
 record() writes one entry on the connection or session of the change itself, so that the entry and the change
 commit together or not at all: a change that fails leaves no entry, and no change goes unrecorded. Secrets
-(protocol_config keys that collectors.base.SECRET_KEY_WORDS calls secret, and anything stored encrypted) are
+(protocol_config keys that keys.credentials.is_secret_key calls secret, and anything stored encrypted) are
 replaced by '***' before they reach the table.
 
 The actor is who made the change: current_actor() takes it from flask.g.actor (set by the authentication's
@@ -24,8 +24,8 @@ from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from collectors.base import SECRET_KEY_WORDS
 from db.models import AuditEntry
+from keys.credentials import is_secret_key
 
 MASK = "***"
 SYSTEM = "system"
@@ -34,12 +34,8 @@ MAX_TEXT = 200  # actor and target columns
 audit_table = AuditEntry.__table__
 
 
-def is_secret_key(key) -> bool:
-    return any(w in str(key).lower() for w in SECRET_KEY_WORDS)
-
-
 def _is_envelope(value) -> bool:
-    """An encrypted value as core.credentials stores it: {"$enc": "v1:..."}."""
+    """An encrypted value as keys.credentials stores it: {"$enc": "v1:..."}."""
     return isinstance(value, dict) and set(value) == {"$enc"}
 
 

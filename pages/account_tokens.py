@@ -1,7 +1,7 @@
 """/account/tokens/: the signed-in user's API tokens: make one (its secret is shown here once), see them, revoke.
 
 A token acts with its user's role, for scripts, Grafana's JSON data sources and WebSocket clients:
-`Authorization: Bearer <token>` (core/auth/tokens.py says how they are kept).
+`Authorization: Bearer <token>` (auth/tokens.py says how they are kept).
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from flask import current_app, g
 
-from core.auth import rules, tokens
-from core.auth.users import UserError
-from core.auth.web import require
+from auth import rules, tokens
+from auth.users import UserError
+from auth.web import require
 
 dash.register_page(__name__, path="/account/tokens/", name="API tokens", title="OEE · API tokens", nav=False)
 

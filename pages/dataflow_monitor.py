@@ -40,7 +40,7 @@ def layout(**query):
 
 
 def _collector_process(stats: dict | None):
-    """The child `python app.py` polls its PLCs in (core/collector_process.py), if this process started one."""
+    """The child `python app.py` polls its PLCs in (processes/collector_process.py), if this process started one."""
     if not stats:
         return None
     state = f"process {stats['pid']}" if stats["running"] else "not running"

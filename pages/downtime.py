@@ -12,10 +12,10 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from components import context, timerange
+from auth.web import may
+from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
-from core.auth.web import may
 from db import ui_queries
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
@@ -82,8 +82,8 @@ def layout(**query):
     ], id="downtime-modal", is_open=False, size="lg")
     return html.Div([
         html.H2("Downtime", className="page-title"),
-        timerange.TimeRangeAIO(PREFIX, query, tz=tz, resolved=resolved,
-                               scope_options=timerange.scope_options(machines, lines),
+        range_picker.TimeRangeAIO(PREFIX, query, tz=tz, resolved=resolved,
+                               scope_options=range_picker.scope_options(machines, lines),
                                scope_value=f"{scope}:{key}" if scope else None, hidden=embed),
         filters,
         dcc.Interval(id="downtime-refresh", interval=(refresh or 86400) * 1000, disabled=refresh is None),
@@ -99,12 +99,12 @@ def layout(**query):
 
 
 @callback(
-    Output(timerange.TimeRangeAIO.ids.query(PREFIX), "data", allow_duplicate=True),
-    Output(timerange.TimeRangeAIO.ids.url(PREFIX), "search", allow_duplicate=True),
+    Output(range_picker.TimeRangeAIO.ids.query(PREFIX), "data", allow_duplicate=True),
+    Output(range_picker.TimeRangeAIO.ids.url(PREFIX), "search", allow_duplicate=True),
     Input("downtime-category", "value"),
     Input("downtime-min", "value"),
     Input("downtime-minor", "value"),
-    State(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
+    State(range_picker.TimeRangeAIO.ids.query(PREFIX), "data"),
     prevent_initial_call=True,
 )
 def _filters(category, minimum, minor, query):
@@ -122,7 +122,7 @@ def _filters(category, minimum, minor, query):
     Output("downtime-table", "children"),
     Output("downtime-events", "data"),
     Output(DownloadLinkAIO.ids.params("downtime-csv"), "data"),
-    Input(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
+    Input(range_picker.TimeRangeAIO.ids.query(PREFIX), "data"),
     Input("downtime-refresh", "n_intervals"),
     Input("downtime-saved", "data"),
 )
@@ -152,7 +152,7 @@ def _list(query, _n, _saved):
         return summary, dbc.Alert("No stops in this range with these filters.", color="light",
                                   id="downtime-none"), [], csv
     rows = []
-    # Giving reasons, notes and splits is an operator's work (core/auth/rules.py refuses the save for others):
+    # Giving reasons, notes and splits is an operator's work (auth/rules.py refuses the save for others):
     # everyone else sees the button disabled, with why, rather than a dialog whose save fails.
     can_edit = may("operator")
     edit_title = None if can_edit else "Sign in as an operator to give stops reasons and notes"

@@ -14,10 +14,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, clientside_callback, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
-from components import context, timerange
+import oee
+from components import context, range_picker, timerange
 from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
 from components.kpi import flag_notes, kpi_row
-import oee
 from db import ui_queries
 from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
 
@@ -85,7 +85,7 @@ def layout(**query):
         html.Div([html.H2(site["name"] or "Plant overview", className="page-title", id="overview-title"),
                   html.Span(id="overview-clock", className="text-muted")],
                  className="d-flex align-items-baseline gap-3"),
-        timerange.TimeRangeAIO(PREFIX, query, tz=site["timezone"], resolved=resolved, hidden=embed),
+        range_picker.TimeRangeAIO(PREFIX, query, tz=site["timezone"], resolved=resolved, hidden=embed),
         dcc.Interval(id="overview-refresh", interval=(refresh or 86400) * 1000, disabled=refresh is None),
         dcc.Interval(id="overview-tick", interval=STATUS_TICK_MS),
         html.Div(id="overview-notes"),
@@ -126,7 +126,7 @@ def _shift_ranges(machines: list[dict], now: float) -> dict[str, tuple[float, fl
     Output("overview-kpis", "children"),
     Output("overview-worst", "children"),
     Output("overview-numbers", "data"),
-    Input(timerange.TimeRangeAIO.ids.query(PREFIX), "data"),
+    Input(range_picker.TimeRangeAIO.ids.query(PREFIX), "data"),
     Input("overview-refresh", "n_intervals"),
 )
 def _numbers(query, _n):

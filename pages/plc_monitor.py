@@ -20,9 +20,9 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from components import context, timerange
 from components.live import live_socket
-from core.live import clean_value
-from core.ws import MAX_MACHINES_IN_PATH
 from db import ui_queries
+from live.service import clean_value
+from live.websocket import MAX_MACHINES_IN_PATH
 
 dash.register_page(__name__, path="/plc-monitor/", name="PLC monitor", title="OEE · PLC monitor", order=30)
 

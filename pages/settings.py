@@ -11,8 +11,8 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import current_app
 
 from components.settings_crud import settings_nav
-from core.machine_config import ValidationError
-from db import config_store as cs
+from config import store as cs
+from config.fields import ValidationError
 
 dash.register_page(__name__, path="/settings/", name="Settings", title="OEE · Settings")
 
@@ -79,7 +79,7 @@ def upload(contents):
           State("st-yaml", "value"), prevent_initial_call=True)
 def run_import(_check, _apply, text):
     from collectors import service
-    from core.machine_admin import import_text
+    from config.admin import import_text
 
     apply = dash.ctx.triggered_id == "st-import"
     rt = _runtime()

@@ -1,4 +1,4 @@
-"""/settings/audit/: the audit log for admins (core.auth.rules): who changed what and when, with what changed
+"""/settings/audit/: the audit log for admins (auth.rules): who changed what and when, with what changed
 from what, and every value written to a PLC. Newest first, 50 to a page.
 
 Filters live in the URL (actor, action, target, start, end, page), so a view can be bookmarked or sent: the form

@@ -7,7 +7,8 @@ import dash
 from dash import dcc, html
 
 from components.settings_crud import CrudSection, Field, settings_nav
-from core.machine_config import ValidationError, validate_calendar
+from config.fields import ValidationError
+from config.plant_items import validate_calendar
 
 dash.register_page(__name__, path="/settings/calendars/", name="Shift calendars", title="OEE · Shift calendars",
                    nav=False)

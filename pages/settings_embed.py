@@ -7,10 +7,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import current_app, request
 
-from core.auth import embed as embeds
-from core.auth import rules
-from core.auth.users import UserError
-from core.auth.web import require
+from auth import embed as embeds
+from auth import rules
+from auth.users import UserError
+from auth.web import require
 from db import ui_queries
 
 dash.register_page(__name__, path="/settings/embed-links/", name="Embed links", title="OEE · Embed links",

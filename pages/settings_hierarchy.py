@@ -6,8 +6,8 @@ from dash import dcc, html
 from flask import current_app
 
 from components.settings_crud import CrudSection, Field, settings_nav
-from core.machine_config import validate_area, validate_line, validate_site
-from db import config_store as cs
+from config import store as cs
+from config.plant_items import validate_area, validate_line, validate_site
 
 dash.register_page(__name__, path="/settings/hierarchy/", name="Hierarchy", title="OEE · Hierarchy", nav=False)
 VERSION = "sh-version"

@@ -5,7 +5,7 @@ import dash
 from dash import dcc, html
 
 from components.settings_crud import CrudSection, Field, settings_nav
-from core.machine_config import validate_product
+from config.plant_items import validate_product
 
 dash.register_page(__name__, path="/settings/products/", name="Products", title="OEE · Products", nav=False)
 VERSION = "sp-version"

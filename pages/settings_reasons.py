@@ -5,7 +5,7 @@ import dash
 from dash import dcc, html
 
 from components.settings_crud import CrudSection, Field, settings_nav
-from core.machine_config import validate_reason
+from config.plant_items import validate_reason
 from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES
 
 dash.register_page(__name__, path="/settings/reasons/", name="Reason codes", title="OEE · Reason codes", nav=False)

@@ -8,8 +8,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from flask import current_app, g
 
-from core.auth import rules, users
-from core.auth.web import require
+from auth import rules, users
+from auth.web import require
 from db.models import USER_ROLES
 
 dash.register_page(__name__, path="/settings/users/", name="Users", title="OEE · Users", order=90)

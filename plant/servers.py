@@ -13,21 +13,32 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import tags as T
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .layout import MachineSpec
-    from .runtime import Plant
+from .layout import MachineSpec
 
 log = logging.getLogger("plant")
+
+
+class PlantHost(Protocol):
+    """What an endpoint needs of the plant that runs it (plant.runtime.Plant), named here so that the servers do
+    not import the runtime that imports them."""
+
+    lock: Any  # held while a client's write changes the model
+    model: Any  # plant.model.PlantModel
+
+    def snapshot(self, machine_id: str) -> dict[str, Any]: ...
+
+    def _client_write(self, machine_id: str, name: str, value: Any, *, protocol: str = "") -> bool: ...
+
+    def _refresh(self, machine_id: str) -> None: ...
 
 
 class Endpoint:
     protocol = ""
 
-    def __init__(self, plant: "Plant", spec: "MachineSpec", host: str, port: int):
+    def __init__(self, plant: PlantHost, spec: MachineSpec, host: str, port: int):
         self.plant = plant
         self.spec = spec
         self.host = host

@@ -8,13 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collectors.poller import BackoffPolicy
-from core.demo import demo_endpoints
-from core.runtime import Runtime
-from core.settings import Settings
-from db.configuration import sync_demo_plant
+from config.demo_plant import sync_demo_plant
 from db.models import Connection
 from db.store import open_store
 from plant import Plant, default_layout
+from processes.demo import demo_endpoints
+from processes.runtime import Runtime
+from processes.settings import Settings
 
 MACHINES = ("LINE-013", "LINE-014", "LINE-015", "LINE-016")  # two S7, two Modbus: quick to connect
 

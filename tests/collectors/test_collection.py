@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from collectors.base import BAD, GOOD
 from collectors.poller import BackoffPolicy
-from core.demo import demo_endpoints
-from core.runtime import Runtime
-from core.settings import Settings
-from db.configuration import sync_demo_plant
+from config.demo_plant import sync_demo_plant
 from db.models import Connection, Tag
 from plant import Plant, default_layout
+from processes.demo import demo_endpoints
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.support import waiting
 from tests.support.proxy import FaultProxy
 

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 import yaml
 
-from core.credentials import Credentials
+from keys.credentials import Credentials
 from tests.config.conftest import endpoint, wait_for
 
 PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
@@ -283,7 +283,7 @@ def test_a_password_is_never_sent_back(app, plant):
     assert all("hunter2" not in str(t) for t in texts)
     with sqlite3.connect(app.data_db) as conn:
         stored = conn.execute("SELECT protocol_config FROM connections WHERE name = 'PWD-1'").fetchone()[0]
-    assert "hunter2" not in stored  # stored encrypted (core.credentials), and kept when '***' came back
+    assert "hunter2" not in stored  # stored encrypted (keys.credentials), and kept when '***' came back
     key = Credentials.from_data_dir(app.data_db.parent)
     assert key.open(json.loads(stored))["password"] == "hunter2-secret"
     api.delete("/api/plc/machines/PWD-1/")

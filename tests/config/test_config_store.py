@@ -1,4 +1,4 @@
-"""db.config_store on SQLite and PostgreSQL: one transaction per save, history removed with what it belonged to,
+"""config.store on SQLite and PostgreSQL: one transaction per save, history removed with what it belonged to,
 and the whole configuration through YAML and back."""
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import yaml
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.credentials import Credentials
-from core.machine_config import ValidationError, validate_document, validate_machine
-from db import config_store as cs
+from config import store as cs
+from config.fields import ValidationError
+from config.plant_file import validate_document
+from config.validation import validate_machine
 from db.models import Connection, Machine, Tag
 from db.store import open_store
+from keys.credentials import Credentials
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -156,7 +158,7 @@ def test_deleting_a_machine_removes_its_history_and_says_how_much(store):
     assert cs.get_machine(engine, other["id"])["tag_count"] == 2
 
 
-KEY = Credentials(b"k" * 32)  # passwords are stored encrypted with the installation's key (core.credentials)
+KEY = Credentials(b"k" * 32)  # passwords are stored encrypted with the installation's key (keys.credentials)
 
 
 def test_configuration_round_trip_through_yaml(store, tmp_path):

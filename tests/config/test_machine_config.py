@@ -1,23 +1,25 @@
-"""core.machine_config: every validation branch names its field and says what is expected (no server needed)."""
+"""config.validation: every validation branch names its field and says what is expected (no server needed)."""
 from __future__ import annotations
 
 import pytest
 
-from core.machine_config import (
-    ValidationError,
+from config.fields import ValidationError
+from config.plant_file import validate_document
+from config.plant_items import (
+    validate_area,
+    validate_calendar,
+    validate_line,
+    validate_product,
+    validate_reason,
+    validate_site,
+)
+from config.validation import (
     merge_secrets,
     redact,
     suggest_role,
     suggest_roles,
-    validate_area,
-    validate_calendar,
     validate_connection,
-    validate_document,
-    validate_line,
     validate_machine,
-    validate_product,
-    validate_reason,
-    validate_site,
     validate_tags,
 )
 

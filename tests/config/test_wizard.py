@@ -300,7 +300,7 @@ def test_no_password_on_the_page(browser, app, plant):
 
     with sqlite3.connect(app.data_db) as conn:
         stored = conn.execute("SELECT protocol_config FROM connections WHERE name = 'WIZ-PWD'").fetchone()[0]
-    from core.credentials import Credentials
+    from keys.credentials import Credentials
 
     assert "hunter2" not in stored  # encrypted at rest, and the stored password kept
     assert Credentials.from_data_dir(app.data_db.parent).open(json.loads(stored))["password"] == "hunter2-on-page"

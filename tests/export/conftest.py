@@ -12,8 +12,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app import create_app
-from core.runtime import Runtime
-from core.settings import Settings
 from db import backend as backends
 from db.models import (
     Area,
@@ -29,6 +27,8 @@ from db.models import (
     Tag,
 )
 from db.spool import Batch
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.conftest import PG_ADMIN_URL, _admin, _drop
 
 H = 3600.0

@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.auth import tokens, users
+from auth import tokens, users
 from db.store import open_store
 from tests.test_app import RunningApp, free_port
 

@@ -1,4 +1,4 @@
-"""Cell rules of the CSV exports (core/csv_format.py), without a database."""
+"""Cell rules of the CSV exports (exports/csv_format.py), without a database."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.csv_format import CsvFormat, neutralise
+from exports.csv_format import CsvFormat, neutralise
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from api.csv_export import LOSS_KEYS, MAX_TAG_ROWS, OEE_NUMBERS, loss_column
 from app import create_app
-from core.export import LOSS_KEYS, MAX_TAG_ROWS, OEE_NUMBERS, loss_column
-from core.runtime import Runtime
-from core.settings import Settings
 from db.queries import tag_series
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.export.conftest import FORMULA_TAG, T0, H, iso, read_csv, seed
 
 RANGE = {"start": iso(T0), "end": iso(T0 + 8 * H)}

@@ -20,8 +20,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app import create_app
-from core.runtime import Runtime
-from core.settings import Settings
 from db.grafana import VIEWS
 from db.models import (
     Area,
@@ -36,6 +34,8 @@ from db.models import (
 )
 from db.oee_summary import LOSS_COLUMNS, LOSS_KEYS, refresh_exclusively
 from db.store import open_store
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.export.conftest import T0, H, iso
 
 ROOT = Path(__file__).resolve().parents[2]

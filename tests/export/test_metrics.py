@@ -10,15 +10,15 @@ from sqlalchemy.orm import Session
 
 from app import create_app
 from collectors.poller import BackoffPolicy
-from core.demo import demo_endpoints
-from core.metrics import make_registry, render
-from core.runtime import Runtime
-from core.settings import Settings
-from db.configuration import sync_demo_plant
+from config.demo_plant import sync_demo_plant
 from db.models import Connection, Machine, Tag
 from db.shift_oee import current_shift_oee
 from db.store import open_store
+from exports.prometheus import make_registry, render
 from plant import Plant, default_layout
+from processes.demo import demo_endpoints
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.export.conftest import T0, H, iso
 
 

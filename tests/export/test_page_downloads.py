@@ -9,8 +9,8 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from core.runtime import Runtime
-from core.settings import Settings
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.export.conftest import T0, H, seed
 from tests.support.browser import By, make_browser
 from tests.test_app import RunningApp

@@ -16,9 +16,9 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from components.live import live_graph, live_socket
-from core.runtime import Runtime
-from core.settings import Settings
-from core.web import register_routes
+from live.websocket import install as install_websockets
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.support.browser import make_browser, wait_text
 from tests.support.pgcluster import free_port
 from tests.support.plants import demo_plant_without_breaks
@@ -47,7 +47,7 @@ def served(tmp_path_factory):
         state = (machine.get("status") or {}).get("state")
         return f"connected={bool(data and data.get('connected'))} state={state}"
 
-    register_routes(server, runtime)
+    install_websockets(server, runtime)
     port = free_port()
     http = make_server("127.0.0.1", port, server, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)

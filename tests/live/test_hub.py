@@ -6,8 +6,8 @@ import itertools
 import threading
 import time
 
-from core.hub import Hub
-from core.livebus import PG_PAYLOAD_LIMIT, LocalBus, PgBus, pack, unpack
+from live.bus import PG_PAYLOAD_LIMIT, LocalBus, PgBus, pack, unpack
+from live.hub import Hub
 
 
 def latest(hub: Hub, **kw):

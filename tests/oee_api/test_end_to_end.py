@@ -16,13 +16,13 @@ import pytest
 
 import oee
 from collectors.poller import BackoffPolicy
-from core.demo import demo_endpoints
-from core.runtime import Runtime
-from core.settings import Settings
-from db.configuration import sync_demo_plant
+from config.demo_plant import sync_demo_plant
 from db.oee_queries import oee_report
 from db.store import open_store
 from plant import Plant, default_layout
+from processes.demo import demo_endpoints
+from processes.runtime import Runtime
+from processes.settings import Settings
 
 SCALE = 60.0
 MACHINES = ("LINE-001", "LINE-011", "LINE-013", "LINE-015")  # EtherNet/IP, OPC-UA, S7, Modbus

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app import create_app
-from core.runtime import Runtime
-from core.settings import Settings
 from db.models import Area, Line, Machine, Product, ReasonCode, Site
 from db.spool import Batch
+from processes.runtime import Runtime
+from processes.settings import Settings
 
 H = 3600.0
 T0 = 1_790_000_000.0 - (1_790_000_000.0 % H)  # a whole hour, in the past

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from flask import Flask
 
-from core.settings import SettingsError, parse_frame_ancestors
-from core.web import install_frame_policy
+from auth.web import install_frame_policy
+from processes.settings import SettingsError, parse_frame_ancestors
 from tests.pages.conftest import FRAMER_ORIGIN, FRAMER_PORT, console_errors, wait_for
 from tests.support.browser import By
 from tests.support.pgcluster import free_port
@@ -63,7 +63,7 @@ def framed_title(browser, origin: str, timeout: float) -> str | None:
 
 def test_framing_is_allowed_for_the_configured_origin_and_refused_for_others(demo_app, browser):
     with urllib.request.urlopen(f"http://127.0.0.1:{demo_app.port}/machine/LINE-001?embed=1") as resp:
-        # the app's own policy (core/auth/web.py) first, then the frame-ancestors of --frame-ancestors
+        # the app's own policy (auth/web.py) first, then the frame-ancestors of --frame-ancestors
         assert resp.headers["Content-Security-Policy"].endswith(f"; frame-ancestors 'self' {FRAMER_ORIGIN}")
         assert resp.headers.get("X-Frame-Options") is None  # it cannot name another origin; CSP says it all
     src = f"http://127.0.0.1:{demo_app.port}/machine/LINE-001?embed=1&range=hour"

@@ -11,9 +11,9 @@ import urllib.parse
 import pytest
 
 from app import create_app
-from core.runtime import Runtime
-from core.settings import Settings
 from db.models import USER_ROLES
+from processes.runtime import Runtime
+from processes.settings import Settings
 from tests.support.auth import PASSWORD, make_token, make_user
 
 ORIGIN = "http://localhost"  # the Flask test client's host

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from core.auth import embed as embeds
-from core.keys import load_master_secret
+from auth import embed as embeds
 from db.models import USER_ROLES
+from keys.master import load_master_secret
 from tests.security.conftest import ORIGIN, callback_body, post_callback, router_body
 from tests.support.auth import make_token
 

@@ -224,8 +224,8 @@ def _count(engine) -> int:
 
 def test_the_entry_is_part_of_the_change_transaction(store):
     """Written on the change's own session: rolled back with it, committed with it (SQLite and PostgreSQL)."""
-    from core.machine_config import validate_machine
-    from db import config_store as cs
+    from config import store as cs
+    from config.validation import validate_machine
 
     engine = store.engine
     with Session(engine) as session:
@@ -244,9 +244,9 @@ def test_the_entry_is_part_of_the_change_transaction(store):
 
 
 def test_enabling_and_disabling_a_machine_is_one_entry_each(store):
-    """The machine list's on/off switch (core.machine_admin.set_enabled): one entry per real change."""
-    from core.machine_config import validate_machine
-    from db import config_store as cs
+    """The machine list's on/off switch (config.admin.set_enabled): one entry per real change."""
+    from config import store as cs
+    from config.validation import validate_machine
 
     m = cs.create_machine(store.engine, validate_machine({"name": "M", "machine_id": "EN-1", "protocol": "MODBUS",
                                                           "ip_address": "127.0.0.1"}), backend=store.backend_name)

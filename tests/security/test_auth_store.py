@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from core.auth import ratelimit, tokens, users
+from auth import ratelimit, tokens, users
 from db.models import ApiToken
 from db.store import open_store
 

@@ -1,4 +1,4 @@
-"""PLC credentials never leave the server and are stored encrypted (core/credentials.py).
+"""PLC credentials never leave the server and are stored encrypted (keys/credentials.py).
 
 Real parts only: SQLite and PostgreSQL read with raw SQL, an asyncua OPC-UA server on 127.0.0.1 that refuses any
 user but "operator" with its password (tests/collectors/test_opcua_driver.UaSim, with a user manager that records
@@ -17,12 +17,14 @@ import pytest
 from asyncua.crypto.permission_rules import User, UserRole
 from sqlalchemy import text
 
-from core.credentials import CredentialError, Credentials, has_plain_secrets, is_sealed
-from core.keys import derive_key
-from core.machine_config import redact, validate_document, validate_machine
-from db import config_store as cs
-from db.configuration import load_collector_config, seal_stored_secrets, sync_demo_plant
+from config import store as cs
+from config.demo_plant import sync_demo_plant
+from config.plant_file import validate_document
+from config.validation import redact, validate_machine
+from db.collector_config import load_collector_config, seal_stored_secrets
 from db.store import open_store
+from keys.credentials import CredentialError, Credentials, has_plain_secrets, is_sealed
+from keys.master import derive_key
 from tests.collectors.test_opcua_driver import PASSWORD, WRONG_PASSWORD, UaSim, make_certificate
 from tests.security.test_audit import Api
 from tests.support.waiting import wait_for as wait_until
@@ -193,8 +195,8 @@ def test_no_secret_in_the_logs_at_debug(opcua, store, tmp_path, caplog, monkeypa
     Neither the password nor its ciphertext appears in any log line."""
     from collectors import service
     from collectors.poller import BackoffPolicy
-    from core.runtime import Runtime
-    from core.settings import Settings
+    from processes.runtime import Runtime
+    from processes.settings import Settings
 
     caplog.set_level(logging.DEBUG)
     engine = store.engine

@@ -9,7 +9,7 @@ import sys
 import urllib.parse
 import urllib.request
 
-from core.auth import users
+from auth import users
 from db.engine import make_engine
 from tests.support.auth import SessionClient
 from tests.test_app import ROOT, RunningApp

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from core.keys import ENV, SecretKeyError, derive_key, load_master_secret
+from keys.master import ENV, SecretKeyError, derive_key, load_master_secret
 
 
 def test_a_secret_is_created_once_with_owner_only_permissions(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import text
 
-from core.auth import ratelimit, users
+from auth import ratelimit, users
 from tests.security.conftest import ORIGIN, callback_body, post_callback
 from tests.support.auth import PASSWORD, make_user
 
@@ -157,7 +157,7 @@ def test_security_headers_on_every_kind_of_answer(site):
         assert h["Referrer-Policy"] == "same-origin", path
         csp = h["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "object-src 'none'" in csp, path
-        assert csp.rstrip().endswith("frame-ancestors 'self'"), path  # core/web.py's, kept
+        assert csp.rstrip().endswith("frame-ancestors 'self'"), path  # api/health.py's, kept
         assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";", 1)[0], path
         assert re.search(r"script-src 'self'( 'sha256-[A-Za-z0-9+/=]+')+;", csp), path
 

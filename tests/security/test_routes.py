@@ -1,10 +1,10 @@
-"""Every route, page and Dash callback of the app has a rule (core/auth/rules.py), and every route has a tested
+"""Every route, page and Dash callback of the app has a rule (auth/rules.py), and every route has a tested
 expectation in test_access.py's table: a new route without both fails here."""
 from __future__ import annotations
 
 import re
 
-from core.auth import rules
+from auth import rules
 from tests.security.test_access import ROUTES_TESTED
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # HEAD is decided as GET; Flask answers OPTIONS with the Allow header only
@@ -41,7 +41,7 @@ def test_every_page_has_a_rule(site):
 
     for page in dash.page_registry.values():
         key = page.get("path_template") or page["path"]
-        assert key in rules.PAGES, f"page {key} ({page['module']}) has no rule in core/auth/rules.PAGES"
+        assert key in rules.PAGES, f"page {key} ({page['module']}) has no rule in auth/rules.PAGES"
 
 
 def test_every_dash_callback_has_a_rule(site):

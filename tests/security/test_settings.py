@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.auth.web import anonymous_viewing_enabled
-from core.settings import SettingsError, from_args
+from auth.web import anonymous_viewing_enabled
+from processes.settings import SettingsError, from_args
 
 
 @pytest.mark.parametrize("host, expected", [

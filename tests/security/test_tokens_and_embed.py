@@ -10,10 +10,10 @@ import pytest
 import websocket
 from sqlalchemy import text, update
 
-from core.auth import embed as embeds
-from core.auth import tokens, users
-from core.keys import load_master_secret
+from auth import embed as embeds
+from auth import tokens, users
 from db.models import ApiToken
+from keys.master import load_master_secret
 from tests.security.conftest import ORIGIN, callback_body, post_callback, router_body
 from tests.support.auth import make_token, make_user
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from db import backend as backends
-from db.configuration import close_open_states
+from db.collector_config import close_open_states
 from db.store import open_store
 
 

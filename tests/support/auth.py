@@ -1,4 +1,4 @@
-"""Users and tokens for the tests, made as an admin makes them (core.auth in the app's own database), and signing
+"""Users and tokens for the tests, made as an admin makes them (auth in the app's own database), and signing
 in as users do: the /login form in Chromium, or a cookie session over HTTP. Tests never turn authentication off.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ PASSWORD = "correct horse battery"  # every test user's password (10+ characters
 
 def make_user(engine: Engine, role: str, username: str | None = None, password: str = PASSWORD):
     """The user (created once; later calls return it), active, with no password change pending."""
-    from core.auth import users
+    from auth import users
 
     username = username or f"test-{role}"
     found = users.by_name(engine, username)
@@ -25,7 +25,7 @@ def make_user(engine: Engine, role: str, username: str | None = None, password: 
 
 def make_token(engine: Engine, role: str, name: str = "tests", username: str | None = None) -> str:
     """A new API token of a user with this role; returns the secret (Authorization: Bearer <secret>)."""
-    from core.auth import tokens
+    from auth import tokens
 
     _row, secret = tokens.create(engine, make_user(engine, role, username), name, actor="system")
     return secret

@@ -1,0 +1,110 @@
+"""The plant's configuration as the collectors read it: enabled connections with their tags (secrets decrypted),
+a fingerprint per connection for reloads, and the state intervals a previous run left open. Writes of the
+configuration go through config/ (config.store for the wizard, the API and the YAML file)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from db.models import Connection, Machine, MachineState, Tag, samples
+
+
+def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
+    """The connection's protocol_config with its secrets decrypted for the driver, or (without the secrets, the
+    error) when they cannot be: the connection then reports the error instead of sending ciphertext to a PLC."""
+    from keys.credentials import CredentialError, has_sealed, is_sealed
+
+    config = dict(conn.protocol_config or {})
+    if not has_sealed(config):
+        return config, None
+    try:
+        if credentials is None:
+            raise CredentialError(next(k for k, v in config.items() if is_sealed(v)),
+                                  "is stored encrypted and this process has no key; set OEE_SECRET_KEY")
+        return credentials.open(config), None
+    except CredentialError as exc:
+        return {k: v for k, v in config.items() if not is_sealed(v)}, str(exc)
+
+
+def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
+    """Every enabled connection with its enabled tags and the machines they feed, as plain data. credentials
+    (keys.credentials.Credentials) decrypts the stored secrets; a connection whose secrets cannot be decrypted
+    carries "credential_error" (naming OEE_SECRET_KEY) and no secrets."""
+    with Session(engine) as session:
+        machines = {m.id: m for m in session.scalars(select(Machine))}
+        out = []
+        for conn in session.scalars(select(Connection).where(Connection.enabled.is_(True)).order_by(Connection.id)):
+            tags = [
+                {"id": t.id, "name": t.name, "address": t.address, "data_type": t.data_type, "scale": t.scale,
+                 "offset": t.offset, "deadband": t.deadband, "report_by_exception": t.report_by_exception,
+                 "role": t.role, "machine_id": t.machine_id or conn.machine_id, "options": t.options or {},
+                 "sampling_interval_ms": t.sampling_interval_ms}
+                for t in sorted(conn.tags, key=lambda t: t.id) if t.enabled
+            ]
+            machine_ids = {t["machine_id"] for t in tags if t["machine_id"]}
+            config, credential_error = _open_config(conn, credentials)
+            out.append({
+                "id": conn.id, "name": conn.name, "protocol": conn.protocol, "host": conn.host, "port": conn.port,
+                "protocol_config": config, "credential_error": credential_error,
+                "poll_interval_ms": conn.poll_interval_ms,
+                "collector_node": conn.collector_node, "machine_id": conn.machine_id, "tags": tags,
+                "machines": {
+                    mid: {"machine_id": machines[mid].machine_id, "state_code_map": machines[mid].state_code_map,
+                          "enabled": machines[mid].enabled}
+                    for mid in machine_ids if mid in machines
+                },
+            })
+        return out
+
+
+def seal_stored_secrets(engine: Engine, credentials) -> int:
+    """Encrypt the plain-text secrets still stored in connections.protocol_config (a database of an older
+    version, or one written without a key). Idempotent: sealed values are left alone. Returns how many
+    connections changed."""
+    from db import audit
+    from keys.credentials import has_plain_secrets, is_sealed
+
+    changed = 0
+    with Session(engine) as session, session.begin():
+        for conn in session.scalars(select(Connection).order_by(Connection.id)):
+            if has_plain_secrets(conn.protocol_config):
+                before = dict(conn.protocol_config)
+                conn.protocol_config = credentials.seal(conn.protocol_config)
+                keys = sorted(k for k, v in conn.protocol_config.items() if is_sealed(v) and not is_sealed(before[k]))
+                audit.record(session, audit.SYSTEM, "connection.credentials.encrypt", f"connection {conn.name}",
+                             {"protocol_config": before}, {"protocol_config": conn.protocol_config,
+                                                           "encrypted": keys})
+                changed += 1
+    return changed
+
+
+def fingerprint(connection: dict) -> str:
+    """Changes when anything a poller depends on changes, so that a reload restarts only what changed."""
+    return hashlib.sha1(json.dumps(connection, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> int:
+    """At start: intervals left open by a previous run end at the last sample seen of that machine's tags.
+
+    One UPDATE per machine on the open rows: the rows are not loaded and written back through the ORM, whose
+    UPDATE would look them up by a start time that does not survive the round trip through a datetime exactly
+    (SQLite keeps epoch floats), match nothing and fail the start of the app (StaleDataError).
+    """
+    table = MachineState.__table__
+    closed = 0
+    with engine.begin() as conn:
+        for mid in machine_ids:
+            is_open = (table.c.machine_id == mid) & table.c["end"].is_(None)
+            tag_ids = list(conn.execute(select(Tag.id).where(Tag.machine_id == mid)).scalars())
+            last = None
+            if tag_ids:
+                last = conn.execute(select(func.max(samples.c.time)).where(samples.c.tag_id.in_(tag_ids))).scalar()
+            if last is not None:
+                closed += conn.execute(update(table).where(is_open & (table.c.start <= last))
+                                       .values({"end": last})).rowcount
+            closed += conn.execute(update(table).where(is_open).values({"end": table.c.start})).rowcount
+    return closed

@@ -1,0 +1,261 @@
+"""Settings from the command line and the environment: one place, validated once, named in every error."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("all", "web", "collector")
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names the option and the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8050
+    database_url: str = ""  # empty: SQLite under data_dir
+    data_dir: Path = Path("data")
+    demo: bool = True
+    role: str = "all"
+    # Role all: collect in a child process (`app.py --role collector`), so that polling 50 PLCs does not hold the
+    # interpreter lock the pages' callbacks wait for. The command line turns it on (--single-process: off); a
+    # Runtime built in a test or a tool keeps its collectors in its own threads.
+    collector_process: bool = False
+    timescaledb: str = "auto"
+    samples_retention_days: int | None = 365
+    compress_after_days: int | None = 7
+    plant_seed: int = 1
+    plant_time_scale: float = 1.0
+    plant_base_port: int = 0
+    metrics_port: int = 0  # collector role: serve /metrics and /healthz on this port (0: off)
+    plant_file: str = ""  # a plant layout YAML for the simulated plant; empty: plant/default_plant.yaml
+    node_name: str = field(default_factory=lambda: os.uname().nodename)
+    log_level: str = "INFO"
+    frame_ancestors: tuple[str, ...] = ("'self'",)  # who may show the pages in a frame (CSP frame-ancestors)
+    live_bus: str = "auto"  # auto: redis when redis_url is set, else postgresql on PostgreSQL, else off
+    redis_url: str = ""
+    live_channel: str = "oee_live"
+    live_bus_address: tuple[str, int] | None = None  # local bus, collector side: the web process's socket
+    ws_heartbeat_s: float = 15.0
+    ws_stall_timeout_s: float = 60.0
+    anonymous_viewing: str = "auto"  # auto: on only while listening on loopback (auth.web)
+    cookie_secure: str = "auto"  # auto: Secure session cookie when the request came over https
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'oee.sqlite3'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"environment variable {name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="python app.py",
+        description="OEE analytics: collectors, storage and dashboards in one process. Every option can also be "
+                    "set by the environment variable shown.",
+    )
+    p.add_argument("--host", default=env("OEE_HOST", "127.0.0.1"), help="address to listen on [OEE_HOST] (default 127.0.0.1)")
+    p.add_argument("--port", default=env("OEE_PORT", "8050"), help="HTTP port [OEE_PORT] (default 8050)")
+    p.add_argument("--database-url", default=env("OEE_DATABASE_URL", ""),
+                   help="sqlite:///path or postgresql://user:pass@host:5432/db [OEE_DATABASE_URL] "
+                        "(default: SQLite file under the data folder)")
+    p.add_argument("--data-dir", default=env("OEE_DATA_DIR", "data"), help="folder for the SQLite file and the spool [OEE_DATA_DIR]")
+    p.add_argument("--no-demo", action="store_true", default=not _env_bool("OEE_DEMO", True),
+                   help="do not start the simulated plant [OEE_DEMO=0]")
+    p.add_argument("--role", default=env("OEE_ROLE", "all"), help="all, web or collector [OEE_ROLE]")
+    p.add_argument("--single-process", action="store_true", default=_env_bool("OEE_SINGLE_PROCESS", False),
+                   help="role all: poll the PLCs in the web server's own process instead of a child collector "
+                        "process [OEE_SINGLE_PROCESS=1] (slower pages with many PLCs; for debugging)")
+    p.add_argument("--timescaledb", default=env("OEE_TIMESCALEDB", "auto"),
+                   help="auto (use it when the server has it), off, or require [OEE_TIMESCALEDB]")
+    p.add_argument("--retention-days", default=env("OEE_RETENTION_DAYS", "365"),
+                   help="days of raw samples to keep; 0 keeps everything [OEE_RETENTION_DAYS]")
+    p.add_argument("--compress-after-days", default=env("OEE_COMPRESS_AFTER_DAYS", "7"),
+                   help="TimescaleDB: compress samples older than this; 0 turns it off [OEE_COMPRESS_AFTER_DAYS]")
+    p.add_argument("--seed", default=env("OEE_PLANT_SEED", "1"), help="simulated plant: random seed [OEE_PLANT_SEED]")
+    p.add_argument("--time-scale", default=env("OEE_PLANT_TIME_SCALE", "1"),
+                   help="simulated plant: simulated seconds per real second [OEE_PLANT_TIME_SCALE]")
+    p.add_argument("--plant-base-port", default=env("OEE_PLANT_BASE_PORT", "0"),
+                   help="simulated plant: first TCP port of its PLCs, 0 for free ports [OEE_PLANT_BASE_PORT]")
+    p.add_argument("--metrics-port", default=env("OEE_METRICS_PORT", "0"),
+                   help="collector role: serve /metrics and /healthz on this port of --host, e.g. 9108 "
+                        "[OEE_METRICS_PORT] (default 0: off; the web roles serve them on --port)")
+    p.add_argument("--plant-file", default=env("OEE_PLANT_FILE", ""),
+                   help="simulated plant: layout YAML (see plant/README.md) [OEE_PLANT_FILE] "
+                        "(default plant/default_plant.yaml)")
+    p.add_argument("--live-bus", default=env("OEE_LIVE_BUS", "auto"),
+                   help="live updates between processes: auto (Redis when --redis-url is set, else PostgreSQL "
+                        "LISTEN/NOTIFY when the database is PostgreSQL, else none), postgresql, redis or off "
+                        "[OEE_LIVE_BUS]")
+    p.add_argument("--redis-url", default=env("OEE_REDIS_URL", ""),
+                   help="redis://host:6379/0: carry live updates over Redis pub/sub [OEE_REDIS_URL]")
+    p.add_argument("--live-channel", default=env("OEE_LIVE_CHANNEL", "oee_live"),
+                   help="channel name (prefix) of the live updates on PostgreSQL or Redis [OEE_LIVE_CHANNEL]")
+    p.add_argument("--ws-heartbeat", default=env("OEE_WS_HEARTBEAT_S", "15"),
+                   help="seconds between WebSocket heartbeats [OEE_WS_HEARTBEAT_S] (default 15)")
+    p.add_argument("--ws-stall-timeout", default=env("OEE_WS_STALL_TIMEOUT_S", "60"),
+                   help="disconnect a WebSocket client that has taken no data for this many seconds "
+                        "[OEE_WS_STALL_TIMEOUT_S] (default 60)")
+    p.add_argument("--log-level", default=env("OEE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR [OEE_LOG_LEVEL]")
+    p.add_argument("--frame-ancestors", default=env("OEE_FRAME_ANCESTORS", "'self'"),
+                   help="origins allowed to show the pages in a frame, e.g. Grafana: "
+                        "\"'self' https://grafana.example.com:3000\"; 'none' forbids framing "
+                        "[OEE_FRAME_ANCESTORS] (default 'self')")
+    p.add_argument("--anonymous-viewing", default=env("OEE_ANONYMOUS_VIEWING", "auto"),
+                   help="let visitors who are not logged in view dashboards, exports, the read-only API and the "
+                        "WebSocket: auto (only while --host is a loopback address), on or off; configuration and "
+                        "every change always need a login [OEE_ANONYMOUS_VIEWING] (default auto)")
+    p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
+                   help="mark the session cookie Secure: auto (when the request came over https), on (always; "
+                        "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
+    return p
+
+
+_ORIGIN = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*:"  # a scheme alone: https:
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(?:\d{1,5}|\*))?)$",  # [scheme://]host[:port]
+    re.IGNORECASE)
+
+
+def parse_frame_ancestors(raw: str) -> tuple[str, ...]:
+    """CSP frame-ancestors sources from a list separated by spaces or commas: 'self', 'none', *, a scheme (https:)
+    or an origin (https://grafana.example.com:3000, http://*.plant.local). self and none may be written without
+    quotes. Raises SettingsError naming the first bad entry."""
+    option = "--frame-ancestors [OEE_FRAME_ANCESTORS]"
+    items = [t for t in re.split(r"[\s,]+", raw or "") if t]
+    if not items:
+        raise SettingsError(f"{option}: empty; give 'self', 'none' or the origins allowed to frame the pages")
+    out: list[str] = []
+    for item in items:
+        bare = item.strip("'\"").lower()
+        if bare in ("self", "none"):
+            source = f"'{bare}'"
+        elif item == "*" or _ORIGIN.match(item.rstrip("/")):
+            source = item.rstrip("/")
+        else:
+            raise SettingsError(f"{option}: {item!r} is not an origin; use 'self', 'none', * or origins such as "
+                                "https://grafana.example.com:3000")
+        if source not in out:
+            out.append(source)
+    if "'none'" in out and len(out) > 1:
+        raise SettingsError(f"{option}: 'none' cannot be combined with other sources")
+    return tuple(out)
+
+
+def _int(value: str, option: str, env: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} [{env}]: {value!r} is not a whole number") from None
+    if not lo <= number <= hi:
+        raise SettingsError(f"{option} [{env}]: {number} is out of range; give a number from {lo} to {hi}")
+    return number
+
+
+def _seconds(value: str, option: str, env: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} [{env}]: {value!r} is not a number") from None
+    if not lo <= number <= hi:
+        raise SettingsError(f"{option} [{env}]: {number:g} is out of range; give seconds from {lo:g} to {hi:g}")
+    return number
+
+
+def from_args(argv: list[str] | None = None) -> Settings:
+    args = build_parser().parse_args(argv)
+    if args.role not in ROLES:
+        raise SettingsError(f"--role [OEE_ROLE]: {args.role!r} is not a role; use one of {', '.join(ROLES)}")
+    if args.timescaledb not in ("auto", "off", "require"):
+        raise SettingsError(f"--timescaledb [OEE_TIMESCALEDB]: {args.timescaledb!r}; use auto, off or require")
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"--log-level [OEE_LOG_LEVEL]: {args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
+    try:
+        time_scale = float(args.time_scale)
+    except ValueError:
+        raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {args.time_scale!r} is not a number") from None
+    if not 0 < time_scale <= 100_000:
+        raise SettingsError(f"--time-scale [OEE_PLANT_TIME_SCALE]: {time_scale} must be above 0 and at most 100000")
+    if args.live_bus not in ("auto", "postgresql", "redis", "off", "local"):
+        raise SettingsError(f"--live-bus [OEE_LIVE_BUS]: {args.live_bus!r}; use auto, postgresql, redis or off")
+    collector_process = args.role == "all" and not args.single_process
+    live_bus_address = None
+    if args.live_bus == "local":  # set by `python app.py` for the collector process it starts (processes/collector_process)
+        raw = os.environ.get("OEE_LIVE_BUS_ADDRESS", "")
+        host, _, port = raw.rpartition(":")
+        if args.role != "collector" or not port.isdigit() or not os.environ.get("OEE_LIVE_BUS_KEY"):
+            raise SettingsError("--live-bus [OEE_LIVE_BUS]: local is the link between `python app.py` and the "
+                                "collector process it starts; use auto, postgresql, redis or off")
+        live_bus_address = (host, int(port))
+    if args.live_bus == "redis" and not args.redis_url:
+        raise SettingsError("--live-bus [OEE_LIVE_BUS]: redis needs --redis-url [OEE_REDIS_URL]")
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"--redis-url [OEE_REDIS_URL]: {args.redis_url.split('@')[-1]!r}; "
+                            "use redis://host:6379/0, rediss:// or unix://")
+    if not args.live_channel.replace("_", "").isalnum() or len(args.live_channel) > 40:
+        raise SettingsError(f"--live-channel [OEE_LIVE_CHANNEL]: {args.live_channel!r}; use letters, digits and _, "
+                            "at most 40")
+    if args.plant_file and not Path(args.plant_file).is_file():
+        raise SettingsError(f"--plant-file [OEE_PLANT_FILE]: {args.plant_file!r} is not a file; give the path of a "
+                            "plant layout YAML (plant/default_plant.yaml is an example)")
+    if args.plant_file:
+        from plant.layout import PlantFileError, load_layout
+
+        try:
+            load_layout(args.plant_file)  # checked here so that a bad file stops the start with its line number
+        except PlantFileError as exc:
+            raise SettingsError(f"--plant-file [OEE_PLANT_FILE]: {exc}") from None
+    for option, env_name, value in (("--anonymous-viewing", "OEE_ANONYMOUS_VIEWING", args.anonymous_viewing),
+                                     ("--cookie-secure", "OEE_COOKIE_SECURE", args.cookie_secure)):
+        if value not in ("auto", "on", "off"):
+            raise SettingsError(f"{option} [{env_name}]: {value!r}; use auto, on or off")
+    heartbeat = _seconds(args.ws_heartbeat, "--ws-heartbeat", "OEE_WS_HEARTBEAT_S", 0.1, 3600)
+    stall = _seconds(args.ws_stall_timeout, "--ws-stall-timeout", "OEE_WS_STALL_TIMEOUT_S", 1, 86400)
+    retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
+    compress = _int(args.compress_after_days, "--compress-after-days", "OEE_COMPRESS_AFTER_DAYS", 0, 36500)
+    return Settings(
+        host=args.host,
+        port=_int(args.port, "--port", "OEE_PORT", 1, 65535),
+        database_url=args.database_url,
+        data_dir=Path(args.data_dir),
+        demo=not args.no_demo,
+        role=args.role,
+        collector_process=collector_process,
+        timescaledb=args.timescaledb,
+        samples_retention_days=retention or None,
+        compress_after_days=compress or None,
+        plant_seed=_int(args.seed, "--seed", "OEE_PLANT_SEED", 0, 2**31 - 1),
+        plant_time_scale=time_scale,
+        plant_base_port=_int(args.plant_base_port, "--plant-base-port", "OEE_PLANT_BASE_PORT", 0, 65000),
+        plant_file=args.plant_file,
+        metrics_port=_int(args.metrics_port, "--metrics-port", "OEE_METRICS_PORT", 0, 65535),
+        log_level=args.log_level.upper(),
+        frame_ancestors=parse_frame_ancestors(args.frame_ancestors),
+        live_bus=args.live_bus,
+        redis_url=args.redis_url,
+        live_channel=args.live_channel,
+        live_bus_address=live_bus_address,
+        ws_heartbeat_s=heartbeat,
+        ws_stall_timeout_s=stall,
+        anonymous_viewing=args.anonymous_viewing,
+        cookie_secure=args.cookie_secure,
+    )
