@@ -363,7 +363,7 @@ def _flag(args, name: str) -> bool:
 @bp.get("/downtime.csv")
 def downtime_csv():
     """Downtime events that overlap the range, whole (an ongoing one has no end): the downtime page's list
-    (db/ui_queries.downtime_events: operators' reasons, notes and splits), machine after machine, oldest first.
+    (db/downtime_queries.downtime_events: operators' reasons, notes and splits), machine after machine, oldest first.
     Scope: machine, line, area or site, or none for the whole plant. Filters as on the page: category (a loss
     category, or 'unassigned'), reason (a reason code), minor=0, planned=0, min_duration_s."""
     args = request.args
@@ -395,7 +395,7 @@ def downtime_csv():
 
 
 def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iterator[list[str]]:
-    from db.ui_queries import downtime_events
+    from db.downtime_queries import downtime_events
 
     cell, num, ftime = fmt.cell, fmt.number, fmt.time
     for _pk, machine_id, _name in machines:  # one machine's events in memory at a time

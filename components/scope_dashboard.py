@@ -22,7 +22,7 @@ from components.download import export_url
 from components.format import STATE_COLORS, STATE_LABELS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
-from db import ui_queries
+from db import downtime_queries, ui_queries
 from db.oee_queries import ScopeError, oee_report
 
 LIVE_WINDOW_S = 600
@@ -308,13 +308,13 @@ def _states(query, _n, config):
     s = context.store()
     try:
         timeline = ui_queries.state_timeline(s, scope, key, rng.start, rng.end)
-        events = ui_queries.downtime_events(s, rng.start, rng.end, scope=scope, key=key)
+        events = downtime_queries.downtime_events(s, rng.start, rng.end, scope=scope, key=key)
     except ScopeError as exc:
         msg = charts.empty_figure(str(exc))
         return msg, msg
-    faults = {int(r["code"]): r["name"] for r in ui_queries.reason_codes(s, stops_only=False) if r["code"].isdigit()}
+    faults = {int(r["code"]): r["name"] for r in downtime_queries.reason_codes(s, stops_only=False) if r["code"].isdigit()}
     return (charts.timeline_figure(timeline, context.tz(), faults),
-            charts.pareto_figure(ui_queries.downtime_pareto(events)))
+            charts.pareto_figure(downtime_queries.downtime_pareto(events)))
 
 
 @callback(

@@ -6,7 +6,7 @@ batches, so the process holds one batch at a time whatever the range. One query 
 (tag_id, time) index straight through: the rows come out tag by tag.
 
 OEE and shift numbers come from `oee_report()` (the same call as GET /api/oee/); downtime events from the downtime
-page's own query (db/ui_queries.downtime_events).
+page's own query (db/downtime_queries.downtime_events).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """/downtime/: every stop in a range, filtered; operators give a reason, add a note, or split a stop in two.
 
-Events are derived from the machine states (db.ui_queries.downtime_events); what an operator decides is stored in
+Events are derived from the machine states (db.downtime_queries.downtime_events); what an operator decides is stored in
 downtime_events and read by oee_report as an override, so a reason given here moves that time in the loss
 breakdown of the pages and of GET /api/oee/ at once.
 """
@@ -16,7 +16,7 @@ from auth.web import may
 from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
-from db import ui_queries
+from db import downtime_queries, ui_queries
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
 dash.register_page(__name__, path="/downtime/", name="Downtime", title="OEE · Downtime", order=10)
@@ -45,7 +45,7 @@ def layout(**query):
     except LookupError:
         resolved = None
     refresh = timerange.parse_refresh(query.get("refresh"), DEFAULT_REFRESH_S)
-    reasons = ui_queries.reason_codes(s)
+    reasons = downtime_queries.reason_codes(s)
     if not machines:
         return html.Div([html.H2("Downtime", className="page-title"),
                          dbc.Alert(["No machines yet. Add them in the ",
@@ -135,7 +135,7 @@ def _list(query, _n, _saved):
                                             "category": query.get("category"), "minor": query.get("minor"),
                                             "min_duration_s": query.get("min")})
     try:
-        events = ui_queries.downtime_events(
+        events = downtime_queries.downtime_events(
             context.store(), rng.start, rng.end, scope=scope, key=key, category=query.get("category") or None,
             include_minor=query.get("minor", "1") != "0", min_duration_s=float(query.get("min") or 0))
     except LookupError as exc:
@@ -237,8 +237,8 @@ def _save(_clicks, ev, reason, note, saved):
     if not ev:
         return no_update, no_update, no_update
     try:
-        ui_queries.assign_downtime_reason(context.store(), ev["machine_id"], ev["start"], reason or None, note or "")
-    except ui_queries.DowntimeError as exc:
+        downtime_queries.assign_downtime_reason(context.store(), ev["machine_id"], ev["start"], reason or None, note or "")
+    except downtime_queries.DowntimeError as exc:
         return dbc.Alert(str(exc), color="danger", className="py-1"), no_update, no_update
     return "", (saved or 0) + 1, False
 
@@ -261,8 +261,8 @@ def _split(_clicks, ev, at_text, saved):
         return dbc.Alert("Write the split time as HH:MM:SS (plant time).", color="danger", className="py-1"), \
             no_update, no_update
     try:
-        ui_queries.split_downtime(context.store(), ev["machine_id"], ev["start"], at)
-    except ui_queries.DowntimeError as exc:
+        downtime_queries.split_downtime(context.store(), ev["machine_id"], ev["start"], at)
+    except downtime_queries.DowntimeError as exc:
         return dbc.Alert(str(exc), color="danger", className="py-1"), no_update, no_update
     return "", (saved or 0) + 1, False
 

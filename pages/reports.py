@@ -17,7 +17,7 @@ from components import charts, context, timerange
 from components.download import export_url
 from components.format import count, duration, local, pct, zone
 from components.kpi import FACTORS, TARGETS, flag_notes
-from db import ui_queries
+from db import downtime_queries, ui_queries
 from db.oee_queries import ScopeError, oee_report
 
 dash.register_page(__name__, path="/reports/", name="Reports", title="OEE · Shift report", order=20)
@@ -129,7 +129,7 @@ def _sheet(day, shift, line):
     start, end = round(rng.start, 3), round(rng.end, 3)
     try:
         report = oee_report(s, scope, key, start, end, bucket="hour")
-        events = ui_queries.downtime_events(s, start, end, scope=scope, key=key)
+        events = downtime_queries.downtime_events(s, start, end, scope=scope, key=key)
     except (ScopeError, ValueError) as exc:
         return dbc.Alert(str(exc), color="warning"), search
     name = site["name"] if scope == "site" else ui_queries.scope_name(s, "line", key)
@@ -182,7 +182,7 @@ def _sheet(day, shift, line):
                              html.Td(pct(m["quality"])), html.Td(count(m["good_count"])),
                              html.Td(count(m["total_count"]))]) for m in machines]),
     ], size="sm", className="report-table", id="report-machines")
-    pareto = ui_queries.downtime_pareto(events)[:6]
+    pareto = downtime_queries.downtime_pareto(events)[:6]
     causes = dbc.Table([
         html.Thead(html.Tr([html.Th(h) for h in ("Cause", "Stops", "Time", "Share")])),
         html.Tbody([html.Tr([html.Td(g["label"] + (" (planned)" if g["planned"] else "")), html.Td(g["count"]),

@@ -164,7 +164,7 @@ def test_downtime_events(plant):
 
 def test_downtime_rows_are_the_downtime_pages(plant):
     client, store, _ = plant
-    from db.ui_queries import downtime_events
+    from db.downtime_queries import downtime_events
 
     page = downtime_events(store, T0, T0 + 8 * H, reconcile=False)
     df = read_csv(client.get("/export/downtime.csv", query_string=RANGE))  # no scope: the whole plant

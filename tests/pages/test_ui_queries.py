@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db import backend as backends
+from db import downtime_queries as dq
 from db import ui_queries as q
 from db.models import Area, Line, Machine, Product, ReasonCode, Site
 from db.oee_queries import machine_reports, oee_report
@@ -67,7 +68,7 @@ def losses(s, machine: str, end: float = T0 + 3600) -> dict:
 
 
 def event_at(s, machine: str, start: float) -> dict:
-    events = q.downtime_events(s, T0, T0 + 7200, scope="machine", key=machine)
+    events = dq.downtime_events(s, T0, T0 + 7200, scope="machine", key=machine)
     return next(e for e in events if abs(e["start"] - start) < 0.01)
 
 
@@ -80,18 +81,18 @@ def test_timeline_clips_to_the_range_and_counts_intervals(store):
 
 
 def test_downtime_events_from_states_with_fault_reasons_and_filters(store):
-    events = q.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1")
+    events = dq.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1")
     assert [(e["start"] - T0, e["duration_s"], e["state"], e["loss_category"], e["minor"]) for e in events] == [
         (2000, 30, "idle", "idling_minor_stops", True),
         (900, 600, "idle", "idling_minor_stops", False),
         (600, 300, "faulted", "equipment_failure", False)]
     fault = events[-1]
     assert (fault["fault_code"], fault["fault_name"], fault["source"]) == (101, "Infeed jam", "fault_code")
-    assert len(q.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1", include_minor=False)) == 2
-    assert len(q.downtime_events(store, T0, T0 + 3600, min_duration_s=400)) == 1  # M2 stops at the end
-    part = q.downtime_events(store, T0 + 1000, T0 + 1100, scope="machine", key="M1")
+    assert len(dq.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1", include_minor=False)) == 2
+    assert len(dq.downtime_events(store, T0, T0 + 3600, min_duration_s=400)) == 1  # M2 stops at the end
+    part = dq.downtime_events(store, T0 + 1000, T0 + 1100, scope="machine", key="M1")
     assert [(e["start"] - T0, e["in_range_s"]) for e in part] == [(900, 100)]  # keyed by the stop's real start
-    pareto = q.downtime_pareto(q.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1"))
+    pareto = dq.downtime_pareto(dq.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1"))
     assert [(g["label"], g["seconds"]) for g in pareto] == [
         ("Idling and minor stops", 600), ("Infeed jam (101)", 300), ("Minor stops", 30)]
     assert pareto[-1]["cumulative"] == pytest.approx(1.0)
@@ -101,47 +102,47 @@ def test_a_reason_moves_the_time_in_the_apis_loss_breakdown(store):
     before = losses(store, "M1")
     assert before["availability.idling_minor_stops"] == pytest.approx(600)
     assert before["planned.planned_maintenance"] == 0
-    ev = q.assign_downtime_reason(store, "M1", T0 + 900, "PM", "  filter change  ")
+    ev = dq.assign_downtime_reason(store, "M1", T0 + 900, "PM", "  filter change  ")
     assert (ev["source"], ev["reason_code"], ev["note"], ev["planned"]) == ("operator", "PM", "filter change", True)
     after = losses(store, "M1")
     assert after["planned.planned_maintenance"] == pytest.approx(600)
     assert after["availability.idling_minor_stops"] == pytest.approx(0, abs=1e-6)
     assert event_at(store, "M1", T0 + 900)["note"] == "filter change"
-    q.assign_downtime_reason(store, "M1", T0 + 900, None, "no reason after all")  # clearing it
+    dq.assign_downtime_reason(store, "M1", T0 + 900, None, "no reason after all")  # clearing it
     assert losses(store, "M1")["availability.idling_minor_stops"] == pytest.approx(600)
     assert event_at(store, "M1", T0 + 900)["note"] == "no reason after all"
 
 
 def test_split_makes_two_events_and_each_half_can_have_its_reason(store):
-    first, second = q.split_downtime(store, "M1", T0 + 600, T0 + 750)
+    first, second = dq.split_downtime(store, "M1", T0 + 600, T0 + 750)
     assert (first["start"], first["end"], second["start"], second["end"]) == pytest.approx(
         (T0 + 600, T0 + 750, T0 + 750, T0 + 900))
     assert second["split_from"] == pytest.approx(T0 + 600) and second["fault_code"] == 101
-    q.assign_downtime_reason(store, "M1", T0 + 750, "ADJ")
+    dq.assign_downtime_reason(store, "M1", T0 + 750, "ADJ")
     after = losses(store, "M1")
     assert after["availability.equipment_failure"] == pytest.approx(150)
     assert after["availability.setup_adjustment"] == pytest.approx(150)
-    with pytest.raises(q.DowntimeError) as err:
-        q.split_downtime(store, "M1", T0 + 750, T0 + 950)
+    with pytest.raises(dq.DowntimeError) as err:
+        dq.split_downtime(store, "M1", T0 + 750, T0 + 950)
     assert err.value.field == "at"
 
 
 def test_edits_that_cannot_apply_say_which_field(store):
     for args, field in (((store, "M9", T0 + 900, "PM"), "machine"), ((store, "M1", T0 + 901, "PM"), "start"),
                         ((store, "M1", T0 + 900, "NOPE"), "reason"), ((store, "M1", T0 + 900, "SPEED"), "reason")):
-        with pytest.raises(q.DowntimeError) as err:
-            q.assign_downtime_reason(*args)
+        with pytest.raises(dq.DowntimeError) as err:
+            dq.assign_downtime_reason(*args)
         assert err.value.field == field
 
 
 def test_a_reason_given_while_the_stop_goes_on_ends_with_the_stop(store):
     ids = q.machine_db_ids(store)
-    q.assign_downtime_reason(store, "M2", T0 + 3600, "PM")
+    dq.assign_downtime_reason(store, "M2", T0 + 3600, "PM")
     with store.engine.begin() as conn:  # the stop ends, the machine runs, then stops again
         conn.execute(text('UPDATE machine_states SET "end" = :e WHERE machine_id = :m AND "end" IS NULL'),
                      {"m": ids["M2"], "e": backends.db_time(store.backend_name, T0 + 3700)})
     states(store, ids["M2"], [(3700, 3800, "running", None), (3800, None, "idle", None)])
-    events = q.downtime_events(store, T0, T0 + 3900, scope="machine", key="M2")  # stores the end of the reason
+    events = dq.downtime_events(store, T0, T0 + 3900, scope="machine", key="M2")  # stores the end of the reason
     assert [(e["start"] - T0, e["reason_code"]) for e in events] == [(3800, None), (3600, "PM")]
     after = losses(store, "M2", T0 + 3900)
     assert after["planned.planned_maintenance"] == pytest.approx(100)
@@ -160,7 +161,7 @@ def test_machine_reports_each_over_its_own_range_equal_oee_report(store):
                          {"m": ids["M2"], "s": backends.db_time(store.backend_name, T0 + 60 * minute),
                           "e": backends.db_time(store.backend_name, T0 + 60 * minute + 59),
                           "t": 40 + minute % 7, "g": 40 + minute % 7})
-    q.assign_downtime_reason(store, "M1", T0 + 900, "PM")
+    dq.assign_downtime_reason(store, "M1", T0 + 900, "PM")
     cases = [
         {"M1": (T0 + 100.5, T0 + 1700), "M2": (T0 + 1200, T0 + 3500)},  # both one-minute rows, cut differently
         {"M1": (T0 + 130, T0 + 1000), "M2": (T0 - 10 * 3600, T0 + 3000)},  # one-minute rows and summed ones
@@ -194,4 +195,4 @@ def test_plant_lists_status_and_shifts(store):
     assert q.first_states(store)[ids["M1"]] == pytest.approx(T0)
     assert q.data_start(store, "line", "Line A") == pytest.approx(T0)
     assert q.shift_at(store, "machine", "M1") is None  # no calendar
-    assert sorted(r["code"] for r in q.reason_codes(store)) == ["101", "ADJ", "PM"]  # SPEED cannot apply to a stop
+    assert sorted(r["code"] for r in dq.reason_codes(store)) == ["101", "ADJ", "PM"]  # SPEED cannot apply to a stop

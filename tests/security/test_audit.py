@@ -421,7 +421,7 @@ def test_downtime_decisions_are_audited_with_the_requests_actor(store):
     the address come from the request (flask.g.actor, set by the authentication), outside one it is 'system'."""
     from flask import Flask, g
 
-    from db import ui_queries as q
+    from db import downtime_queries as dq
     from db.models import Area, Line, Machine, MachineState, ReasonCode, Site
 
     t0 = (int(time.time()) // 3600) * 3600 - 3 * 3600
@@ -439,9 +439,9 @@ def test_downtime_decisions_are_audited_with_the_requests_actor(store):
     flask_app = Flask(__name__)
     with flask_app.test_request_context("/downtime/", environ_base={"REMOTE_ADDR": "10.1.2.3"}):
         g.actor = "olga"
-        q.assign_downtime_reason(store, "M1", t0 + 600, "PM", "filter change")
-        q.split_downtime(store, "M1", t0 + 600, t0 + 900)
-    q.assign_downtime_reason(store, "M1", t0 + 900, None, "second half")  # outside a request
+        dq.assign_downtime_reason(store, "M1", t0 + 600, "PM", "filter change")
+        dq.split_downtime(store, "M1", t0 + 600, t0 + 900)
+    dq.assign_downtime_reason(store, "M1", t0 + 900, None, "second half")  # outside a request
     _total, entries = audit.list_entries(store.engine)
     second, split, first = entries  # newest first
     assert (first["action"], first["actor"], first["source_ip"]) == ("downtime.update", "olga", "10.1.2.3")
@@ -453,8 +453,8 @@ def test_downtime_decisions_are_audited_with_the_requests_actor(store):
     assert (second["action"], second["actor"], second["source_ip"]) == ("downtime.update", "system", None)
     assert second["after"]["note"] == "second half" and second["after"]["reason"] is None
     # a decision that is refused writes nothing
-    with pytest.raises(q.DowntimeError):
-        q.assign_downtime_reason(store, "M1", t0 + 600, "NOPE")
+    with pytest.raises(dq.DowntimeError):
+        dq.assign_downtime_reason(store, "M1", t0 + 600, "NOPE")
     assert audit.list_entries(store.engine)[0] == 3
 
 
