@@ -442,7 +442,7 @@ def validate_discover_options(protocol: str, data) -> dict:
     elif protocol == "OPCUA":
         root = data.get("root")
         if root is not None:
-            from collectors.drivers.opcua import parse_node_address
+            from collectors.drivers.opcua_nodes import parse_node_address
 
             try:
                 parse_node_address(root, "Variant")

@@ -49,22 +49,17 @@ one driver), as base.Driver says.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import logging
-import math
-import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
-from asyncua.crypto import security_policies, uacrypto
 
 from collectors.base import (
     AUTH_FAILED,
@@ -89,311 +84,29 @@ from collectors.base import (
     register,
     tcp_check,
 )
+from collectors.drivers.opcua_browse import browse_tree
+from collectors.drivers.opcua_nodes import (
+    AUTH_STATUS,
+    EXAMPLES,
+    INVALID_STATUS,
+    MODES,
+    NO_UPDATE_YET,
+    POLICIES,
+    SECURITY_STATUS,
+    TYPES,
+    OpcUaAddress,
+    ValueMismatch,
+    canon,
+    convert_value,
+    epoch_seconds,
+    parse_node_address,
+    policy_name,
+    show_value,
+    status_reason,
+)
+from collectors.drivers.opcua_security import negotiate
 
 log = logging.getLogger(__name__)
-
-# --- asyncua logs the whole ActivateSessionRequest (user name and password included) at DEBUG: redact it --------
-
-
-class _RedactActivateSession(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and any(isinstance(a, (ua.ActivateSessionRequest, ua.ActivateSessionParameters,
-                                                           ua.UserNameIdentityToken)) for a in args):
-            record.args = tuple(f"{a.__class__.__name__}(<redacted>)" if isinstance(
-                a, (ua.ActivateSessionRequest, ua.ActivateSessionParameters, ua.UserNameIdentityToken)) else a
-                for a in args)
-        elif isinstance(record.msg, (ua.ActivateSessionRequest, ua.ActivateSessionParameters)):
-            record.msg = f"{record.msg.__class__.__name__}(<redacted>)"
-        return True
-
-
-_REDACT_FILTER = _RedactActivateSession()
-for _name in ("asyncua.client.ua_client.UASocketProtocol", "asyncua.client.ua_client.UaClient",
-              "asyncua.client.ua_session", "asyncua.client.client"):
-    _logger = logging.getLogger(_name)
-    if _REDACT_FILTER not in _logger.filters:
-        _logger.addFilter(_REDACT_FILTER)
-
-# --- vocabulary --------------------------------------------------------------------------------------------------
-
-POLICIES: dict[str, type] = {
-    "None": security_policies.SecurityPolicyNone,
-    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
-    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
-    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
-    "Basic256": security_policies.SecurityPolicyBasic256,
-    "Basic128Rsa15": security_policies.SecurityPolicyBasic128Rsa15,
-}
-MODES = {"None": ua.MessageSecurityMode.None_, "Sign": ua.MessageSecurityMode.Sign,
-         "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
-MODE_NAMES = {v: k for k, v in MODES.items()}
-
-INT_RANGES = {"SByte": (-2**7, 2**7 - 1), "Byte": (0, 2**8 - 1), "Int16": (-2**15, 2**15 - 1),
-              "UInt16": (0, 2**16 - 1), "Int32": (-2**31, 2**31 - 1), "UInt32": (0, 2**32 - 1),
-              "Int64": (-2**63, 2**63 - 1), "UInt64": (0, 2**64 - 1)}
-TYPES = ("Boolean", *INT_RANGES, "Float", "Double", "String", "DateTime", "Variant")
-ALIASES = {"BOOL": "Boolean", "BIT": "Boolean", "SINT": "SByte", "INT8": "SByte", "USINT": "Byte", "UINT8": "Byte",
-           "INT": "Int16", "SHORT": "Int16", "UINT": "UInt16", "WORD": "UInt16", "DINT": "Int32", "LONG": "Int32",
-           "UDINT": "UInt32", "DWORD": "UInt32", "LINT": "Int64", "ULINT": "UInt64", "LWORD": "UInt64",
-           "REAL": "Float", "FLOAT32": "Float", "SINGLE": "Float", "LREAL": "Double", "FLOAT64": "Double",
-           "TIME": "DateTime", "DATE_AND_TIME": "DateTime", "ANY": "Variant", "OBJECT": "Variant"}
-_TYPE_LOOKUP = {t.upper(): t for t in TYPES} | ALIASES
-BUILTIN_BY_ID = {1: "Boolean", 2: "SByte", 3: "Byte", 4: "Int16", 5: "UInt16", 6: "Int32", 7: "UInt32",
-                 8: "Int64", 9: "UInt64", 10: "Float", 11: "Double", 12: "String", 13: "DateTime",
-                 21: "String"}  # 21 LocalizedText, read as its text
-INVALID_STATUS = {"BadNodeIdUnknown", "BadNodeIdInvalid", "BadAttributeIdInvalid", "BadNotReadable",
-                  "BadUserAccessDenied", "BadIndexRangeInvalid", "BadIndexRangeNoData", "BadDataEncodingInvalid",
-                  "BadDataEncodingUnsupported", "BadNotSupported", "BadTypeMismatch"}
-AUTH_STATUS = {"BadUserAccessDenied", "BadIdentityTokenInvalid", "BadIdentityTokenRejected",
-               "BadUserSignatureInvalid"}
-SECURITY_STATUS = {"BadSecurityPolicyRejected", "BadSecurityModeRejected", "BadSecurityChecksFailed",
-                   "BadCertificateInvalid", "BadCertificateUntrusted", "BadCertificateTimeInvalid",
-                   "BadCertificateHostNameInvalid", "BadCertificateUriInvalid", "BadCertificateUseNotAllowed",
-                   "BadCertificateIssuerUseNotAllowed", "BadCertificateRevoked", "BadCertificateIssuerRevoked",
-                   "BadCertificateRevocationUnknown", "BadNonceInvalid", "BadApplicationSignatureInvalid"}
-EXAMPLES = "'ns=2;s=LINE-011.ProductionCount', 'ns=2;i=1001' or 'nsu=urn:oee:plant;s=LINE-011.ProductionCount'"
-NO_UPDATE_YET = "no update yet"
-HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
-ACCESS_WRITE = 0x02
-
-
-def _canon(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
-
-
-def _policy_name(uri_or_name: str) -> str:
-    return uri_or_name.rsplit("#", 1)[-1]
-
-
-# --- addresses ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpcUaAddress:
-    """A parsed NodeId plus the tag's data type."""
-
-    kind: str  # i, s, g, b
-    identifier: Any  # int, str, uuid.UUID, bytes
-    namespace: int | None = None  # index (ns=)
-    namespace_uri: str | None = None  # URI (nsu=), resolved at connect
-    data_type: str = "Variant"
-    array_length: int | None = None  # '<Type>[n]'
-
-    @property
-    def key(self) -> str:
-        """The node this address names, as text (two tags on the same node share one read item)."""
-        ident = {"g": lambda v: str(v), "b": lambda v: base64.b64encode(v).decode()}.get(self.kind, str)(
-            self.identifier)
-        prefix = f"nsu={self.namespace_uri};" if self.namespace_uri else (
-            f"ns={self.namespace};" if self.namespace else "")
-        return f"{prefix}{self.kind}={ident}"
-
-    def node_id(self, namespaces: list[str] | None = None) -> ua.NodeId:
-        ns = self.namespace or 0
-        if self.namespace_uri is not None:
-            if not namespaces or self.namespace_uri not in namespaces:
-                raise KeyError(self.namespace_uri)
-            ns = namespaces.index(self.namespace_uri)
-        types = {"i": ua.NodeIdType.Numeric, "s": ua.NodeIdType.String, "g": ua.NodeIdType.Guid,
-                 "b": ua.NodeIdType.ByteString}
-        return ua.NodeId(self.identifier, ns, types[self.kind])
-
-
-def _bad_address(address: str, why: str) -> ConfigError:
-    return ConfigError("address", f"{address!r}: {why}; expected a NodeId such as {EXAMPLES}")
-
-
-def parse_data_type(data_type: str) -> tuple[str, int | None]:
-    text = (data_type or "").strip()
-    m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[\s*(\d*)\s*\])?$", text)
-    base = _TYPE_LOOKUP.get(m.group(1).upper()) if m else None
-    if base is None:
-        raise ConfigError("data_type", f"{data_type!r} is not an OPC-UA data type; use one of {', '.join(TYPES)} "
-                                       f"(or <Type>[n] for an array)")
-    length = None
-    if m.group(2) is not None:
-        length = int(m.group(2)) if m.group(2) else 0  # 'Double[]': any length
-        if base == "Variant":
-            raise ConfigError("data_type", "an array needs an element type, e.g. Double[8]")
-    return base, length
-
-
-def parse_node_address(address: str, data_type: str = "Variant") -> OpcUaAddress:
-    raw = address if isinstance(address, str) else ""
-    text = raw.strip()
-    if not text:
-        raise _bad_address(raw, "the address is empty")
-    if "=" not in text:
-        raise _bad_address(raw, "this looks like a browse name or path, not a NodeId (discover() lists the "
-                                "NodeIds of a server)")
-    namespace = uri = None
-    rest = text
-    while True:
-        head = rest.split("=", 1)[0].strip().lower()
-        if head not in ("ns", "nsu", "srv"):
-            break
-        value, sep, rest = rest.split("=", 1)[1].partition(";")
-        if not sep:
-            raise _bad_address(raw, f"nothing after {head}=...; the identifier (i=, s=, g= or b=) is missing")
-        value = value.strip()
-        if head == "srv":
-            raise _bad_address(raw, "server indexes (srv=) are not supported; address the server directly")
-        if namespace is not None or uri is not None:
-            raise _bad_address(raw, "give the namespace once, as ns=<index> or nsu=<uri>")
-        if head == "ns":
-            if not value.isdigit() or int(value) > 65535:
-                raise _bad_address(raw, f"namespace index {value!r} must be a number from 0 to 65535")
-            namespace = int(value)
-        else:
-            if not value:
-                raise _bad_address(raw, "nsu= needs the namespace URI")
-            uri = value
-    kind, sep, ident = rest.partition("=")
-    kind = kind.strip().lower()
-    if not sep or kind not in ("i", "s", "g", "b"):
-        raise _bad_address(raw, f"unknown identifier type {kind!r}; use i= (numeric), s= (string), g= (GUID) or "
-                                f"b= (ByteString)")
-    if kind == "i":
-        if not ident.strip().isdigit() or int(ident) > 2**32 - 1:
-            raise _bad_address(raw, f"numeric identifier {ident!r} must be a whole number from 0 to 4294967295")
-        value: Any = int(ident)
-    elif kind == "s":
-        if not ident:
-            raise _bad_address(raw, "the string identifier after s= is empty")
-        value = ident
-    elif kind == "g":
-        try:
-            value = uuid.UUID(ident.strip())
-        except ValueError:
-            raise _bad_address(raw, f"{ident!r} is not a GUID (like 72962b91-fa75-4ae6-8d28-b404dc7daf63)") from None
-    else:
-        try:
-            value = base64.b64decode(ident.strip(), validate=True)
-        except ValueError:
-            raise _bad_address(raw, f"{ident!r} is not base64") from None
-        if not value:
-            raise _bad_address(raw, "the ByteString identifier after b= is empty")
-    dtype, length = parse_data_type(data_type)
-    return OpcUaAddress(kind, value, namespace, uri, dtype, length)
-
-
-# --- values ------------------------------------------------------------------------------------------------------
-
-
-class _Mismatch(ValueError):
-    pass
-
-
-def _scalar(value: Any, dtype: str) -> Any:
-    if isinstance(value, ua.LocalizedText):
-        value = value.Text
-    elif isinstance(value, ua.QualifiedName):
-        value = value.Name
-    if dtype == "Variant":
-        if value is None:
-            raise _Mismatch("the server sent no value")
-        if isinstance(value, datetime):
-            return _epoch(value)
-        if isinstance(value, (bool, int, str)):
-            return value
-        if isinstance(value, float):
-            return _finite(value)
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value).hex()
-        if isinstance(value, (list, tuple)):
-            return [_scalar(v, "Variant") for v in value]
-        return str(value)
-    if value is None:
-        raise _Mismatch(f"the server sent no value (expected {dtype})")
-    if dtype == "Boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value != 0
-        raise _Mismatch(f"value is a {_kind(value)} ({_show(value)}), the tag's data type is Boolean")
-    if dtype in INT_RANGES:
-        if isinstance(value, bool):
-            value = int(value)
-        elif isinstance(value, float):
-            if not math.isfinite(value) or not value.is_integer():
-                raise _Mismatch(f"value {_show(value)} is not a whole number, the tag's data type is {dtype}")
-            value = int(value)
-        elif not isinstance(value, int):
-            raise _Mismatch(f"value is a {_kind(value)} ({_show(value)}), the tag's data type is {dtype}")
-        low, high = INT_RANGES[dtype]
-        if not low <= value <= high:
-            raise _Mismatch(f"value {value} does not fit {dtype} ({low}..{high})")
-        return value
-    if dtype in ("Float", "Double"):
-        if isinstance(value, (int, float)):
-            return _finite(float(value))
-        raise _Mismatch(f"value is a {_kind(value)} ({_show(value)}), the tag's data type is {dtype}")
-    if dtype == "String":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (bool, int, float)):
-            return str(value)
-        raise _Mismatch(f"value is a {_kind(value)}, the tag's data type is String")
-    if dtype == "DateTime":
-        if isinstance(value, datetime):
-            return _epoch(value)
-        raise _Mismatch(f"value is a {_kind(value)} ({_show(value)}), the tag's data type is DateTime")
-    raise _Mismatch(f"unsupported data type {dtype}")
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise _Mismatch(f"value is {value} (not a number)")
-    return value
-
-
-def _epoch(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
-
-
-def _kind(value: Any) -> str:
-    """The OPC-UA name of a Python value's type, for messages."""
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "Double"
-    if isinstance(value, str):
-        return "String"
-    if isinstance(value, datetime):
-        return "DateTime"
-    if isinstance(value, (bytes, bytearray)):
-        return "ByteString"
-    return type(value).__name__
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def convert_value(value: Any, dtype: str, array_length: int | None) -> Any:
-    """The reading value for a tag of (dtype, array_length); raises _Mismatch when the value does not fit."""
-    if array_length is None:
-        if isinstance(value, (list, tuple)) and dtype != "Variant":
-            raise _Mismatch(f"value is an array of {len(value)}, the tag's data type is the scalar {dtype}")
-        return _scalar(value, dtype)
-    if not isinstance(value, (list, tuple)):
-        raise _Mismatch(f"value is a scalar {_kind(value)}, the tag's data type is {dtype}[{array_length}]")
-    if array_length and len(value) != array_length:
-        raise _Mismatch(f"value has {len(value)} elements, the tag's data type is {dtype}[{array_length}]")
-    return [_scalar(v, dtype) for v in value]
-
-
-def _status_reason(sc: ua.StatusCode) -> str:
-    name = sc.name
-    kind = INVALID_ADDRESS if name in INVALID_STATUS else DEVICE_ERROR
-    return f"{kind}: {name}"
-
 
 # --- plan --------------------------------------------------------------------------------------------------------
 
@@ -564,8 +277,8 @@ class OpcUaDriver(Driver):
                 raise ConfigError("endpoint", "the port after the host must be a number from 1 to 65535") from None
             out["endpoint"] = endpoint
         policy = str(out["security_policy"]).strip()
-        by_canon = {_canon(k): k for k in POLICIES}
-        name = by_canon.get(_canon(_policy_name(policy)))
+        by_canon = {canon(k): k for k in POLICIES}
+        name = by_canon.get(canon(policy_name(policy)))
         if name is None:
             raise ConfigError("security_policy", f"{policy!r} is not a security policy; use one of "
                                                  f"{', '.join(POLICIES)}")
@@ -573,7 +286,7 @@ class OpcUaDriver(Driver):
         mode = out["security_mode"]
         if mode is None:
             mode = "None" if name == "None" else "SignAndEncrypt"
-        mode_name = {_canon(k): k for k in MODES}.get(_canon(str(mode)))
+        mode_name = {canon(k): k for k in MODES}.get(canon(str(mode)))
         if mode_name is None:
             raise ConfigError("security_mode", f"{mode!r}: use None, Sign or SignAndEncrypt")
         if (name == "None") != (mode_name == "None"):
@@ -711,74 +424,9 @@ class OpcUaDriver(Driver):
             client.application_uri = self.config["application_uri"]
         return client
 
-    async def _negotiate(self, client: Client) -> ua.EndpointDescription:
-        """GetEndpoints over an unsecured channel; check that the policy, mode and identity wanted are offered;
-        configure security. Raises DriverError with what the server does offer."""
-        cfg = self.config
-        endpoints = await client.connect_and_get_server_endpoints()
-        policy_cls = POLICIES[cfg["security_policy"]]
-        mode = MODES[cfg["security_mode"]]
-        tcp = [ep for ep in endpoints if ep.EndpointUrl.startswith("opc.tcp")] or list(endpoints)
-        match = next((ep for ep in tcp if ep.SecurityPolicyUri == policy_cls.URI and ep.SecurityMode == mode), None)
-        if match is None:
-            offered: dict[str, list[str]] = {}
-            for ep in tcp:
-                offered.setdefault(_policy_name(ep.SecurityPolicyUri), []).append(MODE_NAMES.get(ep.SecurityMode, "?"))
-            text = ", ".join(name if modes == ["None"] else f"{name} ({', '.join(sorted(set(modes)))})"
-                             for name, modes in offered.items()) or "nothing"
-            policy = cfg["security_policy"]
-            what = policy if policy == "None" else f"{policy} with mode {cfg['security_mode']}"
-            raise DriverError(AUTH_FAILED, f"the server does not offer policy {what}; it offers: {text}",
-                              f"The server does not offer policy {what}; it offers: {text}. Set security_policy and "
-                              f"security_mode to one of these, or enable {policy} on the server.")
-        tokens = {t.TokenType for t in (match.UserIdentityTokens or [])}
-        if cfg["username"] and ua.UserTokenType.UserName not in tokens:
-            raise DriverError(AUTH_FAILED, "this endpoint does not accept a user name and password",
-                              "Remove username and password (anonymous), or choose an endpoint/policy that offers "
-                              "user name login.")
-        if not cfg["username"] and tokens and ua.UserTokenType.Anonymous not in tokens:
-            raise DriverError(AUTH_FAILED, "this endpoint does not accept anonymous sessions",
-                              "Set username and password.")
-        if cfg["security_policy"] != "None":
-            await self._set_security(client, policy_cls, mode, match)
-        return match
-
-    async def _set_security(self, client: Client, policy_cls, mode, endpoint: ua.EndpointDescription) -> None:
-        cfg = self.config
-        try:
-            cert = await uacrypto.load_certificate(cfg["certificate"])
-        except Exception as exc:
-            raise DriverError(AUTH_FAILED, f"cannot load the client certificate {cfg['certificate']}: "
-                                           f"{getattr(exc, 'strerror', None) or exc}",
-                              "Check the certificate path (PEM or DER).") from None
-        if not cfg["application_uri"]:
-            try:
-                from cryptography import x509
-                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-                uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
-                if uris:
-                    client.application_uri = uris[0]
-            except Exception:
-                pass
-        if cfg["server_certificate"]:
-            server_cert: Any = cfg["server_certificate"]
-        else:
-            peer = uacrypto.x509_from_der(endpoint.ServerCertificate)
-            if peer is None:
-                raise DriverError(PROTOCOL_ERROR, "the server's endpoint carries no certificate",
-                                  "Give server_certificate, or check the server's certificate configuration.")
-            server_cert = uacrypto.der_from_x509(peer)
-        try:
-            await client.set_security(policy_cls, cfg["certificate"], cfg["private_key"],
-                                      cfg["private_key_password"] or None, server_cert, mode)
-        except (OSError, ValueError, TypeError) as exc:
-            raise DriverError(AUTH_FAILED, f"cannot load the client certificate or private key: "
-                                           f"{getattr(exc, 'strerror', None) or exc}",
-                              "Check certificate, private_key and private_key_password.") from None
-
     async def _open(self) -> Client:
         client = self._new_client()
-        await self._negotiate(client)
+        await negotiate(client, self.config)
         if self.config["username"]:
             client.set_user(self.config["username"])
             client.set_password(self.config["password"] or "")
@@ -899,14 +547,14 @@ class OpcUaDriver(Driver):
             return
         sc = dv.StatusCode or ua.StatusCode()
         if sc.is_bad():
-            self._fill_bad(out, node, _status_reason(sc))
+            self._fill_bad(out, node, status_reason(sc))
             return
         quality, reason = (UNCERTAIN, sc.name) if sc.is_uncertain() else (GOOD, None)
         raw = dv.Value.Value if dv.Value is not None else None
         for tag_id, dtype, n in node.tags:
             try:
                 out[tag_id] = Reading(convert_value(raw, dtype, n), quality, reason)
-            except _Mismatch as exc:
+            except ValueMismatch as exc:
                 out[tag_id] = Reading(None, BAD, f"{INVALID_ADDRESS}: {node.key}: {exc}")
             except Exception as exc:  # never a crash for one value
                 out[tag_id] = Reading(None, BAD, f"{PROTOCOL_ERROR}: {node.key}: {exc.__class__.__name__}: {exc}")
@@ -958,7 +606,7 @@ class OpcUaDriver(Driver):
             for nid, result in zip(part, results, strict=False):
                 if isinstance(result, ua.StatusCode):
                     for i in st.index_by_node[nid]:
-                        st.failed[i] = _status_reason(result)
+                        st.failed[i] = status_reason(result)
 
     # --- diagnostics ---
 
@@ -1055,9 +703,9 @@ class OpcUaDriver(Driver):
                               kind == INVALID_ADDRESS else "The server refused the read.")
         value = dv.Value.Value if dv.Value is not None else None
         if probe_address is None and isinstance(value, datetime):
-            skew = _epoch(value) - (started + time.time()) / 2
+            skew = epoch_seconds(value) - (started + time.time()) / 2
             return f"{label} = {value.isoformat()} (server clock {skew:+.1f} s from this machine's)"
-        return f"{label} = {_show(value)}" + (f" ({sc.name})" if sc.is_uncertain() else "")
+        return f"{label} = {show_value(value)}" + (f" ({sc.name})" if sc.is_uncertain() else "")
 
     # --- discovery ---
 
@@ -1083,140 +731,8 @@ class OpcUaDriver(Driver):
                 except KeyError:
                     raise ConfigError("root", f"namespace of {root!r} is not on the server") from None
             budget = self.settings.timeout_s * (depth * 4 + 4) + 5
-            return self._run(self._browse_tree(client, start, depth, limit, include_server, include_properties,
-                                               read_values, namespace_uris), budget, "discover")
+            return self._run(browse_tree(client, start, depth, limit, include_server, include_properties, read_values,
+                                         self._namespaces, namespace_uris, where=self.url), budget, "discover")
         finally:
             if own:
                 self.close()
-
-    async def _browse_all(self, client: Client, nodes: list[ua.NodeId]) -> list[list[ua.ReferenceDescription]]:
-        out: list[list[ua.ReferenceDescription]] = []
-        for k in range(0, len(nodes), 100):
-            part = nodes[k:k + 100]
-            params = ua.BrowseParameters()
-            params.View = ua.ViewDescription()
-            params.RequestedMaxReferencesPerNode = 1000
-            for nid in part:
-                desc = ua.BrowseDescription()
-                desc.NodeId = nid
-                desc.BrowseDirection = ua.BrowseDirection.Forward
-                desc.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
-                desc.IncludeSubtypes = True
-                desc.NodeClassMask = int(ua.NodeClass.Object) | int(ua.NodeClass.Variable)
-                desc.ResultMask = int(ua.BrowseResultMask.All)
-                params.NodesToBrowse.append(desc)
-            results = await client.uaclient.browse(params)
-            for result in results:
-                refs = list(result.References or [])
-                cp = result.ContinuationPoint
-                while cp:
-                    nxt = ua.BrowseNextParameters()
-                    nxt.ContinuationPoints = [cp]
-                    more = await client.uaclient.browse_next(nxt)
-                    refs += list(more[0].References or [])
-                    cp = more[0].ContinuationPoint
-                out.append(refs)
-        return out
-
-    async def _browse_tree(self, client: Client, start: ua.NodeId, depth: int, limit: int, include_server: bool,
-                           include_properties: bool, read_values: bool, namespace_uris: bool) -> list[DiscoveredTag]:
-        top: list[DiscoveredTag] = []
-        seen = {start}
-        level: list[tuple[ua.NodeId, list[DiscoveredTag]]] = [(start, top)]
-        variables: list[tuple[ua.NodeId, DiscoveredTag]] = []
-        count = 0
-        truncated = False
-        for _ in range(depth):
-            if not level or truncated:
-                break
-            refs_per_node = await self._browse_all(client, [nid for nid, _ in level])
-            nxt: list[tuple[ua.NodeId, list[DiscoveredTag]]] = []
-            for (_parent, siblings), refs in zip(level, refs_per_node, strict=True):
-                for ref in refs:
-                    if not include_properties and ref.ReferenceTypeId == HAS_PROPERTY:
-                        continue
-                    nid = ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex, ref.NodeId.NodeIdType)
-                    if nid in seen or getattr(ref.NodeId, "ServerIndex", 0):
-                        continue
-                    if not include_server and nid == ua.NodeId(ua.ObjectIds.Server):
-                        continue
-                    if count >= limit:
-                        truncated = True
-                        break
-                    seen.add(nid)
-                    count += 1
-                    tag = DiscoveredTag(address=self._address_text(nid, namespace_uris), data_type="",
-                                        name=ref.BrowseName.Name if ref.BrowseName else str(nid),
-                                        description=ref.DisplayName.Text if ref.DisplayName else "")
-                    siblings.append(tag)
-                    if ref.NodeClass == ua.NodeClass.Variable:
-                        variables.append((nid, tag))
-                    nxt.append((nid, tag.children))
-            level = nxt
-        if truncated:
-            log.info("OPC-UA discover on %s stopped at the limit of %d nodes", self.url, limit)
-        await self._describe_variables(client, variables, read_values)
-        return top
-
-    async def _describe_variables(self, client: Client, variables: list[tuple[ua.NodeId, DiscoveredTag]],
-                                  read_values: bool) -> None:
-        attrs = [ua.AttributeIds.DataType, ua.AttributeIds.AccessLevel, ua.AttributeIds.ValueRank,
-                 ua.AttributeIds.ArrayDimensions, ua.AttributeIds.Description]
-        if read_values:
-            attrs.append(ua.AttributeIds.Value)
-        per = len(attrs)
-        step = max(1, 500 // per)
-        for k in range(0, len(variables), step):
-            part = variables[k:k + step]
-            params = ua.ReadParameters()
-            for nid, _tag in part:
-                for attr in attrs:
-                    rv = ua.ReadValueId()
-                    rv.NodeId = nid
-                    rv.AttributeId = attr
-                    params.NodesToRead.append(rv)
-            dvs = await client.uaclient.read(params)
-            for j, (_nid, tag) in enumerate(part):
-                got = {}
-                for a, dv in zip(attrs, dvs[j * per:(j + 1) * per], strict=False):
-                    ok = dv.StatusCode is None or not dv.StatusCode.is_bad()
-                    got[a] = dv.Value.Value if ok and dv.Value is not None else None
-                    if a == ua.AttributeIds.Value:
-                        got["variant_type"] = dv.Value.VariantType if ok and dv.Value is not None else None
-                self._fill_variable(tag, got)
-
-    @staticmethod
-    def _fill_variable(tag: DiscoveredTag, got: dict) -> None:
-        dt = got.get(ua.AttributeIds.DataType)
-        base = None
-        if isinstance(dt, ua.NodeId) and dt.NamespaceIndex == 0 and isinstance(dt.Identifier, int):
-            base = BUILTIN_BY_ID.get(dt.Identifier)
-        vt = got.get("variant_type")
-        if base is None and vt is not None:
-            base = vt.name if vt.name in TYPES else ("String" if vt.name == "LocalizedText" else None)
-        base = base or "Variant"
-        value = got.get(ua.AttributeIds.Value)
-        rank = got.get(ua.AttributeIds.ValueRank)
-        dims = got.get(ua.AttributeIds.ArrayDimensions)
-        is_array = isinstance(value, (list, tuple)) or (isinstance(rank, int) and rank >= 1)
-        if is_array and base != "Variant":
-            n = len(value) if isinstance(value, (list, tuple)) else (dims[0] if dims else 0)
-            tag.data_type = f"{base}[{n}]" if n else f"{base}[]"
-        else:
-            tag.data_type = base
-        access = got.get(ua.AttributeIds.AccessLevel)
-        tag.writable = bool(access & ACCESS_WRITE) if isinstance(access, int) else None
-        desc = got.get(ua.AttributeIds.Description)
-        if isinstance(desc, ua.LocalizedText) and desc.Text:
-            tag.description = desc.Text
-        if value is not None:
-            try:
-                tag.value = convert_value(value, "Variant", None)
-            except Exception:
-                tag.value = _show(value)
-
-    def _address_text(self, nid: ua.NodeId, namespace_uris: bool) -> str:
-        text = nid.to_string()
-        if namespace_uris and nid.NamespaceIndex and nid.NamespaceIndex < len(self._namespaces):
-            return f"nsu={self._namespaces[nid.NamespaceIndex]};" + text.split(";", 1)[1]
-        return text

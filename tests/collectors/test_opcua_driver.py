@@ -39,7 +39,8 @@ from collectors.base import (
     TagSpec,
     driver_class,
 )
-from collectors.drivers.opcua import NO_UPDATE_YET, OpcUaDriver, OpcUaPlan
+from collectors.drivers.opcua import OpcUaDriver, OpcUaPlan
+from collectors.drivers.opcua_nodes import NO_UPDATE_YET
 
 NS_URI = "urn:oee:plant"
 PASSWORD = "S3cret-Pass-4711"
