@@ -431,7 +431,7 @@ def _baseline_readers(proto: str, plcs: list[dict]):
     if proto == "S7":
         import snap7
 
-        from collectors.drivers.s7 import AREAS, build_requests
+        from collectors.drivers.s7_plan import AREAS, build_requests
 
         conns = []
         for plc in plcs:

@@ -264,7 +264,7 @@ def preview_read(protocol: str, host: str, port: int | None, protocol_config: di
 def parse_s7_layout(csv_text: str, db_number: int) -> dict:
     """An S7 data block layout as CSV (name,offset,type[,description], as in TIA Portal) -> tags, or the error
     naming the line and column."""
-    from collectors.drivers.s7 import import_db_layout
+    from collectors.drivers.s7_plan import import_db_layout
 
     try:
         tags = import_db_layout(csv_text or "", db_number=int(db_number))

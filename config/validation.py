@@ -466,7 +466,7 @@ def validate_discover_options(protocol: str, data) -> dict:
                     elif not isinstance(csv_text, str):
                         errors.add(f"db_layouts.{key}", "the layout as CSV text: name,offset,type per line")
                     else:
-                        from collectors.drivers.s7 import import_db_layout
+                        from collectors.drivers.s7_plan import import_db_layout
 
                         try:
                             import_db_layout(csv_text, int(key))

@@ -21,24 +21,7 @@ Addresses (case-insensitive; E/A are accepted for I/Q):
   M10.1 / MB10 / MW10 / MD10, I0.1 / IB0 / IW0 / ID0, Q0.0 / QB0 / QW0 / QD0 the same way.
 STRING is the S7 layout: maximum length byte, actual length byte, then the characters (Latin-1).
 
-The plan (see S7Plan): items grouped by area and DB, sorted by offset, neighbours merged into one range when the
-gap between them is at most MERGE_GAP bytes (the gap then costs no more than the 12 + 4 bytes a separate item
-costs) and the range stays within one PDU's payload (pdu - 18 bytes: 462 at 480). Ranges are then packed, first
-fit by decreasing size, into requests that respect the PDU both ways (request 14 + 12 per item, reply 14 + 4 +
-even length per item) and at most 20 items. A request with one range is one read_area; with several it is one
-read_multi_vars (one S7 PDU; the library's own optimizer finds nothing left to merge and sends one packet). A
-range longer than the payload (a STRING[254] on a 240-byte PDU) is one read_area, which the library splits.
-
-Measured against snap7's server on 127.0.0.1 (2 cores, shared; test_s7_driver.py::test_bench_100_tag_plans prints
-the current figures), per read cycle of 100 tags:
-  100 REALs back to back in one DB  -> 1 range of 400 bytes, 1 read_area                  0.2-0.45 ms
-  100 REALs in 10 ranges over 3 DBs -> 1 read_multi_vars                                  0.5-1.0 ms
-  the same 10 ranges, one read_area each                                                   0.7-0.9 ms
-  the same 100 tags, one request per tag (no merging)                                      ~13 ms
-  with 2 ms of PLC answer time per request: 1 read_multi_vars 2.7-3.3 ms, 10 read_area 24-25 ms
-On loopback the Python work per request hides the difference between one multi-variable request and ten single
-ones; with any real answer time the round trips are what costs. So: merge first, then pack what is left into
-multi-variable requests.
+The plan: see collectors/drivers/s7_plan.py.
 
 Errors: a DB that does not exist (return code 0x0A "Object does not exist") makes the tags of that DB BAD with
 invalid_address and is left out of the requests until the connection is made again or RECHECK_CYCLES cycles
@@ -47,12 +30,9 @@ is BAD (protocol_error) for the tags it should have held. Socket errors and time
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 import snap7
@@ -64,7 +44,7 @@ from snap7.error import (
     S7StalePacketError,
     S7TimeoutError,
 )
-from snap7.type import Area, Block
+from snap7.type import Block
 
 from collectors.base import (
     BAD,
@@ -88,206 +68,33 @@ from collectors.base import (
     register,
     tcp_check,
 )
+from collectors.drivers.s7_plan import (
+    ADDRESS_FORMS,
+    AREA_RE,
+    AREAS,
+    CPU_TYPES,
+    DATA_TYPES,
+    DB_RE,
+    DEFAULT_CPU,
+    DEFAULT_PDU,
+    FORMATS,
+    MAX_STRING,
+    RECHECK_CYCLES,
+    TYPES_BY_WIDTH,
+    WIDTH_NAMES,
+    S7Address,
+    S7Item,
+    S7Plan,
+    S7Range,
+    S7Request,
+    build_requests,
+    default_type,
+    import_db_layout,
+    parse_type,
+)
 
-log = logging.getLogger(__name__)
-
-CPU_TYPES = {"S7-300": 2, "S7-400": 3, "S7-1200": 1, "S7-1500": 1}  # cpu type -> default slot
-DEFAULT_CPU = "S7-1200"
-DEFAULT_PDU = 480
-MAX_ITEMS = 20  # items per read_multi_vars request (python-snap7's MAX_VARS; S7-300 CPUs allow about as many)
-REQUEST_OVERHEAD = 14  # S7 header 12 + function and item count
-ITEM_REQUEST = 12  # one address specification
-ITEM_REPLY = 4  # return code, transport size, length
-READ_OVERHEAD = 18  # a single read's reply: header 12, parameters 2, item header 4
-MERGE_GAP = ITEM_REQUEST + ITEM_REPLY  # bytes of gap cheaper to read than a separate item
-RECHECK_CYCLES = 100  # retry DBs and addresses found missing after this many cycles
-MAX_STRING = 254
-
-AREAS = {"DB": Area.DB, "M": Area.MK, "I": Area.PE, "Q": Area.PA}
-WIDTHS = {"X": 1, "B": 1, "W": 2, "D": 4}
-TYPES_BY_WIDTH = {
-    "X": ("BOOL",),
-    "B": ("BYTE", "SINT", "USINT", "CHAR", "STRING"),
-    "W": ("INT", "WORD", "UINT"),
-    "D": ("DINT", "DWORD", "UDINT", "REAL"),
-}
-DATA_TYPES = ("BOOL", "BYTE", "SINT", "USINT", "CHAR", "INT", "WORD", "UINT", "DINT", "DWORD", "UDINT", "REAL",
-              "STRING")
-WIDTH_NAMES = {"X": "a bit", "B": "a byte", "W": "a word (2 bytes)", "D": "a double word (4 bytes)"}
-_FORMATS = {"SINT": ">b", "BYTE": ">B", "USINT": ">B", "INT": ">h", "WORD": ">H", "UINT": ">H", "DINT": ">i",
-            "DWORD": ">I", "UDINT": ">I", "REAL": ">f"}
-
-_DB_RE = re.compile(r"DB(?P<db>\d+)\.DB(?P<w>[XBWD])(?P<off>\d+)(?:\.(?P<bit>\d+))?\Z", re.I)
-_AREA_RE = re.compile(r"(?P<area>[MIEQA])(?P<w>[XBWD]?)(?P<off>\d+)(?:\.(?P<bit>\d+))?\Z", re.I)
-_STRING_RE = re.compile(r"STRING\s*(?:\[\s*(?P<n>\d+)\s*\])?\Z", re.I)
 _RETURN_CODE = re.compile(r"\(0x(?P<code>[0-9a-fA-F]{2})\)")
-ADDRESS_FORMS = ("expected DB<n>.DBX<byte>.<bit> (BOOL), DB<n>.DBB<byte> (BYTE, SINT, USINT, CHAR, STRING), "
-                 "DB<n>.DBW<byte> (INT, WORD, UINT), DB<n>.DBD<byte> (DINT, DWORD, UDINT, REAL), or the M, I and "
-                 "Q areas the same way: M10.1, MB10, MW10, MD10, I0.1, IB0, QW2")
-# TIA Portal spellings -> ours, for import_db_layout
-_TIA_TYPES = {"BOOL": "BOOL", "BYTE": "BYTE", "SINT": "SINT", "USINT": "USINT", "CHAR": "CHAR", "INT": "INT",
-              "WORD": "WORD", "UINT": "UINT", "DINT": "DINT", "DWORD": "DWORD", "UDINT": "UDINT", "REAL": "REAL"}
-
-
-@dataclass(frozen=True)
-class S7Address:
-    text: str  # canonical: DB1.DBD0, MW10, I0.1
-    area: str  # DB, M, I, Q
-    db: int  # 0 outside DBs
-    offset: int  # byte
-    bit: int | None
-    data_type: str  # BOOL ... REAL, STRING
-    length: int | None = None  # STRING characters; None: read the maximum length from the PLC
-
-    @property
-    def region(self) -> tuple[str, int]:
-        return self.area, self.db
-
-    @property
-    def region_name(self) -> str:
-        return f"DB{self.db}" if self.area == "DB" else f"the {self.area} area"
-
-    def size(self, length: int | None = None) -> int:
-        if self.data_type == "STRING":
-            n = length if length is not None else self.length
-            return 2 + (n if n is not None else 0)
-        return {"BOOL": 1, "BYTE": 1, "SINT": 1, "USINT": 1, "CHAR": 1, "INT": 2, "WORD": 2, "UINT": 2}.get(
-            self.data_type, 4)
-
-
-@dataclass
-class S7Item:
-    """One distinct address and the tag ids it serves; size is what is read for it."""
-
-    address: S7Address
-    tag_ids: list[int]
-    size: int
-
-    @property
-    def start(self) -> int:
-        return self.address.offset
-
-    @property
-    def end(self) -> int:
-        return self.address.offset + self.size
-
-
-@dataclass
-class S7Range:
-    """Contiguous bytes of one area/DB read as one item."""
-
-    area: str
-    db: int
-    start: int
-    size: int
-    items: list[S7Item] = field(default_factory=list)
-
-    @property
-    def end(self) -> int:
-        return self.start + self.size
-
-    @property
-    def name(self) -> str:
-        where = f"DB{self.db}.DBB" if self.area == "DB" else f"{self.area}B"
-        return f"{where}{self.start}+{self.size}"
-
-
-@dataclass
-class S7Request:
-    """One round trip: read_area for one range, read_multi_vars for several."""
-
-    ranges: list[S7Range] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        return "read_area" if len(self.ranges) == 1 else "read_multi_vars"
-
-    @property
-    def request_bytes(self) -> int:
-        return REQUEST_OVERHEAD + ITEM_REQUEST * len(self.ranges)
-
-    @property
-    def reply_bytes(self) -> int:
-        return REQUEST_OVERHEAD + sum(ITEM_REPLY + r.size + r.size % 2 for r in self.ranges)
-
-
-@dataclass
-class S7Plan:
-    pdu: int  # the PDU length the requests fit
-    requests: list[S7Request]
-    items: list[S7Item]  # every distinct address, for planning again (other PDU, learned string lengths)
-    max_gap: int = MERGE_GAP
-
-    @property
-    def payload(self) -> int:
-        return self.pdu - READ_OVERHEAD
-
-    def describe(self) -> list[str]:
-        return [f"{r.kind}: " + ", ".join(x.name for x in r.ranges) for r in self.requests]
-
-
-def _cost(size: int) -> int:
-    return ITEM_REPLY + size + size % 2
-
-
-def build_requests(items: list[S7Item], pdu: int, max_gap: int = MERGE_GAP) -> list[S7Request]:
-    """Merge items into ranges and pack the ranges into requests that fit pdu. Pure: used by plan() and again
-    per connection when the PDU granted is smaller, strings have their length, or addresses were found missing."""
-    payload = pdu - READ_OVERHEAD
-    ranges: list[S7Range] = []
-    by_region: dict[tuple[str, int], list[S7Item]] = {}
-    for item in items:
-        by_region.setdefault(item.address.region, []).append(item)
-    for (area, db), group in sorted(by_region.items(), key=lambda kv: (list(AREAS).index(kv[0][0]), kv[0][1])):
-        group.sort(key=lambda it: (it.start, -it.size))
-        current: S7Range | None = None
-        for item in group:
-            if current is not None:
-                gap = item.start - current.end
-                new_size = max(current.end, item.end) - current.start
-                if gap <= max_gap and new_size <= payload:
-                    current.size = new_size
-                    current.items.append(item)
-                    continue
-                ranges.append(current)
-            current = S7Range(area, db, item.start, item.size, [item])
-        if current is not None:
-            ranges.append(current)
-    # first fit, decreasing: the big ranges first, each into the first request with room both ways
-    requests: list[S7Request] = []
-    for rng in sorted(ranges, key=lambda r: -r.size):
-        if rng.size > payload:  # one oversized item (a long STRING on a small PDU): alone; the library splits it
-            requests.append(S7Request([rng]))
-            continue
-        for req in requests:
-            if (len(req.ranges) < MAX_ITEMS and req.ranges[0].size <= payload
-                    and req.request_bytes + ITEM_REQUEST <= pdu and req.reply_bytes + _cost(rng.size) <= pdu):
-                req.ranges.append(rng)
-                break
-        else:
-            requests.append(S7Request([rng]))
-    order = {id(r): i for i, r in enumerate(ranges)}
-    for req in requests:
-        req.ranges.sort(key=lambda r: order[id(r)])
-    requests.sort(key=lambda req: order[id(req.ranges[0])])
-    return requests
-
-
-def _parse_type(data_type: str) -> tuple[str, int | None]:
-    dtype = str(data_type or "").strip().upper()
-    m = _STRING_RE.match(dtype)
-    if m:
-        n = m.group("n")
-        if n is None:
-            return "STRING", None
-        if not 1 <= int(n) <= MAX_STRING:
-            raise ConfigError("data_type", f"{data_type!r}: an S7 STRING holds 1 to {MAX_STRING} characters")
-        return "STRING", int(n)
-    if dtype not in DATA_TYPES:
-        raise ConfigError("data_type", f"{data_type!r} is not an S7 data type; use one of "
-                                       f"{', '.join(DATA_TYPES)} (or STRING[n])")
-    return dtype, None
-
+log = logging.getLogger(__name__)
 
 def _return_code(exc: BaseException) -> int | None:
     m = _RETURN_CODE.search(str(exc))
@@ -354,17 +161,17 @@ class S7Driver(Driver):
 
     @classmethod
     def parse_address(cls, address: str, data_type: str) -> S7Address:
-        dtype, length = _parse_type(data_type)
+        dtype, length = parse_type(data_type)
         if not isinstance(address, str) or not address.strip():
             raise ConfigError("address", f"the address is empty; {ADDRESS_FORMS}")
         text = address.strip().upper()
-        m = _DB_RE.match(text)
+        m = DB_RE.match(text)
         if m:
             area, db = "DB", int(m.group("db"))
             if not 1 <= db <= 65535:
                 raise ConfigError("address", f"{address!r}: DB numbers run from 1 to 65535")
         else:
-            m = _AREA_RE.match(text)
+            m = AREA_RE.match(text)
             if not m:
                 hint = ""
                 if text.startswith("DB") and "." not in text:
@@ -679,7 +486,7 @@ class S7Driver(Driver):
                 return Reading(text, UNCERTAIN, f"{PROTOCOL_ERROR}: {a.text}: the string says {actual} characters "
                                                 f"(maximum {maximum}), {declared} read")
             return Reading(text)
-        value = struct.unpack(_FORMATS[t], data)[0]
+        value = struct.unpack(FORMATS[t], data)[0]
         if t == "REAL":
             return Reading(float(value))
         return Reading(int(value))
@@ -753,7 +560,7 @@ class S7Driver(Driver):
             prober._client, prober._pdu = client, client.get_pdu_length()
             try:
                 if probe_address:
-                    address, dtype = probe_address, probe_data_type or _default_type(probe_address)
+                    address, dtype = probe_address, probe_data_type or default_type(probe_address)
                 else:
                     dbs = client.list_blocks_of_type(Block.DB, 1)
                     address, dtype = (f"DB{dbs[0]}.DBB0", "BYTE") if dbs else ("MB0", "BYTE")
@@ -825,69 +632,3 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _default_type(address: str) -> str:
-    m = _DB_RE.match(address.strip().upper()) or _AREA_RE.match(address.strip().upper())
-    width = (m.group("w") or "X").upper() if m else "B"
-    return {"X": "BOOL", "B": "BYTE", "W": "WORD", "D": "DWORD"}[width]
-
-
-def import_db_layout(csv_text: str, db_number: int = 1) -> list[DiscoveredTag]:
-    """Tags of one DB from a CSV of name, offset, type[, description], as copied from the DB editor:
-        ProductionCount,0,DINT
-        Running,12.0,Bool
-        OrderId,64,String[20]
-    A header line (name,offset,type) and lines starting with # are skipped. Offsets are bytes, or byte.bit
-    (BOOL needs the bit; other types accept .0). Types are ours or TIA Portal's spelling (Int, DInt, Real,
-    String[20], ...). Errors raise ConfigError whose field names the CSV line and column."""
-    if not 1 <= int(db_number) <= 65535:
-        raise ConfigError("db_number", f"{db_number!r}: DB numbers run from 1 to 65535")
-    out: list[DiscoveredTag] = []
-    seen: dict[str, int] = {}
-    for lineno, row in enumerate(csv.reader(io.StringIO(csv_text)), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if not out and not seen and cells[0].lower() == "name" and len(cells) > 1 and \
-                cells[1].lower() == "offset":
-            continue  # header
-        if len(cells) < 3:
-            raise ConfigError(f"line {lineno}", f"{len(cells)} column(s); each line is name,offset,type, e.g. "
-                                                "ProductionCount,0,DINT")
-        name, offset_text, type_text = cells[:3]
-        description = cells[3] if len(cells) > 3 else ""
-        if not name:
-            raise ConfigError(f"line {lineno}, column 1 (name)", "the name is empty")
-        if name in seen:
-            raise ConfigError(f"line {lineno}, column 1 (name)", f"{name!r} is already on line {seen[name]}")
-        m = re.fullmatch(r"(\d+)(?:\.(\d+))?", offset_text)
-        if not m:
-            raise ConfigError(f"line {lineno}, column 2 (offset)", f"{offset_text!r} is not an offset; use bytes "
-                                                                   "(4) or byte.bit (12.0)")
-        byte, bit = int(m.group(1)), (int(m.group(2)) if m.group(2) is not None else None)
-        if byte > 65535:
-            raise ConfigError(f"line {lineno}, column 2 (offset)", f"{offset_text!r}: byte offset above 65535")
-        try:
-            dtype, length = _parse_type(type_text)
-        except ConfigError:
-            dtype, length = _TIA_TYPES.get(type_text.upper().replace(" ", "")), None
-            if dtype is None:
-                raise ConfigError(f"line {lineno}, column 3 (type)", f"{type_text!r} is not an S7 type; use one of "
-                                                                     f"{', '.join(DATA_TYPES)} (or STRING[n])") \
-                    from None
-        if dtype == "BOOL":
-            if bit is None:
-                raise ConfigError(f"line {lineno}, column 2 (offset)", f"a Bool needs byte.bit, e.g. {byte}.0")
-            if bit > 7:
-                raise ConfigError(f"line {lineno}, column 2 (offset)", f"{offset_text!r}: bits are 0 to 7")
-            address = f"DB{db_number}.DBX{byte}.{bit}"
-        else:
-            if bit not in (None, 0):
-                raise ConfigError(f"line {lineno}, column 2 (offset)", f"{offset_text!r}: a {dtype} starts at a "
-                                                                       f"whole byte ({byte}.0)")
-            width = next(w for w, types in TYPES_BY_WIDTH.items() if dtype in types)
-            address = f"DB{db_number}.DB{width}{byte}"
-        shown_type = f"STRING[{length}]" if dtype == "STRING" and length else dtype
-        seen[name] = lineno
-        where = f"DB{db_number} offset {byte}.{bit or 0}"
-        out.append(DiscoveredTag(address, shown_type, name, f"{where}; {description}" if description else where))
-    return out

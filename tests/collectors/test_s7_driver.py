@@ -31,7 +31,8 @@ from collectors.base import (
     TagSpec,
     driver_class,
 )
-from collectors.drivers.s7 import MAX_ITEMS, S7Driver, S7Plan, S7Request, build_requests, import_db_layout
+from collectors.drivers.s7 import S7Driver
+from collectors.drivers.s7_plan import MAX_ITEMS, S7Plan, S7Request, build_requests, import_db_layout
 
 
 def _called_tsap(sock: socket.socket, timeout: float = 2.0) -> int | None:
