@@ -78,17 +78,17 @@ def test_machines_have_independent_random_streams():
 
 
 def test_model_is_pure():
-    """plant/model.py does no I/O and reads no wall clock."""
-    tree = ast.parse(Path(__file__).parents[2].joinpath("plant", "model.py").read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    assert not imported & {"time", "socket", "os", "threading", "asyncio", "io", "pathlib", "subprocess"}
-    src = Path(__file__).parents[2].joinpath("plant", "model.py").read_text()
-    assert "datetime.now" not in src and "utcnow" not in src and "open(" not in src
+    """plant/model.py, calendar.py and truth.py do no I/O and read no wall clock."""
+    for name in ("model.py", "calendar.py", "truth.py"):
+        src = Path(__file__).parents[2].joinpath("plant", name).read_text()
+        imported = set()
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        assert not imported & {"time", "socket", "os", "threading", "asyncio", "io", "pathlib", "subprocess"}, name
+        assert "datetime.now" not in src and "utcnow" not in src and "open(" not in src, name
 
 
 # -- states and ground truth ---------------------------------------------------------------------------------------
