@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from keys.credentials import is_secret_key
@@ -202,6 +203,39 @@ class Driver(ABC):
     @abstractmethod
     def discover(self, **options) -> list[DiscoveredTag]:
         """What can be read: tag list, browse tree, data blocks, register scan. Raises DriverError."""
+
+
+# --- files named in protocol settings ---------------------------------------------------------------------------
+# Certificates and keys named in protocol_config are read from one folder only, <data dir>/certs (the runtime sets
+# it at start). A name that leads elsewhere is refused with the same words whatever it names, and a file that
+# cannot be loaded reads the same whether it is missing or not a certificate: the settings cannot be used to learn
+# which files exist on the server.
+_settings_file_folder = Path("data") / "certs"
+
+
+def set_settings_file_folder(folder: str | Path) -> None:
+    global _settings_file_folder
+    _settings_file_folder = Path(folder)
+
+
+def settings_file_folder() -> Path:
+    return _settings_file_folder
+
+
+def settings_file_refusal(field: str) -> ConfigError:
+    return ConfigError(field, f"give the name of a file in the certificate folder {_settings_file_folder} "
+                              "(PEM or DER; put the file there first)")
+
+
+def settings_file(field: str, name: Any) -> Path:
+    """The path of the file a protocol setting names, inside the certificate folder; ConfigError otherwise."""
+    if not isinstance(name, str) or not name.strip() or "\x00" in name or len(name) > 255:
+        raise settings_file_refusal(field)
+    folder = _settings_file_folder.resolve()
+    path = (folder / name.strip()).resolve()  # an absolute name, '..' or a symlink out of the folder lands outside
+    if path == folder or not path.is_relative_to(folder):
+        raise settings_file_refusal(field)
+    return path
 
 
 REGISTRY: dict[str, type[Driver]] = {}

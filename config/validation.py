@@ -140,15 +140,6 @@ def validate_protocol_config(protocol: str, config, *, host: str | None = None, 
         raise ValidationError({f"protocol_config.{exc.field}": exc.message}) from None
     except (TypeError, ValueError) as exc:  # a driver that choked on a wrongly typed value
         raise ValidationError({"protocol_config": f"settings do not fit {protocol}: {exc}"}) from None
-    if protocol == "OPCUA":
-        for key in ("certificate", "private_key", "server_certificate"):
-            path = clean.get(key)
-            if path:
-                import os
-
-                if not os.path.isfile(path):
-                    raise ValidationError({f"protocol_config.{key}": f"file {path!r} not found on the server; give "
-                                                                      "the path of a PEM or DER file there"})
     # What is stored is what was given, normalised (S7-1200, 'big', ints); defaults are filled at every load.
     return {k: sealed.get(k, v) for k, v in clean.items() if v is not None and k in config}
 

@@ -14,6 +14,7 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from collectors.base import set_settings_file_folder
 from db import backend as backends
 from db.spool import Spool
 from db.store import Store, open_store
@@ -58,6 +59,7 @@ class Runtime:
                                            compress_after_days=s.compress_after_days)
         self.store = open_store(s.effective_database_url, timescaledb=s.timescaledb, policy=policy)
         self._start_credentials()
+        set_settings_file_folder(s.data_dir / "certs")  # the only folder PLC settings may name files in
         if self.collects:
             self.writer = Writer(self.store, Spool(s.spool_dir))
             self.writer.start()

@@ -7,10 +7,12 @@ protocol_config (validate_config fills the defaults; keys it does not know are k
   security_policy       "None" (default), "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss";
                         the deprecated "Basic256" and "Basic128Rsa15" are accepted for old servers.
   security_mode         "None", "Sign" or "SignAndEncrypt" (default: None with policy None, else SignAndEncrypt)
-  certificate, private_key   paths (PEM or DER) of this client's application instance certificate and key,
+  certificate, private_key   file names (PEM or DER) of this client's application instance certificate and key
+                        in the certificate folder, <data dir>/certs (no other folder is read: collectors.base),
                         required when security_policy is not None; private_key_password if the key is encrypted.
                         The server must trust the certificate. application_uri defaults to the certificate's URI.
-  server_certificate    optional path: pin the server certificate instead of taking it from GetEndpoints.
+  server_certificate    optional file name there: pin the server certificate instead of taking it from
+                        GetEndpoints.
   username, password    user name identity; without them the session is anonymous. The password never appears
                         in logs (asyncua's own DEBUG dump of ActivateSession is redacted), errors, repr() or
                         test_connection output.
@@ -82,6 +84,7 @@ from collectors.base import (
     TagSpec,
     TestResult,
     register,
+    settings_file,
     tcp_check,
 )
 from collectors.drivers.opcua_browse import browse_tree
@@ -302,6 +305,9 @@ class OpcUaDriver(Driver):
         for key in ("username", "password", "private_key_password", "application_uri", "server_certificate"):
             if out[key] is not None and not isinstance(out[key], str):
                 raise ConfigError(key, "must be text")
+        for key in ("certificate", "private_key", "server_certificate"):
+            if out[key] is not None:
+                settings_file(key, out[key])  # only files of the certificate folder (collectors.base)
         if out["password"] and not out["username"]:
             raise ConfigError("username", "a password needs a user name")
         if out["username"] is not None and not out["username"].strip():

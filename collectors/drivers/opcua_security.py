@@ -9,7 +9,7 @@ from typing import Any
 from asyncua import Client, ua
 from asyncua.crypto import uacrypto
 
-from collectors.base import AUTH_FAILED, PROTOCOL_ERROR, DriverError
+from collectors.base import AUTH_FAILED, PROTOCOL_ERROR, DriverError, settings_file, settings_file_folder
 from collectors.drivers.opcua_nodes import MODE_NAMES, MODES, POLICIES, policy_name
 
 # --- asyncua logs the whole ActivateSessionRequest (user name and password included) at DEBUG: redact it --------
@@ -67,13 +67,22 @@ async def negotiate(client: Client, cfg: dict) -> ua.EndpointDescription:
         await _set_security(client, cfg, policy_cls, mode, match)
     return match
 
+
+def _cannot_load(what: str, name: str, also: str = "") -> DriverError:
+    """One answer whatever went wrong (missing, unreadable, not a certificate, outside the folder): no hint of
+    which files exist on the server."""
+    folder = settings_file_folder()
+    return DriverError(AUTH_FAILED, f"cannot load the {what} {name!r} from the certificate folder {folder}{also}",
+                       f"Put the {what} (PEM or DER) in {folder} under that name, readable by the app.")
+
+
 async def _set_security(client: Client, cfg: dict, policy_cls, mode, endpoint: ua.EndpointDescription) -> None:
     try:
-        cert = await uacrypto.load_certificate(cfg["certificate"])
-    except Exception as exc:
-        raise DriverError(AUTH_FAILED, f"cannot load the client certificate {cfg['certificate']}: "
-                                       f"{getattr(exc, 'strerror', None) or exc}",
-                          "Check the certificate path (PEM or DER).") from None
+        cert_path = str(settings_file("certificate", cfg["certificate"]))
+        key_path = str(settings_file("private_key", cfg["private_key"]))
+        cert = await uacrypto.load_certificate(cert_path)
+    except Exception:
+        raise _cannot_load("client certificate", cfg["certificate"]) from None
     if not cfg["application_uri"]:
         try:
             from cryptography import x509
@@ -84,7 +93,11 @@ async def _set_security(client: Client, cfg: dict, policy_cls, mode, endpoint: u
         except Exception:
             pass
     if cfg["server_certificate"]:
-        server_cert: Any = cfg["server_certificate"]
+        try:
+            server_cert: Any = str(settings_file("server_certificate", cfg["server_certificate"]))
+            await uacrypto.load_certificate(server_cert)
+        except Exception:
+            raise _cannot_load("server certificate", cfg["server_certificate"]) from None
     else:
         peer = uacrypto.x509_from_der(endpoint.ServerCertificate)
         if peer is None:
@@ -92,9 +105,7 @@ async def _set_security(client: Client, cfg: dict, policy_cls, mode, endpoint: u
                               "Give server_certificate, or check the server's certificate configuration.")
         server_cert = uacrypto.der_from_x509(peer)
     try:
-        await client.set_security(policy_cls, cfg["certificate"], cfg["private_key"],
-                                  cfg["private_key_password"] or None, server_cert, mode)
-    except (OSError, ValueError, TypeError) as exc:
-        raise DriverError(AUTH_FAILED, f"cannot load the client certificate or private key: "
-                                       f"{getattr(exc, 'strerror', None) or exc}",
-                          "Check certificate, private_key and private_key_password.") from None
+        await client.set_security(policy_cls, cert_path, key_path, cfg["private_key_password"] or None,
+                                  server_cert, mode)
+    except (OSError, ValueError, TypeError):
+        raise _cannot_load("private key", cfg["private_key"], " (or its private_key_password is wrong)") from None

@@ -38,6 +38,8 @@ from collectors.base import (
     DriverError,
     TagSpec,
     driver_class,
+    set_settings_file_folder,
+    settings_file_folder,
 )
 from collectors.drivers.opcua import OpcUaDriver, OpcUaPlan
 from collectors.drivers.opcua_nodes import NO_UPDATE_YET
@@ -196,7 +198,10 @@ class UaSim:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("opcua-pki")
-    return folder, make_certificate(folder, CLIENT_URI, "client")
+    before = settings_file_folder()
+    set_settings_file_folder(folder)  # the app's <data dir>/certs: the only folder settings may name files in
+    yield folder, make_certificate(folder, CLIENT_URI, "client")
+    set_settings_file_folder(before)
 
 
 @pytest.fixture(scope="module")
@@ -552,11 +557,40 @@ def test_password_and_encrypted_channel(sim, certs, caplog):
         assert PASSWORD not in text
 
 
-def test_missing_client_certificate_file(sim, tmp_path):
-    d = make(sim.port, security_policy="Basic256Sha256", certificate=str(tmp_path / "nope.der"),
-             private_key=str(tmp_path / "nope.pem"))
+def test_missing_client_certificate_file(sim, certs):
+    d = make(sim.port, security_policy="Basic256Sha256", certificate="nope.der", private_key="nope.pem")
     result = d.test_connection()
     assert not result.ok and result.error == AUTH_FAILED and "nope.der" in result.steps[-1].detail
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../../../../etc/passwd", "/nonexistent.pem", "..", ".",
+                                  "sub/../../x.pem", "link-out", "a\x00b"])
+def test_certificate_names_outside_the_folder_are_refused_alike(certs, name):
+    """[harden] 8: 'not found' for one path and acceptance for another told which files exist on the server.
+    Only names in the certificate folder are taken, and every refusal reads the same."""
+    folder, _ = certs
+    link = folder / "link-out"
+    if not link.exists():
+        link.symlink_to("/etc/hostname")
+    with pytest.raises(ConfigError) as err:
+        OpcUaDriver.validate_config({"security_policy": "Basic256Sha256", "certificate": name,
+                                     "private_key": "client-key.pem"})
+    assert err.value.field == "certificate"
+    assert str(err.value) == (f"certificate: give the name of a file in the certificate folder {folder} (PEM or DER; "
+                              "put the file there first)")
+
+
+def test_a_certificate_that_cannot_be_loaded_reads_the_same_missing_or_not(sim, certs):
+    folder, _ = certs
+    (folder / "garbage.der").write_bytes(b"not a certificate")
+    details = []
+    for name in ("missing.der", "garbage.der"):
+        result = make(sim.port, security_policy="Basic256Sha256", certificate=name,
+                      private_key="client-key.pem").test_connection()
+        assert not result.ok and result.error == AUTH_FAILED
+        details.append((result.steps[-1].detail.replace(name, "<name>"),
+                        result.steps[-1].suggestion.replace(name, "<name>")))
+    assert details[0] == details[1] and f"from the certificate folder {folder}" in details[0][0]
 
 
 # --- discovery ---------------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_read_only_fields_from_a_get_are_ignored():
      "goes with mode"),
     ("OPCUA", {"security_policy": "Basic256Sha256"}, "protocol_config.certificate", "needs this client's"),
     ("OPCUA", {"security_policy": "Basic256Sha256", "certificate": "/nonexistent.pem", "private_key": "/k.pem"},
-     "protocol_config.certificate", "not found on the server"),
+     "protocol_config.certificate", "give the name of a file in the certificate folder"),
     ("OPCUA", {"password": "secret"}, "protocol_config.username", "needs a user name"),
 ])
 def test_protocol_settings_are_checked_by_the_driver(protocol, config, field, expected):
