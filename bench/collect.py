@@ -71,13 +71,10 @@ import json
 import logging
 import math
 import os
-import platform
 import queue
-import resource
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +82,20 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from bench.collect_baseline import baseline
+from bench.machine import (
+    code_version,
+    loadavg,
+    machine_busy_s,
+    machine_description,
+    med,
+    pct,
+    proc_cpu_s,
+    proc_status_kb,
+    self_cpu_s,
+    versions,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,103 +105,6 @@ SHORT = {"ETHERNET_IP": "logix", "S7": "s7", "OPCUA": "opcua", "MODBUS": "modbus
 BY_SHORT = {v: k for k, v in SHORT.items()}
 INTERVAL_S = 1.0
 WATCH_EVERY_S = 0.02
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- the machine and /proc ---------------------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
-
-
-def versions() -> str:
-    from importlib.metadata import version
-
-    names = ("pycomm3", "python-snap7", "asyncua", "pymodbus", "APScheduler", "SQLAlchemy", "psycopg")
-    out = []
-    for n in names:
-        try:
-            out.append(f"{n} {version(n)}")
-        except Exception:
-            pass
-    return ", ".join(out)
-
-
-def code_version() -> str:
-    """The commit measured, and the files of the collector's path that differ from it (a shared work tree)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "collectors", "db", "core"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    changed = sorted(line[3:] for line in dirty if line.strip())
-    return head + (f" with uncommitted changes in {', '.join(changed)}" if changed else "")
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """user + system seconds of a process (all its threads)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
-
-
-def proc_status_kb(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def machine_busy_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    idle = parts[3] + parts[4]  # idle + iowait
-    total = sum(parts)
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def self_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def pct(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
-
-
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 # --- child processes ---------------------------------------------------------------------------------------------
@@ -391,152 +305,6 @@ def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
         for p, plc in enumerate(info["plcs"]):
             for k, probe in enumerate(plc["probes"]):
                 out[(proto, p, k)] = ids[(plc["name"], probe)]
-    return out
-
-
-# --- baseline: the raw client libraries ----------------------------------------------------------------------------
-
-
-def _specs(plc: dict):
-    from collectors.base import TagSpec
-
-    return [TagSpec(i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(plc["tags"])]
-
-
-def _driver(proto: str, plc: dict):
-    from collectors.base import ConnectionSettings, driver_class
-
-    cls = driver_class(proto)
-    return cls(ConnectionSettings(proto, plc["host"], plc["port"], cls.validate_config(plc["protocol_config"])))
-
-
-def _baseline_readers(proto: str, plcs: list[dict]):
-    """(one read cycle over every PLC, close), with the raw library and the app's request shapes."""
-    if proto == "ETHERNET_IP":
-        from pycomm3 import LogixDriver
-
-        conns = []
-        for plc in plcs:
-            drv = LogixDriver(f"{plc['host']}:{plc['port']}/0", init_tags=True, init_program_tags=False)
-            drv.open()
-            chunks = [c.names for c in _driver(proto, plc).plan(_specs(plc)).chunks]
-            conns.append((drv, chunks))
-
-        def cycle():
-            for drv, chunks in conns:
-                for names in chunks:
-                    drv.read(*names)
-
-        return cycle, lambda: [d.close() for d, _ in conns]
-    if proto == "S7":
-        import snap7
-
-        from collectors.drivers.s7_plan import AREAS, build_requests
-
-        conns = []
-        for plc in plcs:
-            client = snap7.client.Client()
-            client.connect(plc["host"], 0, 1, plc["port"])
-            plan = _driver(proto, plc).plan(_specs(plc))
-            conns.append((client, build_requests(plan.items, min(plan.pdu, client.get_pdu_length()))))
-
-        def cycle():
-            for client, requests in conns:
-                for req in requests:
-                    if len(req.ranges) == 1:
-                        r = req.ranges[0]
-                        client.read_area(AREAS[r.area], r.db, r.start, r.size)
-                    else:
-                        client.read_multi_vars([{"area": AREAS[r.area], "db_number": r.db, "start": r.start,
-                                                 "size": r.size} for r in req.ranges])
-
-        return cycle, lambda: [c.disconnect() for c, _ in conns]
-    if proto == "MODBUS":
-        from pymodbus.client import ModbusTcpClient
-
-        conns = []
-        for plc in plcs:
-            client = ModbusTcpClient(plc["host"], port=plc["port"], timeout=3, retries=0)
-            client.connect()
-            conns.append((client, _driver(proto, plc).plan(_specs(plc)).requests))
-
-        def cycle():
-            for client, requests in conns:
-                for r in requests:
-                    client.read_holding_registers(r.start, count=r.count, device_id=r.unit)
-
-        return cycle, lambda: [c.close() for c, _ in conns]
-    if proto == "OPCUA":
-        import asyncio
-
-        from asyncua import Client, ua
-
-        loop = asyncio.new_event_loop()
-        conns = []
-        for plc in plcs:
-            client = Client(plc["protocol_config"]["endpoint"], timeout=5)
-            loop.run_until_complete(client.connect())
-            plan = _driver(proto, plc).plan(_specs(plc))
-            ids = [ua.NodeId.from_string(n.key) for n in plan.nodes]
-            conns.append((client, [[ids[i] for i in chunk] for chunk in plan.chunks]))
-
-        async def one_cycle():
-            for client, chunks in conns:
-                await asyncio.gather(*(client.uaclient.read_attributes(c, ua.AttributeIds.Value) for c in chunks))
-
-        def close():
-            for client, _ in conns:
-                loop.run_until_complete(client.disconnect())
-            loop.close()
-
-        return (lambda: loop.run_until_complete(one_cycle())), close
-    raise ValueError(proto)
-
-
-def _driver_readers(proto: str, plcs: list[dict]):
-    """(one read cycle over every PLC, close) through the app's own drivers: connect, plan, read(plan)."""
-    from collectors.base import TagSpec
-
-    drivers = []
-    for plc in plcs:
-        drv = _driver(proto, plc)
-        drv.connect()
-        specs = [TagSpec(1 + i, t["address"], t["data_type"], t["name"]) for i, t in enumerate(plc["tags"])]
-        drivers.append((drv, drv.plan(specs)))
-
-    def cycle():
-        for drv, plan in drivers:
-            drv.read(plan)
-
-    return cycle, lambda: [d.close() for d, _ in drivers]
-
-
-def _measure(readers, cycles: int, max_s: float) -> tuple[float, float, int]:
-    cycle, close = readers
-    try:
-        for _ in range(2):
-            cycle()  # warm: first requests, lazy imports, caches, resolutions
-        cpu, wall = [], []
-        deadline = time.monotonic() + max_s
-        while len(cpu) < cycles and time.monotonic() < deadline:
-            c0, w0 = time.process_time(), time.perf_counter()
-            cycle()
-            cpu.append(time.process_time() - c0)
-            wall.append(time.perf_counter() - w0)
-    finally:
-        close()
-    return statistics.median(cpu), statistics.median(wall), len(cpu)
-
-
-def baseline(servers: dict, cycles: int = 10, max_s: float = 6.0) -> dict[str, dict]:
-    """Per protocol, CPU and wall seconds of one read cycle over all its PLCs (medians): the raw library ("cpu_s",
-    "wall_s"), and the app's driver alone without poller, writer or database ("driver_cpu_s", "driver_wall_s")."""
-    out = {}
-    for proto, (_child, info) in servers.items():
-        cpu, wall, n = _measure(_baseline_readers(proto, info["plcs"]), cycles, max_s)
-        dcpu, dwall, _n = _measure(_driver_readers(proto, info["plcs"]), cycles, max_s)
-        out[proto] = {"tags": sum(len(p["tags"]) for p in info["plcs"]), "cpu_s": cpu, "wall_s": wall, "cycles": n,
-                      "driver_cpu_s": dcpu, "driver_wall_s": dwall}
     return out
 
 

@@ -13,8 +13,6 @@ preloads the extension, skipped (and said so) when it is not installed. Medians 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -33,21 +31,9 @@ from db.spool import Spool  # noqa: E402
 from db.store import open_store  # noqa: E402
 from db.writer import Writer  # noqa: E402
 
+from bench.machine import machine_description  # noqa: E402  (the benches import it from here too)
+
 UTC = timezone.utc
-
-
-def machine_description() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
 
 
 def make_rows(n: int, tags: int = 1000) -> list[tuple]:

@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.split and not args.database_url.startswith("postgresql"):
         raise SystemExit("--split needs --database-url postgresql://...")
-    from bench.ingest import machine_description
+    from bench.machine import machine_description
 
     print(machine_description())
     print("load average before: %.2f %.2f %.2f (other work on this machine skews every figure)" % os.getloadavg())

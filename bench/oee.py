@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.ingest import machine_description  # noqa: E402
+from bench.machine import machine_description  # noqa: E402
 from config.demo_plant import sync_demo_plant  # noqa: E402
 from db import backend as backends  # noqa: E402
 from db.oee_queries import oee_report  # noqa: E402
