@@ -36,6 +36,10 @@ from processes.runtime import Runtime
 from processes.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("oee")
+# SIGTERM to exit, whatever the PLCs and the database do (docker stop and systemd kill after 10 s / 90 s). The stop
+# is orderly and bounded (each driver call aborted, the collector process given 7 s); past this, exit anyway.
+STOP_DEADLINE_S = 9.0
+CHILD_STOP_DEADLINE_S = 6.0  # the collector process: its parent waits 7 s for it (processes/collector_process.py)
 
 
 def create_app(runtime: Runtime) -> dash.Dash:
@@ -119,9 +123,36 @@ def stop_when_parent_goes() -> None:
     def watch() -> None:
         while sys.stdin.buffer.read(4096):
             pass
-        os.kill(os.getpid(), signal.SIGTERM)
+        # To the main thread itself: os.kill() may deliver the signal to this thread, and then the main thread
+        # sleeps on in signal.pause() (seen under load: the collector process did not stop until killed).
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def exit_on_sigterm(deadline_s: float) -> None:
+    """SIGTERM ends the main loop (SystemExit, so that `finally` stops the runtime in order); a stop that has not
+    ended deadline_s later ends the process anyway, saying which threads held it. A second SIGTERM changes
+    nothing."""
+    def force_exit() -> None:
+        stuck = sorted(t.name for t in threading.enumerate()
+                       if t is not threading.current_thread() and t.is_alive() and not t.daemon)
+        log.error("did not stop within %.0f s of SIGTERM (still running: %s); exiting now", deadline_s,
+                  ", ".join(stuck) or "daemon threads only")
+        logging.shutdown()
+        os._exit(1)
+
+    def on_sigterm(*_):
+        if getattr(on_sigterm, "stopping", False):
+            return
+        on_sigterm.stopping = True
+        timer = threading.Timer(deadline_s, force_exit)
+        timer.name = "stop-deadline"
+        timer.daemon = True
+        timer.start()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = start_runtime(settings, argv)
     if runtime.collects:
         runtime.tune_garbage_collector()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_on_sigterm(CHILD_STOP_DEADLINE_S if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1" else STOP_DEADLINE_S)
     if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1":
         # Ctrl+C in a terminal reaches the whole process group: the parent stops us (standard input) once it has
         # stopped serving, rather than us vanishing first and being reported as a crash.
