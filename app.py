@@ -54,6 +54,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
         suppress_callback_exceptions=True,
         title="OEE",
         update_title=None,
+        add_log_handler=False,  # its lines go through the app's own handler (and format), once
     )
     app.layout = shell_layout
     _share_page_callbacks(app)
@@ -86,11 +87,11 @@ def _share_page_callbacks(app: dash.Dash) -> None:
     app.server.before_request_funcs.setdefault(None, []).insert(0, refill)  # before Dash's own set-up
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    for noisy in ("apscheduler", "asyncua", "pymodbus", "snap7", "pycomm3", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+def configure_logging(level: str, fmt: str = "text", role: str = "all") -> None:
+    """Text (default) or one JSON object a line (--log-format json): processes/logs.py."""
+    from processes import logs
+
+    logs.configure(level, fmt, role)
 
 
 def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
@@ -100,7 +101,10 @@ def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
         runtime.start()
     except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
         runtime.stop()
-        print(f"error: {exc}", file=sys.stderr)
+        if settings.log_format == "json":
+            log.error("error: %s", exc)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     return runtime
 
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.role)
     runtime = start_runtime(settings, argv)
     if runtime.collects:
         runtime.tune_garbage_collector()
@@ -201,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             first_start(runtime)
             app = create_app(runtime)
+            if settings.log_format == "json":  # standard output and error carry nothing but the log's lines
+                import flask.cli
+
+                flask.cli.show_server_banner = lambda *_args, **_kwargs: None
             log.info("serving on http://%s:%d/", settings.host, settings.port)
             app.run(host=settings.host, port=settings.port, debug=False, threaded=True)
     except KeyboardInterrupt:

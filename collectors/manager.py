@@ -133,7 +133,7 @@ class CollectorManager:
                 try:
                     poller.check_watchdog()
                 except Exception:  # noqa: BLE001 - the watchdog must keep watching
-                    log.exception("collectors' watchdog: checking connection %s failed", poller.name)
+                    poller.log.exception("collectors' watchdog: checking connection %s failed", poller.name)
 
     def stop(self) -> None:
         self._started = False
@@ -241,7 +241,9 @@ class CollectorManager:
             # Validation at save time should make this rare; a bad row must not stop the others.
             self.config_errors[cfg["id"]] = str(exc)
             self.config_error_names[cfg["id"]] = cfg["name"]
-            log.error("connection %s not started: %s", cfg["name"], exc)
+            machines = ",".join(sorted(m["machine_id"] for m in (cfg.get("machines") or {}).values())) or None
+            log.error("connection %s not started: %s", cfg["name"], exc,
+                      extra={"connection": cfg["name"], "machine": machines})
             return False
         self.config_errors.pop(cfg["id"], None)
         self.config_error_names.pop(cfg["id"], None)
@@ -279,9 +281,9 @@ class CollectorManager:
         now = time.monotonic()
         if now - self._skip_logged.get(cid, 0.0) >= 60:
             self._skip_logged[cid] = now
-            log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); the PLC "
-                        "or the plan is slower than the %.0f ms interval", poller.name, poller.skipped_cycles,
-                        poller.interval_s * 1000)
+            poller.log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); "
+                               "the PLC or the plan is slower than the %.0f ms interval", poller.name,
+                               poller.skipped_cycles, poller.interval_s * 1000)
 
     # --- reading ---------------------------------------------------------------------------------------------
 

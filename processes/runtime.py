@@ -193,7 +193,8 @@ class Runtime:
             step("writer", self.writer.stop)
         if self.store is not None:
             step("database", self.store.close)
-        log.info("stopped in %.1f s (%s)", time.monotonic() - began, ", ".join(steps))
+        if steps:
+            log.info("stopped in %.1f s (%s)", time.monotonic() - began, ", ".join(steps))
 
     def health(self) -> dict:
         """The whole health document (/healthz for viewers, /dataflow-monitor/, /metrics). status: ok; starting

@@ -141,6 +141,11 @@ def test_a_saved_machine_on_such_a_port_shows_failing_with_why(tmp_path, plant, 
             health = p.health()
             assert health["last_error"]["error"] == PROTOCOL_ERROR, health
             assert words.format(name=PROTOCOLS[p.protocol]) in health["last_error"]["message"], health
+        body = runtime.health()  # /healthz says so too, with why
+        assert body["status"] == "degraded"
+        problems = {p["component"]: p["error"] for p in body["problems"]}
+        for p in pollers:
+            assert words.format(name=PROTOCOLS[p.protocol]) in problems[f"connection {p.name}"], problems
     finally:
         runtime.stop()
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 
-HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request"
+HTTP_400 = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n"
+            b"\r\nBad Request")
 KINDS = ("http", "silent", "close")
 
 
