@@ -228,11 +228,15 @@ class _GuardedSocket(_Pycomm3Socket):
 
     def receive(self, timeout=0):
         deadline = time.monotonic() + (timeout or self.timeout_s)
-        header = self._exactly(HEADER_SIZE, deadline, b"")
-        if struct.unpack_from("<H", header)[0] not in ENIP_COMMANDS:
-            raise _ForeignReply(header)
-        length = struct.unpack_from("<H", header, 2)[0]
-        return header + self._exactly(length, deadline, header)
+        try:
+            header = self._exactly(HEADER_SIZE, deadline, b"")
+            if struct.unpack_from("<H", header)[0] not in ENIP_COMMANDS:
+                raise _ForeignReply(header)
+            length = struct.unpack_from("<H", header, 2)[0]
+            return header + self._exactly(length, deadline, header)
+        finally:
+            if self.sock.fileno() >= 0:
+                self.sock.settimeout(self.timeout_s)  # send() uses it: not what was left of this deadline
 
     def _exactly(self, n: int, deadline: float, before: bytes) -> bytes:
         data = b""
