@@ -36,6 +36,10 @@ from processes.runtime import Runtime
 from processes.settings import Settings, SettingsError, from_args
 
 log = logging.getLogger("oee")
+# SIGTERM to exit, whatever the PLCs and the database do (docker stop and systemd kill after 10 s / 90 s). The stop
+# is orderly and bounded (each driver call aborted, the collector process given 7 s); past this, exit anyway.
+STOP_DEADLINE_S = 9.0
+CHILD_STOP_DEADLINE_S = 6.0  # the collector process: its parent waits 7 s for it (processes/collector_process.py)
 
 
 def create_app(runtime: Runtime) -> dash.Dash:
@@ -50,6 +54,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
         suppress_callback_exceptions=True,
         title="OEE",
         update_title=None,
+        add_log_handler=False,  # its lines go through the app's own handler (and format), once
     )
     app.layout = shell_layout
     _share_page_callbacks(app)
@@ -82,11 +87,11 @@ def _share_page_callbacks(app: dash.Dash) -> None:
     app.server.before_request_funcs.setdefault(None, []).insert(0, refill)  # before Dash's own set-up
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    for noisy in ("apscheduler", "asyncua", "pymodbus", "snap7", "pycomm3", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+def configure_logging(level: str, fmt: str = "text", role: str = "all") -> None:
+    """Text (default) or one JSON object a line (--log-format json): processes/logs.py."""
+    from processes import logs
+
+    logs.configure(level, fmt, role)
 
 
 def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
@@ -96,7 +101,10 @@ def start_runtime(settings: Settings, argv: list[str] | None = None) -> Runtime:
         runtime.start()
     except (DatabaseConfigError, SchemaTooNewError, RuntimeError) as exc:
         runtime.stop()
-        print(f"error: {exc}", file=sys.stderr)
+        if settings.log_format == "json":
+            log.error("error: %s", exc)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     return runtime
 
@@ -119,9 +127,36 @@ def stop_when_parent_goes() -> None:
     def watch() -> None:
         while sys.stdin.buffer.read(4096):
             pass
-        os.kill(os.getpid(), signal.SIGTERM)
+        # To the main thread itself: os.kill() may deliver the signal to this thread, and then the main thread
+        # sleeps on in signal.pause() (seen under load: the collector process did not stop until killed).
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def exit_on_sigterm(deadline_s: float) -> None:
+    """SIGTERM ends the main loop (SystemExit, so that `finally` stops the runtime in order); a stop that has not
+    ended deadline_s later ends the process anyway, saying which threads held it. A second SIGTERM changes
+    nothing."""
+    def force_exit() -> None:
+        stuck = sorted(t.name for t in threading.enumerate()
+                       if t is not threading.current_thread() and t.is_alive() and not t.daemon)
+        log.error("did not stop within %.0f s of SIGTERM (still running: %s); exiting now", deadline_s,
+                  ", ".join(stuck) or "daemon threads only")
+        logging.shutdown()
+        os._exit(1)
+
+    def on_sigterm(*_):
+        if getattr(on_sigterm, "stopping", False):
+            return
+        on_sigterm.stopping = True
+        timer = threading.Timer(deadline_s, force_exit)
+        timer.name = "stop-deadline"
+        timer.daemon = True
+        timer.start()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,11 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.role)
     runtime = start_runtime(settings, argv)
     if runtime.collects:
         runtime.tune_garbage_collector()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_on_sigterm(CHILD_STOP_DEADLINE_S if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1" else STOP_DEADLINE_S)
     if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1":
         # Ctrl+C in a terminal reaches the whole process group: the parent stops us (standard input) once it has
         # stopped serving, rather than us vanishing first and being reported as a crash.
@@ -170,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             first_start(runtime)
             app = create_app(runtime)
+            if settings.log_format == "json":  # standard output and error carry nothing but the log's lines
+                import flask.cli
+
+                flask.cli.show_server_banner = lambda *_args, **_kwargs: None
             log.info("serving on http://%s:%d/", settings.host, settings.port)
             app.run(host=settings.host, port=settings.port, debug=False, threaded=True)
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ try:
     settings = from_args([])  # the environment only: gunicorn's command line is not ours
 except SettingsError as exc:
     raise RuntimeError(str(exc)) from None
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format, settings.role)
 try:
     runtime = start_runtime(settings)
 except SystemExit:

@@ -48,6 +48,7 @@ class DriverError(Exception):
         self.kind = kind
         self.message = message
         self.suggestion = suggestion
+        self.diagnosed = False  # set when the port was looked at and this says what answers there (peers.py)
 
     def as_dict(self) -> dict:
         return {"error": self.kind, "message": self.message, "suggestion": self.suggestion}
@@ -60,8 +61,6 @@ class ConfigError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
 
 
 def redact_config(config: dict) -> dict:
@@ -195,6 +194,15 @@ class Driver(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the link; never raises."""
+
+    def abort(self) -> None:
+        """Called from another thread when a call of this driver overran its deadline: make that call end now
+        (close the socket under it). Never raises. The default closes the driver; drivers whose close() would
+        wait for the stuck call shut their socket down instead."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
     @abstractmethod
     def test_connection(self) -> TestResult:

@@ -84,7 +84,8 @@ class ConnectionClaims:
 
 class CollectorManager:
     def __init__(self, runtime, *, backoff: BackoffPolicy | None = None, heartbeat_s: float = 60.0,
-                 reload_interval_s: float = 10.0, timeout_s: float = 3.0, count_bucket_s: float = 60.0):
+                 reload_interval_s: float = 10.0, timeout_s: float = 3.0, count_bucket_s: float = 60.0,
+                 watchdog_s: float | None = None):
         self.runtime = runtime
         self.store = runtime.store
         self.writer = runtime.writer
@@ -95,16 +96,19 @@ class CollectorManager:
         self.heartbeat_s = heartbeat_s
         self.reload_interval_s = reload_interval_s
         self.timeout_s = timeout_s
+        self.watchdog_s = watchdog_s  # None: the poller's own default from timeout_s
         self.count_bucket_s = count_bucket_s  # width of the production-count rows (time-scaled tests use less)
         self.claims = ConnectionClaims(self.store, runtime.settings.node_name)
         self.pollers: dict[int, ConnectionPoller] = {}
         self._fingerprints: dict[int, str] = {}
         self.config_errors: dict[int, str] = {}
+        self.config_error_names: dict[int, str] = {}  # connection id -> name, for /healthz
         self.trackers: dict[int, MachineTracker] = {}
         self.tracker_locks: dict[int, threading.Lock] = {}
         self._reload_lock = threading.Lock()
         self._skip_logged: dict[int, float] = {}
         self._started = False
+        self._stopping = threading.Event()
         self._config_ok = True
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -119,14 +123,28 @@ class CollectorManager:
         self.reload()
         self.scheduler.add_job(self.reload, "interval", seconds=self.reload_interval_s, id="collectors-reload",
                                executor=EXECUTOR, max_instances=1, coalesce=True)
+        # Its own thread, not a job of the collectors' pool: that pool can be full of the very calls it watches.
+        self._watchdog = threading.Thread(target=self._watch, name="collectors-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for poller in list(self.pollers.values()):
+                try:
+                    poller.check_watchdog()
+                except Exception:  # noqa: BLE001 - the watchdog must keep watching
+                    poller.log.exception("collectors' watchdog: checking connection %s failed", poller.name)
 
     def stop(self) -> None:
         self._started = False
+        self._stopping.set()
         for job_id in ["collectors-reload"] + [self._job_id(cid) for cid in self.pollers]:
             try:
                 self.scheduler.remove_job(job_id)
             except Exception:
                 pass
+        for poller in self.pollers.values():
+            poller.abort_if_busy()  # all at once: a stop waits for the slowest driver, not their sum
         for poller in self.pollers.values():
             poller.stop()
         now = time.time()
@@ -172,6 +190,11 @@ class CollectorManager:
                 if cid not in wanted_by_id:
                     self._remove(cid)
                     changes["removed"].append(cid)
+            for cid in list(self.config_errors):  # a connection deleted or disabled is no problem any more
+                if cid not in wanted_by_id:
+                    self.config_errors.pop(cid, None)
+                    self.config_error_names.pop(cid, None)
+                    self._fingerprints.pop(cid, None)
             for cid, cfg in wanted_by_id.items():
                 fp = collector_config.fingerprint(cfg)
                 if self._fingerprints.get(cid) == fp:
@@ -212,13 +235,18 @@ class CollectorManager:
                     self._tracker_for(tag["machine_id"], cfg)
             poller = ConnectionPoller(cfg, writer=self.writer, snapshot=self.snapshot, hub=self.hub,
                                       trackers=self.trackers, tracker_locks=self.tracker_locks,
-                                      backoff=self.backoff, heartbeat_s=self.heartbeat_s, timeout_s=self.timeout_s)
+                                      backoff=self.backoff, heartbeat_s=self.heartbeat_s, timeout_s=self.timeout_s,
+                                      watchdog_s=self.watchdog_s)
         except ConfigError as exc:
             # Validation at save time should make this rare; a bad row must not stop the others.
             self.config_errors[cfg["id"]] = str(exc)
-            log.error("connection %s not started: %s", cfg["name"], exc)
+            self.config_error_names[cfg["id"]] = cfg["name"]
+            machines = ",".join(sorted(m["machine_id"] for m in (cfg.get("machines") or {}).values())) or None
+            log.error("connection %s not started: %s", cfg["name"], exc,
+                      extra={"connection": cfg["name"], "machine": machines})
             return False
         self.config_errors.pop(cfg["id"], None)
+        self.config_error_names.pop(cfg["id"], None)
         self.pollers[cfg["id"]] = poller
         interval = max(poller.interval_s, 0.1)
         first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, min(interval, 2.0)))
@@ -253,22 +281,23 @@ class CollectorManager:
         now = time.monotonic()
         if now - self._skip_logged.get(cid, 0.0) >= 60:
             self._skip_logged[cid] = now
-            log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); the PLC "
-                        "or the plan is slower than the %.0f ms interval", poller.name, poller.skipped_cycles,
-                        poller.interval_s * 1000)
+            poller.log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); "
+                               "the PLC or the plan is slower than the %.0f ms interval", poller.name,
+                               poller.skipped_cycles, poller.interval_s * 1000)
 
     # --- reading ---------------------------------------------------------------------------------------------
 
     def connection_health(self, connection_id: int) -> dict | None:
         if connection_id in self.config_errors:
-            return {"connection_id": connection_id, "state": "config_error",
-                    "last_error": {"error": None, "message": self.config_errors[connection_id]}}
+            return self._config_error_health(connection_id)
         poller = self.pollers.get(connection_id)
         return poller.health() if poller is not None else None
 
     def health(self) -> list[dict]:
         out = [p.health() for p in self.pollers.values()]
-        for cid, error in self.config_errors.items():
-            out.append({"connection_id": cid, "state": "config_error", "last_error": {"error": None,
-                                                                                       "message": error}})
+        out += [self._config_error_health(cid) for cid in list(self.config_errors)]
         return out
+
+    def _config_error_health(self, cid: int) -> dict:
+        return {"connection_id": cid, "name": self.config_error_names.get(cid), "state": "config_error",
+                "last_error": {"error": None, "message": self.config_errors.get(cid)}}

@@ -13,10 +13,22 @@ import threading
 import time
 from dataclasses import dataclass
 
-from collectors.base import BAD, GOOD, ConnectionSettings, DriverError, PROTOCOL_ERROR, Reading, TagSpec, driver_class
+from collectors.base import (
+    BAD,
+    GOOD,
+    PROTOCOL_ERROR,
+    TIMEOUT,
+    ConnectionSettings,
+    DriverError,
+    Reading,
+    TagSpec,
+    driver_class,
+)
 from collectors.machine_model import MachineTracker
+from collectors.peers import explain
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 2.0  # stop(): how long to wait for a cycle in progress once its driver is aborted
 
 CONNECTED, CONNECTING, FAILING, STOPPED = "connected", "connecting", "failing", "stopped"
 NUMERIC_TEXT_TYPES = {"STRING"}
@@ -52,7 +64,7 @@ class BackoffPolicy:
 class ConnectionPoller:
     def __init__(self, config: dict, *, writer, snapshot, hub, trackers: dict[int, MachineTracker],
                  tracker_locks: dict[int, threading.Lock], backoff: BackoffPolicy, heartbeat_s: float = 60.0,
-                 timeout_s: float = 3.0):
+                 timeout_s: float = 3.0, watchdog_s: float | None = None):
         self.config = config
         self.id = config["id"]
         self.name = config["name"]
@@ -65,6 +77,13 @@ class ConnectionPoller:
         self.tracker_locks = tracker_locks
         self.backoff = backoff
         self.heartbeat_s = heartbeat_s
+        self.timeout_s = timeout_s
+        # A connect or read that has not ended by then is aborted and reported (check_watchdog): each request has
+        # its timeout, but a library can loop, or a connect be many requests. Generous: a Logix tag upload or an
+        # OPC-UA session is many round trips.
+        self.watchdog_s = watchdog_s or max(30.0, timeout_s * 10)
+        # Lines about this connection carry its name and machines as fields (--log-format json)
+        self.log = logging.LoggerAdapter(log, {"connection": self.name, "machine": None})
         cls = driver_class(self.protocol)
         settings = ConnectionSettings(self.protocol, config["host"], config["port"],
                                       cls.validate_config(config["protocol_config"]), timeout_s)
@@ -78,6 +97,8 @@ class ConnectionPoller:
             for t in config["tags"]
         ]
         self.machine_ids = sorted({t.machine_id for t in self.tags if t.machine_id})
+        codes = sorted({m["machine_id"] for m in (config.get("machines") or {}).values() if m.get("machine_id")})
+        self.log.extra["machine"] = ",".join(codes) or None  # LINE-001 (a gateway may feed several)
         self.state = CONNECTING
         self.connected = False
         self.failures = 0  # consecutive failed attempts
@@ -95,6 +116,9 @@ class ConnectionPoller:
         self.bad_tags = 0
         self._last_flush = 0.0  # the first cycle flushes: counts show up as soon as the counters are seen
         self._lock = threading.Lock()  # run_cycle and stop never interleave
+        self._call_lock = threading.Lock()  # the watchdog and the cycle's thread hand a stuck call over under it
+        self._call_started: float | None = None  # monotonic start of the driver call in progress
+        self._overrun = False  # the watchdog gave up on the call in progress
 
     # --- the job ---------------------------------------------------------------------------------------------
 
@@ -105,17 +129,28 @@ class ConnectionPoller:
             if self.state == FAILING and time.monotonic() < self.next_attempt:
                 return  # backing off: not a skipped cycle, a deliberate wait
             started = time.perf_counter()
+            with self._call_lock:
+                self._call_started = time.monotonic()
+            error = None
             try:
                 if not self.connected:
                     self.driver.connect()
                     self.connected = True
                 readings = self.driver.read(self.plan)
             except DriverError as exc:
-                self._failed(exc)
-                return
+                error = exc
             except Exception as exc:  # a driver bug must not kill the job: treat it as a broken link, loudly
-                log.exception("connection %s: unexpected error in the %s driver", self.name, self.protocol)
-                self._failed(DriverError(PROTOCOL_ERROR, f"{exc.__class__.__name__}: {exc}"))
+                self.log.exception("connection %s: unexpected error in the %s driver", self.name, self.protocol)
+                error = DriverError(PROTOCOL_ERROR, f"{exc.__class__.__name__}: {exc}")
+            with self._call_lock:
+                self._call_started = None
+                overrun, self._overrun = self._overrun, False
+            if overrun or self.state == STOPPED:  # aborted (watchdog, stop): whatever came back is stale
+                self.driver.close()
+                self.connected = False
+                return
+            if error is not None:
+                self._failed(error)
                 return
             now = time.time()
             self.last_latency_ms = (time.perf_counter() - started) * 1000
@@ -129,18 +164,38 @@ class ConnectionPoller:
 
     # --- link state ------------------------------------------------------------------------------------------
 
-    def _failed(self, exc: DriverError) -> None:
+    def check_watchdog(self, now: float | None = None) -> bool:
+        """Called by the manager's watchdog job: a driver call running longer than watchdog_s is reported as a
+        timeout (the connection shows failing with why) and its driver aborted, so that the call ends and the
+        job runs again. Returns whether it fired."""
+        now = time.monotonic() if now is None else now
+        with self._call_lock:
+            began = self._call_started
+            if began is None or self._overrun or now - began < self.watchdog_s:
+                return False
+            self._overrun = True
+        stage = "read" if self.connected else "connect"
+        self._failed(DriverError(TIMEOUT, f"{stage} did not end within {self.watchdog_s:g} s; aborted",
+                                 "The device or the network is too slow, or the port belongs to something that "
+                                 "is not a PLC; the collector reconnects."), close=False)
+        self.driver.abort()
+        return True
+
+    def _failed(self, exc: DriverError, close: bool = True) -> None:
         now = time.time()
+        host, port = self.config["host"], self.config["port"]
+        exc = explain(exc, self.protocol, host, port, self.timeout_s)  # a port that belongs to something else
         self.failures += 1
         self.last_error = exc
         self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
-        self.driver.close()
+        if close:
+            self.driver.close()
         self.connected = False
         if self.state != FAILING:
             self.down_since = now
-            log.error("connection %s (%s %s:%s) failed: %s: %s%s; retrying with backoff", self.name,
-                      self.protocol, self.config["host"], self.config["port"], exc.kind, exc.message,
-                      f" ({exc.suggestion})" if exc.suggestion else "")
+            self.log.error("connection %s (%s %s:%s) failed: %s: %s%s; retrying with backoff", self.name,
+                           self.protocol, host, port, exc.kind, exc.message,
+                           f" ({exc.suggestion})" if exc.suggestion else "")
             self._went_offline(now)
         changed = self.state != FAILING
         self.state = FAILING
@@ -150,8 +205,8 @@ class ConnectionPoller:
 
     def _recovered(self) -> None:
         if self.state == FAILING:
-            log.warning("connection %s recovered after %d failed attempts (down %.1f s)", self.name,
-                        self.failures, time.time() - (self.down_since or time.time()))
+            self.log.warning("connection %s recovered after %d failed attempts (down %.1f s)", self.name,
+                             self.failures, time.time() - (self.down_since or time.time()))
         changed = self.state != CONNECTED
         self.state = CONNECTED
         self.failures = 0
@@ -270,11 +325,30 @@ class ConnectionPoller:
 
     # --- lifecycle and health --------------------------------------------------------------------------------
 
+    def abort_if_busy(self) -> None:
+        """The first half of a stop: no new cycle, and a call in progress is aborted (stop() waits for it)."""
+        self.state = STOPPED
+        with self._call_lock:
+            busy = self._call_started is not None
+        if busy:
+            self.driver.abort()
+
     def stop(self) -> None:
-        with self._lock:
+        """Stop polling; a cycle in progress has its driver aborted and is waited for STOP_WAIT_S at most, so
+        that a stop (SIGTERM, a configuration change) never hangs on a PLC."""
+        self.state = STOPPED  # a cycle that starts from now returns at once
+        if not self._lock.acquire(timeout=0.2):
+            self.driver.abort()
+            if not self._lock.acquire(timeout=STOP_WAIT_S):
+                self.log.warning("connection %s: its %s driver did not return when aborted; left behind",
+                                 self.name, self.protocol)
+                return
+        try:
             self.state = STOPPED
             self.driver.close()
             self.connected = False
+        finally:
+            self._lock.release()
 
     def health(self) -> dict:
         err = self.last_error

@@ -16,11 +16,11 @@ suggestion of what to try. The detail of an unexpected failure goes to the log, 
 """
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import io
 import logging
 import math
+import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -39,6 +39,7 @@ from collectors.base import (
     driver_class,
     redact_config,
 )
+from collectors.peers import explain, explain_result
 from keys.credentials import CredentialError
 from keys.master import ENV as KEY_ENV
 
@@ -46,13 +47,20 @@ log = logging.getLogger(__name__)
 
 INVALID_INPUT = "invalid_input"
 UNKNOWN = "unknown"
+BUSY = "busy"
 ERROR_TEXT = {**ERROR_KINDS, INVALID_INPUT: "The settings are not valid",
-              UNKNOWN: "Unexpected error; the details are in the server log"}
+              UNKNOWN: "Unexpected error; the details are in the server log",
+              BUSY: "Too many PLC operations are running; try again shortly"}
 QUALITY_NAMES = {0: "good", 1: "uncertain", 2: "bad"}
 MAX_PREVIEW_TAGS = 500
 OPTION_FIELDS = ("tags", "csv", "line", "options", "table", "start", "count", "unit", "root", "depth", "limit",
                  "db_number", "program")
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="plc-service")
+# Each operation runs in a thread of its own (daemon: never waited for at exit), not in a fixed pool: a pool's
+# workers held by operations that do not end (a PLC that never answers) made every later test queue behind them
+# and time out, a healthy PLC's too. A thread past its deadline has its driver aborted (its socket closed under
+# it); one that still does not end keeps its slot, so a flood of those cannot make threads without end.
+MAX_RUNNING = 32
+_slots = threading.BoundedSemaphore(MAX_RUNNING)
 
 
 def _failure(kind: str, message: str, suggestion: str = "", **extra) -> dict:
@@ -97,34 +105,89 @@ def _driver(protocol: str, host: str, port: int | None, protocol_config: dict | 
     return cls(settings)
 
 
-def _run(what: str, fn, budget_s: float, context: dict) -> dict:
-    """Run fn() in a worker with a deadline; turn every failure into the error dict."""
+class _Call:
+    """One operation's drivers, so that the deadline can abort them from outside."""
+
+    def __init__(self):
+        self.drivers: list = []
+
+    def driver(self, *args, **kwargs):
+        made = _driver(*args, **kwargs)
+        self.drivers.append(made)
+        return made
+
+    def abort(self) -> None:
+        for d in self.drivers:
+            try:
+                d.abort()
+            except Exception:  # noqa: BLE001 - aborting is best effort
+                log.debug("aborting the %s driver failed", d.protocol, exc_info=True)
+
+
+def _explained(fn, protocol: str, host: str, port: int | None, timeout_s: float):
+    """fn() with a DriverError made clearer when the port belongs to something else (collectors.peers)."""
+    def run():
+        try:
+            return fn()
+        except DriverError as exc:
+            target = int(port or PROTOCOL_DEFAULT_PORTS.get(protocol, 0))
+            raise explain(exc, protocol, host, target, timeout_s) from None
+    return run
+
+
+def _run(what: str, fn, budget_s: float, context: dict, call: _Call | None = None) -> dict:
+    """Run fn() in a thread of its own with a deadline; turn every failure into the error dict."""
     started = time.perf_counter()
-    future = _POOL.submit(fn)
-    try:
-        result = future.result(timeout=budget_s)
-    except concurrent.futures.TimeoutError:
-        log.warning("%s on %s:%s did not finish within %.0f s", what, context.get("host"), context.get("port"),
-                    budget_s)
+    if not _slots.acquire(blocking=False):
+        log.warning("%s on %s:%s refused: %d PLC operations still running", what, context.get("host"),
+                    context.get("port"), MAX_RUNNING)
+        return _failure(BUSY, f"{what} not started: {MAX_RUNNING} PLC operations are still running",
+                        "Earlier tests of devices that do not answer are still being stopped; try again in a "
+                        "minute.")
+    box: dict = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+            _slots.release()
+
+    threading.Thread(target=work, name=f"plc-service {context.get('host')}:{context.get('port')}",
+                     daemon=True).start()
+    if not done.wait(budget_s):
+        if call is not None:
+            call.abort()  # its thread ends as soon as the socket under it closes
+        log.warning("%s on %s:%s did not finish within %.0f s; aborted", what, context.get("host"),
+                    context.get("port"), budget_s)
         return _failure(TIMEOUT, f"{what} did not finish within {budget_s:g} s",
                         "The device answers too slowly or not at all; check the address and the network, or "
                         "narrow the request.")
-    except ConfigError as exc:
-        field = exc.field if exc.field.startswith(OPTION_FIELDS) else f"protocol_config.{exc.field}"
-        return _failure(INVALID_INPUT, exc.message, "Correct the setting and try again.", fields={field: exc.message})
-    except DriverError as exc:
-        return _failure(exc.kind, exc.message, exc.suggestion)
-    except CredentialError as exc:  # nothing was sent: the stored secret could not be decrypted
-        return _failure(AUTH_FAILED, str(exc), f"Set {KEY_ENV} to the key the {exc.field} was stored with, or "
-                        f"give the {exc.field} again.", fields={f"protocol_config.{exc.field}": exc.message})
-    except Exception as exc:  # the user gets a key and a sentence; the traceback goes to the log
-        log.exception("%s on %s:%s (%s) failed unexpectedly", what, context.get("host"), context.get("port"),
-                      redact_config(context.get("protocol_config") or {}))
-        return _failure(UNKNOWN, f"{what} failed: {exc.__class__.__name__}",
-                        "This is a bug or an unusual device answer; the server log has the details.")
+    if "error" in box:
+        return _error_dict(what, box["error"], context)
+    result = box["result"]
     result.setdefault("ok", True)
     result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
+
+
+def _error_dict(what: str, exc: BaseException, context: dict) -> dict:
+    if isinstance(exc, ConfigError):
+        field = exc.field if exc.field.startswith(OPTION_FIELDS) else f"protocol_config.{exc.field}"
+        return _failure(INVALID_INPUT, exc.message, "Correct the setting and try again.", fields={field: exc.message})
+    if isinstance(exc, DriverError):
+        return _failure(exc.kind, exc.message, exc.suggestion)
+    if isinstance(exc, CredentialError):  # nothing was sent: the stored secret could not be decrypted
+        return _failure(AUTH_FAILED, str(exc), f"Set {KEY_ENV} to the key the {exc.field} was stored with, or "
+                        f"give the {exc.field} again.", fields={f"protocol_config.{exc.field}": exc.message})
+    # the user gets a key and a sentence; the traceback goes to the log
+    log.error("%s on %s:%s (%s) failed unexpectedly", what, context.get("host"), context.get("port"),
+              redact_config(context.get("protocol_config") or {}), exc_info=exc)
+    return _failure(UNKNOWN, f"{what} failed: {exc.__class__.__name__}",
+                    "This is a bug or an unusual device answer; the server log has the details.")
 
 
 def json_safe(value: Any) -> Any:
@@ -172,9 +235,12 @@ def test_connection(protocol: str, host: str, port: int | None, protocol_config:
     credentials = _credentials(credentials)  # here: the worker thread has no app context
     context = {"host": host, "port": port, "protocol_config": protocol_config}
 
+    call = _Call()
+
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
+        driver = call.driver(protocol, host, port, protocol_config, timeout_s, credentials)
         result = driver.test_connection(probe_address) if probe_address else driver.test_connection()
+        result = explain_result(result, protocol, host, driver.settings.port, timeout_s)
         body = result.as_dict()
         body["identity"] = json_safe(body["identity"])
         failed = next((s for s in result.steps if not s.ok), None)
@@ -183,7 +249,7 @@ def test_connection(protocol: str, host: str, port: int | None, protocol_config:
         body["suggestion"] = failed.suggestion if failed else ""
         return body
 
-    out = _run("the connection test", work, timeout_s * 12 + 5, context)
+    out = _run("the connection test", work, timeout_s * 12 + 5, context, call)
     out.setdefault("steps", [])
     out.setdefault("identity", {})
     return out
@@ -200,15 +266,17 @@ def discover(protocol: str, host: str, port: int | None, protocol_config: dict |
     if protocol == "S7" and isinstance(options.get("db_layouts"), dict):
         options["db_layouts"] = {int(k): v for k, v in options["db_layouts"].items()}
 
+    call = _Call()
+
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
+        driver = call.driver(protocol, host, port, protocol_config, timeout_s, credentials)
         try:
             tags = [tag_dict(t) for t in driver.discover(**options)]
         finally:
             driver.close()
         return {"tags": tags, "count": len(flatten(tags))}
 
-    out = _run("discovery", work, timeout_s * 20 + 10, context)
+    out = _run("discovery", _explained(work, protocol, host, port, timeout_s), timeout_s * 20 + 10, context, call)
     out.setdefault("tags", [])
     return out
 
@@ -221,8 +289,10 @@ def preview_read(protocol: str, host: str, port: int | None, protocol_config: di
     context = {"host": host, "port": port, "protocol_config": protocol_config}
     tags = list(tags or [])[:MAX_PREVIEW_TAGS]
 
+    call = _Call()
+
     def work() -> dict:
-        driver = _driver(protocol, host, port, protocol_config, timeout_s, credentials)
+        driver = call.driver(protocol, host, port, protocol_config, timeout_s, credentials)
         values: dict[str, dict] = {}
         specs = []
         for i, t in enumerate(tags):
@@ -253,7 +323,8 @@ def preview_read(protocol: str, host: str, port: int | None, protocol_config: di
                                     "quality": QUALITY_NAMES.get(r.quality, str(r.quality)), "reason": r.reason}
         return {"values": values, "time": time.time()}
 
-    out = _run("the preview read", work, timeout_s * 6 + 5, context)
+    out = _run("the preview read", _explained(work, protocol, host, port, timeout_s), timeout_s * 6 + 5, context,
+               call)
     out.setdefault("values", {})
     return out
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -284,3 +284,78 @@ def refresh_continuous_aggregates(engine: Engine, since_epoch: float, until_epoc
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name in ("samples_1m", "samples_1h"):
             conn.execute(text(f"CALL refresh_continuous_aggregate('{name}', :s, :e)"), {"s": start, "e": end})
+
+
+# --- TimescaleDB's background jobs ----------------------------------------------------------------------------
+
+# Our policies (retention, compression, continuous aggregate refresh) as timescaledb_information.jobs lists them.
+POLICY_PROCS = ("policy_retention", "policy_compression", "policy_refresh_continuous_aggregate")
+JOB_STATS_SQL = text(
+    "SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS hypertable, j.scheduled, "
+    "s.last_run_status, s.last_run_started_at, s.last_successful_finish, s.next_start, s.total_runs, "
+    "s.total_failures "
+    "FROM timescaledb_information.jobs j "
+    "LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id "
+    "LEFT JOIN timescaledb_information.continuous_aggregates c "
+    "  ON c.materialization_hypertable_schema = j.hypertable_schema "
+    " AND c.materialization_hypertable_name = j.hypertable_name "
+    "WHERE j.proc_name IN :procs ORDER BY j.job_id"
+).bindparams(bindparam("procs", expanding=True))
+JOB_ERRORS_SQL = text(
+    "SELECT DISTINCT ON (job_id) job_id, sqlerrcode, err_message FROM timescaledb_information.job_errors "
+    "WHERE job_id IN :ids ORDER BY job_id, finish_time DESC"
+).bindparams(bindparam("ids", expanding=True))
+NO_JOBS = {"sqlite": "no TimescaleDB jobs (SQLite)", "postgresql": "no TimescaleDB jobs (plain PostgreSQL: the "
+                                                                   "writer keeps the rollups and the retention)"}
+
+
+def _job_name(proc: str) -> str:
+    return {"policy_retention": "retention", "policy_compression": "compression",
+            "policy_refresh_continuous_aggregate": "refresh"}.get(proc, proc)
+
+
+def judge_jobs(stats: list[dict], errors: dict[int, dict]) -> list[dict]:
+    """Rows shaped like timescaledb_information.jobs joined with job_stats (job_id, proc_name, hypertable,
+    scheduled, last_run_status, last_run_started_at, last_successful_finish, next_start, total_runs,
+    total_failures) and the newest job_errors row per job (sqlerrcode, err_message) -> one record per job:
+    last_run_ok is True, False (its last run failed: a problem, with the error when job_errors has it) or None
+    (it has not run yet)."""
+    out = []
+    for row in stats:
+        status = row.get("last_run_status")
+        ok = None if status in (None, "") else status == "Success"
+        error = None
+        if ok is False:
+            found = errors.get(row["job_id"]) or {}
+            error = (f"{found.get('err_message')} (SQLSTATE {found.get('sqlerrcode')})" if found.get("err_message")
+                     else "its last run failed (timescaledb_information.job_errors has no entry readable here)")
+        out.append({
+            "job_id": row["job_id"], "job": _job_name(row.get("proc_name") or ""),
+            "hypertable": row.get("hypertable"), "scheduled": bool(row.get("scheduled", True)),
+            "last_run_ok": ok, "last_run_status": status, "error": error,
+            "total_runs": int(row.get("total_runs") or 0), "total_failures": int(row.get("total_failures") or 0),
+            "last_run_started_at": epoch_of(row.get("last_run_started_at")),
+            "last_successful_finish": epoch_of(row.get("last_successful_finish")),
+            "next_start": epoch_of(row.get("next_start")),
+        })
+    return out
+
+
+def read_jobs(engine: Engine, backend: str) -> dict:
+    """Our TimescaleDB policies and how their last runs went: {"detail", "jobs": [judge_jobs records]}.
+    Raises what the database raises (the caller says so once and tries again later)."""
+    if backend != TIMESCALEDB:
+        return {"detail": NO_JOBS.get(backend, "no TimescaleDB jobs"), "jobs": []}
+    with engine.connect() as conn:
+        stats = [dict(r._mapping) for r in conn.execute(JOB_STATS_SQL, {"procs": list(POLICY_PROCS)})]
+        failed = [r["job_id"] for r in stats if r.get("last_run_status") == "Failed"]
+        errors: dict[int, dict] = {}
+        detail = f"{len(stats)} TimescaleDB jobs watched"
+        if failed:
+            try:
+                with conn.begin_nested():  # a refusal must not end the transaction of the read above
+                    errors = {r.job_id: dict(r._mapping) for r in conn.execute(JOB_ERRORS_SQL, {"ids": failed})}
+            except SQLAlchemyError as exc:
+                reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+                detail += f"; job_errors not readable ({reason})"
+    return {"detail": detail, "jobs": judge_jobs(stats, errors)}

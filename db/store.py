@@ -57,6 +57,10 @@ class Store:
         with self.engine.begin() as conn:
             backends.refresh_rollups(conn, self.backend.name, since, until)
 
+    def timescaledb_jobs(self) -> dict:
+        """Our TimescaleDB policies and their last runs (db.backend.read_jobs); no jobs on other backends."""
+        return backends.read_jobs(self.engine, self.backend.name)
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Writer:
     def __init__(self, store: Store, spool: Spool, *, max_queue_rows: int = 500_000, batch_rows: int = 20_000,
                  commit_interval_s: float = 0.5, retry_initial_s: float = 1.0, retry_max_s: float = 30.0,
-                 rollup_interval_s: float = 60.0):
+                 rollup_interval_s: float = 60.0, jobs_interval_s: float = 60.0):
         self.store = store
         self.spool = spool
         self.max_queue_rows = max_queue_rows
@@ -35,6 +35,7 @@ class Writer:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.rollup_interval_s = rollup_interval_s
+        self.jobs_interval_s = jobs_interval_s
 
         self._queue: deque[tuple[str, list, float]] = deque()  # (kind, rows, monotonic time queued)
         self._queue_rows = 0
@@ -56,6 +57,11 @@ class Writer:
         self._dirty_from: float | None = None
         self._last_rollup = time.monotonic()
         self._last_prune = 0.0
+        # TimescaleDB's policies can fail on every run while their work is done (PROTOCOLS.md): read how their
+        # last runs went every jobs_interval_s, for /healthz, /metrics and /dataflow-monitor/.
+        self.timescaledb_jobs: dict | None = None
+        self._last_jobs_check = float("-inf")
+        self._jobs_failing = False
         self._idle = threading.Event()
 
     # --- the collectors' side ----------------------------------------------------------------------------------
@@ -139,6 +145,7 @@ class Writer:
             "duplicate_batches_skipped": self.duplicate_batches,
             "database_ok": self.db_ok,
             "last_error": self.last_error,
+            "timescaledb_jobs": self.timescaledb_jobs,
         }
 
     # --- the thread --------------------------------------------------------------------------------------------
@@ -153,6 +160,8 @@ class Writer:
                     break
                 if len(self.spool) and time.monotonic() >= self._retry_at:
                     break  # time to try the replay again
+                if self.db_ok and time.monotonic() - self._last_jobs_check >= self.jobs_interval_s:
+                    break  # housekeeping is due, rows or not
                 if not self._queue and not len(self.spool):
                     self._idle.set()
                 timeout = self.commit_interval_s
@@ -248,6 +257,7 @@ class Writer:
         if not self.db_ok:
             log.warning("database writes work again after %d failed attempts", self.failures_since_ok)
         self.db_ok = True
+        self.last_error = None  # the outage is over: /healthz must not keep saying it
         self.failures_since_ok = 0
         self._retry_delay = self.retry_initial_s
 
@@ -263,6 +273,33 @@ class Writer:
                 self.store.prune_ledger()
             except Exception as exc:
                 log.warning("could not prune the writer ledger: %s", exc)
+        if now - self._last_jobs_check >= self.jobs_interval_s:
+            self.check_timescaledb_jobs()
+
+    def check_timescaledb_jobs(self) -> dict | None:
+        """Read our TimescaleDB policies' last runs now; say once when a job starts or stops failing."""
+        self._last_jobs_check = time.monotonic()
+        try:
+            found = self.store.timescaledb_jobs()
+        except Exception as exc:  # the views can be refused or the database busy: keep the last answer, say so
+            reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+            if not self._jobs_failing:
+                log.warning("cannot read TimescaleDB's job statistics: %s; retrying every %.0f s", reason,
+                            self.jobs_interval_s)
+            self._jobs_failing = True
+            return self.timescaledb_jobs
+        self._jobs_failing = False
+        found["checked_at"] = time.time()
+        before = {j["job_id"]: j["last_run_ok"] for j in (self.timescaledb_jobs or {}).get("jobs", [])}
+        for job in found["jobs"]:
+            if job["last_run_ok"] is False and before.get(job["job_id"]) is not False:
+                log.error("TimescaleDB %s job %d on %s: last run failed (%d failures of %d runs): %s",
+                          job["job"], job["job_id"], job["hypertable"], job["total_failures"], job["total_runs"],
+                          job["error"])
+            elif job["last_run_ok"] and before.get(job["job_id"]) is False:
+                log.warning("TimescaleDB %s job %d on %s: runs again", job["job"], job["job_id"], job["hypertable"])
+        self.timescaledb_jobs = found
+        return found
 
     def refresh_rollups(self) -> None:
         """Bring the app-maintained rollups up to date (no-op on TimescaleDB). Runs on the writer thread."""

@@ -12,6 +12,10 @@ do not share metrics. Names:
     oee_connection_cycle_seconds (summary: _count and _sum of successful read cycles)
         all with labels connection, protocol
     oee_websocket_clients; oee_live_messages_sent_total, oee_live_dropped_total (when the live service runs)
+    oee_problems (what /healthz lists as failing: connections, the writer, TimescaleDB jobs)
+    oee_timescaledb_job_last_run_ok{job,hypertable} (1, 0 when the last run failed; absent before the first run),
+    oee_timescaledb_job_runs_total, _failures_total, oee_timescaledb_job_last_success_seconds (epoch)
+                              our retention, compression and refresh policies (db/backend.py read_jobs)
     oee_machine_oee, _availability, _performance, _quality (ratios, 1 = 100 %), _good_count, _total_count,
     _shift_start_seconds      with labels machine, line, shift: the current shift (db/shift_oee.py), the numbers of
                               GET /api/oee/ for it; recomputed at most every OEE_CACHE_S seconds
@@ -84,14 +88,20 @@ class RuntimeCollector(Collector):
         # their own /metrics (--metrics-port), so only the process that runs them, or started them, reports them.
         own = self.runtime.collects or self.runtime.collector_process is not None
         yield from self._writer((health.get("writer") or {}) if own else {})
-        yield from self._connections([c for c in health.get("connections") or [] if "name" in c] if own else [])
+        yield from self._connections([c for c in health.get("connections") or []
+                                      if c.get("state") != "config_error"] if own else [])
         yield from self._live(health)
+        yield from self._timescaledb((health.get("timescaledb_jobs") or {}).get("jobs") or [] if own else [])
         yield from self._machines()
 
     def _process(self, health):
         up = GaugeMetricFamily("oee_up", "1 when the database is reachable and writes succeed")
-        up.add_metric([], 1 if health["status"] == "ok" else 0)
+        writer = health.get("writer") or {}
+        up.add_metric([], 1 if (health["database"]["backend"] and writer.get("database_ok", True)
+                                and health["status"] != "stopping") else 0)
         yield up
+        yield GaugeMetricFamily("oee_problems", "What /healthz lists as failing now (connections, the writer, "
+                                "TimescaleDB jobs); 0 when the status is ok", value=len(health.get("problems") or []))
         info = GaugeMetricFamily("oee_info", "The app's version, process role and database backend",
                                  labels=["version", "role", "backend"])
         info.add_metric([str(health.get("version")), str(health.get("role")),
@@ -152,6 +162,25 @@ class RuntimeCollector(Collector):
             dropped = (live.get("client_dropped") or 0) + (live.get("source_dropped") or 0)
             yield CounterMetricFamily("oee_live_dropped", "Live values coalesced or pushed out for slow clients",
                                       value=dropped)
+
+    def _timescaledb(self, jobs: list[dict]):
+        labels = ["job", "hypertable"]
+        ok = GaugeMetricFamily("oee_timescaledb_job_last_run_ok", "1 when the TimescaleDB policy's last run "
+                               "succeeded, 0 when it failed", labels=labels)
+        runs = CounterMetricFamily("oee_timescaledb_job_runs", "Runs of the TimescaleDB policy", labels=labels)
+        failures = CounterMetricFamily("oee_timescaledb_job_failures", "Failed runs of the TimescaleDB policy",
+                                       labels=labels)
+        success = GaugeMetricFamily("oee_timescaledb_job_last_success_seconds", "When the TimescaleDB policy last "
+                                    "finished successfully (epoch seconds)", labels=labels)
+        for job in jobs:
+            key = [str(job.get("job")), str(job.get("hypertable"))]
+            if job.get("last_run_ok") is not None:
+                ok.add_metric(key, 1 if job["last_run_ok"] else 0)
+            runs.add_metric(key, job.get("total_runs") or 0)
+            failures.add_metric(key, job.get("total_failures") or 0)
+            if job.get("last_successful_finish") is not None:
+                success.add_metric(key, job["last_successful_finish"])
+        yield from (ok, runs, failures, success)
 
     def _current_shift(self) -> list:
         """The current shift's OEE per machine, cached; [] while the database cannot answer (said once)."""

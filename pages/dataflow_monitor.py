@@ -1,8 +1,9 @@
 """/dataflow-monitor/: is the data getting through? Collector health per connection, the writer, the database.
 
-All of it is the runtime's health (the same document as /healthz and /metrics): connections (state, poll rate,
-latency, cycles, skipped cycles, bad tags, last success, failures, backoff, last error), the writer (queue, spool,
-drops, rows written) and the database backend.
+All of it is the runtime's health (the same document as /healthz and /metrics): what fails now and why (the
+problems list), connections (state, poll rate, latency, cycles, skipped cycles, bad tags, last success, failures,
+backoff, last error), the writer (queue, spool, drops, rows written), the database backend and, on TimescaleDB,
+how the last run of each of our policies went.
 """
 from __future__ import annotations
 
@@ -51,6 +52,39 @@ def _collector_process(stats: dict | None):
                                className="text-warning")], className="small", id="dataflow-collector-process")
 
 
+def _jobs(jobs: dict | None, tz, now: float):
+    """Our TimescaleDB policies: the last run of each (they can fail on every run while their work is done)."""
+    if not jobs:
+        return None
+    if not jobs.get("jobs"):
+        return html.Div(jobs.get("detail") or "no TimescaleDB jobs", className="text-muted small mt-2",
+                        id="dataflow-jobs")
+    rows = []
+    for j in jobs["jobs"]:
+        ok = j.get("last_run_ok")
+        badge = dbc.Badge({True: "ok", False: "failed", None: "not run yet"}[ok],
+                          color={True: "success", False: "danger", None: "secondary"}[ok])
+        last = j.get("last_successful_finish")
+        rows.append(html.Tr([html.Td(f"{j['job']} {j['hypertable']}"), html.Td(badge),
+                             html.Td(f"{j['total_failures']} / {j['total_runs']}", className="num"),
+                             html.Td(f"{local(last, tz, '%H:%M:%S')} ({ago(now - last)})" if last else "never",
+                                     className="num"),
+                             html.Td(j.get("error") or "", className="small text-danger")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("TimescaleDB job", "Last run", "Failed / runs",
+                                                    "Last success", "Error")]))
+    return html.Div([dbc.Table([head, html.Tbody(rows)], size="sm", className="monitor-table mb-0"),
+                     html.Div(jobs.get("detail") or "", className="text-muted small")],
+                    className="mt-2", id="dataflow-jobs")
+
+
+def _problems(problems: list[dict]):
+    if not problems:
+        return None
+    return dbc.Alert([html.Strong(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: "),
+                      html.Ul([html.Li([html.Strong(p["component"]), f": {p['error']}"]) for p in problems],
+                              className="mb-0")], color="danger", id="dataflow-problems")
+
+
 def _stat(label: str, value, id_=None, tone: str = "") -> html.Div:
     return html.Div([html.Span(label, className="fact-label"),
                      html.Span(value, className=f"fact-value {tone}", **({"id": id_} if id_ else {}))],
@@ -69,7 +103,8 @@ def _refresh(_n):
     tz = context.tz()
     now = time.time()
     db = health["database"]
-    ok = health["status"] == "ok"
+    w = health.get("writer")
+    ok = bool(db["backend"]) and (w is None or w.get("database_ok", True))
     database = dbc.Card([
         dbc.CardHeader([html.Span("Database"),
                         dbc.Badge("OK" if ok else "DEGRADED", color="success" if ok else "danger", className="ms-2",
@@ -82,9 +117,9 @@ def _refresh(_n):
             html.Div(f"Role {health['role']} · version {health['version']} · up {duration(health['uptime_s'])}",
                      className="small mt-2"),
             _collector_process(health.get("collector_process")),
+            _jobs(health.get("timescaledb_jobs"), tz, now),
         ]),
     ])
-    w = health.get("writer")
     remote = getattr(rt.collectors, "remote", False)
     if w is None:
         writer = dbc.Card([dbc.CardHeader("Writer"), dbc.CardBody(
@@ -123,7 +158,7 @@ def _refresh(_n):
             body = dbc.Alert(["No connections configured. Add one in the ",
                               dcc.Link("configuration wizard", href=dash.get_relative_path("/machine-config/")), "."],
                              color="info", id="dataflow-no-connections")
-        return database, writer, body
+        return database, writer, [_problems(health.get("problems")), body]
     rows = []
     for c in sorted(conns, key=lambda c: (c.get("state") != "failing", c.get("name") or "")):
         err = c.get("last_error") or {}
@@ -160,4 +195,4 @@ def _refresh(_n):
         dbc.CardBody(dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True,
                                className="monitor-table mb-0", id="dataflow-table"), className="p-0"),
     ])
-    return database, writer, body
+    return database, writer, [_problems(health.get("problems")), body]

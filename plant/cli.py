@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-maps", action="store_true",
                    help="print the address maps (S7 DB, Modbus registers, OPC-UA, Logix) as Markdown and exit")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON object a line, as the app's --log-format json (role \"plant\")")
     return p
 
 
@@ -123,10 +125,26 @@ def _write_json(path: str, doc: Any) -> None:
     tmp.replace(p)
 
 
+class _JsonLines(logging.Formatter):
+    """The app's JSON log lines (processes/logs.py, which the plant cannot import: it is the lowest layer)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+               .replace("+00:00", "Z"),
+               "level": record.levelname, "logger": record.name, "role": "plant", "pid": record.process,
+               "message": record.getMessage()}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonLines())
     if args.print_maps:
         from .tags import markdown_maps
 

@@ -95,15 +95,6 @@ def port_is_free(host: str, port: int) -> bool:
         s.close()
 
 
-def free_ephemeral_port(host: str) -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
 _ENDPOINT_CLASSES = {"S7": S7Endpoint, "MODBUS": ModbusEndpoint, "OPCUA": OpcUaEndpoint, "ETHERNET_IP": LogixEndpoint}
 
 
@@ -193,33 +184,67 @@ class Plant:
         return self
 
     def _plan_ports(self, specs: list[MachineSpec]) -> dict[str, int]:
+        """The port each machine asks for: 0 (a free one, chosen by the server as it binds), its port from the
+        plant file, or base_port + index. Conflicts inside the plant are found here; a port taken by another
+        process is found when the server binds it (never checked first and bound later: it could be taken in
+        between)."""
         taken: set[int] = {s.port for s in specs if s.port}
         plan: dict[str, int] = {}
         for spec in specs:
             want = spec.port or (self.base_port + spec.index if self.base_port else 0)
-            if want == 0:
-                port = free_ephemeral_port(self.host) if spec.protocol == "OPCUA" else 0
-            elif want in plan.values() or (not spec.port and want in taken) or not port_is_free(self.host, want):
+            if want and (want in plan.values() or (not spec.port and want in taken)):
                 owner = next((s.id for s in specs if s is not spec and (plan.get(s.id) == want or s.port == want)),
                              None)
                 if not self.port_fallback:
-                    if owner:
-                        raise PortInUseError(spec.id, spec.protocol, self.host, want,
-                                             f"machine {owner} has it in the plant file; choose another base port, "
-                                             "or use port_fallback=True (--next-free-port)")
                     raise PortInUseError(spec.id, spec.protocol, self.host, want,
-                                         "stop what holds it, choose another base port, or let the plant take the "
-                                         "next free port (port_fallback=True, --next-free-port)")
+                                         f"machine {owner} has it in the plant file; choose another base port, "
+                                         "or use port_fallback=True (--next-free-port)")
                 port = want + 1
-                while port <= 65535 and (port in taken or port in plan.values() or not port_is_free(self.host, port)):
+                while port <= 65535 and (port in taken or port in plan.values()):
                     port += 1
                 if port > 65535:
                     raise PortInUseError(spec.id, spec.protocol, self.host, want, "no free port above it")
                 log.warning("machine %s (%s): port %d is in use, took %d", spec.id, spec.protocol, want, port)
-            else:
-                port = want
-            plan[spec.id] = port
+                want = port
+            plan[spec.id] = want
         return plan
+
+    def _bind_endpoint(self, spec: MachineSpec, port: int, reserved: set[int]) -> Endpoint:
+        """Start the machine's server on port (0: a free one); with port_fallback, a taken port moves it to the
+        next one that binds. The server binds the port itself and keeps it."""
+        want = port
+        while True:
+            ep = _ENDPOINT_CLASSES[spec.protocol](self, spec, self.host, port)
+            try:
+                if isinstance(ep, (ModbusEndpoint, OpcUaEndpoint)):
+                    self._run_coro(ep.start())
+                else:
+                    ep.start()
+                return ep
+            except Exception as exc:
+                in_use = (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE) or "in use" in str(exc)
+                if not in_use:
+                    raise PlantStartError(f"machine {spec.id} ({spec.protocol}): cannot start its server on "
+                                          f"{self.host} port {port}: {exc}") from exc
+                self._stop_endpoint(ep)
+                if not port or not self.port_fallback:
+                    raise PortInUseError(spec.id, spec.protocol, self.host, port,
+                                         "stop what holds it, choose another base port, or let the plant take the "
+                                         "next free port (port_fallback=True, --next-free-port)") from exc
+            port += 1
+            while port <= 65535 and port in reserved:
+                port += 1
+            if port > 65535:
+                raise PortInUseError(spec.id, spec.protocol, self.host, want, "no free port above it")
+            if port == want + 1:
+                log.warning("machine %s (%s): port %d is in use, trying the next ones", spec.id, spec.protocol, want)
+
+    def _stop_endpoint(self, ep: Endpoint) -> None:
+        with suppress(Exception):
+            if isinstance(ep, (ModbusEndpoint, OpcUaEndpoint)):
+                self._run_coro(ep.stop_async(), timeout=10)
+            else:
+                ep.stop()
 
     def _start(self) -> None:
         specs = list(self.layout.machines)
@@ -241,19 +266,10 @@ class Plant:
         self._loop_thread.start()
         ready.wait(10)
 
+        reserved = {p for p in plan.values() if p} | {s.port for s in specs if s.port}
         for spec in specs:
-            ep = _ENDPOINT_CLASSES[spec.protocol](self, spec, self.host, plan[spec.id])
-            try:
-                if isinstance(ep, (ModbusEndpoint, OpcUaEndpoint)):
-                    self._run_coro(ep.start())
-                else:
-                    ep.start()
-            except Exception as exc:
-                if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE or "in use" in str(exc):
-                    raise PortInUseError(spec.id, spec.protocol, self.host, plan[spec.id],
-                                         "taken while the plant was starting") from exc
-                raise PlantStartError(f"machine {spec.id} ({spec.protocol}): cannot start its server on "
-                                      f"{self.host} port {plan[spec.id]}: {exc}") from exc
+            ep = self._bind_endpoint(spec, plan[spec.id], reserved)
+            reserved.add(ep.port)
             self._endpoints.append(ep)
             log.debug("machine %s: %s on %s:%s", spec.id, spec.protocol, self.host, ep.port)
 

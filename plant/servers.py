@@ -68,11 +68,41 @@ def _s7_server_class():
     import snap7.server
 
     class PlantS7Server(snap7.server.Server):
-        """snap7's server, told about client writes with the written bytes (its event only has offsets)."""
+        """snap7's server, told about client writes with the written bytes (its event only has offsets), and
+        binding without SO_REUSEPORT: snap7 sets it, so a second server on a port already taken binds silently and
+        clients land on either one (PROTOCOLS.md). Without it a taken port fails to bind, at once."""
 
         def __init__(self, on_write):
             super().__init__(log=False)
             self._plant_on_write = on_write
+
+        def start(self, tcp_port: int = 102) -> int:
+            """snap7.server.Server.start (python-snap7 3.3.0) without SO_REUSEPORT; a taken port raises OSError
+            EADDRINUSE. Port 0 takes a free port, bound once and kept (self.port is then the real one)."""
+            import socket
+            import threading
+
+            from snap7.server import EVC_SERVER_STARTED, CPUState, ServerState
+
+            if self.running:
+                raise RuntimeError("the S7 server is already running")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only, never a listening port
+            try:
+                sock.bind((self.host, tcp_port))
+                sock.listen(5)
+            except OSError:
+                sock.close()
+                raise
+            self.server_socket = sock
+            self.port = sock.getsockname()[1]
+            self.running = True
+            self.state = ServerState.RUNNING
+            self.cpu_state = CPUState.RUN
+            self.server_thread = threading.Thread(target=self._server_loop, daemon=True)
+            self.server_thread.start()
+            self._emit_event(EVC_SERVER_STARTED)
+            return 0
 
         def _write_to_memory_area(self, area, db_number, start, write_data):  # noqa: D401 - snap7 override
             ok = super()._write_to_memory_area(area, db_number, start, write_data)
@@ -201,7 +231,23 @@ class ModbusEndpoint(Endpoint):
         device = SimDevice(id=self.unit_id, simdata=(bits(), bits(), regs(), regs()), action=self._action)
         server = ModbusTcpServer(device, address=(self.host, self.requested_port))
         server.context = _one_unit_core(device)  # another unit id: exception 0x0B, as a gateway answers
-        await server.serve_forever(background=True)
+        bind_error: list[OSError] = []
+        create = server.call_create
+
+        async def create_keeping_the_error():  # pymodbus logs a failed bind and raises without its errno
+            try:
+                return await create()
+            except OSError as exc:
+                bind_error.append(exc)
+                raise
+
+        server.call_create = create_keeping_the_error
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError:
+            if bind_error:
+                raise bind_error[0] from None
+            raise
         self.server = server
         self.port = server.transport.sockets[0].getsockname()[1]
         runtime = server.context.devices[self.unit_id]
@@ -299,7 +345,8 @@ class OpcUaEndpoint(Endpoint):
         from asyncua import Server, ua
         from asyncua.common.callback import CallbackType
 
-        assert self.requested_port, "OPC-UA needs its port chosen before start (the endpoint URL carries it)"
+        # Port 0: the server binds a free port itself and keeps it; the endpoint URL is set to the real port once
+        # it listens (a port picked first and bound later can be taken in between).
         self.port = self.requested_port
         srv = Server()
         await srv.init()
@@ -329,6 +376,12 @@ class OpcUaEndpoint(Endpoint):
         srv.subscribe_server_callback(CallbackType.PostWrite, self._post_write)
         await srv.start()
         self.server = srv
+        if not self.port:
+            self.port = srv.bserver.port  # asyncua reads it from the socket it bound (port 0)
+            srv.set_endpoint(self.url)
+            for description in srv.iserver.endpoints:  # what GetEndpoints and FindServers answer
+                description.EndpointUrl = self.url
+                description.Server.DiscoveryUrls = [self.url]
 
     async def push_async(self, values: dict[str, Any]) -> None:
         srv = self.server

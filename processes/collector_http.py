@@ -2,9 +2,10 @@
 
 A collector process has no web server, yet Prometheus must see its polls, latencies, errors and writer queue (the
 web workers' /metrics only knows their own process). This is a second, tiny HTTP server in the collector process
-with the same two routes and the same rule as the app's (auth/rules.py): /healthz is public; /metrics needs a
-viewer, that is a user's API token (Authorization: Bearer ...) unless anonymous viewing is on (by default only
-while --host is a loopback address).
+with the same two routes and the same rule as the app's (auth/rules.py): /healthz is public but shows its details
+(connections, errors, database URL, process id) only to a viewer, and /metrics needs one; a viewer is a user's API
+token (Authorization: Bearer ...), or anyone while anonymous viewing is on (by default only while --host is a
+loopback address). Others get {"status", "version"} from /healthz.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from werkzeug.serving import make_server
 from auth import tokens
 from auth.web import anonymous_viewing_enabled
 from exports.prometheus import CONTENT_TYPE, make_registry, render
+from processes.runtime import health_http_status, public_health
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +29,23 @@ def metrics_app(runtime) -> Flask:
     registry = make_registry(runtime)
     anonymous = anonymous_viewing_enabled(runtime.settings)
 
+    def viewer() -> bool:
+        if anonymous:
+            return True
+        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and tokens.lookup(runtime.store.engine, secret.strip()) is not None
+
     @server.get("/healthz")
     def healthz():
         body = runtime.health()
-        return jsonify(body), (200 if body["status"] == "ok" else 503)
+        return jsonify(body if viewer() else public_health(body)), health_http_status(body)
 
     @server.get("/metrics")
     def metrics():
-        if not anonymous:
-            scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or tokens.lookup(runtime.store.engine, secret.strip()) is None:
-                return jsonify({"error": "unauthorized",
-                                "message": "use the header Authorization: Bearer <API token> (a viewer's token; "
-                                           "Prometheus: authorization: {credentials: ...} in the scrape config)"}), 401
+        if not viewer():
+            return jsonify({"error": "unauthorized",
+                            "message": "use the header Authorization: Bearer <API token> (a viewer's token; "
+                                       "Prometheus: authorization: {credentials: ...} in the scrape config)"}), 401
         return Response(render(registry), headers={"Content-Type": CONTENT_TYPE})
 
     @server.after_request

@@ -23,7 +23,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 7.0  # the child exits within 6 s of its stop whatever its PLCs do (app.py CHILD_STOP_DEADLINE_S)
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER_S = 60.0  # a child that lived this long starts the backoff over when it dies
 

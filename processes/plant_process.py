@@ -37,7 +37,7 @@ class PlantProcesses:
     dies however it dies (--stop-on-stdin-eof)."""
 
     def __init__(self, layout_path: str, seed: int, time_scale: float, base_port: int, folder: Path,
-                 processes: int | None = None):
+                 processes: int | None = None, log_format: str = "text"):
         from plant.layout import load_layout
 
         self.key = (str(layout_path), seed, time_scale, base_port)
@@ -47,7 +47,7 @@ class PlantProcesses:
         self.groups = [[m.id for m in g] for g in split(list(self.layout.machines), count)]
         self.args = [sys.executable, "-m", "plant", "--layout", str(layout_path), "--seed", str(seed),
                      "--time-scale", repr(time_scale), "--base-port", str(base_port), "--next-free-port",
-                     "--stop-on-stdin-eof", "--log-level", "WARNING"]
+                     "--stop-on-stdin-eof", "--log-level", "WARNING", "--log-format", log_format]
         self.processes: list[tuple[subprocess.Popen, Path]] = []
 
     @property
@@ -115,7 +115,7 @@ def for_settings(settings) -> PlantProcesses:
     if early is not None:
         early.stop()
     return PlantProcesses(layout_path, settings.plant_seed, settings.plant_time_scale, settings.plant_base_port,
-                          Path(settings.data_dir))
+                          Path(settings.data_dir), log_format=settings.log_format)
 
 
 def launch_early(argv: list[str]) -> None:

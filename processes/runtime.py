@@ -172,37 +172,66 @@ class Runtime:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        began = time.monotonic()
+        steps = []
+
+        def step(name: str, fn) -> None:
+            t = time.monotonic()
+            fn()
+            steps.append(f"{name} {time.monotonic() - t:.1f} s")
+
         if self.live is not None:
-            self.live.stop()
+            step("live", self.live.stop)
         if self.collectors is not None:
-            self.collectors.stop()
+            step("collectors", self.collectors.stop)
         if self.collector_process is not None:
-            self.collector_process.stop()  # before the plant: its PLCs vanishing would read as failures
+            # before the plant: its PLCs vanishing would read as failures
+            step("collector process", self.collector_process.stop)
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            step("scheduler", lambda: self.scheduler.shutdown(wait=False))
         if self.plant is not None:
-            self.plant.stop()
+            step("plant", self.plant.stop)
         if self.writer is not None:
-            self.writer.stop()
+            step("writer", self.writer.stop)
         if self.store is not None:
-            self.store.close()
+            step("database", self.store.close)
+        if steps:
+            log.info("stopped in %.1f s (%s)", time.monotonic() - began, ", ".join(steps))
 
     def health(self) -> dict:
+        """The whole health document (/healthz for viewers, /dataflow-monitor/, /metrics). status: ok; starting
+        (the collector process has not reported yet, for a minute); degraded (something fails: each problem in
+        `problems`, {"component", "error"}); stopping. public_health() is what anyone may see of it."""
         store = self.store
         writer = self.writer.stats() if self.writer else None
         if writer is None and self.collectors is not None and getattr(self.collectors, "remote", False):
             writer = self.collectors.writer_stats()  # the collector processes' writers
         connections = self.collectors.health() if self.collectors is not None else []
-        ok = store is not None and (writer is None or writer["database_ok"])
-        status = "ok" if ok else "degraded"
+        problems = health_problems(connections, writer)
         child = None
+        starting = False
         if self.collector_process is not None:
             child = {**self.collector_process.stats(), "reporting": self.collectors.reporting}
             if not child["reporting"]:  # starting (or restarting) for a minute, then it is a problem
-                status = "starting" if time.time() - (child["started_at"] or 0) < 60 else "degraded"
+                if time.time() - (child["started_at"] or 0) < 60:
+                    starting = True
+                else:
+                    problems.append({"component": "collector process",
+                                     "error": f"process {child['pid']} has not reported for a minute"
+                                              + ("" if child["running"] else
+                                                 f" (not running; last exit code {child['last_exit_code']})")})
+        if store is None:
+            problems.insert(0, {"component": "database", "error": "not open"})
+        if self._stopped.is_set():
+            status = "stopping"
+        elif problems:
+            status = "degraded"
+        else:
+            status = "starting" if starting else "ok"
         return {
             "status": status,
             "version": APP_VERSION,
+            "problems": problems,
             "role": self.settings.role,
             "uptime_s": round(time.time() - self.started_at, 1),
             "database": {
@@ -212,7 +241,42 @@ class Runtime:
                 "url": store.url if store else None,
             },
             "writer": writer,
+            "timescaledb_jobs": (writer or {}).get("timescaledb_jobs"),
             "connections": connections,
             "live": self.live.stats() if self.live is not None else None,
             "collector_process": child,
         }
+
+
+def health_problems(connections: list[dict], writer: dict | None) -> list[dict]:
+    """What fails now, each with why: connections failing or not configurable, the writer's database, our
+    TimescaleDB policies whose last run failed. A problem that ends leaves the list with it."""
+    problems = []
+    for c in connections:
+        if c.get("state") not in ("failing", "config_error"):
+            continue
+        err = c.get("last_error") or {}
+        name = c.get("name") or f"#{c.get('connection_id')}"
+        problems.append({"component": f"connection {name}",
+                         "error": (f"{err['error']}: " if err.get("error") else "") + (err.get("message") or
+                                                                                         c["state"])})
+    if writer is not None and not writer.get("database_ok", True):
+        problems.append({"component": "writer", "error": (writer.get("last_error") or "database writes fail")
+                         + f"; {writer.get('spooled_rows') or 0} rows kept in the spool"})
+    for job in ((writer or {}).get("timescaledb_jobs") or {}).get("jobs") or []:
+        if job.get("last_run_ok") is False:
+            problems.append({"component": f"timescaledb job {job['job_id']} ({job['job']} on {job['hypertable']})",
+                             "error": job.get("error") or "its last run failed"})
+    return problems
+
+
+def public_health(body: dict) -> dict:
+    """What an anonymous visitor or a load balancer gets: whether the node serves, and its version. Hosts,
+    ports, errors, the database URL, paths and process ids are for viewers (auth/rules.py)."""
+    return {"status": body["status"], "version": body["version"]}
+
+
+def health_http_status(body: dict) -> int:
+    """200 while the node serves (ok, starting, degraded: a load balancer keeps a degraded node in service, as
+    its pages and API still answer); 503 only when it cannot (stopping, no database open)."""
+    return 503 if body["status"] == "stopping" or body["database"]["backend"] is None else 200

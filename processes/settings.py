@@ -36,6 +36,7 @@ class Settings:
     plant_file: str = ""  # a plant layout YAML for the simulated plant; empty: plant/default_plant.yaml
     node_name: str = field(default_factory=lambda: os.uname().nodename)
     log_level: str = "INFO"
+    log_format: str = "text"  # text, or json: one object a line for a log stack (processes/logs.py)
     frame_ancestors: tuple[str, ...] = ("'self'",)  # who may show the pages in a frame (CSP frame-ancestors)
     live_bus: str = "auto"  # auto: redis when redis_url is set, else postgresql on PostgreSQL, else off
     redis_url: str = ""
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disconnect a WebSocket client that has taken no data for this many seconds "
                         "[OEE_WS_STALL_TIMEOUT_S] (default 60)")
     p.add_argument("--log-level", default=env("OEE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR [OEE_LOG_LEVEL]")
+    p.add_argument("--log-format", default=env("OEE_LOG_FORMAT", "text"),
+                   help="text, or json: one JSON object a line (time, level, logger, role, message, connection, "
+                        "machine, exception) for Loki, Elastic or journald [OEE_LOG_FORMAT] (default text)")
     p.add_argument("--frame-ancestors", default=env("OEE_FRAME_ANCESTORS", "'self'"),
                    help="origins allowed to show the pages in a frame, e.g. Grafana: "
                         "\"'self' https://grafana.example.com:3000\"; 'none' forbids framing "
@@ -189,6 +193,8 @@ def from_args(argv: list[str] | None = None) -> Settings:
         raise SettingsError(f"--timescaledb [OEE_TIMESCALEDB]: {args.timescaledb!r}; use auto, off or require")
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"--log-level [OEE_LOG_LEVEL]: {args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
+    if args.log_format.lower() not in ("text", "json"):
+        raise SettingsError(f"--log-format [OEE_LOG_FORMAT]: {args.log_format!r}; use text or json")
     try:
         time_scale = float(args.time_scale)
     except ValueError:
@@ -249,6 +255,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         plant_file=args.plant_file,
         metrics_port=_int(args.metrics_port, "--metrics-port", "OEE_METRICS_PORT", 0, 65535),
         log_level=args.log_level.upper(),
+        log_format=args.log_format.lower(),
         frame_ancestors=parse_frame_ancestors(args.frame_ancestors),
         live_bus=args.live_bus,
         redis_url=args.redis_url,

@@ -39,11 +39,15 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycomm3 import CommError, LogixDriver, PycommError, RequestError, ResponseError
 from pycomm3.cip_driver import CIPDriver, with_forward_open
+from pycomm3.const import HEADER_SIZE
+from pycomm3.socket_ import Socket as _Pycomm3Socket
 
 from collectors.base import (
     BAD,
@@ -68,6 +72,7 @@ from collectors.base import (
     register,
     tcp_check,
 )
+from collectors.peers import ENIP_COMMANDS, describe
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +194,83 @@ def _timed_out(exc: BaseException) -> bool:
     return any(isinstance(e, (socket.timeout, TimeoutError)) for e in _chain(exc))
 
 
+class _PeerClosed(ConnectionError):
+    """The peer closed the connection (recv returned b'') in the middle of a reply, or before one."""
+
+    def __init__(self, received: bytes):
+        super().__init__("the peer closed the connection" + (f" after {len(received)} bytes" if received else ""))
+        self.received = received
+
+
+class _ForeignReply(ConnectionError):
+    """A reply whose encapsulation header names no EtherNet/IP command: another protocol answers on the port."""
+
+    def __init__(self, received: bytes):
+        super().__init__(f"not an EtherNet/IP reply: {received[:8].hex(' ')} ...")
+        self.received = received
+
+
+class _GuardedSocket(_Pycomm3Socket):
+    """pycomm3's socket, with the three guards its receive() lacks (pycomm3 1.2.16 socket_.py):
+    - it loops on recv() until the length its header announces has arrived; a peer that closes makes recv()
+      return b'' at once, for ever: a thread spinning at 100 % CPU (an HTTP server's "HTTP/1.1 400" reads as a
+      header announcing 20,564 bytes). Here b'' raises;
+    - the socket timeout bounds each recv(), not the reply: a peer that trickles a byte at a time holds it for
+      ever. Here one deadline bounds the whole reply;
+    - it takes any 24 bytes for a header. Here a header must name an EtherNet/IP command, else the bytes say what
+      answered instead.
+    close() may come from another thread (the collector's watchdog): it shuts the socket down, so a recv() blocked
+    in the collector's thread returns at once."""
+
+    def __init__(self, timeout: float):
+        super().__init__(timeout)
+        self.timeout_s = timeout
+
+    def receive(self, timeout=0):
+        deadline = time.monotonic() + (timeout or self.timeout_s)
+        try:
+            header = self._exactly(HEADER_SIZE, deadline, b"")
+            if struct.unpack_from("<H", header)[0] not in ENIP_COMMANDS:
+                raise _ForeignReply(header)
+            length = struct.unpack_from("<H", header, 2)[0]
+            return header + self._exactly(length, deadline, header)
+        finally:
+            if self.sock.fileno() >= 0:
+                self.sock.settimeout(self.timeout_s)  # send() uses it: not what was left of this deadline
+
+    def _exactly(self, n: int, deadline: float, before: bytes) -> bytes:
+        data = b""
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"no complete reply within {self.timeout_s:g} s")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(n - len(data))
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                got = before + data
+                if got and struct.unpack_from("<H", got + b"\0")[0] not in ENIP_COMMANDS:
+                    raise _ForeignReply(got)
+                raise _PeerClosed(got)
+            data += chunk
+        return data
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def _guarded(plc: LogixDriver, timeout_s: float) -> LogixDriver:
+    """plc with a guarded socket (CIPDriver.open() keeps a socket it finds and only creates one when there is none)."""
+    plc._sock = _GuardedSocket(timeout_s)
+    return plc
+
+
 @register
 class LogixDriverAdapter(Driver):
     """ControlLogix / CompactLogix tags through one pycomm3 LogixDriver connection."""
@@ -200,6 +282,7 @@ class LogixDriverAdapter(Driver):
         super().__init__(settings)
         self.config = self.validate_config(settings.config)
         self._plc: LogixDriver | None = None
+        self._opening: LogixDriver | None = None  # the one being opened (connect, test): abort() reaches it
         self._resolved: dict[str, _Resolved] = {}
         self._loaded_programs: set[str] = set()
 
@@ -378,8 +461,31 @@ class LogixDriverAdapter(Driver):
                            f"No controller in slot {slot}: check the slot of the CPU in the chassis (0 is the "
                            "leftmost slot) and set slot to it.")
 
+    def _peer_error(self, exc: BaseException, stage: str, opening: bool) -> DriverError | None:
+        """The error for a peer that answered in another protocol, or (opening) closed without a word: found by
+        the guarded socket. A controller that closes an established session has gone away: not for here."""
+        s = self.settings
+        for e in _chain(exc):
+            if isinstance(e, _ForeignReply) or (opening and isinstance(e, _PeerClosed)):
+                found = describe(self.protocol, s.host, s.port, e.received, isinstance(e, _PeerClosed))
+                if found is not None:
+                    out = DriverError(found.kind, f"{stage}: {found.message}", found.suggestion)
+                    out.diagnosed = True
+                    return out
+        return None
+
+    def abort(self) -> None:
+        """From another thread: end a call that does not return (shut the socket down under it)."""
+        for plc in (self._opening, self._plc):
+            sock = getattr(plc, "_sock", None)
+            if isinstance(sock, _GuardedSocket):
+                sock.close()
+
     def _open_error(self, exc: BaseException, stage: str) -> DriverError:
         """Turn what pycomm3 raised while opening into a DriverError with a suggestion."""
+        peer = self._peer_error(exc, stage, opening=True)
+        if peer is not None:
+            return peer
         text = _chain_text(exc)
         routed = self._route_error(text)
         if routed is not None:
@@ -400,16 +506,17 @@ class LogixDriverAdapter(Driver):
 
     def connect(self) -> None:
         self.close()
-        plc = LogixDriver(self.path, init_tags=True, init_program_tags=self.config["init_program_tags"])
+        plc = _guarded(LogixDriver(self.path, init_tags=True, init_program_tags=self.config["init_program_tags"]),
+                       self.settings.timeout_s)
         plc.socket_timeout = self.settings.timeout_s
+        self._opening = plc
         try:
             opened = plc.open()
-        except PycommError as exc:
-            self._safe_close(plc)
+        except (PycommError, OSError) as exc:
+            self._safe_close(plc, dead=True)
             raise self._open_error(exc, "connect") from None
-        except OSError as exc:
-            self._safe_close(plc)
-            raise self._open_error(exc, "connect") from None
+        finally:
+            self._opening = None
         if not opened:
             self._safe_close(plc)
             raise DriverError(PROTOCOL_ERROR, f"{self.settings.host}:{self.settings.port} did not register an "
@@ -449,6 +556,9 @@ class LogixDriverAdapter(Driver):
 
     def _link_lost(self, exc: BaseException, action: str) -> DriverError:
         self.close(dead=True)
+        peer = self._peer_error(exc, action, opening=False)
+        if peer is not None:
+            return peer
         if _timed_out(exc):
             return DriverError(TIMEOUT, f"{action}: {self.settings.host} did not answer within "
                                         f"{self.settings.timeout_s:g} s",
@@ -669,8 +779,9 @@ class LogixDriverAdapter(Driver):
         if not run("tcp", tcp):
             return TestResult(False, steps, identity)
 
-        plc = LogixDriver(self.path, init_tags=False)
+        plc = _guarded(LogixDriver(self.path, init_tags=False), s.timeout_s)
         plc.socket_timeout = s.timeout_s
+        self._opening = plc
 
         def handshake(st):
             try:
@@ -767,7 +878,8 @@ class LogixDriverAdapter(Driver):
         try:
             run("handshake", handshake) and run("identity", ident) and run("probe_read", probe)
         finally:
-            self._safe_close(plc)
+            self._opening = None
+            self._safe_close(plc, dead=not all(step.ok for step in steps))
         return TestResult(all(step.ok for step in steps), steps, identity)
 
     # -- discovery --------------------------------------------------------------------------------------------------

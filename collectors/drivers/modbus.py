@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -373,6 +374,16 @@ class ModbusDriver(Driver):
                 client.close()
             except Exception:  # never raises
                 log.debug("closing the Modbus client failed", exc_info=True)
+
+    def abort(self) -> None:
+        """From another thread: shut the socket down under a request that does not end (it then fails at once)."""
+        client = self._client
+        sock = getattr(client, "socket", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _execute(self, unit: int, table: str, start: int, count: int):
         """One request. Returns the response (possibly an exception response); raises DriverError for the link."""

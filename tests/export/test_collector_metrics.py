@@ -73,7 +73,10 @@ def test_without_anonymous_viewing_the_collector_metrics_need_a_token(tmp_path):
         status, body = get(port, "/metrics")
         assert status == 401 and "Authorization: Bearer" in body
         assert get(port, "/metrics", secret[:-2] + "xx")[0] == 401
-        assert get(port, "/healthz")[0] == 200  # public, as on the web side
+        status, body = get(port, "/healthz")  # public, as on the web side, but only status and version
+        assert status == 200 and set(json.loads(body)) == {"status", "version"}
+        status, body = get(port, "/healthz", secret)  # a viewer's token: the whole document
+        assert status == 200 and {"connections", "database", "problems"} <= set(json.loads(body))
     finally:
         app.stop()
 

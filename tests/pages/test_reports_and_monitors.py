@@ -74,5 +74,8 @@ def test_dataflow_monitor_shows_connections_writer_and_database(demo_app, browse
     child = health["collector_process"]
     assert child["running"] and child["reporting"] and health["writer"]["written_rows"] > 0
     assert browser.find_element(By.ID, "dataflow-collector-process").text == f"Collectors: process {child['pid']}"
+    # TimescaleDB's jobs as the writer read them (none on SQLite), and no problem while everything works
+    wait_text(browser, "#dataflow-jobs", "no TimescaleDB jobs (SQLite)", 90)
+    assert health["problems"] == [] and not browser.find_elements(By.ID, "dataflow-problems")
     screenshot(browser, "dataflow-monitor")
     assert console_errors(browser) == []
