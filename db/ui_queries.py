@@ -5,7 +5,8 @@ function behind GET /api/oee/), and everything else a page shows comes from here
 in and out; the plant's time zone is applied by the pages.
 
 Downtime events are not stored as such: they are derived from the machine state intervals with
-oee.events_from_states (a fault code maps to the ReasonCode whose code is that fault code). What the operators
+oee.events_from_states (a fault code maps to the ReasonCode whose code is that fault code; its text is the
+machine's fault table's, else that reason's name), with each machine's micro-stop threshold. What the operators
 decide is stored in downtime_events, keyed by (machine_id, start): a reason (which oee_report reads as an
 override of that time), a note, and splits (an event split at t becomes two rows, the second with split_from_id).
 """
@@ -34,6 +35,7 @@ from db.models import (
     Site,
     Tag,
 )
+from db.machine_settings import effective_settings
 from db.oee_queries import ScopeError, _calendars, _reasons, _resolve
 from oee.events import Reason
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
@@ -79,6 +81,7 @@ def plant_machines(store) -> list[dict]:
         for c in session.scalars(select(Connection).order_by(Connection.id)):
             if c.machine_id is not None:
                 conns.setdefault(c.machine_id, c)
+        settings = effective_settings(session)
         return [
             {
                 "id": m.id,
@@ -90,7 +93,7 @@ def plant_machines(store) -> list[dict]:
                 "area_id": a.id if a else None,
                 "area": a.name if a else None,
                 "site": s.name if s else None,
-                "calendar_id": m.calendar_id,
+                "calendar_id": settings[m.id].calendar_id,  # in effect: its own, else its line's
                 "ideal_cycle_time_s": m.ideal_cycle_time_s,
                 "connection": conns[m.id].name if m.id in conns else None,
                 "connection_id": conns[m.id].id if m.id in conns else None,
@@ -114,8 +117,10 @@ def scope_machines(store, scope: str, key: str) -> list[dict]:
     """The machines of a machine, line, area or site (same resolution as oee_report). Raises ScopeError."""
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
+        settings = effective_settings(session, [m.id for m in machines])
         return [{"id": m.id, "machine_id": m.machine_id, "name": m.name, "line_id": m.line_id,
-                 "calendar_id": m.calendar_id, "ideal_cycle_time_s": m.ideal_cycle_time_s} for m in machines]
+                 "calendar_id": settings[m.id].calendar_id, "ideal_cycle_time_s": m.ideal_cycle_time_s}
+                for m in machines]
 
 
 def scope_name(store, scope: str, key: str) -> str:
@@ -157,15 +162,23 @@ def shift_at(store, scope: str | None, key: str | None, at: float | None = None)
     at = time.time() if at is None else at
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        if scope and key:
-            ids = [m.calendar_id for m in _resolve(session, scope, str(key)) if m.calendar_id in calendars]
-        else:
-            ids = [cid for (cid,) in session.execute(select(Machine.calendar_id).where(
-                Machine.calendar_id.is_not(None)).group_by(Machine.calendar_id)
-                .order_by(func.count().desc(), Machine.calendar_id)).all() if cid in calendars]
+        ids = _scope_calendars(session, calendars, scope, key)
     if not ids:
         return None
     return _shift_of(calendars[ids[0]], at)
+
+
+def _scope_calendars(session: Session, calendars: dict, scope: str | None, key: str | None) -> list[int]:
+    """The calendars in effect for the scope's machines in their order (for the plant: most used first)."""
+    if scope and key:
+        machines = _resolve(session, scope, str(key))
+        settings = effective_settings(session, [m.id for m in machines])
+        return [settings[m.id].calendar_id for m in machines if settings[m.id].calendar_id in calendars]
+    used: dict[int, int] = {}
+    for e in effective_settings(session).values():
+        if e.calendar_id in calendars:
+            used[e.calendar_id] = used.get(e.calendar_id, 0) + 1
+    return sorted(used, key=lambda cid: (-used[cid], cid))
 
 
 def machine_shifts(store, at: float | None = None) -> dict[int, dict | None]:
@@ -173,7 +186,7 @@ def machine_shifts(store, at: float | None = None) -> dict[int, dict | None]:
     at = time.time() if at is None else at
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        machines = session.execute(select(Machine.id, Machine.calendar_id)).all()
+        machines = [(mid, e.calendar_id) for mid, e in effective_settings(session).items()]
     by_calendar = {cid: _shift_of(cal, at) for cid, cal in calendars.items()}
     return {mid: by_calendar.get(cid) for mid, cid in machines}
 
@@ -187,12 +200,7 @@ def shifts_on(store, day: str, line: str | None = None) -> list[dict]:
     d = date.fromisoformat(day)
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        if line:
-            ids = [m.calendar_id for m in _resolve(session, "line", str(line)) if m.calendar_id in calendars]
-        else:
-            ids = [cid for (cid,) in session.execute(select(Machine.calendar_id).where(
-                Machine.calendar_id.is_not(None)).group_by(Machine.calendar_id)
-                .order_by(func.count().desc())).all() if cid in calendars]
+        ids = _scope_calendars(session, calendars, "line" if line else None, line)
     if not ids:
         return []
     cal = calendars[ids[0]]
@@ -243,6 +251,7 @@ def state_timeline(store, scope: str, key: str, start: float, end: float) -> dic
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
         rows = _state_rows(session, store.backend_name, [m.id for m in machines], start, end)
+        names = _fault_names(session, [m.id for m in machines])
     out, count = [], 0
     for m in machines:
         intervals = []
@@ -254,8 +263,32 @@ def state_timeline(store, scope: str, key: str, start: float, end: float) -> dic
             if e > s:
                 intervals.append([s, e, st, fault if st != "running" else None, product])
         count += len(intervals)
-        out.append({"machine_id": m.machine_id, "name": m.name, "intervals": intervals})
+        out.append({"machine_id": m.machine_id, "name": m.name, "intervals": intervals,
+                    "fault_names": names.get(m.id, {})})
     return {"start": start, "end": end, "machines": out, "count": count}
+
+
+def _fault_names(session: Session, machine_ids: list[int]) -> dict[int, dict[int, str]]:
+    """Per machine (db id): fault code -> text, from its own fault table, else the reason of that code."""
+    _, by_fault = _reasons(session)
+    plant = {code: r.name for code, r in by_fault.items() if r.name}
+    return {mid: {**plant, **{c: text for c, (text, _) in e.fault_codes.items()}}
+            for mid, e in effective_settings(session, machine_ids).items()}
+
+
+def fault_names(store, machine_ids: list[int] | None = None) -> dict[int, dict[int, str]]:
+    """What each machine's fault codes mean, for pages that show a code: {machine db id: {code: text}}."""
+    with Session(store.engine) as session:
+        if machine_ids is None:
+            machine_ids = list(session.scalars(select(Machine.id)))
+        return _fault_names(session, machine_ids)
+
+
+def fault_label(code: int | None, text: str | None) -> str | None:
+    """How a fault code is shown: '42 Jam at infeed', or 'Fault 42' when nobody said what 42 means."""
+    if code is None:
+        return None
+    return f"{code} {text}" if text else f"Fault {code}"
 
 
 def machine_status(store, machine_ids: list[int] | None = None) -> dict[int, dict]:
@@ -319,7 +352,7 @@ def _extend_back(session: Session, backend: str, mid: int, rows: list) -> list:
     return rows
 
 
-def _event_dict(m, ev, fault_reason: Reason | None, start: float, end: float, now: float) -> dict:
+def _event_dict(m, ev, fault_name: str | None, start: float, end: float, now: float) -> dict:
     e_end = ev.end if ev.end is not None else now
     in_range = max(0.0, min(e_end, end) - max(ev.start, start))
     return {
@@ -333,7 +366,8 @@ def _event_dict(m, ev, fault_reason: Reason | None, start: float, end: float, no
         "in_range_s": in_range,
         "state": ev.state,
         "fault_code": ev.fault_code,
-        "fault_name": fault_reason.name if fault_reason else None,
+        "fault_name": fault_name,
+        "fault_label": fault_label(ev.fault_code, fault_name),
         "loss_category": ev.loss_category,
         "category_label": LABELS.get(ev.loss_category, ev.loss_category),
         "planned": ev.planned,
@@ -365,8 +399,9 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
     """Downtime events that overlap [start, end) for a scope (default: every machine), newest first.
 
     Each: {key, machine_id, machine_name, line, start, end (None while ongoing), duration_s (the whole event),
-    in_range_s, state, fault_code, fault_name, loss_category, category_label, planned, minor, source
-    (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
+    in_range_s, state, fault_code, fault_name (the machine's fault table's text, else the reason's name),
+    fault_label ('42 Jam at infeed'), loss_category, category_label, planned, minor (under the machine's micro-stop
+    threshold), source (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
     Filters: category (a loss category, or 'unassigned' for events without an operator's reason), reason (a
     reason code), include_minor, include_planned, min_duration_s. reconcile: store the end of events that an
     operator gave a reason while they were still going on and that have ended since.
@@ -394,9 +429,12 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
                 decided[ev.machine_id].append(ev)
         out = []
         to_close: list[tuple[int, float]] = []
+        settings = effective_settings(session, ids)
         for m in machines:
-            events = oee.events_from_states(m.id, [oee.StateInterval(*r) for r in rows[m.id]],
-                                            fault_reasons=by_fault)
+            mine_settings = settings[m.id]
+            events = oee.events_from_states(
+                m.id, [oee.StateInterval(*r) for r in rows[m.id]], fault_reasons=mine_settings.reasons_for(by_fault),
+                micro_stop_threshold_s=mine_settings.threshold(oee.DEFAULT_CONFIG.micro_stop_threshold_s))
             mine = sorted(decided.get(m.id, []), key=lambda r: r.start)
             for row in mine:
                 events = _cut(events, row.start.timestamp())
@@ -423,8 +461,9 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
                             ev = replace(ev, split_from=parent.start.timestamp())
                     if reconcile and row.end is None and ev.end is not None and row.reason_id is not None:
                         to_close.append((row.id, ev.end))
-                d = _event_dict(m, ev, by_fault.get(ev.fault_code) if ev.fault_code is not None else None,
-                                start, end, now)
+                reason_of_fault = by_fault.get(ev.fault_code) if ev.fault_code is not None else None
+                d = _event_dict(m, ev, mine_settings.fault_text(ev.fault_code)
+                                or (reason_of_fault.name if reason_of_fault else None), start, end, now)
                 if d["in_range_s"] <= 0:
                     continue
                 if not include_minor and d["minor"]:
@@ -462,7 +501,7 @@ def downtime_pareto(events: list[dict]) -> list[dict]:
             cause, label = f"reason:{ev['reason_code']}", ev["reason_name"] or ev["reason_code"]
         elif ev["fault_code"] is not None:
             cause = f"fault:{ev['fault_code']}"
-            label = f"{ev['fault_name']} ({ev['fault_code']})" if ev["fault_name"] else f"Fault {ev['fault_code']}"
+            label = ev["fault_label"]
         else:
             cause, label = f"category:{ev['loss_category']}", ev["category_label"]
         g = groups.setdefault(cause, {"cause": cause, "label": label, "seconds": 0.0, "count": 0,
@@ -604,6 +643,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
         calendars = _calendars(session)
+        settings = effective_settings(session, [m.id for m in machines])
         products = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
         ids = [m.id for m in machines]
         states = _state_rows(session, name, ids, start, stop)
@@ -620,7 +660,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
             total[i] += t or 0
             good[i] += g or 0
     for m in machines:
-        sched = oee.expand(calendars.get(m.calendar_id), start, stop)
+        sched = oee.expand(calendars.get(settings[m.id].calendar_id), start, stop)
         windows = sched.production_windows()
         rows = states[m.id]
         for i in range(n_used):
@@ -747,7 +787,7 @@ def machine_db_ids(store) -> dict[str, int]:
 
 __all__ = [
     "DowntimeError", "ScopeError", "UNKNOWN", "assign_downtime_reason", "count_progress", "cycle_time_tags",
-    "data_start", "downtime_events", "first_states",
+    "data_start", "downtime_events", "fault_label", "fault_names", "first_states",
     "downtime_pareto", "latest_samples", "machine_db_ids", "machine_shifts",
     "machine_status", "plant_lines", "plant_machines", "reason_codes", "scope_machines", "scope_name", "series",
     "shift_at", "shifts_on", "site_info", "split_downtime", "state_timeline", "tag_catalog",
