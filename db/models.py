@@ -109,6 +109,7 @@ class Line(Base):
     name: Mapped[str] = mapped_column(String(100))
     calendar_id: Mapped[int | None] = mapped_column(ForeignKey("shift_calendars.id", ondelete="SET NULL"))
     area: Mapped[Area] = relationship(back_populates="lines")
+    calendar: Mapped["ShiftCalendar | None"] = relationship()  # its machines' calendar where they have none
     cells: Mapped[list["Cell"]] = relationship(back_populates="line", cascade="all, delete-orphan")
     machines: Mapped[list["Machine"]] = relationship(back_populates="line")
 
