@@ -24,7 +24,7 @@ from datetime import time
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from config.fields import ValidationError, parse_hhmm
 from config.plant_file import line_path
@@ -709,7 +709,8 @@ def _document(session: Session) -> dict:
     doc: dict = {"version": DOCUMENT_VERSION, "sites": [], "products": [], "reason_codes": [], "calendars": [],
                  "machines": []}
     calendars = _calendar_names(session)
-    for s in session.scalars(select(Site).order_by(Site.name)):
+    for s in session.scalars(select(Site).order_by(Site.name).options(selectinload(Site.areas).selectinload(
+            Area.lines))):
         doc["sites"].append({"name": s.name, "timezone": s.timezone, "micro_stop_threshold_s": s.micro_stop_threshold_s,
                              "areas": [{"name": a.name, "lines": [{"name": ln.name,
                                                                    "calendar": calendars.get(ln.calendar_id)}
@@ -720,8 +721,11 @@ def _document(session: Session) -> dict:
     doc["reason_codes"] = [{k: v for k, v in _reason(r).items() if k != "id"}
                            for r in session.scalars(select(ReasonCode).order_by(ReasonCode.code))]
     doc["calendars"] = [{k: v for k, v in _calendar(c).items() if k != "id"}
-                        for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name))]
-    for m in session.scalars(select(Machine).order_by(Machine.machine_id)):
+                        for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name).options(
+                            selectinload(ShiftCalendar.shifts).selectinload(Shift.breaks)))]
+    # everything a machine's entry shows, in a few queries rather than a few per machine
+    for m in session.scalars(select(Machine).order_by(Machine.machine_id).options(
+            selectinload(Machine.connections).selectinload(Connection.tags), selectinload(Machine.fault_codes))):
         conn = _connection_of(session, m)
         if conn is None:
             continue  # a machine without a connection has nothing the wizard or the API could set up
