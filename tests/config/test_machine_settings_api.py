@@ -205,3 +205,25 @@ def test_yaml_export_and_import_keep_the_settings(app, plant_settings):
     assert "'broken' is not a state" in answer["fields"]["machines[0].state_code_map.3"]
     assert any(k.endswith(".lines[0].calendar") for k in answer["fields"]), answer
     assert api.get("/api/plc/machines/SET-YAML/")[1]["calendar"] == "Nights"
+
+
+def test_a_saved_state_code_map_reaches_the_running_collector(app, plant):
+    """The simulated Modbus PLC polled live: PATCHing its state codes changes the state the collector derives
+    at once, without a restart (the tracker keeps its counters)."""
+    from tests.config.conftest import endpoint, wait_for
+
+    ep = endpoint(plant, "MODBUS")
+    tags = [{"name": t["name"], "address": t["address"], "data_type": t["data_type"], "role": t["role"]}
+            for t in ep["tags"] if t["role"] in ("state.code", "counter.total")]
+    body = {**machine("SET-LIVE"), "port": ep["port"], "protocol_config": ep["protocol_config"],
+            "poll_interval_ms": 250, "enabled": True, "tags": tags}
+    api = app.client
+    assert api.post("/api/plc/machines/", body)[0] == 201
+    first = wait_for(lambda: (lambda s: s if s in ("running", "idle", "blocked", "faulted", "planned_stop",
+                                                   "changeover") else None)(
+        api.get("/api/plc/machines/SET-LIVE/")[1]["state"]), timeout=30)
+    every = {str(c): "changeover" for c in range(1, 7)}
+    assert api.patch("/api/plc/machines/SET-LIVE/", {"state_code_map": every})[0] == 200
+    wait_for(lambda: api.get("/api/plc/machines/SET-LIVE/")[1]["state"] == "changeover", timeout=30)
+    assert first is not None
+    api.delete("/api/plc/machines/SET-LIVE/")
