@@ -164,9 +164,11 @@ def test_the_audit_log_keeps_each_settings_change_before_and_after(app, plant_se
                                                         "fault_codes": FAULTS}
     status, page = admin.get("/api/audit/?action=machine.create&target=machine+SET-5")
     assert page["results"][0]["after"]["calendar"] == "Days"
-    status, page = admin.get(f"/api/audit/?action=settings.line.update&target=line+Settings+site")
-    assert any(e["after"].get("calendar") == "Nights" and e["before"].get("calendar") == "Days"
-               for e in page["results"]), page
+    line = f"/api/config/lines/{plant_settings['line']}/"
+    assert api.patch(line, {"calendar": "Nights"})[0] == 200 and api.patch(line, {"calendar": "Days"})[0] == 200
+    status, page = admin.get("/api/audit/?action=settings.line.update&target=line+Settings+site")
+    assert [(e["before"]["calendar"], e["after"]["calendar"]) for e in page["results"][:2]] == [
+        ("Nights", "Days"), ("Days", "Nights")], page
 
 
 def test_yaml_export_and_import_keep_the_settings(app, plant_settings):
