@@ -27,7 +27,8 @@ from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES
 VALIDATORS = {"sites": plant_items.validate_site, "areas": plant_items.validate_area,
               "lines": plant_items.validate_line, "products": plant_items.validate_product,
               "reasons": plant_items.validate_reason, "calendars": plant_items.validate_calendar}
-EDITABLE = {"sites": ("name", "timezone"), "areas": ("name", "site"), "lines": ("name", "area"),
+EDITABLE = {"sites": ("name", "timezone", "micro_stop_threshold_s"), "areas": ("name", "site"),
+            "lines": ("name", "area", "calendar"),
             "products": ("code", "name", "ideal_cycle_time_s"), "reasons": ("code", "name", "planned", "loss_category"),
             "calendars": ("name", "timezone", "shifts")}
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -147,9 +148,15 @@ _TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "descri
 _ID = {"type": "integer"}
 SCHEMAS = {
     "sites": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
-              "timezone": {"type": "string", "description": "IANA time zone, e.g. America/Chicago (default UTC)"}},
+              "timezone": {"type": "string", "description": "IANA time zone, e.g. America/Chicago (default UTC)"},
+              "micro_stop_threshold_s": {"type": ["number", "null"], "minimum": 0, "maximum": 86400,
+                                         "description": "its machines' micro-stop threshold where they have none "
+                                                        "(stops shorter are minor stops; 0: none); null: 120"}},
     "areas": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "site": {**_ID, "minimum": 1}},
-    "lines": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "area": {**_ID, "minimum": 1}},
+    "lines": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "area": {**_ID, "minimum": 1},
+              "calendar": {"type": ["string", "integer", "null"], "minLength": 1, "maxLength": 100, "minimum": 1,
+                           "description": "the shift calendar of its machines that have none of their own, by name "
+                                          "(or id; answered as its name); null: none"}},
     "products": {"code": {"type": "string", "minLength": 1, "maxLength": 64},
                  "name": {"type": ["string", "null"], "maxLength": 200},
                  "ideal_cycle_time_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400,

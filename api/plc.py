@@ -26,6 +26,7 @@ from config import admin as machine_admin
 from config import store as cs
 from config.fields import ValidationError
 from config.validation import (
+    MACHINE_FIELDS,
     MACHINE_REQUIRED,
     PROTOCOL_LABELS,
     redact,
@@ -34,7 +35,8 @@ from config.validation import (
     validate_machine,
     validate_tags,
 )
-from db.models import PROTOCOLS, TAG_ROLES
+from collectors.machine_model import STATE_PRESETS
+from db.models import FAULT_KINDS, MACHINE_STATES, PROTOCOLS, TAG_ROLES
 
 MAX_PAGE_SIZE = 500
 
@@ -136,8 +138,7 @@ def public_machine(m: dict) -> dict:
 
 
 def _editable(m: dict) -> dict:
-    return {k: m[k] for k in ("name", "machine_id", "description", "ip_address", "port", "protocol",
-                              "protocol_config", "poll_interval_ms", "line", "enabled")}
+    return {k: m[k] for k in MACHINE_FIELDS}
 
 
 @bp.get("/plc/machines/")
@@ -381,6 +382,29 @@ _MACHINE_PROPS = {
                          "description": "milliseconds between two reads (default 1000)"},
     "line": {"type": ["integer", "null"], "minimum": 1, "description": "id of a line (/api/config/lines/)"},
     "enabled": {"type": ["boolean", "null"], "description": "false: kept with its history, not polled"},
+    "calendar": {"type": ["string", "integer", "null"], "minLength": 1, "maxLength": 100, "minimum": 1,
+                 "description": "the machine's shift calendar by name (or id; answered as its name); null: the "
+                                "line's calendar, else none (every hour is planned)"},
+    "state_code_map": {"type": ["object", "string", "null"],
+                       "propertyNames": {"pattern": "^-?[0-9]{1,10}$"},
+                       "additionalProperties": {"type": "string", "enum": list(MACHINE_STATES)},
+                       "description": "the PLC's state codes (text) to states, e.g. {\"1\": \"running\", \"3\": "
+                                      "\"faulted\", \"7\": \"changeover\"}, or a preset's name ("
+                                      + ", ".join(k for k, p in STATE_PRESETS.items() if p.codes)
+                                      + "), answered as its codes; null: 1 running, 2 idle, 3 blocked, 4 faulted, "
+                                        "5 planned_stop, 6 changeover"},
+    "ideal_cycle_time_s": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 86400,
+                           "description": "seconds per part at full speed when the product has none; null: none"},
+    "micro_stop_threshold_s": {"type": ["number", "null"], "minimum": 0, "maximum": 86400,
+                               "description": "stops shorter than this are minor stops (0: none); null: the site's, "
+                                              "else 120"},
+    "fault_codes": {"type": ["array", "null"], "maxItems": 5000, "description": (
+        "what the PLC's fault codes mean: downtime shows '42 Jam at infeed'; kind is the state an active code "
+        "gives (fault: faulted, planned_stop, changeover); null: none"),
+        "items": {"type": "object", "required": ["code", "text"], "additionalProperties": False, "properties": {
+            "code": {"type": "integer", "not": {"const": 0}, "minimum": -2147483648, "maximum": 2147483647},
+            "text": {"type": "string", "minLength": 1, "maxLength": 200},
+            "kind": {"type": "string", "enum": list(FAULT_KINDS)}}}},
 }
 MACHINE_INPUT = schema("MachineInput", {
     "type": "object", "required": ["name", "machine_id", "protocol", "ip_address"],
@@ -421,6 +445,15 @@ MACHINE = schema("Machine", {
         "connection_state": {"type": ["string", "null"]},
         "last_error": _ERROR_OBJ,
         "counts": {"type": ["object", "null"], "description": "parts counted since the collector started"},
+        "effective_calendar": {"type": "object", "description": "read-only: the calendar in effect and where it "
+                                                                 "comes from (from: machine, line, or null: none)",
+                               "properties": {"id": {"type": ["integer", "null"]}, "name": {"type": ["string", "null"]},
+                                              "from": {"type": ["string", "null"], "enum": ["machine", "line", None]},
+                                              "text": {"type": "string"}}},
+        "effective_micro_stop_threshold_s": {
+            "type": "object", "description": "read-only: the threshold in effect and where it comes from",
+            "properties": {"value": {"type": "number"},
+                           "from": {"type": "string", "enum": ["machine", "site", "default"]}}},
     }})
 MACHINE_PAGE = page_schema("MachinePage", MACHINE)
 STEP = schema("DiagnosticStep", {"type": "object", "required": ["name", "ok", "duration_ms"], "properties": {

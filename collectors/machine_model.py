@@ -7,6 +7,16 @@ Counters: PLC counters are cumulative, reset at shift change (or by an operator)
 2^32, or a round number such as 1,000,000 set in the tag's options as {"rollover": N}). A counter that goes down is
 a rollover when it was in the top half of the modulus and is now in the bottom half, otherwise a reset to zero; a
 reset counts what was made since the reset (the new value). Nothing is counted from the first value seen.
+
+States, first rule that applies:
+1. state.code: looked up in the machine's state_code_map (codes as text: {"3": "faulted"}), else in
+   DEFAULT_STATE_CODES; a code nobody mapped is "unknown", never guessed.
+2. state.faulted true: faulted. state.running true: running.
+3. Not running, no fault bit, and a non-zero fault.code: faulted. A fault bit, where there is one, is the
+   authority: a "last fault" code often stays set after the fault is cleared.
+4. state.stopped true: planned_stop; else idle.
+Then a non-zero fault code whose entry in the machine's fault table has kind planned_stop or changeover turns
+"faulted" into that state (a PLC that signals a cleaning stop as fault 900). The interval keeps the code.
 """
 from __future__ import annotations
 
@@ -14,6 +24,38 @@ from dataclasses import dataclass, field
 
 # The simulated plant's and a common convention; a machine can override it (machines.state_code_map).
 DEFAULT_STATE_CODES = {1: "running", 2: "idle", 3: "blocked", 4: "faulted", 5: "planned_stop", 6: "changeover"}
+# PackML (ISA-TR88.00.02 StateCurrent, 0 Undefined ... 17 Complete) to our states. Execute and Completing make
+# parts; a stop by command or for outside conditions is idle (an availability loss unless the calendar plans
+# it); Aborting/Aborted/Clearing and Holding/Held/Unholding (the machine's own condition) are faulted.
+PACKML_STATE_CODES = {1: "faulted", 2: "idle", 3: "idle", 4: "idle", 5: "idle", 6: "running", 7: "idle",
+                      8: "faulted", 9: "faulted", 10: "faulted", 11: "faulted", 12: "faulted", 13: "idle",
+                      14: "idle", 15: "idle", 16: "running", 17: "idle"}
+PACKML_NAMES = {0: "Undefined", 1: "Clearing", 2: "Stopped", 3: "Starting", 4: "Idle", 5: "Suspended", 6: "Execute",
+                7: "Stopping", 8: "Aborting", 9: "Aborted", 10: "Holding", 11: "Held", 12: "Unholding",
+                13: "Suspending", 14: "Unsuspending", 15: "Resetting", 16: "Completing", 17: "Complete"}
+
+
+@dataclass(frozen=True)
+class StatePreset:
+    """A common way PLCs tell their state: the roles to map and, for a state code, the code table it fills in.
+    A preset is only a filled-in state_code_map (None: the roles are bits, no code table)."""
+
+    key: str
+    label: str
+    roles: tuple[str, ...]
+    codes: dict[int, str] | None
+
+
+STATE_PRESETS = {p.key: p for p in (
+    StatePreset("demo", "State code 1 running, 2 idle, 3 blocked, 4 faulted, 5 planned stop, 6 changeover "
+                        "(the simulated plant's)", ("state.code",), DEFAULT_STATE_CODES),
+    StatePreset("packml", "PackML state (ISA-TR88: 6 Execute running, 2 Stopped / 4 Idle / 5 Suspended idle, "
+                          "8 Aborting / 9 Aborted / 11 Held faulted, ...)", ("state.code",), PACKML_STATE_CODES),
+    StatePreset("running_fault_bit", "A running bit and a fault bit (a stopped bit: planned stop)",
+                ("state.running", "state.faulted"), None),
+    StatePreset("running_fault_code", "A running bit and a fault code (not running with a code: faulted)",
+                ("state.running", "fault.code"), None),
+)}
 # What an unsigned view of a counter of this type rolls over at, unless the tag says otherwise.
 TYPE_MODULUS = {"INT": 2**16, "INT16": 2**16, "UINT16": 2**16, "WORD": 2**16, "UINT": 2**16,
                 "DINT": 2**32, "INT32": 2**32, "UINT32": 2**32, "DWORD": 2**32, "UDINT": 2**32,
@@ -63,11 +105,10 @@ class MachineOutput:
 
 
 class MachineTracker:
-    def __init__(self, machine_id: int, *, state_code_map: dict | None = None,
+    def __init__(self, machine_id: int, *, state_code_map: dict | None = None, fault_kinds: dict | None = None,
                  counter_moduli: dict[str, int | None] | None = None, count_bucket_s: float = COUNT_BUCKET_S):
         self.machine_id = machine_id
-        codes = state_code_map or DEFAULT_STATE_CODES
-        self.state_codes = {int(k): v for k, v in codes.items()}
+        self.configure(state_code_map, fault_kinds)
         self.counter_moduli = counter_moduli or {}  # role -> modulus
         self.count_bucket_s = count_bucket_s
         self.current: StateInterval | None = None
@@ -81,31 +122,58 @@ class MachineTracker:
         self._next_bucket_not_before = 0.0
         self.totals = {"total": 0, "good": 0, "reject": 0}  # since this tracker started, for the live view
 
+    def configure(self, state_code_map: dict | None = None, fault_kinds: dict | None = None) -> None:
+        """The machine's own state codes (None: DEFAULT_STATE_CODES) and fault table (code -> kind). Applies from
+        the next update: a saved change reaches a running tracker without losing its counters."""
+        codes = state_code_map or DEFAULT_STATE_CODES
+        self.state_codes = {int(k): v for k, v in codes.items()}
+        self.fault_kinds = {int(k): v for k, v in (fault_kinds or {}).items()}
+
     # --- feeding ---------------------------------------------------------------------------------------------
 
+    def _fault_in(self, values: dict) -> int | None:
+        """The fault code of this cycle (the last one known when the tag did not answer); 0 is no fault."""
+        if "fault.code" not in values:
+            return self.fault_code
+        try:
+            return int(values["fault.code"]) or None
+        except (TypeError, ValueError):
+            return self.fault_code
+
     def derive_state(self, values: dict) -> str | None:
-        """values: role -> value for this cycle (only GOOD readings). None when the roles cannot tell."""
+        """values: role -> value for this cycle (only GOOD readings). None when the roles cannot tell. The rules
+        are in the module's docstring."""
+        return self._derive(values)[0]
+
+    def _derive(self, values: dict) -> tuple[str | None, int | None]:
+        """(state, the fault code that goes with it or None)."""
+        fault = self._fault_in(values)
         code = values.get("state.code")
         if code is not None:
             try:
-                return self.state_codes.get(int(code), "unknown")
+                state = self.state_codes.get(int(code), "unknown")
             except (TypeError, ValueError):
-                return "unknown"
-        if "state.faulted" in values or "state.running" in values:
+                state = "unknown"
+        elif "state.faulted" in values or "state.running" in values:
             if values.get("state.faulted"):
-                return "faulted"
-            if values.get("state.running"):
-                return "running"
-            return "planned_stop" if values.get("state.stopped") else "idle"
-        return None
+                state = "faulted"
+            elif values.get("state.running"):
+                state = "running"
+            elif fault is not None and "state.faulted" not in values:
+                state = "faulted"
+            else:
+                state = "planned_stop" if values.get("state.stopped") else "idle"
+        else:
+            return None, None
+        if state == "faulted" and fault is not None:
+            state = {"planned_stop": "planned_stop", "changeover": "changeover"}.get(self.fault_kinds.get(fault),
+                                                                                      state)
+            return state, fault
+        return state, None
 
     def update(self, t: float, values: dict) -> MachineOutput:
         out = MachineOutput()
-        if "fault.code" in values:
-            try:
-                self.fault_code = int(values["fault.code"]) or None
-            except (TypeError, ValueError):
-                pass
+        self.fault_code = self._fault_in(values)
         product = values.get("product.code")
         if isinstance(product, float) and product.is_integer():
             product = int(product)  # numeric tags arrive as floats; product 101 is "101", not "101.0"
@@ -119,9 +187,9 @@ class MachineTracker:
             self.ideal_cycle_time_s = float(values["cycle.ideal_time"])
         if values.get("cycle.time") is not None:
             self.last_cycle_time_s = float(values["cycle.time"])
-        state = self.derive_state(values)
+        state, fault = self._derive(values)
         if state is not None:
-            self._set_state(t, state, out)
+            self._set_state(t, state, out, fault)
         self._count(t, values, out)
         return out
 
@@ -148,8 +216,7 @@ class MachineTracker:
 
     # --- internals -------------------------------------------------------------------------------------------
 
-    def _set_state(self, t: float, state: str, out: MachineOutput) -> None:
-        fault = self.fault_code if state == "faulted" else None
+    def _set_state(self, t: float, state: str, out: MachineOutput, fault: int | None = None) -> None:
         cur = self.current
         if cur is not None and cur.state == state and cur.fault_code == fault and cur.product_code == self.product_code:
             return

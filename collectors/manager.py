@@ -212,9 +212,11 @@ class CollectorManager:
             return changes
 
     def _tracker_for(self, machine_id: int, cfg: dict) -> None:
-        if machine_id in self.trackers:
-            return
         machine = cfg["machines"].get(machine_id, {})
+        if machine_id in self.trackers:  # a saved change of its code tables applies; its counters stay
+            with self.tracker_locks[machine_id]:
+                self.trackers[machine_id].configure(machine.get("state_code_map"), machine.get("fault_kinds"))
+            return
         moduli = {}
         for tag in cfg["tags"]:
             if tag["machine_id"] == machine_id and (tag["role"] or "").startswith("counter."):
@@ -222,6 +224,7 @@ class CollectorManager:
         new_ids = [machine_id]
         collector_config.close_open_states(self.store.engine, self.store.backend_name, new_ids)
         self.trackers[machine_id] = MachineTracker(machine_id, state_code_map=machine.get("state_code_map"),
+                                                   fault_kinds=machine.get("fault_kinds"),
                                                    counter_moduli=moduli, count_bucket_s=self.count_bucket_s)
         self.tracker_locks[machine_id] = threading.Lock()
 

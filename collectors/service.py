@@ -12,6 +12,8 @@ suggestion of what to try. The detail of an unexpected failure goes to the log, 
             "count", "error", ...}
     preview_read(protocol, host, port, protocol_config, tags=[{"name", "address", "data_type"}])
         -> {"ok", "values": {name: {"value", "quality", "reason"}}, "error", ...}
+    preview_machine(tags, values, state_code_map, fault_kinds, memory)  (no PLC: a preview read's machine data)
+        -> {"state", "fault_code", "counted": {"total", "good", "reject"}, "memory"}
     parse_s7_layout(csv_text, db_number) / parse_register_map(csv_text, config)  (no PLC; editors' CSV)
 """
 from __future__ import annotations
@@ -327,6 +329,47 @@ def preview_read(protocol: str, host: str, port: int | None, protocol_config: di
                call)
     out.setdefault("values", {})
     return out
+
+
+def preview_machine(tags: list[dict], values: dict[str, dict], state_code_map: dict | None = None,
+                    fault_kinds: dict | None = None, memory: dict | None = None, now: float | None = None) -> dict:
+    """What the machine model makes of a preview read, before anything is saved: the state, its fault code, and
+    the parts counted since the first read of this preview. The same MachineTracker the collectors run is fed the
+    previous read (memory, from the last call) and this one, so counter resets and rollovers count as they will.
+
+    tags: [{name, role, data_type, scale, offset, options}] keyed in values by name (values as preview_read gives
+    them); good readings of tags with a role are scaled as the poller scales them. memory: None to start."""
+    from collectors.machine_model import TYPE_MODULUS, MachineTracker
+
+    now = time.time() if now is None else now
+    roles: dict[str, Any] = {}
+    moduli = {}
+    for t in tags:
+        role, v = t.get("role"), values.get(t["name"]) or {}
+        if not role:
+            continue
+        if role.startswith("counter."):
+            moduli[role] = (t.get("options") or {}).get("rollover") or TYPE_MODULUS.get(str(t["data_type"]).upper())
+        if v.get("quality") != "good" or v.get("value") is None:
+            continue
+        value = v["value"]
+        if not isinstance(value, (str, list)):
+            try:  # as the poller does: numbers as floats, then scale and offset
+                value = float(value) * float(t.get("scale") or 1.0) + float(t.get("offset") or 0.0)
+            except (TypeError, ValueError):
+                continue
+        roles[role] = value
+    tracker = MachineTracker(0, state_code_map=state_code_map, fault_kinds=fault_kinds, counter_moduli=moduli)
+    memory = memory or {}
+    counted = dict(memory.get("counted") or {"total": 0, "good": 0, "reject": 0})
+    if memory.get("roles") is not None:
+        tracker.update(memory["t"], memory["roles"])
+    tracker.update(now, roles)
+    for k in counted:
+        counted[k] += tracker.totals[k]
+    cur = tracker.current
+    return {"state": cur.state if cur else None, "fault_code": cur.fault_code if cur else None, "counted": counted,
+            "memory": {"t": now, "roles": roles, "counted": counted}}
 
 
 # --- the editors' CSV (no PLC involved) ---------------------------------------------------------------------------

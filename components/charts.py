@@ -166,7 +166,8 @@ def waterfall_figure(steps: list[dict]) -> Figure:
 
 
 def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> Figure:
-    """States over time, one row per machine: one horizontal bar trace per state (bars with base = start and
+    """States over time, one row per machine (a machine's "fault_names" say what its codes mean, over the
+    fault_names given for all): one horizontal bar trace per state (bars with base = start and
     length = duration), so thousands of intervals are a handful of traces. Above MAX_EXACT_BARS intervals the
     range is cut into TIMELINE_BINS bins drawn in their dominant state (the hover says how mixed a bin was)."""
     machines = timeline.get("machines") or []
@@ -177,6 +178,7 @@ def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, he
     bars: dict[str, dict] = defaultdict(lambda: {"base": [], "x": [], "y": [], "text": []})
     for m in machines:
         row = m["machine_id"]
+        names = {**fault_names, **(m.get("fault_names") or {})}  # the machine's own fault table first
         items = _bins(m["intervals"], timeline["start"], timeline["end"]) if aggregated else m["intervals"]
         for s, e, state, fault, product, *extra in items:
             b = bars[state]
@@ -185,7 +187,7 @@ def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, he
             b["y"].append(row)
             what = STATE_LABELS.get(state, state)
             if fault is not None:
-                what += f" · fault {fault}" + (f" {fault_names[fault]}" if fault in fault_names else "")
+                what += f" · fault {fault}" + (f" {names[fault]}" if fault in names else "")
             if extra:
                 what = f"mostly {what} ({extra[0] * 100:.0f} %), {extra[1]} changes"
             b["text"].append(f"{what}<br>{local(s, tz, '%a %H:%M:%S')} – {local(e, tz, '%H:%M:%S')} "

@@ -312,8 +312,7 @@ def _states(query, _n, config):
     except ScopeError as exc:
         msg = charts.empty_figure(str(exc))
         return msg, msg
-    faults = {int(r["code"]): r["name"] for r in downtime_queries.reason_codes(s, stops_only=False) if r["code"].isdigit()}
-    return (charts.timeline_figure(timeline, context.tz(), faults),
+    return (charts.timeline_figure(timeline, context.tz()),  # fault texts come with each machine's intervals
             charts.pareto_figure(downtime_queries.downtime_pareto(events)))
 
 

@@ -19,7 +19,7 @@ from config.fields import ValidationError
 
 IMPACT_TEXT = {"areas": "areas", "lines": "lines", "machines_unassigned": "machines lose their line",
                "events_unreasoned": "downtime events lose this reason", "shifts": "shifts",
-               "machines_uncalendared": "machines lose this calendar"}
+               "machines_uncalendared": "machines lose this calendar", "lines_uncalendared": "lines lose this calendar"}
 
 
 def engine():

@@ -1,112 +1,100 @@
-"""The demo plant's configuration: its hierarchy, machines, connections, tags, products, shift calendars and reason
-codes, written at every start of the demo (the simulated PLCs' ports can change between runs)."""
+"""The demo plant's configuration: its hierarchy, machines, connections, tags, products, shift calendars, state
+codes and reason codes, written at every start of the demo (the simulated PLCs' ports can change between runs).
+
+The demo is never privileged: it is configured as a configuration file a user could import (config.plant_file
+validates it, config.store.import_document writes it in one transaction with one audit entry), so everything a
+demo machine is set to (a calendar, state codes, a product's ideal cycle time) a user can set the same way.
+"""
 from __future__ import annotations
 
-import time
-
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from db.models import Area, Connection, Line, Machine, Product, ReasonCode, Shift, ShiftBreak, ShiftCalendar, Site, Tag
+from config import store as cs
+from config.plant_file import line_path, validate_document
+from config.validation import TAG_FIELDS
+
+DEMO_STATE_CODES = "demo"  # the simulated PLCs' State, 1 running ... 6 changeover: the wizard's preset of that name
+
+
+def _hhmm(t) -> str:
+    return t if isinstance(t, str) else t.strftime("%H:%M")
+
+
+def _calendar_entry(name: str, cal: dict) -> dict:
+    return {"name": name, "timezone": cal["timezone"], "shifts": [
+        {"name": sh["name"], "start": _hhmm(sh["start"]), "end": _hhmm(sh["end"]),
+         "weekdays": sh.get("weekdays", "0123456"),
+         "breaks": [{"name": b["name"], "start": _hhmm(b["start"]), "duration_s": int(b["duration_s"])}
+                    for b in sh.get("breaks", [])]} for sh in cal["shifts"]]}
+
+
+def _apply(engine: Engine, doc: dict, *, backend: str, credentials=None) -> None:
+    """Validate and import a document as POST /api/config/import does (nothing when it names nothing)."""
+    if not any(doc[k] for k in ("sites", "products", "reason_codes", "calendars", "machines")):
+        return
+    clean = validate_document(doc, **cs.import_context(engine))
+    cs.import_document(engine, clean, backend=backend, credentials=credentials)
+
+
+def _empty_document(engine: Engine) -> tuple[dict, dict]:
+    current = cs.export_document(engine)
+    return current, {"version": current["version"], "sites": [], "products": [], "reason_codes": [], "calendars": [],
+                     "machines": []}
 
 
 def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products: list[dict],
                     calendars: dict[str, dict] | None = None, machine_calendars: dict[str, str] | None = None,
-                    credentials=None) -> dict[str, int]:
-    """Create or update the demo plant's hierarchy, machines, connections and tags. Returns machine_id -> id.
-    credentials: seals any secret of an endpoint's protocol_config (left as given without it).
+                    credentials=None, backend: str | None = None) -> dict[str, int]:
+    """Create or update the demo plant's hierarchy, machines (with their connection, tags, calendar and state
+    codes), products and calendars, as one imported document. Returns machine_id -> id. credentials: seals any
+    secret of an endpoint's protocol_config (a secret cannot be stored without it, as through the API).
 
-    Ports of the simulated PLCs can change between runs (free ports), so connections are updated every start.
+    Ports of the simulated PLCs can change between runs (free ports), so connections and tags are written every
+    start; what a user changed of a demo machine otherwise (its line, threshold, fault table, enabled) is kept, and
+    so are calendars, areas and lines that exist. A missing calendar is made and given to its machines
+    (machine_calendars: machine_id -> calendar name); without calendars (a time-scaled plant runs a faster clock of
+    its own) the machines have none. Products take the given ideal cycle times (they follow the time scale).
     """
-    now = time.time()
-    with Session(engine) as session, session.begin():
-        site_row = session.scalar(select(Site).where(Site.name == site["name"]))
-        if site_row is None:
-            site_row = Site(name=site["name"], timezone=site.get("timezone", "UTC"))
-            session.add(site_row)
-        for p in products:
-            prod = session.scalar(select(Product).where(Product.code == str(p["code"])))
-            if prod is None:
-                prod = Product(code=str(p["code"]), name=p.get("name", ""))
-                session.add(prod)
-            prod.ideal_cycle_time_s = float(p["ideal_cycle_time"])  # follows the demo's time scale
-        calendar_ids = {}
-        for cal_name, cal in (calendars or {}).items():
-            row = session.scalar(select(ShiftCalendar).where(ShiftCalendar.name == cal_name))
-            if row is None:
-                row = ShiftCalendar(name=cal_name, timezone=cal["timezone"])
-                for sh in cal["shifts"]:
-                    shift = Shift(name=sh["name"], start_time=sh["start"], end_time=sh["end"],
-                                  weekdays=sh.get("weekdays", "0123456"))
-                    shift.breaks = [ShiftBreak(name=b["name"], start_time=b["start"], duration_s=int(b["duration_s"]))
-                                    for b in sh.get("breaks", [])]
-                    row.shifts.append(shift)
-                session.add(row)
-                session.flush()
-            calendar_ids[cal_name] = row.id
-        ids = {}
-        for ep in endpoints:
-            area = session.scalar(select(Area).where(Area.site == site_row, Area.name == ep["area"]))
-            if area is None:
-                area = Area(site=site_row, name=ep["area"])
-                session.add(area)
-                session.flush()
-            line = session.scalar(select(Line).where(Line.area_id == area.id, Line.name == ep["line"]))
-            if line is None:
-                line = Line(area=area, name=ep["line"])
-                session.add(line)
-                session.flush()
-            machine = session.scalar(select(Machine).where(Machine.machine_id == ep["machine_id"]))
-            if machine is None:
-                machine = Machine(machine_id=ep["machine_id"], name=ep.get("name") or ep["machine_id"],
-                                  description="simulated", line_id=line.id)
-                session.add(machine)
-                session.flush()
-            conn = session.scalar(select(Connection).where(Connection.name == ep["machine_id"]))
-            config = ep.get("protocol_config", {})
-            if credentials is not None:
-                config = credentials.seal(config)
-            if conn is None:
-                conn = Connection(name=ep["machine_id"], machine_id=machine.id, protocol=ep["protocol"],
-                                  host=ep["host"], port=ep["port"], protocol_config=config,
-                                  poll_interval_ms=ep.get("poll_interval_ms", 1000), enabled=True)
-                session.add(conn)
-                session.flush()
-            else:
-                conn.host, conn.port, conn.protocol = ep["host"], ep["port"], ep["protocol"]
-                conn.protocol_config = config
-            conn.updated_at = now
-            existing = {t.name: t for t in conn.tags}
-            for tag in ep["tags"]:
-                row = existing.pop(tag["name"], None)
-                if row is None:
-                    row = Tag(connection=conn, name=tag["name"], scale=1.0, offset=0.0, deadband=0.0,
-                              report_by_exception=False, enabled=True)
-                    session.add(row)
-                row.machine_id = machine.id
-                row.address, row.data_type, row.role = tag["address"], tag["data_type"], tag.get("role")
-                row.options = tag.get("options")
-            for stale in existing.values():
-                session.delete(stale)
-            if machine_calendars and ep["machine_id"] in machine_calendars:
-                machine.calendar_id = calendar_ids.get(machine_calendars[ep["machine_id"]])
-            ids[ep["machine_id"]] = machine.id
-        return ids
+    backend = backend or engine.dialect.name
+    current, doc = _empty_document(engine)
+    site_entry = next((s for s in current["sites"] if s["name"] == site["name"]), None) or {
+        "name": site["name"], "timezone": site.get("timezone", "UTC"), "areas": []}
+    for ep in endpoints:  # the areas and lines the endpoints stand in, kept as they are where they exist
+        area = next((a for a in site_entry["areas"] if a["name"] == ep["area"]), None)
+        if area is None:
+            area = {"name": ep["area"], "lines": []}
+            site_entry["areas"].append(area)
+        if not any(ln["name"] == ep["line"] for ln in area["lines"]):
+            area["lines"].append({"name": ep["line"], "calendar": None})
+    doc["sites"] = [site_entry]
+    doc["products"] = [{"code": str(p["code"]), "name": p.get("name", ""),
+                        "ideal_cycle_time_s": float(p["ideal_cycle_time"])} for p in products]
+    known = {c["name"] for c in current["calendars"]}
+    doc["calendars"] = [_calendar_entry(name, cal) for name, cal in (calendars or {}).items() if name not in known]
+    stored = {m["machine_id"]: m for m in current["machines"]}
+    for ep in endpoints:
+        connection = {"protocol": ep["protocol"], "ip_address": ep["host"], "port": ep["port"],
+                      "protocol_config": ep.get("protocol_config", {}),
+                      "calendar": (machine_calendars or {}).get(ep["machine_id"]) if calendars else None,
+                      "tags": [{k: v for k, v in t.items() if k in TAG_FIELDS} for t in ep["tags"]]}
+        if ep["machine_id"] in stored:
+            doc["machines"].append({**stored[ep["machine_id"]], **connection})
+        else:
+            doc["machines"].append({
+                "machine_id": ep["machine_id"], "name": ep.get("name") or ep["machine_id"], "description": "simulated",
+                "line": line_path(site["name"], ep["area"], ep["line"]),
+                "poll_interval_ms": ep.get("poll_interval_ms", 1000), "state_code_map": DEMO_STATE_CODES,
+                **connection})
+    _apply(engine, doc, backend=backend, credentials=credentials)
+    return {ep["machine_id"]: cs.find_machine(engine, ep["machine_id"]) for ep in endpoints}
 
 
-def ensure_reason_codes(engine: Engine, reasons: list[dict]) -> int:
-    """Create the reason codes ({code, name, loss_category, planned}) that do not exist yet; a code that exists is
-    left as it is (users may have edited it). Returns how many were created."""
-    created = 0
-    with Session(engine) as session, session.begin():
-        existing = set(session.scalars(select(ReasonCode.code)))
-        for r in reasons:
-            code = str(r["code"])
-            if code in existing:
-                continue
-            session.add(ReasonCode(code=code, name=r["name"], loss_category=r["loss_category"],
-                                   planned=bool(r.get("planned", False))))
-            existing.add(code)
-            created += 1
-    return created
+def ensure_reason_codes(engine: Engine, reasons: list[dict], *, backend: str | None = None) -> int:
+    """Create the reason codes ({code, name, loss_category, planned}) that do not exist yet, as an imported
+    document; a code that exists is left as it is (users may have edited it). Returns how many were created."""
+    current, doc = _empty_document(engine)
+    known = {r["code"] for r in current["reason_codes"]}
+    doc["reason_codes"] = [{"code": str(r["code"]), "name": r["name"], "loss_category": r["loss_category"],
+                            "planned": bool(r.get("planned", False))} for r in reasons if str(r["code"]) not in known]
+    _apply(engine, doc, backend=backend or engine.dialect.name)
+    return len(doc["reason_codes"])

@@ -118,6 +118,19 @@ def unknown_fields(errors: FieldErrors, data: dict, known, ignored=(), where: st
             errors.add(str(key), f"unknown field{where}{hint}; expected {', '.join(known)}")
 
 
+def calendar_ref(errors: FieldErrors, data: dict, what: str, key: str = "calendar"):
+    """A shift calendar by name (text) or id (a whole number), or None; config.store checks that it exists."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and 1 <= len(value.strip()) <= 100:
+        return value.strip()
+    errors.add(key, f"{what}: the name or id of a shift calendar (see /api/config/calendars/), or null; not {value!r}")
+    return None
+
+
 def object_of(errors: FieldErrors, value, key: str) -> dict | None:
     if not isinstance(value, dict):
         errors.add(key, f"must be an object, not {type(value).__name__}")

@@ -33,12 +33,13 @@ def line_path(site: str, area: str, line: str) -> str:
     return f"{site}/{area}/{line}"
 
 
-def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_configs: dict[str, dict] | None = None
-                      ) -> dict:
+def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_configs: dict[str, dict] | None = None,
+                      known_calendars: set[str] = frozenset()) -> dict:
     """The whole configuration as exported: sites (with areas and lines), products, reason_codes, calendars,
     machines (with tags; line as 'Site/Area/Line'). Every error is named by its path in the document.
     known_lines: line paths already in the database; stored_configs: machine_id -> stored protocol_config (for
-    passwords exported as '***')."""
+    passwords exported as '***'); known_calendars: calendar names already in the database. A line's or a
+    machine's calendar is named, and must be in the file's calendars or the database's."""
     if not isinstance(doc, dict):
         raise ValidationError({"": "the file must hold a mapping with version, sites, products, reason_codes, "
                                    "calendars and machines"})
@@ -66,6 +67,19 @@ def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_config
         if value in seen:
             errors.add(f"{key}[{i}]", f"{what} {value!r} is already {key}[{seen[value]}]")
         seen.setdefault(value, i)
+
+    calendar_names = set(known_calendars) | {c.get("name").strip() for c in (doc.get("calendars") or [])
+                                             if isinstance(c, dict) and isinstance(c.get("name"), str)}
+
+    def calendar_named(path: str, value) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or value.strip() not in calendar_names:
+            known = ", ".join(repr(n) for n in sorted(calendar_names)[:10]) or "none"
+            errors.add(path, f"{value!r} is not a calendar of this file or the database (there are: {known}); "
+                             "name one of them, or null")
+            return None
+        return value.strip()
 
     site_names: dict = {}
     for i, site in enumerate(items("sites")):
@@ -100,14 +114,15 @@ def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_config
                 if isinstance(ln, str):
                     ln = {"name": ln}
                 if not isinstance(ln, dict):
-                    errors.add(lp, "must be a line name or a mapping with name")
+                    errors.add(lp, "must be a line name or a mapping with name and calendar")
                     continue
-                unknown_fields(errors, ln, ("name",), where=f" in {lp}")
+                unknown_fields(errors, ln, ("name", "calendar"), where=f" in {lp}")
                 lname = text_field(_sub := FieldErrors(lp + "."), ln, "name", max_len=100, what="the line's name")
                 errors.fields.update(_sub.fields)
                 unique(f"{p}.lines", k, lname, line_names, "line")
+                calendar = calendar_named(f"{lp}.calendar", ln.get("calendar"))
                 if lname and name:
-                    clean_lines.append({"name": lname})
+                    clean_lines.append({"name": lname, "calendar": calendar})
                     lines.add(line_path(clean["name"], name, lname))
             clean["areas"].append({"name": name, "lines": clean_lines})
         out["sites"].append(clean)
@@ -143,11 +158,13 @@ def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_config
                                        "'Site/Area/Line'")
         if isinstance(machine.get("machine_id"), str):
             unique("machines", i, machine["machine_id"], seen_machines, "machine_id")
+        calendar = calendar_named(p + "calendar", machine.get("calendar"))
         try:
-            clean = validate_machine(body, stored_config=stored)
+            clean = validate_machine({**body, "calendar": None}, stored_config=stored)
         except ValidationError as exc:
             errors.absorb(exc, p)
             continue
+        clean["calendar"] = calendar
         clean["line"] = line
         clean.setdefault("tags", [])
         out["machines"].append(clean)

@@ -8,7 +8,9 @@ from datetime import time
 from config.fields import (
     FieldErrors,
     boolean_field,
+    calendar_ref,
     integer_field,
+    number_field,
     object_of,
     parse_hhmm,
     text_field,
@@ -21,13 +23,16 @@ from db.models import LOSS_CATEGORIES, PLANNED_CATEGORIES
 def validate_site(data) -> dict:
     errors = FieldErrors()
     data = object_of(errors, data, "body") or {}
-    unknown_fields(errors, data, ("name", "timezone"), {"id", "areas"})
+    unknown_fields(errors, data, ("name", "timezone", "micro_stop_threshold_s"), {"id", "areas"})
     out = {"name": text_field(errors, data, "name", max_len=100, what="the site's name")}
     tz = data.get("timezone", "UTC")
     if not timezone_ok(tz):
         errors.add("timezone", f"{tz!r} is not a time zone; use an IANA name such as Europe/Berlin, "
                                "America/Chicago or UTC")
     out["timezone"] = tz
+    out["micro_stop_threshold_s"] = number_field(
+        errors, data, "micro_stop_threshold_s", default=None, lo=0.0, hi=86400.0,
+        what=" seconds: its machines' default (stops shorter are minor stops; 0: none), or null for 120 s")
     errors.raise_if_any()
     return out
 
@@ -47,9 +52,10 @@ def validate_area(data) -> dict:
 def validate_line(data) -> dict:
     errors = FieldErrors()
     data = object_of(errors, data, "body") or {}
-    unknown_fields(errors, data, ("name", "area"), {"id", "area_name", "site_name", "path"})
+    unknown_fields(errors, data, ("name", "area", "calendar"), {"id", "area_name", "site_name", "path"})
     out = {"name": text_field(errors, data, "name", max_len=100, what="the line's name"),
-           "area": integer_field(errors, data, "area", 1, 2**31 - 1, what=" (the id of an area)")}
+           "area": integer_field(errors, data, "area", 1, 2**31 - 1, what=" (the id of an area)"),
+           "calendar": calendar_ref(errors, data, "its machines' shift calendar")}
     if data.get("area") is None:
         errors.add("area", "required: the id of the area this line belongs to")
     errors.raise_if_any()

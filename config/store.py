@@ -24,17 +24,19 @@ from datetime import time
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from config.fields import ValidationError, parse_hhmm
 from config.plant_file import line_path
 from db import audit
+from db.machine_settings import EffectiveSettings, effective_settings
 from db.models import (
     Area,
     Connection,
     DowntimeEvent,
     Line,
     Machine,
+    MachineFaultCode,
     MachineState,
     PlannedDowntime,
     Product,
@@ -47,6 +49,7 @@ from db.models import (
     Tag,
     samples,
 )
+from oee import DEFAULT_MICRO_STOP_THRESHOLD_S
 
 PLAIN_ROLLUPS = ("samples_1m", "samples_1h")  # app-maintained tables outside TimescaleDB
 
@@ -64,7 +67,8 @@ def _line_names(session: Session) -> dict[int, str]:
     return {lid: line_path(s, a, ln) for lid, ln, a, s in rows}
 
 
-def _machine_dict(m: Machine, conn: Connection | None, tag_count: int, lines: dict[int, str]) -> dict:
+def _machine_dict(m: Machine, conn: Connection | None, tag_count: int, lines: dict[int, str],
+                  calendars: dict[int, str], effective: EffectiveSettings) -> dict:
     return {
         "id": m.id, "machine_id": m.machine_id, "name": m.name, "description": m.description or "",
         "ip_address": conn.host if conn else None, "port": conn.port if conn else None,
@@ -74,7 +78,41 @@ def _machine_dict(m: Machine, conn: Connection | None, tag_count: int, lines: di
         "line": m.line_id, "line_name": lines.get(m.line_id) if m.line_id else None,
         "enabled": bool(m.enabled and (conn.enabled if conn else True)),
         "connection_id": conn.id if conn else None, "tag_count": tag_count,
+        **_settings_of(m, calendars),
+        "effective_calendar": {"id": effective.calendar_id, "name": effective.calendar_name,
+                               "from": effective.calendar_from, "text": effective.calendar_text()},
+        "effective_micro_stop_threshold_s": {"value": effective.threshold(DEFAULT_MICRO_STOP_THRESHOLD_S),
+                                             "from": effective.micro_stop_from},
     }
+
+
+def _settings_of(m: Machine, calendars: dict[int, str]) -> dict:
+    """The machine's own settings (None: inherited) as the API, the audit log and the file show them."""
+    return {"calendar": calendars.get(m.calendar_id), "state_code_map": m.state_code_map or None,
+            "ideal_cycle_time_s": m.ideal_cycle_time_s, "micro_stop_threshold_s": m.micro_stop_threshold_s,
+            "fault_codes": [{"code": f.code, "text": f.text, "kind": f.kind}
+                            for f in sorted(m.fault_codes, key=lambda f: f.code)]}
+
+
+def _calendar_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(ShiftCalendar.id, ShiftCalendar.name)).all())
+
+
+def _calendar_id(session: Session, ref, field: str = "calendar") -> int | None:
+    """The id of a calendar given by name or id (None stays None). Raises ValidationError naming the field."""
+    if ref is None:
+        return None
+    if isinstance(ref, int):
+        if session.get(ShiftCalendar, ref) is not None:
+            return ref
+        raise ValidationError({field: f"no shift calendar with id {ref}; see /api/config/calendars/ for those there "
+                                      "are, or give its name"})
+    pk = session.scalar(select(ShiftCalendar.id).where(ShiftCalendar.name == ref))
+    if pk is None:
+        names = ", ".join(repr(n) for n in sorted(_calendar_names(session).values())[:10]) or "none yet"
+        raise ValidationError({field: f"no shift calendar named {ref!r} (there are: {names}); make it on "
+                                      "/settings/calendars/ or give one of those"})
+    return pk
 
 
 def _connection_of(session: Session, machine: Machine) -> Connection | None:
@@ -87,8 +125,10 @@ def list_machines(engine: Engine, *, offset: int = 0, limit: int = 50) -> tuple[
         total = session.scalar(select(func.count()).select_from(Machine))
         machines = session.scalars(select(Machine).order_by(Machine.machine_id).offset(offset).limit(limit)).all()
         counts = dict(session.execute(select(Tag.machine_id, func.count()).group_by(Tag.machine_id)).all())
-        lines = _line_names(session)
-        return total, [_machine_dict(m, _connection_of(session, m), counts.get(m.id, 0), lines) for m in machines]
+        lines, calendars = _line_names(session), _calendar_names(session)
+        effective = effective_settings(session, [m.id for m in machines])
+        return total, [_machine_dict(m, _connection_of(session, m), counts.get(m.id, 0), lines, calendars,
+                                     effective[m.id]) for m in machines]
 
 
 def get_machine(engine: Engine, pk: int) -> dict:
@@ -97,7 +137,8 @@ def get_machine(engine: Engine, pk: int) -> dict:
         if m is None:
             raise NotFound(f"no machine with id {pk}")
         count = session.scalar(select(func.count()).select_from(Tag).where(Tag.machine_id == pk))
-        return _machine_dict(m, _connection_of(session, m), count, _line_names(session))
+        return _machine_dict(m, _connection_of(session, m), count, _line_names(session), _calendar_names(session),
+                             effective_settings(session, [pk])[pk])
 
 
 def find_machine(engine: Engine, key: str | int) -> int:
@@ -137,6 +178,10 @@ def _check_machine_refs(session: Session, clean: dict, pk: int | None) -> None:
         fields["machine_id"] = f"{clean['machine_id']!r} is already the name of connection {conn.id}"
     if clean.get("line") is not None and session.get(Line, clean["line"]) is None:
         fields["line"] = f"no line with id {clean['line']}; see /api/config/lines/ for the lines there are"
+    try:
+        _calendar_id(session, clean.get("calendar"))
+    except ValidationError as exc:
+        fields.update(exc.fields)
     if fields:
         raise ValidationError(fields)
 
@@ -205,7 +250,8 @@ def _machine_snapshot(session: Session, machine: Machine | None) -> dict | None:
                           .order_by(Connection.name != machine.machine_id, Connection.id).limit(1))
     lines = _line_names(session) if machine.line_id else {}
     out = {"machine_id": machine.machine_id, "name": machine.name, "description": machine.description or "",
-           "line": lines.get(machine.line_id), "enabled": bool(machine.enabled)}
+           "line": lines.get(machine.line_id), "enabled": bool(machine.enabled),
+           **_settings_of(machine, _calendar_names(session))}
     if conn is not None:
         out.update(protocol=conn.protocol, ip_address=conn.host, port=conn.port,
                    protocol_config=dict(conn.protocol_config or {}), poll_interval_ms=conn.poll_interval_ms,
@@ -230,6 +276,11 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
     machine.description = clean.get("description") or ""
     machine.line_id = clean.get("line")
     machine.enabled = clean["enabled"]
+    machine.calendar_id = _calendar_id(session, clean.get("calendar"))
+    machine.state_code_map = clean.get("state_code_map") or None
+    machine.ideal_cycle_time_s = clean.get("ideal_cycle_time_s")
+    machine.micro_stop_threshold_s = clean.get("micro_stop_threshold_s")
+    _set_fault_codes(session, machine, clean.get("fault_codes") or [])
     session.flush()
     conn = _connection_of(session, machine)
     if conn is None:
@@ -250,6 +301,22 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
         session.flush()
         _delete_history(session, backend, removed)
     return machine, removed
+
+
+def _set_fault_codes(session: Session, machine: Machine, codes: list[dict]) -> None:
+    """Make the machine's fault table exactly `codes`; an entry whose code stays keeps its row."""
+    existing = {f.code: f for f in machine.fault_codes}
+    wanted = {c["code"]: c for c in codes}
+    for code, row in existing.items():
+        if code not in wanted:
+            machine.fault_codes.remove(row)
+    session.flush()  # removed rows go before a re-added code meets the unique constraint
+    for code, c in wanted.items():
+        row = existing.get(code)
+        if row is None:
+            row = MachineFaultCode(code=code)
+            machine.fault_codes.append(row)
+        row.text, row.kind = c["text"], c.get("kind") or "fault"
 
 
 def _record_change(session: Session, action: str, target: str, before, after) -> None:
@@ -411,7 +478,7 @@ def _page(session: Session, stmt, offset: int, limit: int):
 
 
 def _site(s: Site) -> dict:
-    return {"id": s.id, "name": s.name, "timezone": s.timezone}
+    return {"id": s.id, "name": s.name, "timezone": s.timezone, "micro_stop_threshold_s": s.micro_stop_threshold_s}
 
 
 def _area(a: Area) -> dict:
@@ -420,7 +487,8 @@ def _area(a: Area) -> dict:
 
 def _line(ln: Line) -> dict:
     return {"id": ln.id, "name": ln.name, "area": ln.area_id, "area_name": ln.area.name,
-            "site_name": ln.area.site.name, "path": line_path(ln.area.site.name, ln.area.name, ln.name)}
+            "site_name": ln.area.site.name, "path": line_path(ln.area.site.name, ln.area.name, ln.name),
+            "calendar": ln.calendar.name if ln.calendar else None}
 
 
 def _product(p: Product) -> dict:
@@ -504,6 +572,7 @@ def _assign(session: Session, kind: str, row, clean: dict, pk: int | None) -> No
     if kind == "sites":
         _unique(session, kind, clean, pk)
         row.name, row.timezone = clean["name"], clean["timezone"]
+        row.micro_stop_threshold_s = clean.get("micro_stop_threshold_s")
     elif kind == "areas":
         if session.get(Site, clean["site"]) is None:
             raise ValidationError({"site": f"no site with id {clean['site']}; see /api/config/sites/"})
@@ -514,6 +583,8 @@ def _assign(session: Session, kind: str, row, clean: dict, pk: int | None) -> No
             raise ValidationError({"area": f"no area with id {clean['area']}; see /api/config/areas/"})
         _unique(session, kind, clean, pk, Line.area_id == clean["area"])
         row.name, row.area_id = clean["name"], clean["area"]
+        cal = _calendar_id(session, clean.get("calendar"))
+        row.calendar = session.get(ShiftCalendar, cal) if cal is not None else None
     elif kind == "products":
         _unique(session, kind, clean, pk)
         row.code, row.name, row.ideal_cycle_time_s = clean["code"], clean["name"], clean["ideal_cycle_time_s"]
@@ -593,6 +664,8 @@ def item_impact(engine: Engine, kind: str, pk: int) -> dict:
             out["shifts"] = len(row.shifts)
             out["machines_uncalendared"] = session.scalar(select(func.count()).select_from(Machine)
                                                           .where(Machine.calendar_id == pk))
+            out["lines_uncalendared"] = session.scalar(select(func.count()).select_from(Line)
+                                                       .where(Line.calendar_id == pk))
         return out
 
 
@@ -635,17 +708,24 @@ def _document(session: Session) -> dict:
     lines = _line_names(session)
     doc: dict = {"version": DOCUMENT_VERSION, "sites": [], "products": [], "reason_codes": [], "calendars": [],
                  "machines": []}
-    for s in session.scalars(select(Site).order_by(Site.name)):
-        doc["sites"].append({"name": s.name, "timezone": s.timezone, "areas": [
-            {"name": a.name, "lines": [{"name": ln.name} for ln in sorted(a.lines, key=lambda x: x.name)]}
-            for a in sorted(s.areas, key=lambda x: x.name)]})
+    calendars = _calendar_names(session)
+    for s in session.scalars(select(Site).order_by(Site.name).options(selectinload(Site.areas).selectinload(
+            Area.lines))):
+        doc["sites"].append({"name": s.name, "timezone": s.timezone, "micro_stop_threshold_s": s.micro_stop_threshold_s,
+                             "areas": [{"name": a.name, "lines": [{"name": ln.name,
+                                                                   "calendar": calendars.get(ln.calendar_id)}
+                                                                  for ln in sorted(a.lines, key=lambda x: x.name)]}
+                                       for a in sorted(s.areas, key=lambda x: x.name)]})
     doc["products"] = [{k: v for k, v in _product(p).items() if k != "id"}
                        for p in session.scalars(select(Product).order_by(Product.code))]
     doc["reason_codes"] = [{k: v for k, v in _reason(r).items() if k != "id"}
                            for r in session.scalars(select(ReasonCode).order_by(ReasonCode.code))]
     doc["calendars"] = [{k: v for k, v in _calendar(c).items() if k != "id"}
-                        for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name))]
-    for m in session.scalars(select(Machine).order_by(Machine.machine_id)):
+                        for c in session.scalars(select(ShiftCalendar).order_by(ShiftCalendar.name).options(
+                            selectinload(ShiftCalendar.shifts).selectinload(Shift.breaks)))]
+    # everything a machine's entry shows, in a few queries rather than a few per machine
+    for m in session.scalars(select(Machine).order_by(Machine.machine_id).options(
+            selectinload(Machine.connections).selectinload(Connection.tags), selectinload(Machine.fault_codes))):
         conn = _connection_of(session, m)
         if conn is None:
             continue  # a machine without a connection has nothing the wizard or the API could set up
@@ -654,7 +734,7 @@ def _document(session: Session) -> dict:
                  "line": lines.get(m.line_id) if m.line_id else None, "protocol": conn.protocol,
                  "ip_address": conn.host, "port": conn.port, "protocol_config": redact(conn.protocol_config),
                  "poll_interval_ms": conn.poll_interval_ms, "enabled": bool(m.enabled and conn.enabled),
-                 "tags": []}
+                 **_settings_of(m, calendars), "tags": []}
         for t in tags:
             d = {k: v for k, v in _tag_dict(t).items() if k != "id"}
             if d["options"] is None:
@@ -673,7 +753,8 @@ def import_context(engine: Engine) -> dict:
             conn = _connection_of(session, m)
             if conn is not None:
                 configs[m.machine_id] = dict(conn.protocol_config or {})
-        return {"known_lines": set(_line_names(session).values()), "stored_configs": configs}
+        return {"known_lines": set(_line_names(session).values()), "stored_configs": configs,
+                "known_calendars": set(_calendar_names(session).values())}
 
 
 def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", credentials=None) -> dict:
@@ -689,6 +770,14 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", crede
 
     with _writing(engine) as session:
         before = _document(session)
+        for c in doc["calendars"]:  # first: lines and machines name them
+            row = session.scalar(select(ShiftCalendar).where(ShiftCalendar.name == c["name"]))
+            count("calendars", row is None)
+            if row is None:
+                row = ShiftCalendar(name=c["name"], shifts=[])
+                session.add(row)
+            _set_calendar(session, row, c)
+        session.flush()
         for s in doc["sites"]:
             site = session.scalar(select(Site).where(Site.name == s["name"]))
             count("sites", site is None)
@@ -696,6 +785,7 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", crede
                 site = Site(name=s["name"])
                 session.add(site)
             site.timezone = s["timezone"]
+            site.micro_stop_threshold_s = s.get("micro_stop_threshold_s")
             session.flush()
             for a in s["areas"]:
                 area = session.scalar(select(Area).where(Area.site_id == site.id, Area.name == a["name"]))
@@ -708,8 +798,10 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", crede
                     line = session.scalar(select(Line).where(Line.area_id == area.id, Line.name == ln["name"]))
                     count("lines", line is None)
                     if line is None:
-                        session.add(Line(area_id=area.id, name=ln["name"]))
-                        session.flush()
+                        line = Line(area_id=area.id, name=ln["name"])
+                        session.add(line)
+                    line.calendar_id = _calendar_id(session, ln.get("calendar"))
+                    session.flush()
         for p in doc["products"]:
             row = session.scalar(select(Product).where(Product.code == p["code"]))
             count("products", row is None)
@@ -724,13 +816,6 @@ def import_document(engine: Engine, doc: dict, *, backend: str = "sqlite", crede
                 row = ReasonCode(code=r["code"])
                 session.add(row)
             row.name, row.planned, row.loss_category = r["name"], r["planned"], r["loss_category"]
-        for c in doc["calendars"]:
-            row = session.scalar(select(ShiftCalendar).where(ShiftCalendar.name == c["name"]))
-            count("calendars", row is None)
-            if row is None:
-                row = ShiftCalendar(name=c["name"], shifts=[])
-                session.add(row)
-            _set_calendar(session, row, c)
         session.flush()
         by_path = {v: k for k, v in _line_names(session).items()}
         for m in doc["machines"]:

@@ -11,6 +11,7 @@ already taken) are checked by config/store.py, which raises the same ValidationE
 """
 from __future__ import annotations
 
+import math
 import re
 
 from collectors.base import PROTOCOL_DEFAULT_PORTS, ConfigError, driver_class
@@ -18,6 +19,7 @@ from config.fields import (
     FieldErrors,
     ValidationError,
     boolean_field,
+    calendar_ref,
     integer_field,
     number_field,
     object_of,
@@ -25,7 +27,7 @@ from config.fields import (
     unknown_fields,
     valid_host,
 )
-from db.models import PROTOCOLS, TAG_ROLES
+from db.models import FAULT_KINDS, MACHINE_STATES, PROTOCOLS, TAG_ROLES
 from keys.credentials import is_secret_key
 
 SECRET = "***"  # what the API and the pages show instead of a password; sent back, it keeps the stored one
@@ -37,9 +39,14 @@ FLOAT_TYPES = {"REAL", "LREAL", "FLOAT", "DOUBLE", "FLOAT32", "FLOAT64"}
 
 # Fields the API sends back that a client may send again unchanged (GET, edit, PUT): accepted and ignored.
 MACHINE_READ_ONLY = {"id", "state", "connection_state", "tag_count", "line_name", "connection_id", "last_error",
-                     "counts"}
+                     "counts", "effective_calendar", "effective_micro_stop_threshold_s"}
+# The machine's own settings; null means "inherit" (see db/machine_settings.py).
+MACHINE_SETTINGS = ("calendar", "state_code_map", "ideal_cycle_time_s", "micro_stop_threshold_s", "fault_codes")
 MACHINE_FIELDS = ("name", "machine_id", "description", "ip_address", "port", "protocol", "protocol_config",
-                  "poll_interval_ms", "line", "enabled")
+                  "poll_interval_ms", "line", "enabled", *MACHINE_SETTINGS)
+MAX_STATE_CODES, MAX_FAULT_CODES = 1000, 5000
+CODE_LIMIT = 2**31  # codes are 32-bit signed PLC integers
+EXAMPLE_MAP = '{"1": "running", "3": "faulted", "7": "changeover"}'
 MACHINE_REQUIRED = ("name", "machine_id", "protocol", "ip_address")
 TAG_READ_ONLY = {"id", "value", "quality", "reason", "time", "suggested_role"}
 TAG_FIELDS = ("name", "address", "data_type", "role", "scale", "offset", "deadband", "sampling_interval_ms",
@@ -233,6 +240,7 @@ def validate_machine(data, *, stored_config: dict | None = None) -> dict:
         line = None
     out["line"] = line
     out["enabled"] = boolean_field(errors, data, "enabled", True)
+    out.update(validate_machine_settings(errors, data))
     tags = data.get("tags")
     if tags is not None and protocol and config is not None:
         try:
@@ -243,6 +251,113 @@ def validate_machine(data, *, stored_config: dict | None = None) -> dict:
     return out
 
 
+def validate_machine_settings(errors: FieldErrors, data: dict) -> dict:
+    """calendar, state_code_map, ideal_cycle_time_s, micro_stop_threshold_s and fault_codes, each None (inherit)
+    or its clean value. Whether a calendar of that name or id exists is config.store's question."""
+    out: dict = {}
+    out["calendar"] = calendar_ref(errors, data, "the machine's shift calendar (null: the line's)")
+    out["state_code_map"] = _state_code_map(errors, data.get("state_code_map"))
+    ict = data.get("ideal_cycle_time_s")
+    if ict is not None and (isinstance(ict, bool) or not isinstance(ict, (int, float)) or not math.isfinite(ict)
+                            or not 0 < ict <= 86400):
+        errors.add("ideal_cycle_time_s", f"{ict!r}: seconds per part at full speed, above 0 and at most 86400, or "
+                                         "null (the product's, else none)")
+        ict = None
+    out["ideal_cycle_time_s"] = None if ict is None else float(ict)
+    out["micro_stop_threshold_s"] = number_field(
+        errors, data, "micro_stop_threshold_s", default=None, lo=0.0, hi=86400.0,
+        what=" seconds (stops shorter than this are minor stops; 0: none), or null for the site's")
+    out["fault_codes"] = _fault_codes(errors, data.get("fault_codes"))
+    return out
+
+
+def _state_code_map(errors: FieldErrors, value) -> dict[str, str] | None:
+    """A PLC's state codes to MACHINE_STATES: {"3": "faulted"} (integer keys are taken too, as YAML writes them),
+    or the name of a preset whose codes fill it in; {} and null: the default codes."""
+    from collectors.machine_model import STATE_PRESETS
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        preset = STATE_PRESETS.get(value.strip())
+        if preset is None or preset.codes is None:
+            names = ", ".join(repr(k) for k, p in STATE_PRESETS.items() if p.codes)
+            errors.add("state_code_map", f"{value!r} is not a preset of state codes; give a map of codes to states "
+                                         f"such as {EXAMPLE_MAP}, or one of {names}")
+            return None
+        return {str(k): v for k, v in preset.codes.items()}
+    if not isinstance(value, dict):
+        errors.add("state_code_map", f"must be a map of the PLC's state codes to states, e.g. {EXAMPLE_MAP}, or "
+                                     f"null; not {type(value).__name__}")
+        return None
+    if len(value) > MAX_STATE_CODES:
+        errors.add("state_code_map", f"at most {MAX_STATE_CODES} codes, not {len(value)}")
+        return None
+    out: dict[str, str] = {}
+    for key, state in value.items():
+        code = _code(key)
+        if code is None:
+            errors.add(f"state_code_map.{key}", f"{key!r} is not a state code; codes are whole numbers such as '3'")
+        elif str(code) in out:
+            errors.add(f"state_code_map.{key}", f"code {code} is given twice")
+        elif state not in MACHINE_STATES:
+            errors.add(f"state_code_map.{key}", f"{state!r} is not a state; use one of {', '.join(MACHINE_STATES)}")
+        else:
+            out[str(code)] = state
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0]))) or None
+
+
+def _code(key) -> int | None:
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        code = key
+    elif isinstance(key, str) and re.fullmatch(r"\s*-?\d{1,10}\s*", key):
+        code = int(key)
+    else:
+        return None
+    return code if -CODE_LIMIT <= code < CODE_LIMIT else None
+
+
+def _fault_codes(errors: FieldErrors, value) -> list[dict]:
+    """A machine's fault table: [{"code": 42, "text": "Jam at infeed", "kind": "fault"}]; null is an empty one."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add("fault_codes", 'must be a list such as [{"code": 42, "text": "Jam at infeed", "kind": "fault"}], '
+                                  f"or null; not {type(value).__name__}")
+        return []
+    if len(value) > MAX_FAULT_CODES:
+        errors.add("fault_codes", f"at most {MAX_FAULT_CODES} codes, not {len(value)}")
+        return []
+    out, seen = [], {}
+    for i, entry in enumerate(value):
+        sub = FieldErrors(f"fault_codes[{i}].")
+        if not isinstance(entry, dict):
+            errors.add(f"fault_codes[{i}]", 'must be an object with code, text and kind, e.g. {"code": 42, "text": '
+                                            '"Jam at infeed", "kind": "fault"}')
+            continue
+        unknown_fields(sub, entry, ("code", "text", "kind"))
+        code = entry.get("code")
+        if code is None:
+            sub.add("code", "required: the PLC's fault code, a whole number other than 0")
+        elif (isinstance(code, bool) or not isinstance(code, int) or code == 0
+              or not -CODE_LIMIT <= code < CODE_LIMIT):
+            sub.add("code", f"{code!r}: the PLC's fault code, a whole number other than 0 (0 means no fault)")
+        elif code in seen:
+            sub.add("code", f"{code} is already fault_codes[{seen[code]}]; each code once")
+        else:
+            seen[code] = i
+        text = text_field(sub, entry, "text", max_len=200, what="what the code means, e.g. Jam at infeed")
+        kind = entry.get("kind", "fault")
+        if kind not in FAULT_KINDS:
+            sub.add("kind", f"{kind!r} is not a kind; use fault (the machine is faulted), planned_stop or changeover")
+        errors.fields.update({k: v for k, v in sub.fields.items() if k not in errors.fields})
+        if not sub.fields:
+            out.append({"code": code, "text": text, "kind": kind})
+    return sorted(out, key=lambda f: f["code"])
+
+
 def validate_connection(data, *, stored_config: dict | None = None) -> dict:
     """A connection not yet saved (the wizard's test, POST /api/plc/test-connection/): protocol, ip_address, port,
     protocol_config and an optional probe_address. stored_config: a saved machine's protocol_config, whose
@@ -251,7 +366,8 @@ def validate_connection(data, *, stored_config: dict | None = None) -> dict:
         raise ValidationError({"body": "must be a JSON object with protocol, ip_address, port and protocol_config"})
     errors = FieldErrors()
     unknown_fields(errors, data, ("protocol", "ip_address", "port", "protocol_config", "probe_address", "timeout_s"),
-             MACHINE_READ_ONLY | {"name", "machine_id", "description", "poll_interval_ms", "line", "enabled"})
+             MACHINE_READ_ONLY | {"name", "machine_id", "description", "poll_interval_ms", "line", "enabled",
+                                  *MACHINE_SETTINGS})
     probe = data.get("probe_address")
     if probe is not None and (not isinstance(probe, str) or not probe.strip() or len(probe) > 255):
         errors.add("probe_address", "a tag address to read as the last step, or null for the protocol's default")

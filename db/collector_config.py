@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Connection, Machine, MachineState, Tag, samples
+from db.models import Connection, Machine, MachineFaultCode, MachineState, Tag, samples
 
 
 def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
@@ -36,6 +36,9 @@ def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
     carries "credential_error" (naming OEE_SECRET_KEY) and no secrets."""
     with Session(engine) as session:
         machines = {m.id: m for m in session.scalars(select(Machine))}
+        fault_kinds: dict[int, dict[str, str]] = {}  # text keys: the fingerprint's JSON keeps them as they are
+        for f in session.scalars(select(MachineFaultCode).order_by(MachineFaultCode.code)):
+            fault_kinds.setdefault(f.machine_id, {})[str(f.code)] = f.kind
         out = []
         for conn in session.scalars(select(Connection).where(Connection.enabled.is_(True)).order_by(Connection.id)):
             tags = [
@@ -54,7 +57,7 @@ def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
                 "collector_node": conn.collector_node, "machine_id": conn.machine_id, "tags": tags,
                 "machines": {
                     mid: {"machine_id": machines[mid].machine_id, "state_code_map": machines[mid].state_code_map,
-                          "enabled": machines[mid].enabled}
+                          "fault_kinds": fault_kinds.get(mid, {}), "enabled": machines[mid].enabled}
                     for mid in machine_ids if mid in machines
                 },
             })

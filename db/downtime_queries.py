@@ -1,10 +1,9 @@
-"""Downtime events behind /downtime/, the reports and /export/downtime.csv: derived from the machine state intervals
-with oee.events_from_states (a fault code maps to the ReasonCode whose code is that fault code), and what the
-operators decide about them.
-
-What the operators decide is stored in downtime_events, keyed by (machine_id, start): a reason (which oee_report
-reads as an override of that time), a note, and splits (an event split at t becomes two rows, the second with
-split_from_id). Times are epoch seconds (UTC) in and out.
+"""Downtime events behind /downtime/, the reports and /export/downtime.csv. They are not stored as such: they are
+derived from the machine state intervals with oee.events_from_states (a fault code maps to the ReasonCode whose
+code is that fault code; its text is the machine's fault table's, else that reason's name), with each machine's
+micro-stop threshold. What the operators decide is stored in downtime_events, keyed by (machine_id, start): a
+reason (which oee_report reads as an override of that time), a note, and splits (an event split at t becomes two
+rows, the second with split_from_id). Times are epoch seconds (UTC) in and out.
 """
 from __future__ import annotations
 
@@ -19,9 +18,10 @@ from sqlalchemy.orm import Session
 import oee
 from db import audit
 from db import backend as backends
+from db.machine_settings import effective_settings
 from db.models import DowntimeEvent, Machine, ReasonCode
 from db.oee_queries import _reasons, _resolve
-from db.ui_queries import state_rows
+from db.ui_queries import fault_label, state_rows
 from oee.events import Reason
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES
 
@@ -76,7 +76,7 @@ def _extend_back(session: Session, backend: str, mid: int, rows: list) -> list:
     return rows
 
 
-def _event_dict(m, ev, fault_reason: Reason | None, start: float, end: float, now: float) -> dict:
+def _event_dict(m, ev, fault_name: str | None, start: float, end: float, now: float) -> dict:
     e_end = ev.end if ev.end is not None else now
     in_range = max(0.0, min(e_end, end) - max(ev.start, start))
     return {
@@ -90,7 +90,8 @@ def _event_dict(m, ev, fault_reason: Reason | None, start: float, end: float, no
         "in_range_s": in_range,
         "state": ev.state,
         "fault_code": ev.fault_code,
-        "fault_name": fault_reason.name if fault_reason else None,
+        "fault_name": fault_name,
+        "fault_label": fault_label(ev.fault_code, fault_name),
         "loss_category": ev.loss_category,
         "category_label": LABELS.get(ev.loss_category, ev.loss_category),
         "planned": ev.planned,
@@ -122,8 +123,9 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
     """Downtime events that overlap [start, end) for a scope (default: every machine), newest first.
 
     Each: {key, machine_id, machine_name, line, start, end (None while ongoing), duration_s (the whole event),
-    in_range_s, state, fault_code, fault_name, loss_category, category_label, planned, minor, source
-    (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
+    in_range_s, state, fault_code, fault_name (the machine's fault table's text, else the reason's name),
+    fault_label ('42 Jam at infeed'), loss_category, category_label, planned, minor (under the machine's micro-stop
+    threshold), source (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
     Filters: category (a loss category, or 'unassigned' for events without an operator's reason), reason (a
     reason code), include_minor, include_planned, min_duration_s. reconcile: store the end of events that an
     operator gave a reason while they were still going on and that have ended since.
@@ -151,9 +153,12 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
                 decided[ev.machine_id].append(ev)
         out = []
         to_close: list[tuple[int, float]] = []
+        settings = effective_settings(session, ids)
         for m in machines:
-            events = oee.events_from_states(m.id, [oee.StateInterval(*r) for r in rows[m.id]],
-                                            fault_reasons=by_fault)
+            mine_settings = settings[m.id]
+            events = oee.events_from_states(
+                m.id, [oee.StateInterval(*r) for r in rows[m.id]], fault_reasons=mine_settings.reasons_for(by_fault),
+                micro_stop_threshold_s=mine_settings.threshold(oee.DEFAULT_CONFIG.micro_stop_threshold_s))
             mine = sorted(decided.get(m.id, []), key=lambda r: r.start)
             for row in mine:
                 events = _cut(events, row.start.timestamp())
@@ -180,8 +185,9 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
                             ev = replace(ev, split_from=parent.start.timestamp())
                     if reconcile and row.end is None and ev.end is not None and row.reason_id is not None:
                         to_close.append((row.id, ev.end))
-                d = _event_dict(m, ev, by_fault.get(ev.fault_code) if ev.fault_code is not None else None,
-                                start, end, now)
+                reason_of_fault = by_fault.get(ev.fault_code) if ev.fault_code is not None else None
+                d = _event_dict(m, ev, mine_settings.fault_text(ev.fault_code)
+                                or (reason_of_fault.name if reason_of_fault else None), start, end, now)
                 if d["in_range_s"] <= 0:
                     continue
                 if not include_minor and d["minor"]:
@@ -219,7 +225,7 @@ def downtime_pareto(events: list[dict]) -> list[dict]:
             cause, label = f"reason:{ev['reason_code']}", ev["reason_name"] or ev["reason_code"]
         elif ev["fault_code"] is not None:
             cause = f"fault:{ev['fault_code']}"
-            label = f"{ev['fault_name']} ({ev['fault_code']})" if ev["fault_name"] else f"Fault {ev['fault_code']}"
+            label = ev["fault_label"]
         else:
             cause, label = f"category:{ev['loss_category']}", ev["category_label"]
         g = groups.setdefault(cause, {"cause": cause, "label": label, "seconds": 0.0, "count": 0,

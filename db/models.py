@@ -55,6 +55,8 @@ TAG_ROLES = (
 )
 
 MACHINE_STATES = ("running", "idle", "blocked", "faulted", "planned_stop", "changeover", "offline", "unknown")
+# What a PLC fault code means when it is active (machine_fault_codes.kind): the state it puts the machine in.
+FAULT_KINDS = ("fault", "planned_stop", "changeover")
 
 # The Six Big Losses, and the planned categories that come off calendar time before OEE starts.
 LOSS_CATEGORIES = (
@@ -85,6 +87,7 @@ class Site(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    micro_stop_threshold_s: Mapped[float | None] = mapped_column(Double)  # its machines' default; None: 120 s
     areas: Mapped[list["Area"]] = relationship(back_populates="site", cascade="all, delete-orphan")
 
 
@@ -104,7 +107,9 @@ class Line(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("shift_calendars.id", ondelete="SET NULL"))
     area: Mapped[Area] = relationship(back_populates="lines")
+    calendar: Mapped["ShiftCalendar | None"] = relationship()  # its machines' calendar where they have none
     cells: Mapped[list["Cell"]] = relationship(back_populates="line", cascade="all, delete-orphan")
     machines: Mapped[list["Machine"]] = relationship(back_populates="line")
 
@@ -126,12 +131,30 @@ class Machine(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"))
     cell_id: Mapped[int | None] = mapped_column(ForeignKey("cells.id", ondelete="SET NULL"))
+    # None in the settings below means "inherit": the line's calendar (else none: every hour is planned), the
+    # default state codes (collectors.machine_model), the site's micro-stop threshold (else 120 s).
     calendar_id: Mapped[int | None] = mapped_column(ForeignKey("shift_calendars.id", ondelete="SET NULL"))
     ideal_cycle_time_s: Mapped[float | None] = mapped_column(Double)  # fallback when no product or tag gives it
-    state_code_map: Mapped[dict | None] = mapped_column(Json)  # PLC state code -> MACHINE_STATES value
+    state_code_map: Mapped[dict | None] = mapped_column(Json)  # PLC state code (text) -> MACHINE_STATES value
+    micro_stop_threshold_s: Mapped[float | None] = mapped_column(Double)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     line: Mapped[Line | None] = relationship(back_populates="machines")
     connections: Mapped[list["Connection"]] = relationship(back_populates="machine")
+    fault_codes: Mapped[list["MachineFaultCode"]] = relationship(
+        back_populates="machine", cascade="all, delete-orphan", order_by="MachineFaultCode.code")
+
+
+class MachineFaultCode(Base):
+    """One entry of a machine's fault table: what its PLC's fault code means (text) and what state it gives."""
+
+    __tablename__ = "machine_fault_codes"
+    __table_args__ = (UniqueConstraint("machine_id", "code", name="uq_machine_fault_codes_machine_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    code: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="fault")  # one of FAULT_KINDS
+    machine: Mapped[Machine] = relationship(back_populates="fault_codes")
 
 
 # --- Connections and tags -------------------------------------------------------------------------------------

@@ -10,19 +10,21 @@ Conventions that live here (the math is oee/'s):
 - An operator's reason on a downtime event (downtime_events.reason_id) overrides the classification of that time.
 - Ideal cycle time: the product's (products.ideal_cycle_time_s, by product code), else the machine's own
   (machines.ideal_cycle_time_s).
-- No calendar for a machine: all time is planned production time (planned stops still come from the PLC's
-  planned-stop state).
+- A machine's calendar, micro-stop threshold and fault table are the ones in effect (db.machine_settings: its
+  own, else its line's calendar and its site's threshold). No calendar for a machine: all time is planned
+  production time (planned stops still come from the PLC's planned-stop state).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
+from db.machine_settings import effective_settings
 from db.models import (Area, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift, ShiftBreak,
                        ShiftCalendar, Site)
 from oee.engine import CountIncrement
@@ -48,6 +50,8 @@ class MachineConfig:
     line: str | None
     default_ideal_s: float | None
     calendar: Calendar | None
+    micro_stop_threshold_s: float | None = None  # None: the Config's
+    fault_reasons: dict | None = None  # the plant's reasons by fault code as this machine's fault table leaves them
 
 
 def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
@@ -220,8 +224,10 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         site = session.scalar(select(Site).order_by(Site.id))
         tz = tz or (site.timezone if site else "UTC")
         line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
+        settings = effective_settings(session, [m.id for m in machines])
         configs = [MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id), m.ideal_cycle_time_s,
-                                 calendars.get(m.calendar_id)) for m in machines]
+                                 calendars.get(settings[m.id].calendar_id), settings[m.id].micro_stop_threshold_s,
+                                 settings[m.id].reasons_for(by_fault)) for m in machines]
         span = {mc.id: (ranges or {}).get(mc.machine_id, (start, end)) for mc in configs}
         ids = [m.id for m in machines]
         lookback = config.startup_window_s
@@ -275,8 +281,14 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
         buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
 
+    def config_of(mc: MachineConfig) -> oee.Config:
+        if mc.micro_stop_threshold_s is None or mc.micro_stop_threshold_s == config.micro_stop_threshold_s:
+            return config
+        return replace(config, micro_stop_threshold_s=mc.micro_stop_threshold_s)
+
     analyses = [oee.analyze(*span[mc.id], states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
-                            fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
+                            fault_reasons=mc.fault_reasons, overrides=overrides[mc.id], config=config_of(mc),
+                            buckets=buckets)
                 for mc in configs]
     return configs, analyses, tz

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 import oee
 from db import backend as backends
 from db.export_queries import plant_timezone
+from db.machine_settings import effective_settings
 from db.models import Machine
 from db.oee_queries import ScopeError, _calendars, oee_report
 from oee import TooManyBuckets
@@ -65,8 +66,9 @@ def refresh(store, since: float, until: float | None = None) -> int:
     name = store.backend_name
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        machines = session.execute(select(Machine.id, Machine.machine_id, Machine.calendar_id)
-                                   .where(Machine.enabled.is_(True)).order_by(Machine.id)).all()
+        settings = effective_settings(session)  # a machine's own calendar, else its line's
+        machines = [(pk, machine_id, settings[pk].calendar_id) for pk, machine_id in session.execute(
+            select(Machine.id, Machine.machine_id).where(Machine.enabled.is_(True)).order_by(Machine.id)).all()]
     hour_start = _hour_start(since, plant_timezone(store))
     written = 0
     for pk, machine_id, calendar_id in machines:

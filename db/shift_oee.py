@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import oee
+from db.machine_settings import effective_settings
 from db.models import Line, Machine, Site
 from db.oee_queries import _calendars, oee_report
 
@@ -41,9 +42,10 @@ def current_windows(store, now: float) -> list[tuple[str, str, str, float, float
         calendars = _calendars(session)
         site = session.scalar(select(Site).order_by(Site.id))
         plant_tz = ZoneInfo(site.timezone if site and site.timezone else "UTC")
-        rows = session.execute(select(Machine.machine_id, Machine.calendar_id, Line.name)
-                               .outerjoin(Line, Machine.line_id == Line.id)
-                               .where(Machine.enabled.is_(True)).order_by(Machine.machine_id)).all()
+        settings = effective_settings(session)  # a machine's own calendar, else its line's
+        rows = [(machine_id, settings[pk].calendar_id, line) for pk, machine_id, line in session.execute(
+            select(Machine.id, Machine.machine_id, Line.name).outerjoin(Line, Machine.line_id == Line.id)
+            .where(Machine.enabled.is_(True)).order_by(Machine.machine_id)).all()]
     midnight = datetime.fromtimestamp(now, plant_tz).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     for machine_id, calendar_id, line in rows:
         cal = calendars.get(calendar_id)

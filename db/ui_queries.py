@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
+from db.machine_settings import effective_settings
 from db.models import (
     Area,
     Connection,
@@ -27,7 +28,7 @@ from db.models import (
     Site,
     Tag,
 )
-from db.oee_queries import ScopeError, _calendars, _resolve
+from db.oee_queries import ScopeError, _calendars, _reasons, _resolve
 from oee.vocabulary import UNKNOWN
 
 UTC = timezone.utc
@@ -62,6 +63,7 @@ def plant_machines(store) -> list[dict]:
         for c in session.scalars(select(Connection).order_by(Connection.id)):
             if c.machine_id is not None:
                 conns.setdefault(c.machine_id, c)
+        settings = effective_settings(session)
         return [
             {
                 "id": m.id,
@@ -73,7 +75,7 @@ def plant_machines(store) -> list[dict]:
                 "area_id": a.id if a else None,
                 "area": a.name if a else None,
                 "site": s.name if s else None,
-                "calendar_id": m.calendar_id,
+                "calendar_id": settings[m.id].calendar_id,  # in effect: its own, else its line's
                 "ideal_cycle_time_s": m.ideal_cycle_time_s,
                 "connection": conns[m.id].name if m.id in conns else None,
                 "connection_id": conns[m.id].id if m.id in conns else None,
@@ -97,8 +99,10 @@ def scope_machines(store, scope: str, key: str) -> list[dict]:
     """The machines of a machine, line, area or site (same resolution as oee_report). Raises ScopeError."""
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
+        settings = effective_settings(session, [m.id for m in machines])
         return [{"id": m.id, "machine_id": m.machine_id, "name": m.name, "line_id": m.line_id,
-                 "calendar_id": m.calendar_id, "ideal_cycle_time_s": m.ideal_cycle_time_s} for m in machines]
+                 "calendar_id": settings[m.id].calendar_id, "ideal_cycle_time_s": m.ideal_cycle_time_s}
+                for m in machines]
 
 
 def scope_name(store, scope: str, key: str) -> str:
@@ -140,15 +144,23 @@ def shift_at(store, scope: str | None, key: str | None, at: float | None = None)
     at = time.time() if at is None else at
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        if scope and key:
-            ids = [m.calendar_id for m in _resolve(session, scope, str(key)) if m.calendar_id in calendars]
-        else:
-            ids = [cid for (cid,) in session.execute(select(Machine.calendar_id).where(
-                Machine.calendar_id.is_not(None)).group_by(Machine.calendar_id)
-                .order_by(func.count().desc(), Machine.calendar_id)).all() if cid in calendars]
+        ids = _scope_calendars(session, calendars, scope, key)
     if not ids:
         return None
     return _shift_of(calendars[ids[0]], at)
+
+
+def _scope_calendars(session: Session, calendars: dict, scope: str | None, key: str | None) -> list[int]:
+    """The calendars in effect for the scope's machines in their order (for the plant: most used first)."""
+    if scope and key:
+        machines = _resolve(session, scope, str(key))
+        settings = effective_settings(session, [m.id for m in machines])
+        return [settings[m.id].calendar_id for m in machines if settings[m.id].calendar_id in calendars]
+    used: dict[int, int] = {}
+    for e in effective_settings(session).values():
+        if e.calendar_id in calendars:
+            used[e.calendar_id] = used.get(e.calendar_id, 0) + 1
+    return sorted(used, key=lambda cid: (-used[cid], cid))
 
 
 def machine_shifts(store, at: float | None = None) -> dict[int, dict | None]:
@@ -156,7 +168,7 @@ def machine_shifts(store, at: float | None = None) -> dict[int, dict | None]:
     at = time.time() if at is None else at
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        machines = session.execute(select(Machine.id, Machine.calendar_id)).all()
+        machines = [(mid, e.calendar_id) for mid, e in effective_settings(session).items()]
     by_calendar = {cid: _shift_of(cal, at) for cid, cal in calendars.items()}
     return {mid: by_calendar.get(cid) for mid, cid in machines}
 
@@ -170,12 +182,7 @@ def shifts_on(store, day: str, line: str | None = None) -> list[dict]:
     d = date.fromisoformat(day)
     with Session(store.engine) as session:
         calendars = _calendars(session)
-        if line:
-            ids = [m.calendar_id for m in _resolve(session, "line", str(line)) if m.calendar_id in calendars]
-        else:
-            ids = [cid for (cid,) in session.execute(select(Machine.calendar_id).where(
-                Machine.calendar_id.is_not(None)).group_by(Machine.calendar_id)
-                .order_by(func.count().desc())).all() if cid in calendars]
+        ids = _scope_calendars(session, calendars, "line" if line else None, line)
     if not ids:
         return []
     cal = calendars[ids[0]]
@@ -226,6 +233,7 @@ def state_timeline(store, scope: str, key: str, start: float, end: float) -> dic
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
         rows = state_rows(session, store.backend_name, [m.id for m in machines], start, end)
+        names = fault_names_of(session, [m.id for m in machines])
     out, count = [], 0
     for m in machines:
         intervals = []
@@ -237,8 +245,32 @@ def state_timeline(store, scope: str, key: str, start: float, end: float) -> dic
             if e > s:
                 intervals.append([s, e, st, fault if st != "running" else None, product])
         count += len(intervals)
-        out.append({"machine_id": m.machine_id, "name": m.name, "intervals": intervals})
+        out.append({"machine_id": m.machine_id, "name": m.name, "intervals": intervals,
+                    "fault_names": names.get(m.id, {})})
     return {"start": start, "end": end, "machines": out, "count": count}
+
+
+def fault_names_of(session: Session, machine_ids: list[int]) -> dict[int, dict[int, str]]:
+    """Per machine (db id): fault code -> text, from its own fault table, else the reason of that code."""
+    _, by_fault = _reasons(session)
+    plant = {code: r.name for code, r in by_fault.items() if r.name}
+    return {mid: {**plant, **{c: text for c, (text, _) in e.fault_codes.items()}}
+            for mid, e in effective_settings(session, machine_ids).items()}
+
+
+def fault_names(store, machine_ids: list[int] | None = None) -> dict[int, dict[int, str]]:
+    """What each machine's fault codes mean, for pages that show a code: {machine db id: {code: text}}."""
+    with Session(store.engine) as session:
+        if machine_ids is None:
+            machine_ids = list(session.scalars(select(Machine.id)))
+        return fault_names_of(session, machine_ids)
+
+
+def fault_label(code: int | None, text: str | None) -> str | None:
+    """How a fault code is shown: '42 Jam at infeed', or 'Fault 42' when nobody said what 42 means."""
+    if code is None:
+        return None
+    return f"{code} {text}" if text else f"Fault {code}"
 
 
 def machine_status(store, machine_ids: list[int] | None = None) -> dict[int, dict]:
@@ -287,6 +319,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
     with Session(store.engine) as session:
         machines = _resolve(session, scope, str(key))
         calendars = _calendars(session)
+        settings = effective_settings(session, [m.id for m in machines])
         products = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
         ids = [m.id for m in machines]
         states = state_rows(session, name, ids, start, stop)
@@ -303,7 +336,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
             total[i] += t or 0
             good[i] += g or 0
     for m in machines:
-        sched = oee.expand(calendars.get(m.calendar_id), start, stop)
+        sched = oee.expand(calendars.get(settings[m.id].calendar_id), start, stop)
         windows = sched.production_windows()
         rows = states[m.id]
         for i in range(n_used):
@@ -429,9 +462,10 @@ def machine_db_ids(store) -> dict[str, int]:
 
 
 __all__ = [
-    "ScopeError", "UNKNOWN", "count_progress", "cycle_time_tags", "data_start", "first_states", "latest_samples",
-    "machine_db_ids", "machine_shifts", "machine_status", "plant_lines", "plant_machines", "scope_machines",
-    "scope_name", "series", "shift_at", "shifts_on", "site_info", "state_rows", "state_timeline", "tag_catalog",
+    "ScopeError", "UNKNOWN", "count_progress", "cycle_time_tags", "data_start", "fault_label", "fault_names",
+    "fault_names_of", "first_states", "latest_samples", "machine_db_ids", "machine_shifts", "machine_status",
+    "plant_lines", "plant_machines", "scope_machines", "scope_name", "series", "shift_at", "shifts_on", "site_info",
+    "state_rows", "state_timeline", "tag_catalog",
 ]
 
 

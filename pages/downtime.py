@@ -158,8 +158,7 @@ def _list(query, _n, _saved):
     edit_title = None if can_edit else "Sign in as an operator to give stops reasons and notes"
     for e in events[:MAX_ROWS]:
         state = e["state"]
-        cause = e["reason_name"] or (f"{e['fault_name']} ({e['fault_code']})" if e["fault_name"] else
-                                     (f"Fault {e['fault_code']}" if e["fault_code"] is not None else ""))
+        cause = e["reason_name"] or e["fault_label"] or ""
         rows.append(html.Tr([
             html.Td(local(e["start"], tz, "%a %d %b %H:%M:%S")),
             html.Td(dcc.Link(e["machine_id"], href=dash.get_relative_path(f"/machine/{e['machine_id']}")),
@@ -182,7 +181,7 @@ def _list(query, _n, _saved):
         className="text-muted small")]
     table = html.Div([dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, striped=True,
                                 className="monitor-table downtime-table", id="downtime-rows")] + more)
-    keep = ("key", "machine_id", "machine_name", "start", "end", "duration_s", "state", "fault_code", "fault_name",
+    keep = ("key", "machine_id", "machine_name", "start", "end", "duration_s", "state", "fault_code", "fault_label",
             "category_label", "reason_code", "note", "open", "planned", "source")
     return summary, table, [{k: e[k] for k in keep} for e in events[:MAX_ROWS]], csv
 
@@ -214,7 +213,7 @@ def _open(clicks, events):
         html.Div(f"{local(ev['start'], tz, '%a %d %b %H:%M:%S')} – "
                  f"{local(ev['end'], tz, '%H:%M:%S') if ev['end'] else 'ongoing'} ({duration(end - ev['start'])})"),
         html.Div(f"{STATE_LABELS.get(ev['state'], ev['state'])}"
-                 + (f" · fault {ev['fault_code']} {ev['fault_name'] or ''}" if ev["fault_code"] is not None else "")
+                 + (f" · fault {ev['fault_label']}" if ev["fault_code"] is not None else "")
                  + f" · {ev['category_label']}"),
     ])
     middle = local((ev["start"] + end) / 2, tz, "%H:%M:%S")

@@ -18,7 +18,7 @@ import oee
 from components import context, range_picker, timerange
 from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
 from components.kpi import flag_notes, kpi_row
-from db import downtime_queries, ui_queries
+from db import ui_queries
 from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
 
 dash.register_page(__name__, path="/", name="Overview", title="OEE · Overview", order=0)
@@ -209,9 +209,10 @@ def _status(_n):
                 "since": duration(now - st["since"]) if st and st.get("since") else ""}
         if state == "faulted" and st and st.get("fault_code"):
             code = st["fault_code"]
-            if faults is None:
-                faults = {r["code"]: r["name"] for r in downtime_queries.reason_codes(context.store(), stops_only=False)}
-            tile["fault"] = f"Fault {code} {faults.get(str(code), '')} · {duration(now - st['since'])}"
+            if faults is None:  # the machine's own fault table, else the plant's reason of that code
+                faults = ui_queries.fault_names(context.store())
+            text = faults.get(m["id"], {}).get(code)
+            tile["fault"] = f"Fault {code}" + (f" {text}" if text else "") + f" · {duration(now - st['since'])}"
         info = []
         if st and st.get("product_code"):
             info.append(f"Product {st['product_code']}")

@@ -26,15 +26,32 @@ def _areas():
             for a in cs.list_items(_engine(), "areas", limit=500)[1]]
 
 
+def _calendars():
+    return [{"label": "(none: every hour is planned)", "value": ""}] + [
+        {"label": c["name"], "value": c["name"]} for c in cs.list_items(_engine(), "calendars", limit=500)[1]]
+
+
 def _int(v):
     return int(v) if v not in (None, "") and str(v).isdigit() else v or None
+
+
+def _number(v):
+    try:
+        return float(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return v
 
 
 SITES = CrudSection(
     "sh-site", "sites", "Sites", [
         Field("name", "Name", help="e.g. Riverside plant"),
         Field("timezone", "Time zone", default="UTC", help="IANA name: Europe/Berlin, America/Chicago, UTC"),
-    ], [("Name", lambda s: s["name"]), ("Time zone", lambda s: s["timezone"])], validate_site, VERSION)
+        Field("micro_stop_threshold_s", "Micro-stop threshold (s)", kind="number",
+              help="Its machines' default: stops shorter are minor stops (0: none); empty: 120 s"),
+    ], [("Name", lambda s: s["name"]), ("Time zone", lambda s: s["timezone"]),
+        ("Micro-stop threshold", lambda s: "120 s (default)" if s["micro_stop_threshold_s"] is None
+         else f"{s['micro_stop_threshold_s']:g} s")], validate_site, VERSION,
+    to_body=lambda v: {**v, "micro_stop_threshold_s": _number(v["micro_stop_threshold_s"])})
 AREAS = CrudSection(
     "sh-area", "areas", "Areas", [
         Field("name", "Name", help="e.g. Packaging"),
@@ -45,8 +62,11 @@ LINES = CrudSection(
     "sh-line", "lines", "Lines", [
         Field("name", "Name", help="e.g. Bottling 1"),
         Field("area", "Area", kind="select", options=_areas),
-    ], [("Line", lambda ln: ln["path"])], validate_line, VERSION,
-    to_form=lambda ln: {**ln, "area": str(ln["area"])}, to_body=lambda v: {**v, "area": _int(v["area"])})
+        Field("calendar", "Shift calendar", kind="select", options=_calendars, default="",
+              help="Of its machines that have none of their own"),
+    ], [("Line", lambda ln: ln["path"]), ("Shift calendar", lambda ln: ln["calendar"] or "none")], validate_line,
+    VERSION, to_form=lambda ln: {**ln, "area": str(ln["area"]), "calendar": ln["calendar"] or ""},
+    to_body=lambda v: {**v, "area": _int(v["area"]), "calendar": v["calendar"] or None})
 
 
 def layout(**_query):
@@ -55,6 +75,8 @@ def layout(**_query):
         html.H2("Settings · Hierarchy"),
         settings_nav("/settings/hierarchy/"),
         html.P("Sites hold areas, areas hold lines; machines are placed on lines (in the machine wizard). Deleting a "
-               "site or area deletes what it holds; machines stay, without a line.", className="text-muted"),
+               "site or area deletes what it holds; machines stay, without a line. A machine without a calendar or "
+               "a micro-stop threshold of its own takes its line's calendar and its site's threshold.",
+               className="text-muted"),
         SITES.layout(), AREAS.layout(), LINES.layout(),
     ])

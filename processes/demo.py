@@ -1,4 +1,6 @@
-"""The demo: start the simulated plant on loopback and configure its machines, so collectors poll it at once."""
+"""The demo: start the simulated plant on loopback and configure its machines, so collectors poll it at once. The
+configuration is imported as a user's configuration file would be (config/demo_plant.py): calendars, state codes
+(the wizard's "demo" preset), products with their ideal cycle times, reason codes."""
 from __future__ import annotations
 
 import logging
@@ -92,7 +94,8 @@ def start_demo(runtime) -> None:
          for p in products.values()],
         calendars if s.plant_time_scale == 1 else None,  # a time-scaled plant runs its own faster calendar
         assignment,
+        backend=runtime.store.backend_name,
     )
-    ensure_reason_codes(runtime.store.engine, demo_reasons(layout))
+    ensure_reason_codes(runtime.store.engine, demo_reasons(layout), backend=runtime.store.backend_name)
     log.info("simulated plant: %d machines on 127.0.0.1 in processes %s (seed %d, time scale %g)",
              len(layout.machines), ", ".join(map(str, plant.pids)), s.plant_seed, s.plant_time_scale)

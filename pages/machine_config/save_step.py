@@ -33,7 +33,8 @@ def save(n, draft, version, *values):
         return no_update, no_update, no_update, no_update
     v = dict(zip(SETTING_INPUTS, values, strict=True))
     pk = draft.get("pk")
-    body = {**form_machine(draft["protocol"], v, pk), "tags": draft.get("tags") or []}
+    body = {**form_machine(draft["protocol"], v, pk), "tags": draft.get("tags") or [],
+            "state_code_map": draft.get("state_code_map"), "fault_codes": draft.get("fault_codes")}
     try:
         clean = validate_machine(body, stored_config=stored_config(pk))
         machine = machine_admin.save_machine(runtime(), clean, pk)

@@ -9,9 +9,19 @@ from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 from config import store as cs
 from config.fields import ValidationError
 from config.validation import SECRET, validate_machine
-from pages.machine_config.forms import engine, field, line_options, nav_buttons, text_input
+from pages.machine_config.forms import (
+    engine,
+    fault_codes_text,
+    field,
+    line_options,
+    nav_buttons,
+    preset_of,
+    state_codes_text,
+    text_input,
+)
 
-SETTING_INPUTS = ["mc-machine-id", "mc-name", "mc-description", "mc-line", "mc-poll", "mc-host", "mc-port",
+SETTING_INPUTS = ["mc-machine-id", "mc-name", "mc-description", "mc-line", "mc-poll", "mc-calendar", "mc-ideal",
+                  "mc-micro", "mc-host", "mc-port",
                   "mc-logix-slot", "mc-logix-route", "mc-logix-family", "mc-s7-cpu", "mc-s7-rack", "mc-s7-slot",
                   "mc-opc-endpoint", "mc-opc-policy", "mc-opc-mode", "mc-opc-auth", "mc-opc-user",
                   "mc-opc-password", "mc-opc-cert", "mc-opc-key", "mc-mb-unit", "mc-mb-byte", "mc-mb-word",
@@ -19,7 +29,8 @@ SETTING_INPUTS = ["mc-machine-id", "mc-name", "mc-description", "mc-line", "mc-p
 FEEDBACK_INPUTS = [i for i in SETTING_INPUTS if i != "mc-opc-auth"]
 FIELD_TO_INPUT = {
     "machine_id": "mc-machine-id", "name": "mc-name", "description": "mc-description", "line": "mc-line",
-    "poll_interval_ms": "mc-poll", "ip_address": "mc-host", "port": "mc-port",
+    "poll_interval_ms": "mc-poll", "ip_address": "mc-host", "port": "mc-port", "calendar": "mc-calendar",
+    "ideal_cycle_time_s": "mc-ideal", "micro_stop_threshold_s": "mc-micro",
     "ETHERNET_IP:slot": "mc-logix-slot", "ETHERNET_IP:route": "mc-logix-route",
     "ETHERNET_IP:plc_family": "mc-logix-family", "S7:cpu_type": "mc-s7-cpu", "S7:rack": "mc-s7-rack",
     "S7:slot": "mc-s7-slot", "OPCUA:endpoint": "mc-opc-endpoint", "OPCUA:security_policy": "mc-opc-policy",
@@ -38,6 +49,12 @@ def settings_form() -> html.Div:
         field("Poll interval (ms)", text_input("mc-poll", "number", value=1000),
               "How often the collector reads it: 100 ms to 1 hour.", "mc-poll"),
         field("Description", text_input("mc-description"), "", "mc-description", width=12),
+        field("Shift calendar", dbc.Select(id="mc-calendar", options=[], value=""),
+              "When it is planned to run (Settings → Shift calendars); unset: its line's.", "mc-calendar", 4),
+        field("Ideal cycle time (s)", text_input("mc-ideal", "number", placeholder="the product's"),
+              "Seconds per part at full speed, for products without their own.", "mc-ideal", 4),
+        field("Micro-stop threshold (s)", text_input("mc-micro", "number", placeholder="the site's, else 120"),
+              "Stops shorter than this are minor stops (a speed loss); 0: none.", "mc-micro", 4),
     ])
     address = html.Div(dbc.Row([
         field("IP address or host", text_input("mc-host", placeholder="192.168.1.17"),
@@ -124,7 +141,9 @@ def form_machine(protocol: str, v: dict, pk: int | None) -> dict:
                   "zero_based": v["mc-mb-base"] != "1"}
     body = {"name": v["mc-name"], "machine_id": v["mc-machine-id"], "description": v["mc-description"],
             "protocol": protocol, "protocol_config": {k: x for k, x in config.items() if x is not None},
-            "poll_interval_ms": v["mc-poll"], "line": int(v["mc-line"]) if v["mc-line"] else None}
+            "poll_interval_ms": v["mc-poll"], "line": int(v["mc-line"]) if v["mc-line"] else None,
+            "calendar": _blank(v["mc-calendar"]), "ideal_cycle_time_s": _blank(v["mc-ideal"]),
+            "micro_stop_threshold_s": _blank(v["mc-micro"])}
     if protocol != "OPCUA":
         body["ip_address"] = _blank(v["mc-host"])
         body["port"] = v["mc-port"]
@@ -188,25 +207,30 @@ def settings_next(n, draft, *values):
     return 3, {**draft, "tested": False}, *invalid, *texts, None
 
 
+EDIT_OUTPUTS = 4 + len(SETTING_INPUTS) + 6
+
+
 @callback(Output("mc-step", "data", allow_duplicate=True), Output("mc-draft", "data", allow_duplicate=True),
           Output("mc-wizard-title", "children", allow_duplicate=True),
           Output("mc-line", "options", allow_duplicate=True),
           [Output(i, "value", allow_duplicate=True) for i in SETTING_INPUTS],
           Output("mc-discovered", "data", allow_duplicate=True), Output("mc-pick", "value", allow_duplicate=True),
-          Output("mc-saved", "data", allow_duplicate=True),
+          Output("mc-saved", "data", allow_duplicate=True), Output("mc-state-preset", "value", allow_duplicate=True),
+          Output("mc-state-codes", "value", allow_duplicate=True),
+          Output("mc-fault-codes", "value", allow_duplicate=True),
           Input({"type": "mc-edit", "pk": ALL}, "n_clicks"), Input("mc-edit-request", "data"),
           prevent_initial_call="initial_duplicate")
 def edit(_clicks, requested):
     if ctx.triggered_id in (None, "mc-edit-request"):  # the page opened with ?machine=LINE-017
         if not requested:
-            return (no_update,) * (4 + len(SETTING_INPUTS) + 3)
+            return (no_update,) * EDIT_OUTPUTS
         try:
             pk = cs.find_machine(engine(), requested)
         except cs.NotFound:
-            return (no_update,) * (4 + len(SETTING_INPUTS) + 3)
+            return (no_update,) * EDIT_OUTPUTS
     else:
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
-            return (no_update,) * (4 + len(SETTING_INPUTS) + 3)
+            return (no_update,) * EDIT_OUTPUTS
         pk = ctx.triggered_id["pk"]
     m = cs.get_machine(engine(), pk)
     tags = [{k: t[k] for k in ("name", "address", "data_type", "role", "scale", "offset", "deadband",
@@ -215,7 +239,8 @@ def edit(_clicks, requested):
     v = {i: no_update for i in SETTING_INPUTS}
     v.update({"mc-machine-id": m["machine_id"], "mc-name": m["name"], "mc-description": m["description"],
               "mc-line": str(m["line"]) if m["line"] else "", "mc-poll": m["poll_interval_ms"],
-              "mc-host": m["ip_address"], "mc-port": m["port"]})
+              "mc-calendar": m["calendar"] or "", "mc-ideal": m["ideal_cycle_time_s"],
+              "mc-micro": m["micro_stop_threshold_s"], "mc-host": m["ip_address"], "mc-port": m["port"]})
     p = m["protocol"]
     if p == "ETHERNET_IP":
         v.update({"mc-logix-slot": c.get("slot", 0), "mc-logix-route": c.get("route") or "",
@@ -236,4 +261,28 @@ def edit(_clicks, requested):
     rows = [{"address": t["address"], "data_type": t["data_type"], "name": t["name"], "description": "configured",
              "value": None, "depth": 0, "selectable": True, "source": "configured"} for t in tags]
     return (2, draft, f"Edit {m['machine_id']}", line_options(), *[v[i] for i in SETTING_INPUTS], rows,
-            [t["address"] for t in tags], None)
+            [t["address"] for t in tags], None, preset_of(m["state_code_map"]),
+            state_codes_text(m["state_code_map"]), fault_codes_text(m["fault_codes"]))
+
+
+@callback(Output("mc-calendar", "options"), Input("mc-line", "value"), Input("mc-step", "data"))
+def calendar_options(line, _step):
+    """The calendars there are, and what "unset" means for this machine: its line's calendar, or none."""
+    inherited = None
+    if line and str(line).isdigit():
+        try:
+            inherited = cs.get_item(engine(), "lines", int(line))["calendar"]
+        except cs.NotFound:
+            pass
+    unset = f"(the line's: {inherited})" if inherited else "(none: every hour is planned)"
+    return [{"label": unset, "value": ""}] + [{"label": c["name"], "value": c["name"]}
+                                              for c in cs.list_items(engine(), "calendars", limit=500)[1]]
+
+
+@callback(Output("mc-calendar", "value", allow_duplicate=True), Output("mc-ideal", "value", allow_duplicate=True),
+          Output("mc-micro", "value", allow_duplicate=True), Output("mc-state-preset", "value", allow_duplicate=True),
+          Output("mc-fault-codes", "value", allow_duplicate=True), Input("mc-new", "n_clicks"),
+          prevent_initial_call=True)
+def new_machine_settings(n):
+    """A new machine starts with its settings unset (inherited), not with those of the machine edited before."""
+    return ("", None, None, "demo", "") if n else (no_update,) * 5

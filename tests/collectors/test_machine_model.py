@@ -83,3 +83,63 @@ def test_counted_but_nothing_made_is_one_row_of_zeros():
     assert tracker.flush(6.0).counts == [(1, 0.0, 5.0, None, 0, 0, 0)]  # seen counting, nothing made
     tracker.update(10.0, {"counter.total": 50})
     assert tracker.flush(11.0).counts == []  # said once per bucket, not every flush
+
+
+JAM, CLEANING, RECIPE = 42, 900, 77
+FAULT_TABLE = {JAM: "fault", CLEANING: "planned_stop", RECIPE: "changeover"}
+
+
+@pytest.mark.parametrize("state_code_map, values, expected, fault", [
+    # state.code through the machine's own map (codes as the API stores them: text), else the default codes
+    ({"1": "running", "3": "faulted", "7": "changeover"}, {"state.code": 3}, "faulted", None),
+    ({"1": "running", "3": "faulted", "7": "changeover"}, {"state.code": 7.0}, "changeover", None),
+    ({"1": "running", "3": "faulted"}, {"state.code": 2}, "unknown", None),  # not in its map: not the default's
+    (None, {"state.code": 3}, "blocked", None),
+    # a running bit and a fault code: not running with a non-zero code is faulted, with the code
+    (None, {"state.running": False, "fault.code": JAM}, "faulted", JAM),
+    (None, {"state.running": False, "fault.code": 0}, "idle", None),
+    (None, {"state.running": True, "fault.code": JAM}, "running", None),
+    (None, {"state.running": False, "fault.code": 5}, "faulted", 5),  # not in the table: a fault all the same
+    # the fault table's kind decides: a planned stop or a changeover signalled as a fault code
+    (None, {"state.running": False, "fault.code": CLEANING}, "planned_stop", CLEANING),
+    (None, {"state.running": False, "fault.code": RECIPE}, "changeover", RECIPE),
+    (None, {"state.code": 4, "fault.code": CLEANING}, "planned_stop", CLEANING),
+    # a running bit and a fault bit: the bit is the authority over a latched "last fault" code
+    (None, {"state.running": True, "state.faulted": True}, "faulted", None),
+    (None, {"state.running": False, "state.faulted": True, "fault.code": JAM}, "faulted", JAM),
+    (None, {"state.running": False, "state.faulted": False, "fault.code": JAM}, "idle", None),
+    (None, {"state.running": False, "state.faulted": False, "state.stopped": True}, "planned_stop", None),
+    # the demo's codes: its latched LastFaultCode does not make an idle machine faulted
+    (None, {"state.code": 2, "fault.code": JAM}, "idle", None),
+])
+def test_state_derivation_table(state_code_map, values, expected, fault):
+    tracker = MachineTracker(1, state_code_map=state_code_map, fault_kinds=FAULT_TABLE)
+    out = tracker.update(10.0, values)
+    assert out.states == [(1, 10.0, None, expected, fault, None)]
+
+
+def test_presets_are_code_tables_of_our_states():
+    from collectors.machine_model import PACKML_NAMES, STATE_PRESETS
+    from db.models import MACHINE_STATES
+
+    packml = STATE_PRESETS["packml"].codes
+    assert {PACKML_NAMES[c]: packml[c] for c in (2, 4, 5, 6, 9, 11, 16, 17)} == {
+        "Stopped": "idle", "Idle": "idle", "Suspended": "idle", "Execute": "running", "Aborted": "faulted",
+        "Held": "faulted", "Completing": "running", "Complete": "idle"}
+    assert 0 not in packml  # Undefined stays unknown
+    assert STATE_PRESETS["demo"].codes == {1: "running", 2: "idle", 3: "blocked", 4: "faulted", 5: "planned_stop",
+                                           6: "changeover"}
+    for preset in STATE_PRESETS.values():
+        assert set((preset.codes or {}).values()) <= set(MACHINE_STATES)
+    tracker = MachineTracker(1, state_code_map=packml)
+    assert tracker.derive_state({"state.code": 6}) == "running"
+    assert tracker.derive_state({"state.code": 11}) == "faulted"
+
+
+def test_a_saved_change_of_the_tables_reaches_a_running_tracker():
+    tracker = MachineTracker(1)
+    tracker.update(0.0, {"state.code": 3, "counter.total": 10})
+    tracker.configure({"3": "faulted"}, {JAM: "planned_stop"})
+    out = tracker.update(5.0, {"state.code": 3, "counter.total": 14})
+    assert out.states[-1][3] == "faulted"
+    assert tracker.totals["total"] == 4  # the counters were kept

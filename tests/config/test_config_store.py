@@ -204,3 +204,72 @@ def test_hierarchy_deletes_say_what_goes_with_them(store):
     cs.delete_item(engine, "sites", site["id"])
     assert cs.list_items(engine, "lines") == (0, [])
     assert cs.get_machine(engine, cs.find_machine(engine, "LINE-011"))["line"] is None
+
+
+SETTINGS_DOCUMENT = """
+version: 1
+calendars:
+- {name: Days, timezone: UTC, shifts: [{name: A, start: '06:00', end: '14:00'}]}
+- {name: Nights, timezone: UTC, shifts: [{name: C, start: '22:00', end: '06:00'}]}
+sites:
+- name: Riverside
+  timezone: UTC
+  micro_stop_threshold_s: 90
+  areas:
+  - name: Packaging
+    lines: [{name: Bottling, calendar: Days}, Canning]
+machines:
+- machine_id: LINE-031
+  name: Filler
+  line: Riverside/Packaging/Bottling
+  protocol: MODBUS
+  ip_address: 127.0.0.1
+  calendar: Nights
+  state_code_map: {1: running, 3: faulted, 7: changeover}
+  ideal_cycle_time_s: 1.5
+  micro_stop_threshold_s: 45
+  fault_codes:
+  - {code: 42, text: Jam at infeed}
+  - {code: 900, text: Cleaning, kind: planned_stop}
+- {machine_id: LINE-032, name: Capper, line: Riverside/Packaging/Bottling, protocol: MODBUS, ip_address: 127.0.0.1}
+"""
+
+
+def test_machine_settings_through_the_file_the_store_and_the_audit_log(store):
+    """On SQLite and PostgreSQL: the file's settings land, inherit, come back out the same, and each change of
+    them is one audit entry with its before and after."""
+    engine = store.engine
+    cs.import_document(engine, validate_document(yaml.safe_load(SETTINGS_DOCUMENT), **cs.import_context(engine)))
+    filler = cs.get_machine(engine, cs.find_machine(engine, "LINE-031"))
+    assert (filler["calendar"], filler["state_code_map"], filler["ideal_cycle_time_s"],
+            filler["micro_stop_threshold_s"]) == ("Nights", {"1": "running", "3": "faulted", "7": "changeover"}, 1.5,
+                                                  45)
+    assert filler["fault_codes"] == [{"code": 42, "text": "Jam at infeed", "kind": "fault"},
+                                     {"code": 900, "text": "Cleaning", "kind": "planned_stop"}]
+    capper = cs.get_machine(engine, cs.find_machine(engine, "LINE-032"))
+    assert capper["calendar"] is None and capper["effective_calendar"]["from"] == "line"
+    assert capper["effective_calendar"]["name"] == "Days"
+    assert capper["effective_micro_stop_threshold_s"] == {"value": 90, "from": "site"}
+    exported = cs.export_document(engine)
+    again = validate_document(yaml.safe_load(yaml.safe_dump(exported)), **cs.import_context(engine))
+    cs.import_document(engine, again)
+    assert cs.export_document(engine) == exported  # the round trip changes nothing
+
+    body = {k: v for k, v in filler.items() if k not in ("id", "connection_id", "tag_count", "line_name")}
+    cs.update_machine(engine, filler["id"], validate_machine({**body, "calendar": "Days", "fault_codes": [
+        {"code": 42, "text": "Jam at the infeed star", "kind": "fault"}], "state_code_map": None}))
+    with Session(engine) as session:
+        entry = session.execute(text("SELECT before, after FROM audit_log WHERE action = 'machine.update' "
+                                     "ORDER BY id DESC")).first()
+    before, after = (v if isinstance(v, dict) else __import__("json").loads(v) for v in entry)
+    assert (before["calendar"], after["calendar"]) == ("Nights", "Days")
+    assert before["state_code_map"] == {"1": "running", "3": "faulted", "7": "changeover"}
+    assert after["state_code_map"] is None
+    assert after["fault_codes"] == [{"code": 42, "text": "Jam at the infeed star", "kind": "fault"}]
+    # a calendar goes: its machines and lines fall back, and the delete says so first
+    pk = next(c["id"] for c in cs.list_items(engine, "calendars")[1] if c["name"] == "Days")
+    assert cs.item_impact(engine, "calendars", pk) == {"shifts": 1, "machines_uncalendared": 1,
+                                                       "lines_uncalendared": 1}
+    cs.delete_item(engine, "calendars", pk)
+    filler = cs.get_machine(engine, filler["id"])
+    assert filler["calendar"] is None and filler["effective_calendar"]["text"] == "no calendar: every hour is planned"

@@ -57,6 +57,42 @@ def test_hierarchy(browser, app):
     assert app.client.get("/api/config/sites/")[1]["count"] == 0
 
 
+def test_a_lines_calendar_and_a_sites_micro_stop_threshold(browser, app):
+    """What machines inherit is set on the hierarchy page; a machine on the line then reads it as in effect."""
+    api = app.client
+    assert api.post("/api/config/calendars/", {"name": "Page shifts", "timezone": "UTC", "shifts": [
+        {"name": "A", "start": "06:00", "end": "14:00"}]})[0] == 201
+    open_page(browser, app, "/settings/hierarchy/", "Hierarchy")
+    fill(browser, "sh-site-name", "Hillside")
+    fill(browser, "sh-site-micro_stop_threshold_s", -3)
+    click(browser, "#sh-site-save")
+    wait_text(browser, "#sh-site-micro_stop_threshold_s-fb", "from 0 to 86400")
+    fill(browser, "sh-site-micro_stop_threshold_s", 75)
+    click(browser, "#sh-site-save")
+    wait_text(browser, "#sh-site-list", "75 s")
+    fill(browser, "sh-area-name", "Filling")
+    choose_label(browser, "sh-area-site", "Hillside")
+    click(browser, "#sh-area-save")
+    wait_text(browser, "#sh-area-list", "Filling")
+    fill(browser, "sh-line-name", "Line 2")
+    choose_label(browser, "sh-line-area", "Hillside / Filling")
+    choose_label(browser, "sh-line-calendar", "Page shifts")
+    click(browser, "#sh-line-save")
+    wait_text(browser, "#sh-line-list", "Page shifts")
+    line = next(ln for ln in api.get("/api/config/lines/")[1]["results"] if ln["name"] == "Line 2")
+    assert line["calendar"] == "Page shifts"
+    status, m = api.post("/api/plc/machines/", {"name": "Inherits", "machine_id": "PAGE-INHERIT", "protocol": "S7",
+                                                "ip_address": "127.0.0.1", "enabled": False, "line": line["id"]})
+    assert status == 201
+    assert m["effective_calendar"]["text"] == "Page shifts (the line's)"
+    assert m["effective_micro_stop_threshold_s"] == {"value": 75, "from": "site"}
+    api.delete("/api/plc/machines/PAGE-INHERIT/")
+    site = next(x for x in api.get("/api/config/sites/")[1]["results"] if x["name"] == "Hillside")
+    api.delete(f"/api/config/sites/{site['id']}/")
+    cal = next(c for c in api.get("/api/config/calendars/")[1]["results"] if c["name"] == "Page shifts")
+    api.delete(f"/api/config/calendars/{cal['id']}/")
+
+
 def test_products_and_reasons(browser, app):
     open_page(browser, app, "/settings/products/", "Products")
     fill(browser, "sp-product-code", "1001")
@@ -97,7 +133,7 @@ def test_shift_calendars(browser, app):
     fill(browser, "sc-calendar-shifts", "Early, 06:00-14:00, 01234, Lunch 10:00+30\nNight, 22:00-06:00, 0123")
     click(browser, "#sc-calendar-save")
     wait_text(browser, "#sc-calendar-list", "Night, 22:00-06:00, 0123")
-    cal = app.client.get("/api/config/calendars/")[1]["results"][0]
+    cal = next(c for c in app.client.get("/api/config/calendars/")[1]["results"] if c["name"] == "Two shifts")
     assert cal["shifts"][0]["breaks"] == [{"name": "Lunch", "start": "10:00", "duration_s": 1800}]
 
 

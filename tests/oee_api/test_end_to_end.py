@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import text
 
 import oee
 from collectors.poller import BackoffPolicy
@@ -37,14 +38,14 @@ def test_oee_from_polled_tags_matches_the_ground_truth(tmp_path):
     runtime = None
     try:
         endpoints = demo_endpoints(plant.endpoints(), layout)
-        for ep in endpoints:
-            ep["poll_interval_ms"] = 50
         products = {p.code: p for m in layout.machines for p in m.products}
         url = f"sqlite:///{tmp_path / 'oee.sqlite3'}"
         store = open_store(url)
         sync_demo_plant(store.engine, {"name": "Site"}, endpoints,
                         [{"code": c, "name": p.name, "ideal_cycle_time": p.ideal_cycle_time / SCALE}
                          for c, p in products.items()])
+        with store.engine.begin() as conn:  # faster than a user may poll (100 ms): this plant's hour is seconds
+            conn.execute(text("UPDATE connections SET poll_interval_ms = 50"))
         store.close()
         runtime = Runtime(Settings(database_url=url, data_dir=tmp_path, demo=False), collector_options={
             "backoff": BackoffPolicy(0.2, 1.0), "reload_interval_s": 3600, "count_bucket_s": 0.25}).start()

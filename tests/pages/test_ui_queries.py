@@ -94,7 +94,7 @@ def test_downtime_events_from_states_with_fault_reasons_and_filters(store):
     assert [(e["start"] - T0, e["in_range_s"]) for e in part] == [(900, 100)]  # keyed by the stop's real start
     pareto = dq.downtime_pareto(dq.downtime_events(store, T0, T0 + 3600, scope="machine", key="M1"))
     assert [(g["label"], g["seconds"]) for g in pareto] == [
-        ("Idling and minor stops", 600), ("Infeed jam (101)", 300), ("Minor stops", 30)]
+        ("Idling and minor stops", 600), ("101 Infeed jam", 300), ("Minor stops", 30)]
     assert pareto[-1]["cumulative"] == pytest.approx(1.0)
 
 

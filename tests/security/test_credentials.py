@@ -18,7 +18,6 @@ from asyncua.crypto.permission_rules import User, UserRole
 from sqlalchemy import text
 
 from config import store as cs
-from config.demo_plant import sync_demo_plant
 from config.plant_file import validate_document
 from config.validation import redact, validate_machine
 from db.collector_config import load_collector_config, seal_stored_secrets
@@ -37,6 +36,24 @@ CIPHER = Credentials(derive_key(KEY_1.encode(), "plc-credentials"))
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25):
     return wait_until(predicate, timeout, interval)
+
+
+def store_as_an_older_version(engine, machine_id: str, port: int, protocol_config: dict, tags=()) -> None:
+    """A machine as a version before encryption left it: the password in plain text, no audit entry. Written as
+    rows, since every write path of this version refuses a plain secret."""
+    from sqlalchemy.orm import Session
+
+    from db.models import Connection, Machine, Tag
+
+    with Session(engine) as session, session.begin():
+        machine = Machine(machine_id=machine_id, name=machine_id, description="", enabled=True)
+        session.add(machine)
+        session.flush()
+        conn = Connection(name=machine_id, machine_id=machine.id, protocol="OPCUA", host="127.0.0.1", port=port,
+                          protocol_config=protocol_config, poll_interval_ms=200, enabled=True)
+        conn.tags = [Tag(machine_id=machine.id, scale=1.0, offset=0.0, deadband=0.0, report_by_exception=False,
+                         enabled=True, **t) for t in tags]
+        session.add(conn)
 
 
 # --- the cipher ------------------------------------------------------------------------------------------------------
@@ -128,10 +145,8 @@ def test_the_stored_row_holds_no_plain_secret(store):
 
 def test_plain_secrets_already_stored_are_encrypted_once(store):
     engine = store.engine
-    sync_demo_plant(engine, {"name": "Old site"}, [{
-        "machine_id": "OLD-1", "area": "A", "line": "L", "protocol": "OPCUA", "host": "127.0.0.1", "port": 4999,
-        "protocol_config": {"endpoint": "opc.tcp://127.0.0.1:4999/", "username": "operator", "password": PASSWORD},
-        "tags": []}], [])
+    store_as_an_older_version(engine, "OLD-1", 4999, {"endpoint": "opc.tcp://127.0.0.1:4999/",
+                                                       "username": "operator", "password": PASSWORD})
     assert PASSWORD in raw_configs(engine)["OLD-1"]  # as an older version left it
     assert seal_stored_secrets(engine, CIPHER) == 1
     row = raw_configs(engine)["OLD-1"]
@@ -200,9 +215,7 @@ def test_no_secret_in_the_logs_at_debug(opcua, store, tmp_path, caplog, monkeypa
 
     caplog.set_level(logging.DEBUG)
     engine = store.engine
-    sync_demo_plant(engine, {"name": "Log site"}, [{
-        "machine_id": "LOG-1", "area": "A", "line": "L", "protocol": "OPCUA", "host": "127.0.0.1",
-        "port": opcua.port, "protocol_config": opcua_config(opcua), "poll_interval_ms": 200, "tags": OPC_TAGS}], [])
+    store_as_an_older_version(engine, "LOG-1", opcua.port, opcua_config(opcua), OPC_TAGS)
     monkeypatch.setenv("OEE_SECRET_KEY", KEY_1)
     runtime = Runtime(Settings(database_url=store.raw_url, data_dir=tmp_path, demo=False, role="all"),
                       collector_options={"backoff": BackoffPolicy(0.2, 0.5), "reload_interval_s": 3600})
