@@ -155,9 +155,11 @@ def test_a_collector_process_that_dies_is_started_again_and_loses_nothing_it_wro
         assert child["pid"] != first["pid"] and child["last_exit_code"] == -signal.SIGKILL
         assert _collector_children(app.proc.pid) == [child["pid"]]
         _all_connections(app)
-        time.sleep(3)
-        with engine.connect() as c:
-            after = c.execute(text("SELECT count(*) FROM samples")).scalar()
+        deadline, after = time.monotonic() + 30, before  # the new child's first samples: seconds on a busy box
+        while after <= before and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with engine.connect() as c:
+                after = c.execute(text("SELECT count(*) FROM samples")).scalar()
         assert after > before
         assert app.output().count(f"the collector process {first['pid']} ended (exit code -9)") == 1
     finally:
