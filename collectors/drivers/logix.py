@@ -38,16 +38,10 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import struct
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pycomm3 import CommError, LogixDriver, PycommError, RequestError, ResponseError
 from pycomm3.cip_driver import CIPDriver, with_forward_open
-from pycomm3.const import HEADER_SIZE
-from pycomm3.socket_ import Socket as _Pycomm3Socket
 
 from collectors.base import (
     BAD,
@@ -72,203 +66,44 @@ from collectors.base import (
     register,
     tcp_check,
 )
-from collectors.peers import ENIP_COMMANDS, describe
+from collectors.drivers.logix_plan import (
+    ADDRESS_FORMS,
+    CONNECTION_SIZE,
+    FAMILIES,
+    FLOAT_TYPES,
+    INTEGER_TYPES,
+    MAX_SLOT,
+    MAX_TAG_NAME,
+    NAME_RE,
+    NUMERIC_TYPES,
+    PART_RE,
+    TYPE_SIZES,
+    LogixAddress,
+    LogixChunk,
+    LogixPlan,
+    Resolved,
+    parse_indices,
+    reply_bytes,
+)
+from collectors.drivers.logix_socket import (
+    ForeignReply,
+    GuardedSocket,
+    PeerClosed,
+    chain_text,
+    exception_chain,
+    guarded,
+    timed_out,
+)
+from collectors.peers import describe
 
 log = logging.getLogger(__name__)
-
-# data type -> bytes of one value in a read reply (STRING: the 88-byte Logix structure LEN + DATA[82] + pad)
-TYPE_SIZES = {"BOOL": 1, "SINT": 1, "INT": 2, "DINT": 4, "LINT": 8, "USINT": 1, "UINT": 2, "UDINT": 4,
-              "ULINT": 8, "REAL": 4, "LREAL": 8, "STRING": 88}
-INTEGER_TYPES = {"SINT", "INT", "DINT", "LINT", "USINT", "UINT", "UDINT", "ULINT"}
-FLOAT_TYPES = {"REAL", "LREAL"}
-NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES | {"BOOL"}
-FAMILIES = ("ControlLogix", "CompactLogix")
-
-CONNECTION_SIZE = 4000  # pycomm3's Large Forward Open connection size
-MULTI_OVERHEAD = 10  # pycomm3's MULTISERVICE_READ_OVERHEAD
-MAX_TAG_NAME = 40  # Logix limit for one name
-MAX_SLOT = 16  # the largest ControlLogix chassis has 17 slots
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_PART = re.compile(r"(?P<name>[^\[\]]*)(?:\[(?P<index>[^\]]*)\])?\Z")
-_STATUS = re.compile(r"\((?P<general>[0-9a-fA-F]{2}), (?P<extended>[0-9a-fA-F]+)\)")
-_ADDRESS_FORMS = ("expected a Logix tag name such as ProductionCount, Program:MainProgram.StepNo, "
-                  "StationTemps[2], Station[1].Count or StatusWord.3")
-
-
-@dataclass(frozen=True)
-class LogixAddress:
-    """A parsed tag address. text is the canonical form sent to pycomm3."""
-
-    text: str
-    program: str | None  # 'MainProgram' for Program:MainProgram.StepNo
-    parts: tuple[tuple[str, tuple[int, ...]], ...]  # (name, indices) from the scope's tag down to the member
-    bit: int | None
-    data_type: str
-
-    @property
-    def scope_tag(self) -> str:
-        """The key of the tag in pycomm3's tag list: 'StationTemps', 'Program:MainProgram.StepNo'."""
-        name = self.parts[0][0]
-        return f"Program:{self.program}.{name}" if self.program else name
-
-
-@dataclass
-class LogixChunk:
-    """One plc.read(*names): distinct addresses, the tag ids each one serves, pycomm3's size estimate."""
-
-    names: list[str] = field(default_factory=list)
-    tag_ids: dict[str, list[int]] = field(default_factory=dict)
-    estimated_bytes: int = MULTI_OVERHEAD
-
-
-@dataclass
-class LogixPlan:
-    chunks: list[LogixChunk]
-    addresses: dict[str, LogixAddress]  # canonical address -> parsed
-    budget: int = CONNECTION_SIZE
-
-    @property
-    def tag_count(self) -> int:
-        return sum(len(ids) for chunk in self.chunks for ids in chunk.tag_ids.values())
-
-
-@dataclass
-class _Resolved:
-    request: str | None  # the name to send (the controller's spelling), None when the tag cannot be read
-    actual_type: str | None = None
-    reason: str | None = None  # BAD reason when request is None, UNCERTAIN reason when set with a request
-
-
-def _fail(field_name: str, message: str) -> ConfigError:
-    return ConfigError(field_name, message)
-
-
-def _parse_indices(text: str, part: str, address: str) -> tuple[int, ...]:
-    items = [s.strip() for s in text.split(",")]
-    if not 1 <= len(items) <= 3 or not all(s.isdigit() for s in items):
-        raise _fail("address", f"{address!r}: bad array index [{text}] in {part!r}; an index is one to three "
-                               "whole numbers, e.g. StationTemps[2] or Grid[1,2]")
-    return tuple(int(s) for s in items)
-
-
-def _estimate(addr: LogixAddress) -> int:
-    """pycomm3's per-tag cost in a Multiple Service Packet: reply data + request message + 2."""
-    if addr.bit is not None:
-        data = 8  # the integer holding the bit, at most a LINT
-    else:
-        data = TYPE_SIZES.get(addr.data_type, 88)
-        if addr.data_type == "BOOL" and addr.parts[-1][1]:  # a BOOL array element reads the DWORDs up to it
-            data = 4 * (addr.parts[-1][1][0] // 32 + 1)
-    path = 0
-    if addr.program:
-        seg = len("Program:") + len(addr.program)
-        path += 2 + seg + seg % 2
-    for name, indices in addr.parts:
-        path += 2 + len(name) + len(name) % 2
-        path += sum(2 if i < 256 else 4 if i < 65536 else 6 for i in indices)
-    request = 1 + 1 + path + 2  # service, path size, path, element count
-    return data + request + 2
-
+STATUS_RE = re.compile(r"\((?P<general>[0-9a-fA-F]{2}), (?P<extended>[0-9a-fA-F]+)\)")
 
 def _status(text: str) -> tuple[int, int] | None:
-    m = _STATUS.search(text or "")
+    m = STATUS_RE.search(text or "")
     if not m:
         return None
     return int(m.group("general"), 16), int(m.group("extended"), 16)
-
-
-def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def _chain_text(exc: BaseException) -> str:
-    return " <- ".join(str(e) for e in _chain(exc) if str(e))
-
-
-def _timed_out(exc: BaseException) -> bool:
-    return any(isinstance(e, (socket.timeout, TimeoutError)) for e in _chain(exc))
-
-
-class _PeerClosed(ConnectionError):
-    """The peer closed the connection (recv returned b'') in the middle of a reply, or before one."""
-
-    def __init__(self, received: bytes):
-        super().__init__("the peer closed the connection" + (f" after {len(received)} bytes" if received else ""))
-        self.received = received
-
-
-class _ForeignReply(ConnectionError):
-    """A reply whose encapsulation header names no EtherNet/IP command: another protocol answers on the port."""
-
-    def __init__(self, received: bytes):
-        super().__init__(f"not an EtherNet/IP reply: {received[:8].hex(' ')} ...")
-        self.received = received
-
-
-class _GuardedSocket(_Pycomm3Socket):
-    """pycomm3's socket, with the three guards its receive() lacks (pycomm3 1.2.16 socket_.py):
-    - it loops on recv() until the length its header announces has arrived; a peer that closes makes recv()
-      return b'' at once, for ever: a thread spinning at 100 % CPU (an HTTP server's "HTTP/1.1 400" reads as a
-      header announcing 20,564 bytes). Here b'' raises;
-    - the socket timeout bounds each recv(), not the reply: a peer that trickles a byte at a time holds it for
-      ever. Here one deadline bounds the whole reply;
-    - it takes any 24 bytes for a header. Here a header must name an EtherNet/IP command, else the bytes say what
-      answered instead.
-    close() may come from another thread (the collector's watchdog): it shuts the socket down, so a recv() blocked
-    in the collector's thread returns at once."""
-
-    def __init__(self, timeout: float):
-        super().__init__(timeout)
-        self.timeout_s = timeout
-
-    def receive(self, timeout=0):
-        deadline = time.monotonic() + (timeout or self.timeout_s)
-        try:
-            header = self._exactly(HEADER_SIZE, deadline, b"")
-            if struct.unpack_from("<H", header)[0] not in ENIP_COMMANDS:
-                raise _ForeignReply(header)
-            length = struct.unpack_from("<H", header, 2)[0]
-            return header + self._exactly(length, deadline, header)
-        finally:
-            if self.sock.fileno() >= 0:
-                self.sock.settimeout(self.timeout_s)  # send() uses it: not what was left of this deadline
-
-    def _exactly(self, n: int, deadline: float, before: bytes) -> bytes:
-        data = b""
-        while len(data) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout(f"no complete reply within {self.timeout_s:g} s")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(n - len(data))
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                got = before + data
-                if got and struct.unpack_from("<H", got + b"\0")[0] not in ENIP_COMMANDS:
-                    raise _ForeignReply(got)
-                raise _PeerClosed(got)
-            data += chunk
-        return data
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-def _guarded(plc: LogixDriver, timeout_s: float) -> LogixDriver:
-    """plc with a guarded socket (CIPDriver.open() keeps a socket it finds and only creates one when there is none)."""
-    plc._sock = _GuardedSocket(timeout_s)
-    return plc
 
 
 @register
@@ -283,7 +118,7 @@ class LogixDriverAdapter(Driver):
         self.config = self.validate_config(settings.config)
         self._plc: LogixDriver | None = None
         self._opening: LogixDriver | None = None  # the one being opened (connect, test): abort() reaches it
-        self._resolved: dict[str, _Resolved] = {}
+        self._resolved: dict[str, Resolved] = {}
         self._loaded_programs: set[str] = set()
 
     # -- configuration ------------------------------------------------------------------------------------------
@@ -336,7 +171,7 @@ class LogixDriverAdapter(Driver):
             raise ConfigError("data_type", f"{data_type!r} is not a Logix data type; use one of "
                                            f"{', '.join(TYPE_SIZES)} (for an array element, the element's type)")
         if not isinstance(address, str) or not address.strip():
-            raise ConfigError("address", f"the address is empty; {_ADDRESS_FORMS}")
+            raise ConfigError("address", f"the address is empty; {ADDRESS_FORMS}")
         text = address.strip()
         if "{" in text or "}" in text:
             base = text.split("{", 1)[0] or "Arr"
@@ -344,7 +179,7 @@ class LogixDriverAdapter(Driver):
                                          f"address is one value: use {base}[i] for element i, one tag per element")
         text = re.sub(r"\[([^\]]*)\]", lambda m: "[" + "".join(m.group(1).split()) + "]", text)  # Grid[1, 2]
         if any(c.isspace() for c in text):
-            raise ConfigError("address", f"{text!r} contains a space; {_ADDRESS_FORMS}")
+            raise ConfigError("address", f"{text!r} contains a space; {ADDRESS_FORMS}")
         program = None
         rest = text
         if rest.lower().startswith("program:"):
@@ -352,13 +187,13 @@ class LogixDriverAdapter(Driver):
             if not dot or not rest:
                 raise ConfigError("address", f"{text!r}: a program tag is Program:<program>.<tag>, "
                                              "e.g. Program:MainProgram.StepNo")
-            if not _NAME.match(prog) or len(prog) > MAX_TAG_NAME:
+            if not NAME_RE.match(prog) or len(prog) > MAX_TAG_NAME:
                 raise ConfigError("address", f"{text!r}: {prog!r} is not a program name (letters, digits and _, "
                                              "not starting with a digit)")
             program = prog
         elif ":" in rest:
             raise ConfigError("address", f"{text!r}: I/O module tags (Local:1:I.Data) and other names with ':' are "
-                                         f"not supported; {_ADDRESS_FORMS}")
+                                         f"not supported; {ADDRESS_FORMS}")
         pieces = rest.split(".")
         bit = None
         if len(pieces) > 1 and pieces[-1].isdigit():
@@ -371,17 +206,17 @@ class LogixDriverAdapter(Driver):
         parts: list[tuple[str, tuple[int, ...]]] = []
         for piece in pieces:
             if not piece:
-                raise ConfigError("address", f"{text!r} has an empty name between dots; {_ADDRESS_FORMS}")
-            m = _PART.match(piece)
+                raise ConfigError("address", f"{text!r} has an empty name between dots; {ADDRESS_FORMS}")
+            m = PART_RE.match(piece)
             if m is None or not m.group("name"):
-                raise ConfigError("address", f"{text!r}: {piece!r} is not a tag or member name; {_ADDRESS_FORMS}")
+                raise ConfigError("address", f"{text!r}: {piece!r} is not a tag or member name; {ADDRESS_FORMS}")
             name = m.group("name")
-            if not _NAME.match(name):
+            if not NAME_RE.match(name):
                 raise ConfigError("address", f"{text!r}: {name!r} is not a Logix name (letters, digits and _, not "
-                                             f"starting with a digit); {_ADDRESS_FORMS}")
+                                             f"starting with a digit); {ADDRESS_FORMS}")
             if len(name) > MAX_TAG_NAME:
                 raise ConfigError("address", f"{text!r}: {name!r} is longer than {MAX_TAG_NAME} characters")
-            indices = _parse_indices(m.group("index"), piece, text) if m.group("index") is not None else ()
+            indices = parse_indices(m.group("index"), piece, text) if m.group("index") is not None else ()
             parts.append((name, indices))
         canonical = ".".join(n + (f"[{','.join(map(str, i))}]" if i else "") for n, i in parts)
         if program:
@@ -409,7 +244,7 @@ class LogixDriverAdapter(Driver):
                                                               f"{addr.data_type})")
                 known.tag_ids[addr.text].append(tag.tag_id)
                 continue
-            cost = _estimate(addr)
+            cost = reply_bytes(addr)
             if current.names and current.estimated_bytes + cost > budget:
                 chunks.append(current)
                 current = LogixChunk()
@@ -465,9 +300,9 @@ class LogixDriverAdapter(Driver):
         """The error for a peer that answered in another protocol, or (opening) closed without a word: found by
         the guarded socket. A controller that closes an established session has gone away: not for here."""
         s = self.settings
-        for e in _chain(exc):
-            if isinstance(e, _ForeignReply) or (opening and isinstance(e, _PeerClosed)):
-                found = describe(self.protocol, s.host, s.port, e.received, isinstance(e, _PeerClosed))
+        for e in exception_chain(exc):
+            if isinstance(e, ForeignReply) or (opening and isinstance(e, PeerClosed)):
+                found = describe(self.protocol, s.host, s.port, e.received, isinstance(e, PeerClosed))
                 if found is not None:
                     out = DriverError(found.kind, f"{stage}: {found.message}", found.suggestion)
                     out.diagnosed = True
@@ -478,7 +313,7 @@ class LogixDriverAdapter(Driver):
         """From another thread: end a call that does not return (shut the socket down under it)."""
         for plc in (self._opening, self._plc):
             sock = getattr(plc, "_sock", None)
-            if isinstance(sock, _GuardedSocket):
+            if isinstance(sock, GuardedSocket):
                 sock.close()
 
     def _open_error(self, exc: BaseException, stage: str) -> DriverError:
@@ -486,14 +321,14 @@ class LogixDriverAdapter(Driver):
         peer = self._peer_error(exc, stage, opening=True)
         if peer is not None:
             return peer
-        text = _chain_text(exc)
+        text = chain_text(exc)
         routed = self._route_error(text)
         if routed is not None:
             return routed
-        if isinstance(exc, CommError) or any(isinstance(e, OSError) for e in _chain(exc)):
+        if isinstance(exc, CommError) or any(isinstance(e, OSError) for e in exception_chain(exc)):
             # Is anything listening at all? tcp_check raises the precise error (refused, timeout, DNS).
             tcp_check(self.settings.host, self.settings.port, self.settings.timeout_s)
-            if _timed_out(exc):
+            if timed_out(exc):
                 return DriverError(TIMEOUT, f"{stage}: no EtherNet/IP answer within {self.settings.timeout_s:g} s",
                                    self._not_logix_suggestion())
             return DriverError(PROTOCOL_ERROR, f"{stage}: the device does not speak EtherNet/IP ({text})",
@@ -506,7 +341,7 @@ class LogixDriverAdapter(Driver):
 
     def connect(self) -> None:
         self.close()
-        plc = _guarded(LogixDriver(self.path, init_tags=True, init_program_tags=self.config["init_program_tags"]),
+        plc = guarded(LogixDriver(self.path, init_tags=True, init_program_tags=self.config["init_program_tags"]),
                        self.settings.timeout_s)
         plc.socket_timeout = self.settings.timeout_s
         self._opening = plc
@@ -559,12 +394,12 @@ class LogixDriverAdapter(Driver):
         peer = self._peer_error(exc, action, opening=False)
         if peer is not None:
             return peer
-        if _timed_out(exc):
+        if timed_out(exc):
             return DriverError(TIMEOUT, f"{action}: {self.settings.host} did not answer within "
                                         f"{self.settings.timeout_s:g} s",
                                "Check the network and that the controller is powered and reachable.")
         return DriverError(CANNOT_CONNECT, f"{action}: the connection to {self.settings.host}:{self.settings.port} "
-                                           f"was lost ({_chain_text(exc)})",
+                                           f"was lost ({chain_text(exc)})",
                            "The controller closed the connection or went away; the collector reconnects.")
 
     # -- resolution against the uploaded tag list -----------------------------------------------------------------
@@ -578,18 +413,18 @@ class LogixDriverAdapter(Driver):
             tags = plc.get_tag_list(program=spelled, cache=False)
         except (ResponseError, RequestError) as exc:
             raise DriverError(PROTOCOL_ERROR, f"tag list of program {spelled} could not be read: "
-                                              f"{_chain_text(exc)}") from None
+                                              f"{chain_text(exc)}") from None
         plc.tags.update({t["tag_name"]: t for t in tags})
         self._loaded_programs.add(spelled)
         return spelled
 
-    def _resolve(self, addr: LogixAddress) -> _Resolved:
+    def _resolve(self, addr: LogixAddress) -> Resolved:
         hit = self._resolved.get(addr.text)
         if hit is None:
             hit = self._resolved[addr.text] = self._resolve_uncached(addr)
         return hit
 
-    def _resolve_uncached(self, addr: LogixAddress) -> _Resolved:
+    def _resolve_uncached(self, addr: LogixAddress) -> Resolved:
         plc = self._require()
         tags = plc.tags
         program = addr.program
@@ -597,7 +432,7 @@ class LogixDriverAdapter(Driver):
             program = self._ensure_program(plc, program)
             if program is None:
                 names = ", ".join(sorted(plc.info.get("programs", {}))) or "none"
-                return _Resolved(None, reason=f"{INVALID_ADDRESS}: no program {addr.program!r} in the controller "
+                return Resolved(None, reason=f"{INVALID_ADDRESS}: no program {addr.program!r} in the controller "
                                               f"(programs: {names})")
         first, indices = addr.parts[0]
         key = f"Program:{program}.{first}" if program else first
@@ -607,7 +442,7 @@ class LogixDriverAdapter(Driver):
             info = tags.get(key) if key else None
         if info is None:
             scope = f"program {program}" if program else "the controller"
-            return _Resolved(None, reason=f"{INVALID_ADDRESS}: {addr.scope_tag} does not exist in {scope}")
+            return Resolved(None, reason=f"{INVALID_ADDRESS}: {addr.scope_tag} does not exist in {scope}")
         spelled = [key]
         label = key
         dims = [d for d in info.get("dimensions", [])[: info.get("dim", 0)] if d]
@@ -617,17 +452,17 @@ class LogixDriverAdapter(Driver):
             dtype = "BOOL"
         err = self._check_index(label, indices, dims, self._type_label(dtype, is_struct))
         if err:
-            return _Resolved(None, reason=err)
+            return Resolved(None, reason=err)
         spelled[-1] += self._index_text(indices)
         label += self._index_text(indices)
         for name, member_indices in addr.parts[1:]:
             if not is_struct or "string" in dtype:
                 kind = self._type_label(dtype, is_struct)
-                return _Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {kind} and has no member {name!r}")
+                return Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {kind} and has no member {name!r}")
             members = {k: v for k, v in dtype["internal_tags"].items() if k in dtype.get("attributes", [])}
             mname = next((k for k in members if k.lower() == name.lower()), None)
             if mname is None:
-                return _Resolved(None, reason=f"{INVALID_ADDRESS}: {label} ({dtype['name']}) has no member "
+                return Resolved(None, reason=f"{INVALID_ADDRESS}: {label} ({dtype['name']}) has no member "
                                               f"{name!r}; members: {', '.join(members)}")
             member = members[mname]
             label = f"{label}.{mname}"
@@ -636,29 +471,29 @@ class LogixDriverAdapter(Driver):
             mdims = [member["array"]] if member.get("array") else []
             err = self._check_index(label, member_indices, mdims, self._type_label(dtype, is_struct))
             if err:
-                return _Resolved(None, reason=err)
+                return Resolved(None, reason=err)
             spelled.append(mname + self._index_text(member_indices))
             label += self._index_text(member_indices)
         actual = "STRING" if is_struct and "string" in dtype else (None if is_struct else str(dtype))
         if actual is None:
             first_member = next(iter(a for a in dtype.get("attributes", [])), "Member")
-            return _Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is a structure ({dtype['name']}); address "
+            return Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is a structure ({dtype['name']}); address "
                                           f"one member, e.g. {label}.{first_member}")
         request = ".".join(spelled)
         if addr.bit is not None:
             if actual not in INTEGER_TYPES:
-                return _Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {actual}; only an integer has bits")
+                return Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {actual}; only an integer has bits")
             if addr.bit >= TYPE_SIZES[actual] * 8:
-                return _Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {actual} with bits "
+                return Resolved(None, reason=f"{INVALID_ADDRESS}: {label} is {actual} with bits "
                                               f"0..{TYPE_SIZES[actual] * 8 - 1}, not {addr.bit}")
             request += f".{addr.bit}"
             actual = "BOOL"
         if actual == addr.data_type:
-            return _Resolved(request, actual)
+            return Resolved(request, actual)
         if actual in NUMERIC_TYPES and addr.data_type in NUMERIC_TYPES:
-            return _Resolved(request, actual, f"type: {label} is {actual} in the controller, configured as "
+            return Resolved(request, actual, f"type: {label} is {actual} in the controller, configured as "
                                               f"{addr.data_type}")
-        return _Resolved(None, actual, f"{INVALID_ADDRESS}: {label} is {actual} in the controller, configured as "
+        return Resolved(None, actual, f"{INVALID_ADDRESS}: {label} is {actual} in the controller, configured as "
                                        f"{addr.data_type}")
 
     @staticmethod
@@ -693,7 +528,7 @@ class LogixDriverAdapter(Driver):
         plc = self._require()
         out: dict[int, Reading] = {}
         for chunk in plan.chunks:
-            requests: list[tuple[str, _Resolved]] = []
+            requests: list[tuple[str, Resolved]] = []
             for name in chunk.names:
                 res = self._resolve(plan.addresses[name])
                 if res.request is None:
@@ -720,7 +555,7 @@ class LogixDriverAdapter(Driver):
                     out[tag_id] = reading
         return out
 
-    def _reading(self, addr: LogixAddress, res: _Resolved, result) -> Reading:
+    def _reading(self, addr: LogixAddress, res: Resolved, result) -> Reading:
         if result.error:
             status = _status(result.error)
             if "doesn't exist" in result.error or (status and status[0] in (0x04, 0x05)):
@@ -779,7 +614,7 @@ class LogixDriverAdapter(Driver):
         if not run("tcp", tcp):
             return TestResult(False, steps, identity)
 
-        plc = _guarded(LogixDriver(self.path, init_tags=False), s.timeout_s)
+        plc = guarded(LogixDriver(self.path, init_tags=False), s.timeout_s)
         plc.socket_timeout = s.timeout_s
         self._opening = plc
 
@@ -798,7 +633,7 @@ class LogixDriverAdapter(Driver):
                 try:  # ask along the same route without a connection to learn why the Forward Open failed
                     plc.get_plc_info()
                 except PycommError as exc:
-                    detail = _chain_text(exc)
+                    detail = chain_text(exc)
                 routed = self._route_error(detail)
                 if routed is not None:
                     raise routed from None
@@ -820,8 +655,8 @@ class LogixDriverAdapter(Driver):
             except CommError as exc:
                 raise self._link_lost(exc, "identity") from None
             except PycommError as exc:
-                routed = self._route_error(_chain_text(exc))
-                raise (routed or DriverError(PROTOCOL_ERROR, f"identity: {_chain_text(exc)}",
+                routed = self._route_error(chain_text(exc))
+                raise (routed or DriverError(PROTOCOL_ERROR, f"identity: {chain_text(exc)}",
                                              self._not_logix_suggestion())) from None
             info = plc.info
             rev = info.get("revision", {})
@@ -847,7 +682,7 @@ class LogixDriverAdapter(Driver):
             except CommError as exc:
                 raise self._link_lost(exc, "tag list") from None
             except PycommError as exc:
-                raise DriverError(PROTOCOL_ERROR, f"tag list upload failed: {_chain_text(exc)}",
+                raise DriverError(PROTOCOL_ERROR, f"tag list upload failed: {chain_text(exc)}",
                                   "The controller did not give its tag list; check that it is a Logix "
                                   "controller with firmware 20 or later.") from None
             identity["controller_tags"] = len(tags)

@@ -25,7 +25,8 @@ from collectors.base import (
     TagSpec,
     driver_class,
 )
-from collectors.drivers.logix import CONNECTION_SIZE, LogixDriverAdapter, LogixPlan
+from collectors.drivers.logix import LogixDriverAdapter
+from collectors.drivers.logix_plan import CONNECTION_SIZE, LogixPlan
 from plant.enip import LogixServer, LogixTag, LogixUDT
 
 MOTOR = LogixUDT("Motor", [("Amps", "REAL"), ("Hours", "DINT")])
