@@ -4,7 +4,9 @@ A collector process has no web server, yet Prometheus must see its polls, latenc
 web workers' /metrics only knows their own process). This is a second, tiny HTTP server in the collector process
 with the same two routes and the same rule as the app's (auth/rules.py): /healthz is public; /metrics needs a
 viewer, that is a user's API token (Authorization: Bearer ...) unless anonymous viewing is on (by default only
-while --host is a loopback address).
+while --host is a loopback address). The Host header must be one of --allowed-hosts, as on the web server
+(auth/guards.py), so that a DNS-rebinding page cannot read /metrics through the browser of someone on the plant
+network.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import threading
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
-from auth import tokens
-from auth.web import anonymous_viewing_enabled
+from auth import guards, tokens
+from auth.web import allowed_hosts, anonymous_viewing_enabled
 from exports.prometheus import CONTENT_TYPE, make_registry, render
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,11 @@ def metrics_app(runtime) -> Flask:
     server = Flask("oee-collector-metrics")
     registry = make_registry(runtime)
     anonymous = anonymous_viewing_enabled(runtime.settings)
+    hosts = allowed_hosts(runtime.settings)
+
+    @server.before_request
+    def _host():
+        return guards.host_refusal(hosts)
 
     @server.get("/healthz")
     def healthz():
