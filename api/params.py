@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from api import bad_request
+from api import ApiError, bad_request
 from db import range_limits
 from db.types import text_problem
 
@@ -60,12 +60,26 @@ def when(args, name: str) -> float | None:
     return value
 
 
+def _times(args) -> tuple[float | None, float | None]:
+    """(end, start), each bad one named in one answer."""
+    fields, message, out = {}, [], {}
+    for name in ("start", "end"):
+        try:
+            out[name] = when(args, name)
+        except ApiError as exc:
+            fields.update(exc.fields)
+            message.append(exc.message)
+    if fields:
+        raise bad_request("; ".join(message), fields)
+    return out["end"], out["start"]
+
+
 def time_range(args, kind: str, *, store=None, required: bool = True,
                default_s: float = DEFAULT_RANGE_S) -> tuple[float | None, float | None]:
     """start and end, checked by db.range_limits for this kind (its docstring lists the kinds and their limits).
     required: default end now and start default_s before it; else either may be None (an open filter), and the
     check covers what is given. store: for the first recorded data (kinds that read machine data)."""
-    end, start = when(args, "end"), when(args, "start")
+    end, start = _times(args)
     now = time.time()
     if required:
         end = now if end is None else end
