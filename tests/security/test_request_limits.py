@@ -18,6 +18,7 @@ import pytest
 import websocket
 from sqlalchemy.orm import Session
 
+from auth.guards import default_allowed_hosts, host_allowed, normalize_hosts
 from db.models import Area, Line, Machine, MachineState, Shift, ShiftCalendar, Site
 from tests.test_app import RunningApp
 
@@ -266,3 +267,26 @@ def test_a_websocket_from_a_foreign_origin_is_refused_and_our_own_works(app):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:  # the rebinding page itself
         websocket.create_connection(url, origin="http://evil.example:8050", host="evil.example:8050", timeout=10)
     assert refused.value.status_code == 400
+
+
+@pytest.mark.parametrize("host, allowed, expected", [
+    ("evil.example:8050", ("localhost", "127.0.0.1", "::1"), False),
+    ("LOCALHOST.:8050", ("localhost", "127.0.0.1", "::1"), True),
+    ("[::1]:8050", ("localhost", "127.0.0.1", "::1"), True),
+    ("127.0.0.1", ("localhost", "127.0.0.1", "::1"), True),
+    ("127.0.0.2:8050", ("localhost", "127.0.0.1", "::1"), False),
+    ("oee.plant.local:443", normalize_hosts(["oee.plant.local"]), True),
+    ("a.plant.local", normalize_hosts(["*.plant.local"]), True),
+    ("plant.local", normalize_hosts([".plant.local"]), True),
+    ("evilplant.local", normalize_hosts([".plant.local"]), False),
+    ("anything:1", normalize_hosts(["*"]), True),
+    ("", ("localhost",), False),
+])
+def test_which_host_names_are_answered(host, allowed, expected):
+    assert host_allowed(host, allowed) is expected
+
+
+def test_the_default_allowed_hosts_follow_the_listening_address():
+    assert default_allowed_hosts("127.0.0.1") == ("localhost", "127.0.0.1", "::1")
+    assert default_allowed_hosts("::1") == ("localhost", "127.0.0.1", "::1")
+    assert default_allowed_hosts("0.0.0.0") == ("*",)
