@@ -13,7 +13,11 @@ CSRF: a state-changing request (POST, PUT, PATCH, DELETE) that is not authentica
 with an Origin (or, lacking one, a Referer) of this server, whatever else it carries; browsers send Origin on every
 cross-origin POST and cannot be made to forge it, and SameSite=Lax keeps the cookie off cross-site POSTs as a
 second wall. Dash's own callback requests are same-origin fetches and carry it. Tokens are not ambient (a browser
-never adds them by itself), so requests with one need no check.
+never adds them by itself), so requests with one need no check. A WebSocket handshake that carries an Origin
+(every browser's does) must carry ours too: browsers let any page open a WebSocket to any server.
+
+Before all of this, auth/guards.py checks the Host header (--allowed-hosts), the text of the path and the query,
+and starts the request's deadline; after identity, the size of the body (by route and role) and its text.
 """
 from __future__ import annotations
 
