@@ -381,7 +381,8 @@ def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iter
 
     cell, num, ftime = fmt.cell, fmt.number, fmt.time
     for _pk, machine_id, _name in machines:  # one machine's events in memory at a time
-        events = downtime_events(store, start, end, scope="machine", key=machine_id, reconcile=False, **filters)
+        events = downtime_events(store, start, end, scope="machine", key=machine_id, reconcile=False, max_rows=None,
+                                 **filters)
         for e in sorted(events, key=lambda d: d["start"]):
             yield [cell(e["machine_id"]), cell(e["machine_name"]), cell(e["line"]), ftime(e["start"]),
                    ftime(e["end"]), num(e["duration_s"]), num(e["in_range_s"]), cell(e["state"]),

@@ -34,7 +34,7 @@ from db.models import (
     Site,
     Tag,
 )
-from db.oee_queries import ScopeError, _calendars, _reasons, _resolve
+from db.oee_queries import MAX_ROWS, ScopeError, TooMuchData, _calendars, _reasons, _resolve
 from oee.events import Reason
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
@@ -220,7 +220,9 @@ def data_start(store, scope: str | None = None, key: str | None = None) -> float
 # --- state intervals ------------------------------------------------------------------------------------------
 
 
-def _state_rows(session: Session, backend: str, ids: list[int], start: float, end: float) -> dict[int, list]:
+def _state_rows(session: Session, backend: str, ids: list[int], start: float, end: float,
+                limit: int | None = MAX_ROWS) -> dict[int, list]:
+    """State rows of the machines over the range; raises TooMuchData past `limit` rows (None: no limit)."""
     out: dict[int, list] = {i: [] for i in ids}
     if not ids:
         return out
@@ -228,9 +230,12 @@ def _state_rows(session: Session, backend: str, ids: list[int], start: float, en
     rows = session.execute(text(
         f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
         f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
-        f"ORDER BY machine_id, start"),
-        {"lo": backends.db_time(backend, start), "hi": backends.db_time(backend, end)})
-    for mid, s, e, st, fault, product in rows:
+        f"ORDER BY machine_id, start" + (" LIMIT :cap" if limit is not None else "")),
+        {"lo": backends.db_time(backend, start), "hi": backends.db_time(backend, end),
+         **({"cap": limit + 1} if limit is not None else {})})
+    for n, (mid, s, e, st, fault, product) in enumerate(rows, 1):
+        if limit is not None and n > limit:
+            raise TooMuchData("state changes")
         out[mid].append((backends.epoch_of(s), backends.epoch_of(e), st, fault, product))
     return out
 
@@ -361,7 +366,8 @@ def _cut(events: list, at: float) -> list:
 
 def downtime_events(store, start: float, end: float, *, scope: str | None = None, key: str | None = None,
                     category: str | None = None, reason: str | None = None, include_minor: bool = True,
-                    include_planned: bool = True, min_duration_s: float = 0.0, reconcile: bool = True) -> list[dict]:
+                    include_planned: bool = True, min_duration_s: float = 0.0, reconcile: bool = True,
+                    max_rows: int | None = MAX_ROWS) -> list[dict]:
     """Downtime events that overlap [start, end) for a scope (default: every machine), newest first.
 
     Each: {key, machine_id, machine_name, line, start, end (None while ongoing), duration_s (the whole event),
@@ -369,7 +375,8 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
     (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
     Filters: category (a loss category, or 'unassigned' for events without an operator's reason), reason (a
     reason code), include_minor, include_planned, min_duration_s. reconcile: store the end of events that an
-    operator gave a reason while they were still going on and that have ended since.
+    operator gave a reason while they were still going on and that have ended since. max_rows: the most state
+    rows read (TooMuchData past it; None for an export that asks one machine at a time).
     """
     now = time.time()
     end = min(end, now)
@@ -382,7 +389,7 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
         ids = [m.id for m in machines]
         _, by_fault = _reasons(session)
         reasons = {r.id: r for r in session.scalars(select(ReasonCode))}
-        rows = _state_rows(session, name, ids, start, end)
+        rows = _state_rows(session, name, ids, start, end, max_rows)
         for mid in ids:
             rows[mid] = _extend_back(session, name, mid, rows[mid])
         decided: dict[int, list] = defaultdict(list)
@@ -610,8 +617,10 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         marks = ",".join(str(i) for i in ids) or "NULL"
         counts = session.execute(text(
             f'SELECT machine_id, start, "end", total, good FROM production_counts WHERE machine_id IN ({marks}) '
-            'AND start < :hi AND "end" >= :lo'),
-            {"lo": backends.db_time(name, start), "hi": backends.db_time(name, stop)}).all()
+            'AND start < :hi AND "end" >= :lo LIMIT :cap'),
+            {"lo": backends.db_time(name, start), "hi": backends.db_time(name, stop), "cap": MAX_ROWS + 1}).all()
+        if len(counts) > MAX_ROWS:
+            raise TooMuchData("count rows")
     for _mid, s, e, t, g in counts:
         s, e = backends.epoch_of(s), backends.epoch_of(e)
         mid_t = (s + e) / 2

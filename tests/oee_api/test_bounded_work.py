@@ -129,3 +129,23 @@ def test_the_database_stops_a_statement_at_the_deadline(backend, sqlite_url, req
                 assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
     finally:
         engine.dispose()
+
+
+def test_the_pages_queries_refuse_more_rows_than_a_report_reads(site):
+    """The dashboards' state timeline, downtime list and count progress read no more than a report does; they
+    show the reason instead (components/scope_dashboard.py, pages/downtime.py). The CSV export of downtime reads
+    one machine at a time and streams, so it takes the whole range."""
+    from db import ui_queries
+    from db.oee_queries import TooMuchData
+
+    runtime, spans = site
+    start, end = spans["TOO-BUSY"]
+    with pytest.raises(TooMuchData, match="state changes"):
+        ui_queries.state_timeline(runtime.store, "machine", "TOO-BUSY", start, end)
+    with pytest.raises(TooMuchData):
+        ui_queries.downtime_events(runtime.store, start, end, scope="machine", key="TOO-BUSY")
+    with pytest.raises(TooMuchData):
+        ui_queries.count_progress(runtime.store, "machine", "TOO-BUSY", start, end)
+    events = ui_queries.downtime_events(runtime.store, start, end, scope="machine", key="TOO-BUSY", max_rows=None,
+                                        reconcile=False)
+    assert len(events) == (MAX_ROWS + 1_000) // 2
