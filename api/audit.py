@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 
 from flask import jsonify, request
 
-from api import bad_request, bp, runtime
-from api.oee import parse_time
+from api import bp, params, runtime
 from api.openapi import describe, error_responses, schema
 from api.plc import PAGE_PARAMETERS, ok, page_args, page_schema, paginated
 from db import audit
@@ -26,34 +25,16 @@ MAX_TEXT = 200
 def parse_filters(args, *, extra: set[str] = frozenset(), path: str = "/api/audit/") -> dict:
     """The filters of the audit log from query arguments, for db.audit.list_entries/iter_entries. Raises ApiError
     (400) naming each bad argument."""
-    unknown = sorted(set(args) - set(FILTERS) - set(extra))
-    if unknown:
-        allowed = ", ".join(sorted(set(FILTERS) | set(extra)))
-        raise bad_request(f"unknown parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                          {u: f"not a parameter of {path}; use {allowed}" for u in unknown})
-    fields = {}
+    params.unknown(args, set(FILTERS) | set(extra), path)
     out: dict = {}
     for key in ("actor", "action", "target"):
-        value = (args.get(key) or "").strip()
-        if len(value) > MAX_TEXT:
-            fields[key] = f"at most {MAX_TEXT} characters"
-        elif value:
+        value = params.text(args, key, max_len=MAX_TEXT)
+        if value:
             out[key] = value
-    if fields:
-        raise bad_request("invalid query parameters", fields)
-    start, end = parse_time("start", args.get("start")), parse_time("end", args.get("end"))
-    if start is not None and end is not None and not end > start:
-        raise bad_request("the range is empty or inverted: end must be after start",
-                          {"end": "a time after start", "start": "a time before end"})
-    for key, name, value in (("since", "start", start), ("until", "end", end)):
-        if value is None:
-            continue
-        try:
+    start, end = params.time_range(args, "audit", required=False)
+    for key, value in (("since", start), ("until", end)):
+        if value is not None:
             out[key] = datetime.fromtimestamp(value, timezone.utc)
-        except (OverflowError, ValueError, OSError):
-            fields[name] = "a time between the years 1970 and 9999 (ISO 8601 or epoch seconds)"
-    if fields:
-        raise bad_request("invalid query parameters", fields)
     return out
 
 

@@ -16,20 +16,20 @@ written, never where buckets fall (the plant's calendar, as in the API).
 from __future__ import annotations
 
 import logging
+import math
 import re
-import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from api import ApiError, bad_request, not_found
+from api import ApiError, bad_request, not_found, params
 from api import oee as api_oee
 from db import export_queries as q
-from db.oee_queries import SCOPES, ScopeError, oee_report
+from db.oee_queries import SCOPES, ScopeError, TooMuchData, oee_report
 from exports.csv_format import DECIMALS, DELIMITERS, CsvFormat
-from oee import TooManyBuckets
+from oee import RangeTooLong, TooManyBuckets
 from oee.totals import Totals
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ TAG_PARAMS = {"tag", "machine", "resolution"} | RANGE_PARAMS
 SCOPE_PARAMS = set(SCOPES) | RANGE_PARAMS
 RESOLUTIONS = ("raw", "1m", "1h")
 MAX_TAG_ROWS = 5_000_000  # an upper bound of the rows of one tag export (see export_queries.estimated_rows)
-MAX_DOWNTIME_DAYS = 366
 MAX_BUCKETS = api_oee.MAX_BUCKETS  # the API's limit, so that every export the API can answer gives its numbers
 
 LOSS_KEYS = [s.key for s in Totals().waterfall() if s.kind == "loss"]
@@ -89,11 +88,7 @@ def _store():
 # --- parameters ------------------------------------------------------------------------------------------------
 
 
-def check_unknown(args, allowed: set[str], path: str) -> None:
-    unknown = sorted(set(args) - allowed)
-    if unknown:
-        raise bad_request(f"unknown parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                          {u: f"not a parameter of {path}; use {', '.join(sorted(allowed))}" for u in unknown})
+check_unknown = params.unknown
 
 
 def parse_format(args, default_tz: str) -> tuple[CsvFormat, bool]:
@@ -121,25 +116,14 @@ def parse_format(args, default_tz: str) -> tuple[CsvFormat, bool]:
     return CsvFormat(delimiter, decimal, tz), bom in ("1", "true")
 
 
-def parse_range(args) -> tuple[float, float]:
-    """Like GET /api/oee/: default end now, start 24 h before it; an empty or inverted range is refused."""
-    end = api_oee.parse_time("end", args.get("end"))
-    start = api_oee.parse_time("start", args.get("start"))
-    end = end if end is not None else time.time()
-    start = start if start is not None else end - api_oee.DEFAULT_RANGE_S
-    if end <= start:
-        raise bad_request("the range is empty or inverted: end must be after start",
-                          {"end": "a time after start", "start": "a time before end"})
-    return start, end
+def parse_range(args, kind: str) -> tuple[float, float]:
+    """Like GET /api/oee/: default end now, start 24 h before it; checked by db.range_limits for this kind (an
+    empty, inverted, future or too wide range is refused, naming the parameter)."""
+    return params.time_range(args, kind, store=_store())
 
 
 def parse_scope(args) -> tuple[str, str]:
-    given = [s for s in SCOPES if args.get(s)]
-    if len(given) != 1:
-        raise bad_request("give exactly one of machine, line, area or site",
-                          {s: "exactly one of machine (its machine_id), line, area or site (name or id)"
-                           for s in (given or SCOPES)})
-    return given[0], args[given[0]]
+    return params.scope(args)
 
 
 def _scope_error(exc: ScopeError) -> ApiError:
@@ -226,6 +210,8 @@ def _shift_report(store, scope: str, key: str, start: float, end: float) -> dict
         raise bad_request(f"more than {MAX_BUCKETS:,} shifts in {(end - start) / 86400:,.0f} days",
                           {"start": "a shorter range (a shift report covers at most "
                                     f"{MAX_BUCKETS:,} shifts); or /export/oee.csv with bucket=day"}) from None
+    except (TooMuchData, RangeTooLong) as exc:
+        raise bad_request(str(exc), {"start": str(exc)}) from None
     except ValueError as exc:
         raise bad_request(str(exc), {"machine" if scope == "machine" else scope: str(exc)}) from None
 
@@ -237,7 +223,7 @@ def shift_report_csv():
     args = request.args
     check_unknown(args, SCOPE_PARAMS | FORMAT_PARAMS, "/export/shift-report.csv")
     scope, key = parse_scope(args)
-    start, end = parse_range(args)
+    start, end = parse_range(args, "shift")
     parse_format(args, "UTC")
     store = _store()
     whole = _shift_report(store, scope, key, start, end)  # checks the scope, the calendar and the size first
@@ -291,17 +277,17 @@ def tags_csv():
     if bool(tag_values) == bool(args.get("machine")):
         raise bad_request("give either tag (one or more tag ids) or machine (all of its tags)",
                           {"tag": "tag ids, e.g. tag=3,4", "machine": "a machine_id, e.g. LINE-001"})
-    resolution = args.get("resolution", "raw")
+    resolution = params.text(args, "resolution", max_len=8) or "raw"
     if resolution not in RESOLUTIONS:
         raise bad_request(f"resolution: {resolution!r} is not a resolution",
                           {"resolution": "raw (every sample), 1m or 1h (rollups: n, avg, min, max)"})
-    start, end = parse_range(args)
+    start, end = parse_range(args, resolution)
     store = _store()
     try:
         if tag_values:
             tags = q.resolve_tags(store, tag_ids=_tag_ids(tag_values))
         else:
-            tags = q.resolve_tags(store, machine=args["machine"])
+            tags = q.resolve_tags(store, machine=params.text(args, "machine"))
     except q.TagLookupError as exc:
         raise ApiError(404, "not_found", str(exc), {"tag": str(exc)}) from None
     except ScopeError as exc:
@@ -368,20 +354,16 @@ def downtime_csv():
     category, or 'unassigned'), reason (a reason code), minor=0, planned=0, min_duration_s."""
     args = request.args
     check_unknown(args, DOWNTIME_PARAMS | FORMAT_PARAMS, "/export/downtime.csv")
-    given = [s for s in SCOPES if args.get(s)]
-    if len(given) > 1:
-        raise bad_request("give at most one of machine, line, area or site (none: the whole plant)",
-                          {s: "one of machine, line, area or site, or none" for s in given})
-    scope, key = (given[0], args[given[0]]) if given else ("site", None)
-    start, end = parse_range(args)
-    if end - start > MAX_DOWNTIME_DAYS * 86400:
-        raise bad_request(f"{(end - start) / 86400:,.0f} days is more than one export of downtime events covers "
-                          f"({MAX_DOWNTIME_DAYS} days)", {"start": "a shorter range (export a year at a time)"})
+    scope, key = params.scope(args, required=False) or ("site", None)
+    start, end = parse_range(args, "downtime")
     try:
-        min_duration = float(args.get("min_duration_s", 0))
+        min_duration = float(params.text(args, "min_duration_s", max_len=32) or 0)
     except ValueError:
-        raise bad_request("min_duration_s: not a number", {"min_duration_s": "seconds, e.g. 120"}) from None
-    filters = {"category": args.get("category") or None, "reason": args.get("reason") or None,
+        min_duration = math.nan
+    if not 0 <= min_duration <= 366 * 86400:
+        raise bad_request("min_duration_s: not a number of seconds",
+                          {"min_duration_s": "seconds from 0 to a year, e.g. 120"})
+    filters = {"category": params.text(args, "category"), "reason": params.text(args, "reason"),
                "include_minor": _flag(args, "minor"), "include_planned": _flag(args, "planned"),
                "min_duration_s": min_duration}
     store = _store()
@@ -399,7 +381,8 @@ def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iter
 
     cell, num, ftime = fmt.cell, fmt.number, fmt.time
     for _pk, machine_id, _name in machines:  # one machine's events in memory at a time
-        events = downtime_events(store, start, end, scope="machine", key=machine_id, reconcile=False, **filters)
+        events = downtime_events(store, start, end, scope="machine", key=machine_id, reconcile=False, max_rows=None,
+                                 **filters)
         for e in sorted(events, key=lambda d: d["start"]):
             yield [cell(e["machine_id"]), cell(e["machine_name"]), cell(e["line"]), ftime(e["start"]),
                    ftime(e["end"]), num(e["duration_s"]), num(e["in_range_s"]), cell(e["state"]),

@@ -1,61 +1,27 @@
 """GET /api/oee/: OEE with its losses for a machine, line, area or site over a range, optionally bucketed."""
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
-
 from flask import jsonify, request
 
-from api import bad_request, bp, not_found, runtime
+from api import bad_request, bp, not_found, params, runtime
 from api.openapi import describe, error_responses, schema
-from db.oee_queries import SCOPES, ScopeError, oee_report
-from oee import TooManyBuckets
+from db.oee_queries import ScopeError, TooMuchData, oee_report
+from oee import RangeTooLong, TooManyBuckets
 
 PARAMS = {"machine", "line", "area", "site", "start", "end", "bucket"}
 BUCKETS = ("hour", "shift", "day")
 MAX_BUCKETS = 1000
-DEFAULT_RANGE_S = 24 * 3600
-
-
-def parse_time(name: str, raw: str | None) -> float | None:
-    """ISO 8601 (an offset or Z; without one it is UTC) or epoch seconds."""
-    if raw is None or raw == "":
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name}: {raw!r} is not a time", {
-            name: "an ISO 8601 time such as 2026-11-28T06:00:00Z or 2026-11-28T06:00-06:00, or epoch seconds"}) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
+DEFAULT_RANGE_S = params.DEFAULT_RANGE_S
 
 
 def parse_query(args) -> dict:
-    unknown = sorted(set(args) - PARAMS)
-    if unknown:
-        raise bad_request(f"unknown parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                          {u: f"not a parameter of /api/oee/; use {', '.join(sorted(PARAMS))}" for u in unknown})
-    given = [s for s in SCOPES if args.get(s)]
-    if len(given) != 1:
-        raise bad_request("give exactly one of machine, line, area or site",
-                          {s: "exactly one of machine (its machine_id), line, area or site (name or id)"
-                           for s in (given or SCOPES)})
-    end = parse_time("end", args.get("end"))
-    start = parse_time("start", args.get("start"))
-    end = end if end is not None else time.time()
-    start = start if start is not None else end - DEFAULT_RANGE_S
-    if end <= start:
-        raise bad_request("the range is empty or inverted: end must be after start",
-                          {"end": "a time after start", "start": "a time before end"})
-    bucket = args.get("bucket") or None
+    params.unknown(args, PARAMS, "/api/oee/")
+    scope, key = params.scope(args)
+    bucket = params.text(args, "bucket", max_len=16)
     if bucket is not None and bucket not in BUCKETS:
         raise bad_request(f"bucket: {bucket!r} is not a bucket", {"bucket": "hour, shift or day (or leave it out)"})
-    return {"scope": given[0], "key": args[given[0]], "start": start, "end": end, "bucket": bucket}
+    start, end = params.time_range(args, bucket or "total", store=runtime().store)
+    return {"scope": scope, "key": key, "start": start, "end": end, "bucket": bucket}
 
 
 def report(args) -> dict:
@@ -72,6 +38,8 @@ def report(args) -> dict:
         raise bad_request(
             f"bucket: {q['bucket']} buckets over {hours:,.0f} hours would be more than {MAX_BUCKETS:,} rows",
             {"bucket": "a coarser bucket (shift or day) or a shorter range"}) from None
+    except (TooMuchData, RangeTooLong) as exc:
+        raise bad_request(str(exc), {"start": f"{exc}"}) from None
     except ValueError as exc:
         raise bad_request(str(exc), {"bucket" if "bucket" in str(exc) else "start": str(exc)}) from None
 
@@ -117,8 +85,10 @@ describe("/api/oee/", "get", {
         {"name": "area", "in": "query", "schema": {"type": "string"}, "description": "area name or id"},
         {"name": "site", "in": "query", "schema": {"type": "string"}, "description": "site name or id"},
         {"name": "start", "in": "query", "schema": {"type": "string"},
-         "description": "ISO 8601 (UTC without an offset) or epoch seconds; default end - 24 h"},
-        {"name": "end", "in": "query", "schema": {"type": "string"}, "description": "default now"},
+         "description": "ISO 8601 (UTC without an offset) or epoch seconds; default end - 24 h. At most 1,000 hours "
+                        "before end with bucket=hour, 333 days with shift, 1,000 days with day or no bucket"},
+        {"name": "end", "in": "query", "schema": {"type": "string"},
+         "description": "default now; at most a day after now, and after the first recorded data"},
         {"name": "bucket", "in": "query", "schema": {"type": "string", "enum": list(BUCKETS)}},
     ],
     "responses": {"200": {"description": "OEE report", "content": {"application/json": {"schema": _RESULT}}},

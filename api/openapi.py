@@ -45,14 +45,30 @@ AUTH_RESPONSES = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
 }
 PUBLIC_PATHS = ("/api/openapi.json", "/api/auth/me/")
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+# What auth/guards.py may answer to any request, before the operation itself sees it.
+GUARD_RESPONSES = {
+    "400": {"description": "Invalid input: text the database cannot store (a NUL character, a lone surrogate) in "
+                           "the path, a parameter or the body, JSON nested too deeply, or a Host not allowed",
+            "content": _ERROR},
+    "503": {"description": "The request ran past its deadline (--request-timeout) and was stopped",
+            "content": _ERROR},
+}
+BODY_RESPONSES = {"413": {"description": "The body is larger than this request may send (1 MiB; 8 MiB for an "
+                                         "engineer's configuration import)", "content": _ERROR}}
 
 
 def _with_auth(path: str, operations: dict) -> dict:
-    """Every operation but the public ones may answer 401 or 403, and takes a token or the session cookie."""
-    if path in PUBLIC_PATHS:
-        return operations
-    return {m: {**op, "security": [{"bearer": []}, {"session": []}],
-                "responses": {**AUTH_RESPONSES, **op.get("responses", {})}} for m, op in operations.items()}
+    """Every operation but the public ones may answer 401 or 403, and takes a token or the session cookie; every
+    operation may answer what the guards answer (and 413 when it takes a body)."""
+    out = {}
+    for method, op in operations.items():
+        responses = {**GUARD_RESPONSES, **(BODY_RESPONSES if "requestBody" in op else {}), **op.get("responses", {})}
+        if path not in PUBLIC_PATHS:
+            op = {**op, "security": [{"bearer": []}, {"session": []}]}
+            responses = {**AUTH_RESPONSES, **responses}
+        out[method] = {**op, "responses": responses}
+    return out
 
 
 def document() -> dict:

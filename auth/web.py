@@ -13,14 +13,18 @@ CSRF: a state-changing request (POST, PUT, PATCH, DELETE) that is not authentica
 with an Origin (or, lacking one, a Referer) of this server, whatever else it carries; browsers send Origin on every
 cross-origin POST and cannot be made to forge it, and SameSite=Lax keeps the cookie off cross-site POSTs as a
 second wall. Dash's own callback requests are same-origin fetches and carry it. Tokens are not ambient (a browser
-never adds them by itself), so requests with one need no check.
+never adds them by itself), so requests with one need no check. A WebSocket handshake that carries an Origin
+(every browser's does) must carry ours too: browsers let any page open a WebSocket to any server.
+
+Before all of this, auth/guards.py checks the Host header (--allowed-hosts), the text of the path and the query,
+and starts the request's deadline; after identity, the size of the body (by route and role) and its text.
 """
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 import logging
+import time
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -28,7 +32,8 @@ from flask import Flask, Response, current_app, g, jsonify, redirect, request, s
 from flask.sessions import SecureCookieSessionInterface
 
 from auth import embed as embeds
-from auth import ratelimit, rules, tokens, users
+from auth import guards, ratelimit, rules, tokens, users
+from auth.guards import is_loopback
 from keys.master import derive_key, load_master_secret
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ SESSION_COOKIE = "oee_session"
 SESSION_HOURS = 12
 EMBED_HEADER = "X-Embed-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_USERNAME = 64  # the users table holds 64
+MAX_PASSWORD = 1024  # enough for any passphrase; hashing a megabyte per attempt is not
 
 
 def anonymous_viewing_enabled(settings) -> bool:
@@ -46,15 +53,6 @@ def anonymous_viewing_enabled(settings) -> bool:
     if mode == "off":
         return False
     return is_loopback(getattr(settings, "host", "127.0.0.1"))
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -78,6 +76,8 @@ class Auth:
         settings = runtime.settings
         self.master = load_master_secret(settings.data_dir)
         self.anonymous_viewing = anonymous_viewing_enabled(settings)
+        self.allowed_hosts = allowed_hosts(settings)
+        self.request_timeout_s = getattr(settings, "request_timeout_s", guards.DEFAULT_REQUEST_TIMEOUT_S)
         self._csp = None
 
     @property
@@ -129,6 +129,9 @@ def install(app, runtime) -> Auth:
                          SESSION_REFRESH_EACH_REQUEST=False)
     server.session_interface = _SessionInterface(getattr(runtime.settings, "cookie_secure", "auto"))
     server.before_request_funcs.setdefault(None, []).insert(0, _before_request)  # before Dash's own hooks
+    server.before_request_funcs[None].insert(0, _guard)  # before anything else (auth/guards.py)
+    server.teardown_request(guards.end_deadline)
+    guards.install_error_handlers(server)
     server.after_request(_security_headers)
     install_frame_policy(server, getattr(runtime.settings, "frame_ancestors", ("'self'",)))
     _register_pages(server)
@@ -207,7 +210,23 @@ def require(role: str) -> None:
         raise PermissionError(f"needs the role {role}")
 
 
+def allowed_hosts(settings) -> tuple[str, ...]:
+    """--allowed-hosts, or its default (auth.guards.default_allowed_hosts)."""
+    given = guards.normalize_hosts(getattr(settings, "allowed_hosts", ()) or ())
+    return given or guards.default_allowed_hosts(getattr(settings, "host", "127.0.0.1"))
+
+
 # --- the before_request ------------------------------------------------------------------------------------------
+
+
+def _guard():
+    """First of all: the Host, text the database can hold in the path and the query, the request's deadline."""
+    auth = auth_of()
+    refused = guards.host_refusal(auth.allowed_hosts) or guards.text_refusal()
+    if refused is not None:
+        return refused
+    guards.start_deadline(auth.request_timeout_s)
+    return None
 
 
 def _before_request():
@@ -218,8 +237,17 @@ def _before_request():
     method = request.method
     if method == "OPTIONS":  # Flask answers it with the Allow header only; no data, no change
         return None
+    # The body's size before anything reads it (a signed-in engineer's configuration pages carry files).
+    engineer = g.embed is None and g.user is not None and users.rank(g.role) >= rules.LEVEL[rules.ENGINEER]
+    refused = guards.body_refusal(guards.body_limit(engineer)) or guards.content_refusal()
+    if refused is not None:
+        return refused
     if method not in SAFE_METHODS and g.via != "token":
         bad = _csrf_problem()
+        if bad:
+            return _refuse(403, "cross_site_request", bad)
+    if request.path.startswith("/ws/") and g.via != "token":
+        bad = _websocket_origin_problem()
         if bad:
             return _refuse(403, "cross_site_request", bad)
     rule = rules.route_rule(method, request.path)
@@ -270,10 +298,25 @@ def _csrf_problem() -> str | None:
             return ("a state-changing request from a browser session must come from this server's pages (no "
                     "Origin or Referer); scripts should use an API token")
         source = referer
+    return _foreign_origin(source)
+
+
+def _foreign_origin(source: str) -> str | None:
     parts = urlsplit(source)
     if parts.netloc.lower() != request.host.lower():
         return f"cross-site request refused: it comes from {parts.scheme}://{parts.netloc}, not from this server"
     return None
+
+
+def _websocket_origin_problem() -> str | None:
+    """A browser's WebSocket handshake carries the page's Origin and browsers let any site open one: only our own
+    pages may (as for state-changing requests). A client that sends no Origin is no browser (scripts, tests)."""
+    source = request.headers.get("Origin")
+    if source is None:
+        return None
+    if source == "null":
+        return "cross-site WebSocket refused: it comes from an opaque origin (null), not from this server's pages"
+    return _foreign_origin(source)
 
 
 def _refuse(status: int, error: str, message: str) -> Response:
@@ -455,16 +498,24 @@ def _register_pages(server) -> None:
             return _html(_login_form(next_url=next_url))
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:  # NUL and the like: auth.guards
+            field = "User name" if len(username) > MAX_USERNAME else "Password"
+            limit = MAX_USERNAME if len(username) > MAX_USERNAME else MAX_PASSWORD
+            return _html(_login_form(f"{field}: at most {limit} characters.", username[:MAX_USERNAME], next_url),
+                         400)
         wait = ratelimit.retry_after(auth.engine, username, g.client_ip)
         if wait:
             return _html(_login_form(f"Too many failed logins; try again in {wait} s.", username, next_url), 429,
                          {"Retry-After": str(wait)})
+        slow = ratelimit.delay_s(auth.engine, username)
+        if slow:  # this name is being guessed from many places: slower, never shut (auth/ratelimit.py)
+            time.sleep(slow)
         user = users.authenticate(auth.engine, username, password)
         if user is None:
             ratelimit.failed(auth.engine, username, g.client_ip)
             _audit_failure(auth, username)
             return _html(_login_form("Wrong user name or password.", username, next_url), 401)
-        ratelimit.succeeded(auth.engine, username)
+        ratelimit.succeeded(auth.engine, username, g.client_ip)
         session.clear()
         session.permanent = True
         session["uid"] = user.id

@@ -23,7 +23,7 @@ from components.format import STATE_COLORS, STATE_LABELS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
 from db import downtime_queries, ui_queries
-from db.oee_queries import ScopeError, oee_report
+from db.oee_queries import ScopeError, TooMuchData, oee_report
 
 LIVE_WINDOW_S = 600
 LIVE_TICK_MS = 2000
@@ -183,6 +183,8 @@ def run_report(scope: str, key: str, rng: timerange.Range, asked_bucket: str | N
             return oee_report(context.store(), scope, key, rng.start, rng.end, bucket=b), b or "", note
         except oee.TooManyBuckets:
             note = "Too many buckets for this range: the trend is coarser."
+        except TooMuchData:
+            raise  # as much data whatever the bucket: no point in reading it again
         except ValueError as exc:
             if b is None:
                 raise
@@ -261,7 +263,7 @@ def _oee(query, _n, config):
     rng = report_range(query or {}, scope, key)
     try:
         report, bucket, bucket_note = run_report(scope, key, rng, (query or {}).get("bucket"))
-    except ScopeError as exc:
+    except (ScopeError, TooMuchData) as exc:
         msg = charts.empty_figure(str(exc))
         return _notes(str(exc)), None, None, msg, msg, msg, None, no_update, no_update
     buckets = report.get("buckets") or []
@@ -309,7 +311,7 @@ def _states(query, _n, config):
     try:
         timeline = ui_queries.state_timeline(s, scope, key, rng.start, rng.end)
         events = downtime_queries.downtime_events(s, rng.start, rng.end, scope=scope, key=key)
-    except ScopeError as exc:
+    except (ScopeError, TooMuchData) as exc:
         msg = charts.empty_figure(str(exc))
         return msg, msg
     return (charts.timeline_figure(timeline, context.tz()),  # fault texts come with each machine's intervals
@@ -327,7 +329,7 @@ def _progress(query, _n, config):
     rng = report_range(query or {}, scope, key)
     try:
         progress = ui_queries.count_progress(context.store(), scope, key, rng.start, rng.end)
-    except ScopeError as exc:
+    except (ScopeError, TooMuchData) as exc:
         return charts.empty_figure(str(exc))
     return charts.progress_figure(progress, context.tz(), TARGETS["oee"])
 

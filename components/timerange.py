@@ -15,7 +15,6 @@ URL query arguments (every page reads the same ones):
 """
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from components.format import range_text, zone
+from db import range_limits
 
 PRESETS = {"hour": "Last hour", "shift": "This shift", "today": "Today", "yesterday": "Yesterday",
            "7d": "Last 7 days", "custom": "Custom"}
@@ -64,7 +64,7 @@ def parse_time(raw, tz: str | None, now: float | None = None) -> float | None:
     if not text:
         return None
     now = time.time() if now is None else now
-    m = re.fullmatch(r"now(?:-(\d+)([smhdw]))?(?:/[dw])?", text)
+    m = re.fullmatch(r"now(?:-(\d{1,12})([smhdw]))?(?:/[dw])?", text)
     if m:
         if not m.group(1):
             return now
@@ -75,16 +75,15 @@ def parse_time(raw, tz: str | None, now: float | None = None) -> float | None:
     except ValueError:
         pass
     else:
-        if not math.isfinite(number):
-            return None
-        return number / 1000.0 if number > 1e11 else number
+        value = number / 1000.0 if number > 1e11 else number
+        return None if range_limits.time_problem(value) else value
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone(tz))
+        return value.timestamp()
+    except (ValueError, OverflowError):  # not a time, or one datetime cannot place (year 1 west of Greenwich)
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone(tz))
-    return value.timestamp()
 
 
 def parse_refresh(raw, default: int | None) -> int | None:
@@ -176,6 +175,13 @@ def resolve(query: dict, *, tz: str, now: float, shift: dict | None = None, data
         if end <= start:
             start, end = end - 3600, end
             note = "The custom range was empty or inverted: showing the hour before its end."
+    # The check every range goes through, the API's too (db/range_limits.py): where the API answers 400, a page
+    # shows the nearest range it answers and says why.
+    try:
+        range_limits.check(start, end, "page", now=now, first_data=data_start)
+    except range_limits.RangeRefused as exc:
+        start, end = exc.nearest
+        note = f"{note} {exc.message}".strip()
     requested = start
     if data_start is not None and start < data_start < end:
         start = data_start

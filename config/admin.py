@@ -11,8 +11,11 @@ from collectors import service
 from config import store as cs
 from config.fields import ValidationError
 from config.plant_file import validate_document
+from db.types import MAX_DEPTH, document_problem
 
 log = logging.getLogger(__name__)
+# More values than a 5 MiB file can spell out (two bytes each at the least): only aliases expand past it.
+MAX_DOCUMENT_VALUES = 3_000_000
 
 
 def save_machine(runtime, clean: dict, pk: int | None = None) -> dict:
@@ -70,8 +73,14 @@ def import_text(raw: str | bytes, engine, *, backend: str, dry_run: bool = False
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the file"
         raise ValidationError({where: f"not valid YAML: {getattr(exc, 'problem', None) or exc}"},
                                  "the file is not valid YAML") from None
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise ValidationError({"": f"nested more than {MAX_DEPTH} levels deep; send a flatter document"},
+                              "the file is nested too deeply") from None
     if doc is None:
         raise ValidationError({"": "the file is empty"})
+    found = document_problem(doc, root="", max_values=MAX_DOCUMENT_VALUES)
+    if found:  # NUL (PostgreSQL refuses it), lone surrogates, aliases that expand without end: before any check
+        raise ValidationError({found[0]: found[1]})
     clean = validate_document(doc, **cs.import_context(engine))
     summary = None if dry_run else cs.import_document(engine, clean, backend=backend, credentials=credentials)
     counts = {k: len(clean[k]) for k in ("sites", "products", "reason_codes", "calendars", "machines")}

@@ -14,6 +14,8 @@ import re
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from db.types import text_problem
+
 HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 HHMM_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)\Z")
 
@@ -59,6 +61,10 @@ def text_field(errors: FieldErrors, data: dict, key: str, *, max_len: int, requi
     value = value.strip()
     if len(value) < min_len or len(value) > max_len:
         errors.add(key, f"{what}: {min_len} to {max_len} characters, not {len(value)}")
+        return None
+    problem = text_problem(value)
+    if problem:  # PostgreSQL refuses NUL; no database encodes a lone surrogate
+        errors.add(key, f"{what}: {problem}")
         return None
     return value
 

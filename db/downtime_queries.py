@@ -20,7 +20,7 @@ from db import audit
 from db import backend as backends
 from db.machine_settings import effective_settings
 from db.models import DowntimeEvent, Machine, ReasonCode
-from db.oee_queries import _reasons, _resolve
+from db.oee_queries import MAX_ROWS, _reasons, _resolve
 from db.ui_queries import fault_label, state_rows
 from oee.events import Reason
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES
@@ -119,7 +119,8 @@ def _cut(events: list, at: float) -> list:
 
 def downtime_events(store, start: float, end: float, *, scope: str | None = None, key: str | None = None,
                     category: str | None = None, reason: str | None = None, include_minor: bool = True,
-                    include_planned: bool = True, min_duration_s: float = 0.0, reconcile: bool = True) -> list[dict]:
+                    include_planned: bool = True, min_duration_s: float = 0.0, reconcile: bool = True,
+                    max_rows: int | None = MAX_ROWS) -> list[dict]:
     """Downtime events that overlap [start, end) for a scope (default: every machine), newest first.
 
     Each: {key, machine_id, machine_name, line, start, end (None while ongoing), duration_s (the whole event),
@@ -128,7 +129,8 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
     threshold), source (state | fault_code | operator), reason_code, reason_name, note, split_from, open}.
     Filters: category (a loss category, or 'unassigned' for events without an operator's reason), reason (a
     reason code), include_minor, include_planned, min_duration_s. reconcile: store the end of events that an
-    operator gave a reason while they were still going on and that have ended since.
+    operator gave a reason while they were still going on and that have ended since. max_rows: the most state
+    rows read (TooMuchData past it; None for an export that asks one machine at a time).
     """
     now = time.time()
     end = min(end, now)
@@ -141,7 +143,7 @@ def downtime_events(store, start: float, end: float, *, scope: str | None = None
         ids = [m.id for m in machines]
         _, by_fault = _reasons(session)
         reasons = {r.id: r for r in session.scalars(select(ReasonCode))}
-        rows = state_rows(session, name, ids, start, end)
+        rows = state_rows(session, name, ids, start, end, max_rows)
         for mid in ids:
             rows[mid] = _extend_back(session, name, mid, rows[mid])
         decided: dict[int, list] = defaultdict(list)

@@ -8,6 +8,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from db import deadline
+
 
 class DatabaseConfigError(Exception):
     """A database URL that is malformed, unsupported or unreachable. The message is meant for the user."""
@@ -86,6 +88,7 @@ def make_engine(url: str, *, connect_timeout_s: int = 5, check: bool = True) -> 
             pool_size=5,
             max_overflow=10,
         )
+    deadline.install(engine)  # statements of a request stop at its deadline (db/deadline.py)
     if check:
         try:
             with engine.connect() as conn:

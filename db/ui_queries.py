@@ -28,7 +28,7 @@ from db.models import (
     Site,
     Tag,
 )
-from db.oee_queries import ScopeError, _calendars, _reasons, _resolve
+from db.oee_queries import MAX_ROWS, ScopeError, TooMuchData, _calendars, _reasons, _resolve
 from oee.vocabulary import UNKNOWN
 
 UTC = timezone.utc
@@ -210,7 +210,9 @@ def data_start(store, scope: str | None = None, key: str | None = None) -> float
 # --- state intervals ------------------------------------------------------------------------------------------
 
 
-def state_rows(session: Session, backend: str, ids: list[int], start: float, end: float) -> dict[int, list]:
+def state_rows(session: Session, backend: str, ids: list[int], start: float, end: float,
+               limit: int | None = MAX_ROWS) -> dict[int, list]:
+    """State rows of the machines over the range; raises TooMuchData past `limit` rows (None: no limit)."""
     out: dict[int, list] = {i: [] for i in ids}
     if not ids:
         return out
@@ -218,9 +220,12 @@ def state_rows(session: Session, backend: str, ids: list[int], start: float, end
     rows = session.execute(text(
         f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
         f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
-        f"ORDER BY machine_id, start"),
-        {"lo": backends.db_time(backend, start), "hi": backends.db_time(backend, end)})
-    for mid, s, e, st, fault, product in rows:
+        f"ORDER BY machine_id, start" + (" LIMIT :cap" if limit is not None else "")),
+        {"lo": backends.db_time(backend, start), "hi": backends.db_time(backend, end),
+         **({"cap": limit + 1} if limit is not None else {})})
+    for n, (mid, s, e, st, fault, product) in enumerate(rows, 1):
+        if limit is not None and n > limit:
+            raise TooMuchData("state changes")
         out[mid].append((backends.epoch_of(s), backends.epoch_of(e), st, fault, product))
     return out
 
@@ -326,8 +331,10 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         marks = ",".join(str(i) for i in ids) or "NULL"
         counts = session.execute(text(
             f'SELECT machine_id, start, "end", total, good FROM production_counts WHERE machine_id IN ({marks}) '
-            'AND start < :hi AND "end" >= :lo'),
-            {"lo": backends.db_time(name, start), "hi": backends.db_time(name, stop)}).all()
+            'AND start < :hi AND "end" >= :lo LIMIT :cap'),
+            {"lo": backends.db_time(name, start), "hi": backends.db_time(name, stop), "cap": MAX_ROWS + 1}).all()
+        if len(counts) > MAX_ROWS:
+            raise TooMuchData("count rows")
     for _mid, s, e, t, g in counts:
         s, e = backends.epoch_of(s), backends.epoch_of(e)
         mid_t = (s + e) / 2

@@ -44,6 +44,7 @@ Calendars (oee.shifts)
     expand(calendar, start, end, *, downtime=()) -> Schedule(start, end, segments=(Segment(start, end, kind),),
         shifts=(ShiftInstance(name, start, end, date),)); Schedule.production_windows(), .planned_time_s,
         .kind_at(t), .time_by_kind(), .with_downtime(items); Schedule.always(start, end)
+        RangeTooLong (a ValueError) when the range spans more than MAX_EXPAND_DAYS (4,000) local days
 
 Buckets (oee.buckets)
     hour_buckets(start, end, tz='UTC', *, limit=None), day_buckets(start, end, tz='UTC', *, limit=None),
@@ -101,6 +102,7 @@ from oee.shifts import (
     CancelShift,
     ExtraShift,
     PlannedDowntime,
+    RangeTooLong,
     Schedule,
     Segment,
     ShiftDef,
@@ -123,8 +125,8 @@ __all__ = [
     "MACHINE_STATES", "PLANNED_CATEGORIES", "PRODUCTION", "PRODUCTION_OUTSIDE_PLANNED_TIME", "STATE_CATEGORY",
     "STOP_CATEGORIES", "UNKNOWN",
     "Analysis", "BreakDef", "Bucket", "Calendar", "CancelShift", "Config", "CountIncrement", "DowntimeEvent",
-    "ExtraShift", "OeeResult", "PlannedDowntime", "ProductRun", "Reason", "ReasonOverride", "Schedule", "Segment",
-    "ShiftDef", "ShiftInstance", "StateInterval", "TooManyBuckets", "Totals", "WaterfallStep",
+    "ExtraShift", "OeeResult", "PlannedDowntime", "ProductRun", "RangeTooLong", "Reason", "ReasonOverride",
+    "Schedule", "Segment", "ShiftDef", "ShiftInstance", "StateInterval", "TooManyBuckets", "Totals", "WaterfallStep",
     "analyze", "assign_reason", "calculate", "calculate_runs", "calculate_times", "day_buckets",
     "events_from_states", "expand", "from_epoch", "hour_buckets", "make_buckets", "mtbf", "mttr",
     "overrides_from_events", "rollup", "rollup_analyses", "shift_buckets", "split_event", "teep", "to_epoch",

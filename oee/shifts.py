@@ -22,6 +22,13 @@ from oee.vocabulary import PLANNED_CATEGORIES
 
 PRODUCTION = "production"  # the label of time in which the calendar plans production
 WEEKDAYS = "0123456"  # Monday = 0, as datetime.weekday() and db.models.Shift.weekdays
+# The most local days one expand() walks (about 11 years): the work grows with the days, whatever the data, so a
+# range reaching far into the future or the past must be refused here rather than listed day by day.
+MAX_EXPAND_DAYS = 4000
+
+
+class RangeTooLong(ValueError):
+    """expand() was asked for more than MAX_EXPAND_DAYS days, or for times outside the years datetime holds."""
 
 
 @dataclass(frozen=True)
@@ -317,8 +324,15 @@ def expand(calendar: Calendar | None, start, end, *, downtime: Iterable[PlannedD
     if b <= a:
         return Schedule(a, b, (), (), calendar.timezone)
     # Shifts that start up to two days before the range can reach into it (a shift lasts at most ~24 h).
-    first = datetime.fromtimestamp(a, tz).date() - timedelta(days=2)
-    last = datetime.fromtimestamp(b, tz).date()
+    try:
+        first = datetime.fromtimestamp(a, tz).date() - timedelta(days=2)
+        last = datetime.fromtimestamp(b, tz).date()
+    except (OverflowError, ValueError, OSError):
+        raise RangeTooLong(f"calendar: the range [{a}, {b}) is outside the years a calendar can be expanded for") \
+            from None
+    if (last - first).days > MAX_EXPAND_DAYS:
+        raise RangeTooLong(f"calendar: the range covers {(last - first).days:,} days; a calendar is expanded for at "
+                           f"most {MAX_EXPAND_DAYS:,} days at a time")
     cancelled = {(o.date, o.name) for o in calendar.overrides if isinstance(o, CancelShift)}
     extra: dict[date, list[ShiftDef]] = {}
     for o in calendar.overrides:

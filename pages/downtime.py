@@ -17,6 +17,7 @@ from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
 from db import downtime_queries, ui_queries
+from db.oee_queries import TooMuchData
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
 
 dash.register_page(__name__, path="/downtime/", name="Downtime", title="OEE · Downtime", order=10)
@@ -98,6 +99,15 @@ def layout(**query):
     ], className="downtime" + (" embedded" if embed else ""))
 
 
+def _seconds(raw) -> float:
+    """The URL's min (seconds); not a number of seconds: 0 (no filter), as a missing one."""
+    try:
+        value = float(raw or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if 0 <= value <= 366 * 86400 else 0.0
+
+
 @callback(
     Output(range_picker.TimeRangeAIO.ids.query(PREFIX), "data", allow_duplicate=True),
     Output(range_picker.TimeRangeAIO.ids.url(PREFIX), "search", allow_duplicate=True),
@@ -137,8 +147,8 @@ def _list(query, _n, _saved):
     try:
         events = downtime_queries.downtime_events(
             context.store(), rng.start, rng.end, scope=scope, key=key, category=query.get("category") or None,
-            include_minor=query.get("minor", "1") != "0", min_duration_s=float(query.get("min") or 0))
-    except LookupError as exc:
+            include_minor=query.get("minor", "1") != "0", min_duration_s=_seconds(query.get("min")))
+    except (LookupError, TooMuchData) as exc:
         return dbc.Alert(str(exc), color="warning"), None, [], csv
     total = sum(e["in_range_s"] for e in events)
     open_ = sum(1 for e in events if e["source"] != "operator" and not e["planned"])

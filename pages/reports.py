@@ -70,6 +70,16 @@ def layout(**query):
     ], className="reports" + (" embedded" if embed else ""))
 
 
+def _day(day) -> date | None:
+    """The report's date, or None when it is not one: not YYYY-MM-DD, or outside 1970 to tomorrow (nothing is
+    recorded there, and the year 9999 has no next day to end a shift on)."""
+    try:
+        d = date.fromisoformat(day or "")
+    except (TypeError, ValueError):
+        return None
+    return d if date(1970, 1, 2) <= d <= date.fromtimestamp(time.time() + 86400) else None
+
+
 @callback(
     Output("report-shift", "options"),
     Output("report-shift", "value"),
@@ -78,9 +88,7 @@ def layout(**query):
     State("report-shift", "value"),
 )
 def _shifts(day, line, current):
-    try:
-        date.fromisoformat(day or "")
-    except ValueError:
+    if _day(day) is None:
         return [{"label": "Whole day", "value": WHOLE_DAY}], WHOLE_DAY
     shifts = ui_queries.shifts_on(context.store(), day, None if line in (None, "site") else line)
     options = [{"label": f"Shift {s['name']} ({local(s['start'], context.tz())}–{local(s['end'], context.tz())})",
@@ -90,9 +98,8 @@ def _shifts(day, line, current):
 
 
 def _window(day: str, shift: str, line: str | None, tz: str) -> tuple[float, float, str] | None:
-    try:
-        d = date.fromisoformat(day)
-    except (TypeError, ValueError):
+    d = _day(day)
+    if d is None:
         return None
     if shift != WHOLE_DAY:
         for s in ui_queries.shifts_on(context.store(), day, line):
@@ -119,7 +126,8 @@ def _sheet(day, shift, line):
     search = timerange.search_of({"date": day, "shift": shift, "line": line})
     window = _window(day, shift, None if scope == "site" else key, tz)
     if window is None:
-        return dbc.Alert("Write the date as YYYY-MM-DD.", color="warning", id="report-bad-date"), search
+        return dbc.Alert("Write the date as YYYY-MM-DD, from 1970 to today.", color="warning",
+                         id="report-bad-date"), search
     a, b, label = window
     now = time.time()
     if a >= now:

@@ -5,7 +5,9 @@ web workers' /metrics only knows their own process). This is a second, tiny HTTP
 with the same two routes and the same rule as the app's (auth/rules.py): /healthz is public but shows its details
 (connections, errors, database URL, process id) only to a viewer, and /metrics needs one; a viewer is a user's API
 token (Authorization: Bearer ...), or anyone while anonymous viewing is on (by default only while --host is a
-loopback address). Others get {"status", "version"} from /healthz.
+loopback address). Others get {"status", "version"} from /healthz. The Host header must be one of
+--allowed-hosts, as on the web server (auth/guards.py), so that a DNS-rebinding page cannot read /metrics through
+the browser of someone on the plant network.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import threading
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
-from auth import tokens
-from auth.web import anonymous_viewing_enabled
+from auth import guards, tokens
+from auth.web import allowed_hosts, anonymous_viewing_enabled
 from exports.prometheus import CONTENT_TYPE, make_registry, render
 from processes.runtime import health_http_status, public_health
 
@@ -28,6 +30,11 @@ def metrics_app(runtime) -> Flask:
     server = Flask("oee-collector-metrics")
     registry = make_registry(runtime)
     anonymous = anonymous_viewing_enabled(runtime.settings)
+    hosts = allowed_hosts(runtime.settings)
+
+    @server.before_request
+    def _host():
+        return guards.host_refusal(hosts)
 
     def viewer() -> bool:
         if anonymous:

@@ -46,6 +46,8 @@ class Settings:
     ws_stall_timeout_s: float = 60.0
     anonymous_viewing: str = "auto"  # auto: on only while listening on loopback (auth.web)
     cookie_secure: str = "auto"  # auto: Secure session cookie when the request came over https
+    allowed_hosts: tuple[str, ...] = ()  # Host header names served (auth/guards.py); empty: loopback names on loopback
+    request_timeout_s: float = 30.0  # the deadline of each request's work (db/deadline.py); 0: none
 
     @property
     def effective_database_url(self) -> str:
@@ -128,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let visitors who are not logged in view dashboards, exports, the read-only API and the "
                         "WebSocket: auto (only while --host is a loopback address), on or off; configuration and "
                         "every change always need a login [OEE_ANONYMOUS_VIEWING] (default auto)")
+    p.add_argument("--allowed-hosts", default=env("OEE_ALLOWED_HOSTS", ""),
+                   help="Host header names the web server answers, comma-separated, e.g. "
+                        "\"oee.plant.local,10.0.0.5\"; .plant.local also allows its subdomains; * allows any "
+                        "(unsafe with anonymous viewing: DNS rebinding) [OEE_ALLOWED_HOSTS] (default: localhost, "
+                        "127.0.0.1 and ::1 while --host is a loopback address, else any)")
+    p.add_argument("--request-timeout", default=env("OEE_REQUEST_TIMEOUT_S", "30"),
+                   help="seconds a request's work may take before it is stopped and answered 503 "
+                        "[OEE_REQUEST_TIMEOUT_S] (default 30)")
     p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
                    help="mark the session cookie Secure: auto (when the request came over https), on (always; "
                         "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
@@ -162,6 +172,33 @@ def parse_frame_ancestors(raw: str) -> tuple[str, ...]:
             out.append(source)
     if "'none'" in out and len(out) > 1:
         raise SettingsError(f"{option}: 'none' cannot be combined with other sources")
+    return tuple(out)
+
+
+_HOST_NAME = re.compile(r"^(?:\*|\.?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?)$",
+                        re.IGNORECASE)
+
+
+def parse_allowed_hosts(raw: str) -> tuple[str, ...]:
+    """Host names from a list separated by commas or spaces: names, IPv4 and IPv6 addresses ([::1] or ::1), .domain
+    (it and its subdomains; *.domain is the same) or *. Empty: the default (auth.guards.default_allowed_hosts).
+    Raises SettingsError naming the first bad entry."""
+    import ipaddress
+
+    out: list[str] = []
+    for item in (t for t in re.split(r"[\s,]+", raw or "") if t):
+        bare = item[1:] if item.startswith("*.") else item
+        try:
+            ipaddress.ip_address(bare.strip("[]"))
+            ok = True
+        except ValueError:
+            ok = bool(_HOST_NAME.match(bare)) and len(bare) <= 253
+        if not ok:
+            raise SettingsError(f"--allowed-hosts [OEE_ALLOWED_HOSTS]: {item!r} is not a host name; give names such "
+                                "as oee.plant.local, addresses such as 10.0.0.5 or [::1], .plant.local for a domain, "
+                                "or * for any")
+        if item not in out:
+            out.append(item)
     return tuple(out)
 
 
@@ -236,6 +273,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
             raise SettingsError(f"{option} [{env_name}]: {value!r}; use auto, on or off")
     heartbeat = _seconds(args.ws_heartbeat, "--ws-heartbeat", "OEE_WS_HEARTBEAT_S", 0.1, 3600)
     stall = _seconds(args.ws_stall_timeout, "--ws-stall-timeout", "OEE_WS_STALL_TIMEOUT_S", 1, 86400)
+    request_timeout = _seconds(args.request_timeout, "--request-timeout", "OEE_REQUEST_TIMEOUT_S", 1, 3600)
     retention = _int(args.retention_days, "--retention-days", "OEE_RETENTION_DAYS", 0, 36500)
     compress = _int(args.compress_after_days, "--compress-after-days", "OEE_COMPRESS_AFTER_DAYS", 0, 36500)
     return Settings(
@@ -265,4 +303,6 @@ def from_args(argv: list[str] | None = None) -> Settings:
         ws_stall_timeout_s=stall,
         anonymous_viewing=args.anonymous_viewing,
         cookie_secure=args.cookie_secure,
+        allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
+        request_timeout_s=request_timeout,
     )

@@ -111,6 +111,8 @@ def test_help_lists_every_option():
     (["--role", "boss"], {}, "--role [OEE_ROLE]: 'boss' is not a role"),
     ([], {"OEE_PORT": "70000"}, "--port [OEE_PORT]: 70000 is out of range"),
     (["--database-url", "mysql://u:hunter2@127.0.0.1/x"], {}, "backend 'mysql' is not supported"),
+    (["--allowed-hosts", "oee.plant.local evil/x"], {}, "--allowed-hosts [OEE_ALLOWED_HOSTS]: 'evil/x' is not a host"),
+    ([], {"OEE_REQUEST_TIMEOUT_S": "0"}, "--request-timeout [OEE_REQUEST_TIMEOUT_S]: 0 is out of range"),
 ])
 def test_bad_settings_fail_fast_with_one_line(args, env, expected):
     result = run_app(*args, "--no-demo", env=env)

@@ -94,3 +94,27 @@ def test_a_busy_metrics_port_is_a_clear_error(tmp_path):
             assert f"--metrics-port [OEE_METRICS_PORT]: cannot listen on 127.0.0.1:{port}" in app.output()
         finally:
             app.stop()
+
+
+def test_the_collector_metrics_server_answers_only_its_own_host_names(tmp_path):
+    """The same Host rule as the web server (auth/guards.py): a DNS-rebinding page cannot read /metrics."""
+    import socket
+
+    from processes.collector_http import CollectorHttp
+    from processes.runtime import Runtime
+    from processes.settings import Settings
+
+    runtime = Runtime(Settings(data_dir=tmp_path, demo=False, role="web")).start()
+    server = CollectorHttp(runtime, "127.0.0.1", 0).start()
+    try:
+        def status_for(host: str) -> int:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                return int(sock.recv(200).split()[1])
+
+        assert status_for("evil.example:9108") == 400
+        assert status_for(f"127.0.0.1:{server.port}") in (200, 503)
+        assert status_for("localhost") in (200, 503)
+    finally:
+        server.stop()
+        runtime.stop()

@@ -217,13 +217,16 @@ def test_shift_report_equals_the_api_by_shift(plant):
     ("/export/tags.csv", {"tag": "999"}, 404, {"tag"}),
     ("/export/tags.csv", {"machine": "NOPE"}, 404, None),
     ("/export/tags.csv", {"machine": "M1", "resolution": "5m"}, 400, {"resolution"}),
-    ("/export/tags.csv", {"machine": "M1", "start": iso(T0), "end": iso(T0 + 60 * 24 * H)}, 400, {"resolution"}),
-    ("/export/tags.csv", {"machine": "M1", "start": iso(T0), "end": iso(T0 + 4 * 365 * 24 * H),
+    # Wide ranges end in the data (T0 + 8 h): a range more than a day after now is refused for that alone.
+    ("/export/tags.csv", {"machine": "M1", "start": iso(T0 + 8 * H - 60 * 24 * H), "end": iso(T0 + 8 * H)}, 400,
+     {"resolution"}),
+    ("/export/tags.csv", {"machine": "M1", "start": iso(T0 + 8 * H - 4 * 365 * 24 * H), "end": iso(T0 + 8 * H),
                           "resolution": "1m"}, 400, {"resolution"}),
-    ("/export/tags.csv", {"machine": "M1", "start": iso(T0), "end": iso(T0 + 400 * 365 * 24 * H),
+    ("/export/tags.csv", {"machine": "M1", "start": iso(T0 + 8 * H - 40 * 365 * 24 * H), "end": iso(T0 + 8 * H),
                           "resolution": "1h"}, 400, {"start"}),
     ("/export/tags.csv", {"machine": "M1", "line": "Line A"}, 400, {"line"}),
-    ("/export/downtime.csv", {"machine": "M1", "start": iso(T0), "end": iso(T0 + 400 * 24 * H)}, 400, {"start"}),
+    ("/export/downtime.csv", {"machine": "M1", "start": iso(T0 + 8 * H - 400 * 24 * H), "end": iso(T0 + 8 * H)},
+     400, {"start"}),
     ("/export/downtime.csv", {"machine": "M1", "line": "Line A"}, 400, {"machine", "line"}),
     ("/export/downtime.csv", {"machine": "M1", "minor": "maybe"}, 400, {"minor"}),
     ("/export/downtime.csv", {"machine": "M1", "min_duration_s": "long"}, 400, {"min_duration_s"}),
@@ -247,7 +250,7 @@ def test_bad_input_names_the_parameter(sqlite_plant, path, params, status, field
 def test_too_large_a_range_suggests_a_coarser_resolution_or_a_shorter_range(sqlite_plant):
     client, _, _ = sqlite_plant
     body = client.get("/export/tags.csv", query_string={
-        "machine": "M1", "start": iso(T0), "end": iso(T0 + 60 * 24 * H)}).get_json()
+        "machine": "M1", "start": iso(T0 + 8 * H - 60 * 24 * H), "end": iso(T0 + 8 * H)}).get_json()
     assert f"at most {MAX_TAG_ROWS:,}" in body["message"]
     assert "1m or 1h" in body["message"] and "shorter range" in body["message"]
     body = client.get("/export/oee.csv", query_string={

@@ -15,10 +15,14 @@ from oee import (
     CancelShift,
     ExtraShift,
     PlannedDowntime,
+    RangeTooLong,
     Schedule,
     ShiftDef,
+    StateInterval,
+    analyze,
     expand,
 )
+from oee.shifts import MAX_EXPAND_DAYS
 
 CHI = ZoneInfo("America/Chicago")
 H = 3600.0
@@ -225,3 +229,26 @@ def test_dst_week_totals():
     assert expand(Calendar.always("America/Chicago"), start, end).planned_time_s == 7 * 24 * H - H
     assert end - start == 7 * 24 * H - H
     assert timedelta(seconds=end - start) == timedelta(days=7) - timedelta(hours=1)
+
+
+def test_expansion_is_bounded_whatever_the_range():
+    """Regression: a range in the year 3000 made expand() list every day and shift from now to then (18.7 s and
+    750 MB in the web process); year 9999 ran for minutes. Now it refuses, at once, naming the limit."""
+    start = local(2026, 1, 1)
+    assert expand(THREE_SHIFTS, start, start + MAX_EXPAND_DAYS * 86400 - 3 * 86400).shifts  # the widest allowed
+    with pytest.raises(RangeTooLong, match="at most 4,000 days"):
+        expand(THREE_SHIFTS, start, local(3000, 1, 1))
+    with pytest.raises(RangeTooLong, match="outside the years"):
+        expand(THREE_SHIFTS, datetime(1, 1, 1, tzinfo=CHI).timestamp() + 3600, start)
+    assert issubclass(RangeTooLong, ValueError)
+
+
+def test_engine_look_back_from_a_range_in_the_far_future_is_refused():
+    """The engine looks back to the start of the stop that holds the range's start: an open stop that began now,
+    and an (empty) range in the year 3000, made it expand the calendar over ten centuries."""
+    now = local(2026, 11, 28, 12)
+    far = local(3000, 1, 1)
+    stop = [StateInterval(now - 600, None, "faulted", 7)]
+    with pytest.raises(RangeTooLong):
+        analyze(far, far, states=stop, calendar=THREE_SHIFTS)
+    assert analyze(now, now + 3600, states=stop, calendar=THREE_SHIFTS).totals.all_time_s == 3600

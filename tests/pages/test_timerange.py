@@ -101,3 +101,22 @@ def test_custom_ranges_and_the_clamp_to_the_start_of_the_data():
     assert r.end - r.start == 3600 and "inverted" in r.note
     r = tr.resolve({"start": "now-2h"}, tz=TZ, now=now)  # start alone: custom, up to now
     assert (r.preset, r.start, r.end) == ("custom", now - 7200, now)
+
+
+@pytest.mark.parametrize("query, why", [
+    ({"start": "9999-12-30T00:00", "end": "9999-12-31T23:00"}, "not a time between 1970"),  # past year 9999 UTC
+    ({"start": "9999-12-01T00:00", "end": "9999-12-02T00:00"}, "more than a day after now"),
+    ({"start": "3000-01-01T00:00", "end": "3000-01-01T01:00"}, "more than a day after now"),
+    ({"start": "0001-01-01T00:00", "end": "0001-01-02T00:00"}, "not a time between 1970"),
+    ({"start": "1e308", "end": "2026-11-28T08:00"}, None),  # not a time: as if not given (a day before end)
+    ({"start": "2020-01-01T00:00", "end": "2026-11-28T08:00"}, "more than a page may cover (92 days)"),
+    ({"start": "now-99999999999w"}, "not a time between 1970"),
+])
+def test_a_range_the_app_does_not_answer_shows_the_nearest_one_and_says_why(query, why):
+    """The pages' ranges go through the API's check (db/range_limits.py); where the API answers 400, the page shows
+    a range it answers, with the reason, instead of working for minutes (year 9999) or failing (year 1)."""
+    now = at(2026, 11, 28, 10, 30)
+    r = tr.resolve({"range": "custom", **query}, tz=TZ, now=now)
+    assert why in r.note if why else r.note == ""
+    assert 0 < r.end - r.start <= 92 * 86400 and r.end <= now + 86400
+    assert r.text  # the range can be written (no OverflowError)

@@ -43,13 +43,18 @@ def test_users_tokens_and_failures_on_each_backend(engine):
     assert tokens.lookup(engine, secret2) is None
 
     now = datetime.now(timezone.utc)
-    for i in range(ratelimit.LIMITS["user"]):
+    for i in range(ratelimit.LIMITS["pair"]):
         assert ratelimit.retry_after(engine, "ana", "10.0.0.1", now) == 0
         ratelimit.failed(engine, "ana", "10.0.0.1", now - timedelta(seconds=100 - i))
     wait = ratelimit.retry_after(engine, "ana", "10.0.0.1", now)
     assert 195 <= wait <= 201  # until the oldest failure is five minutes old
     assert ratelimit.retry_after(engine, "ana", "10.0.0.1", now + timedelta(seconds=wait)) == 0
-    ratelimit.succeeded(engine, "ana")
+    assert ratelimit.retry_after(engine, "ana", "10.0.0.2", now) == 0  # another address is not held back
+    for i in range(ratelimit.USER_SLOW_AFTER - ratelimit.LIMITS["pair"]):  # the name slows down, from anywhere
+        assert ratelimit.delay_s(engine, "ana", now) == 0
+        ratelimit.failed(engine, "ana", f"10.0.1.{i}", now - timedelta(seconds=50))
+    assert ratelimit.delay_s(engine, "ANA ", now) == 1.0
+    ratelimit.succeeded(engine, "ana", "10.0.0.1")
     assert ratelimit.retry_after(engine, "ana", "10.0.0.1", now) == 0
 
 

@@ -68,7 +68,7 @@ def test_a_viewer_cannot_write_through_a_callback_and_an_engineer_can(site):
     assert "Callback site" in [s["name"] for s in engineer.get("/api/config/sites/").get_json()["results"]]
 
 
-def test_the_login_rate_limit_per_user_name_and_per_address(site):
+def test_brute_force_from_one_address_is_stopped(site):
     make_user(site.engine, "viewer", "rl-user")
     c = site.server.test_client()
     c.environ_base["REMOTE_ADDR"] = "192.0.2.10"
@@ -76,27 +76,45 @@ def test_the_login_rate_limit_per_user_name_and_per_address(site):
     def attempt(password, username="rl-user"):
         return c.post("/login", data={"username": username, "password": password}, headers={"Origin": ORIGIN})
 
-    for _ in range(ratelimit.LIMITS["user"]):
+    for _ in range(ratelimit.LIMITS["pair"]):
         assert attempt("wrong password!").status_code == 401
-    r = attempt(PASSWORD)  # even the right password waits now
+    r = attempt(PASSWORD)  # from this address even the right password waits now
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= ratelimit.WINDOW_S
     assert "Too many failed logins" in r.get_data(as_text=True)
-    # another client address is held back too (the limit is on the name), and the count is in the database
-    other = site.server.test_client()
-    other.environ_base["REMOTE_ADDR"] = "192.0.2.11"
-    assert other.post("/login", data={"username": "rl-user", "password": PASSWORD},
-                      headers={"Origin": ORIGIN}).status_code == 429
-    with site.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM login_failures WHERE key = 'user:rl-user'")).scalar() == 5
+    with site.engine.connect() as conn:  # the count is in the database: every worker sees it
+        assert conn.execute(text("SELECT count(*) FROM login_failures WHERE key = 'pair:192.0.2.10|rl-user'")
+                            ).scalar() == 5
     # the window passes: once the failures are older than 5 minutes, the right password works and clears them
     with site.engine.begin() as conn:
-        conn.execute(text("DELETE FROM login_failures WHERE key = 'user:rl-user'"))
+        conn.execute(text("DELETE FROM login_failures WHERE key LIKE 'pair:192.0.2.10|%'"))
     assert attempt(PASSWORD).status_code == 302
-    # per address: 20 failures for many names from one address
+    # per address: 20 failures for many names from one address, and it waits for every name
     for i in range(ratelimit.LIMITS["ip"] - 5):
         attempt("wrong password!", username=f"nobody-{i}")
     r = attempt("wrong password!", username="someone-else")
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+
+
+def test_a_stranger_cannot_lock_a_user_out(site):
+    """Regression: five wrong passwords for a name, sent by anyone, locked that user (admin too) out for five
+    minutes. Now strangers hold back their own addresses; the user, from theirs, gets in (slowed, not shut)."""
+    make_user(site.engine, "admin", "rl-admin")
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):  # a guesser on three addresses
+        stranger = site.server.test_client()
+        stranger.environ_base["REMOTE_ADDR"] = address
+        for _ in range(ratelimit.LIMITS["pair"] + 2):
+            stranger.post("/login", data={"username": "rl-admin", "password": "guess guess guess"},
+                          headers={"Origin": ORIGIN})
+        assert stranger.post("/login", data={"username": "rl-admin", "password": PASSWORD},
+                             headers={"Origin": ORIGIN}).status_code == 429  # that address is held back
+    owner = site.server.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    started = time.monotonic()
+    r = owner.post("/login", data={"username": "rl-admin", "password": PASSWORD}, headers={"Origin": ORIGIN})
+    waited = time.monotonic() - started
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+    assert ratelimit.delay_s(site.engine, "rl-admin") >= 1.0 and waited >= 1.0  # 15 failures: slowed
+    assert waited < ratelimit.USER_MAX_DELAY_S + 3
 
 
 def test_a_user_who_must_change_the_password_does_that_first(site):
