@@ -8,23 +8,26 @@ whole range; machines of a line or site are fetched together.
 Conventions that live here (the math is oee/'s):
 - A ReasonCode whose code is a PLC fault code ("101") is the reason for that fault code.
 - An operator's reason on a downtime event (downtime_events.reason_id) overrides the classification of that time.
-- Ideal cycle time: the product's (products.ideal_cycle_time_s, by product code), else the machine's own
-  (machines.ideal_cycle_time_s).
+- Ideal cycle time, first found: the product's (products.ideal_cycle_time_s, by product code); else the value of
+  the machine's cycle.ideal_time tag at the time the parts were made (its stored samples over the range, and the
+  last one before it: a PLC that publishes its ideal rate needs no product set up); else the machine's own
+  (machines.ideal_cycle_time_s). The tag is read only for machines with parts that no product covers.
 - No calendar for a machine: all time is planned production time (planned stops still come from the PLC's
   planned-stop state).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
-from db.models import (Area, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift, ShiftBreak,
-                       ShiftCalendar, Site)
+from db.models import (Area, Connection, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift,
+                       ShiftBreak, ShiftCalendar, Site, Tag)
 from oee.engine import CountIncrement
 from oee.events import Reason, ReasonOverride, StateInterval
 from oee.shifts import BreakDef, Calendar, ShiftDef
@@ -136,6 +139,37 @@ def _count_rows(session: Session, backend: str, marks: str, start: float, end: f
     return inside + edges
 
 
+IDEAL_TAG_ROLE = "cycle.ideal_time"
+
+
+def _ideal_tags(session: Session, ids: list[int]) -> dict[int, int]:
+    """The cycle.ideal_time tag of each machine (db id -> tag id; the first when there are several)."""
+    owner = func.coalesce(Tag.machine_id, Connection.machine_id)
+    rows = session.execute(select(owner, Tag.id).join(Connection, Tag.connection_id == Connection.id)
+                           .where(Tag.role == IDEAL_TAG_ROLE, owner.in_(ids)).order_by(Tag.id)).all()
+    out: dict[int, int] = {}
+    for mid, tid in rows:
+        out.setdefault(mid, tid)
+    return out
+
+
+def ideal_series(session: Session, backend: str, tag_id: int, lo: float, hi: float) -> list[tuple]:
+    """The tag's values over [lo, hi) as (time, seconds | None): the last sample at or before lo, then each sample
+    whose value differs from the one before (a tag stored at every poll is read as its changes, in SQL)."""
+    a, b = backends.db_time(backend, lo), backends.db_time(backend, hi)
+    before = session.execute(text(
+        "SELECT time, value FROM samples WHERE tag_id = :t AND time <= :lo ORDER BY time DESC LIMIT 1"),
+        {"t": tag_id, "lo": a}).all()
+    changes = session.execute(text(
+        "SELECT time, value FROM (SELECT time, value, LAG(value) OVER (ORDER BY time) AS prev, "
+        "ROW_NUMBER() OVER (ORDER BY time) AS n FROM samples WHERE tag_id = :t AND time > :lo AND time < :hi) x "
+        "WHERE n = 1 OR NOT (value = prev OR (value IS NULL AND prev IS NULL)) ORDER BY time"),
+        {"t": tag_id, "lo": a, "hi": b}).all()
+    out = [(backends.epoch_of(t), v) for t, v in before + changes]
+    # A reading that is not a number of seconds (negative, not finite) is no ideal cycle time there.
+    return [(t, v if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 else None) for t, v in out]
+
+
 def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
                max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None) -> dict:
     """OEE of a machine, line, area or site over [start, end) (epoch seconds), with buckets when asked.
@@ -228,6 +262,7 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         states: dict[int, list] = {i: [] for i in ids}
         counts: dict[int, list] = {i: [] for i in ids}
         overrides: dict[int, list] = {i: [] for i in ids}
+        series: dict[int, list] = {}
 
         def stored(epoch: float) -> float:  # a bound as the database compares it (PostgreSQL: microseconds)
             return backends.epoch_of(backends.db_time(name, epoch))
@@ -266,6 +301,11 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                 if ev.reason_id in by_id and ev_start < stored(m_end):
                     ev_end = backends.epoch_of(ev.end) if ev.end else m_end
                     overrides[ev.machine_id].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
+            # The cycle.ideal_time tag, for machines with parts that no product's ideal cycle time covers.
+            needs = [i for i in ids if any(not ideal.get(c.product_code) for c in counts[i])]
+            tags = _ideal_tags(session, needs) if needs else {}
+            for mid, tag_id in tags.items():
+                series[mid] = ideal_series(session, name, tag_id, span[mid][0] - lookback, span[mid][1])
 
     buckets = None
     if bucket:
@@ -277,6 +317,7 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
 
     analyses = [oee.analyze(*span[mc.id], states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
+                            ideal_cycle_time_series=series.get(mc.id),
                             fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
                 for mc in configs]
     return configs, analyses, tz
