@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from db.machine_lifetime import record_added
 from db.models import Area, Connection, Line, Machine, Product, ReasonCode, Shift, ShiftBreak, ShiftCalendar, Site, Tag
 
 
@@ -63,6 +64,7 @@ def sync_demo_plant(engine: Engine, site: dict, endpoints: list[dict], products:
                                   description="simulated", line_id=line.id)
                 session.add(machine)
                 session.flush()
+                record_added(session, machine.id, True, now)
             conn = session.scalar(select(Connection).where(Connection.name == ep["machine_id"]))
             config = ep.get("protocol_config", {})
             if credentials is not None:

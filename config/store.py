@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from config.fields import ValidationError, parse_hhmm
 from config.plant_file import line_path
 from db import audit
+from db import machine_lifetime as lifetime
 from db.models import (
     Area,
     Connection,
@@ -222,6 +223,8 @@ def _target(machine_id: str) -> str:
 def _write_machine(session: Session, clean: dict, machine: Machine | None, backend: str,
                    credentials=None) -> tuple[Machine, list[int]]:
     now = _time.time()
+    added = machine is None
+    was_enabled = None if added else bool(machine.enabled)
     if machine is None:
         machine = Machine(machine_id=clean["machine_id"], name=clean["name"])
         session.add(machine)
@@ -231,6 +234,11 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
     machine.line_id = clean.get("line")
     machine.enabled = clean["enabled"]
     session.flush()
+    # When it is in service: its OEE does not count the time before it was added, nor while it is disabled.
+    if added:
+        lifetime.record_added(session, machine.id, bool(clean["enabled"]), now)
+    elif was_enabled != bool(clean["enabled"]):
+        lifetime.record_enabled(session, machine.id, bool(clean["enabled"]), now)
     conn = _connection_of(session, machine)
     if conn is None:
         conn = Connection(name=clean["machine_id"], machine_id=machine.id)
@@ -385,6 +393,8 @@ def set_machine_enabled(engine: Engine, pk: int, enabled: bool, *, audited: bool
             raise NotFound(f"no machine with id {pk}")
         before = {"enabled": bool(machine.enabled),
                   "connections_enabled": [bool(c.enabled) for c in machine.connections]}
+        if bool(machine.enabled) != bool(enabled):
+            lifetime.record_enabled(session, machine.id, bool(enabled))
         machine.enabled = enabled
         for conn in machine.connections:
             conn.enabled = enabled

@@ -14,6 +14,10 @@ Conventions that live here (the math is oee/'s):
   (machines.ideal_cycle_time_s). The tag is read only for machines with parts that no product covers.
 - No calendar for a machine: all time is planned production time (planned stops still come from the PLC's
   planned-stop state).
+- Time a machine was not in service (before it was added, while it was disabled: db/machine_lifetime.py) is not
+  planned time (no_production_scheduled): a machine's OEE counts from the later of the range's start and its
+  adding, so a range from the shift's start and one from the adding give the same A, P, Q and OEE, and a line
+  sums only the planned time of the machines it had.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
+from db import machine_lifetime as lifetime
 from db.models import (Area, Connection, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift,
                        ShiftBreak, ShiftCalendar, Site, Tag)
 from oee.engine import CountIncrement
@@ -33,6 +38,9 @@ from oee.events import Reason, ReasonOverride, StateInterval
 from oee.shifts import BreakDef, Calendar, ShiftDef
 
 SCOPES = ("machine", "line", "area", "site")
+# Time a machine was not in service (not yet added, disabled) is planned downtime of this category: nothing could
+# be scheduled on it, so it is neither its planned time nor its loss.
+NOT_IN_SERVICE = "no_production_scheduled"
 
 
 class ScopeError(LookupError):
@@ -200,7 +208,7 @@ def oee_report_with_machines(store, scope: str, key: str, start: float, end: flo
 
 
 MACHINE_ROW_KEYS = ("availability", "performance", "quality", "oee", "planned_time_s", "run_time_s", "total_count",
-                    "good_count", "flags")
+                    "good_count", "flags", "warnings")
 
 
 def _machine_row(mc: MachineConfig, analysis: "oee.Analysis") -> dict:
@@ -214,18 +222,30 @@ def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
                     config: oee.Config = oee.DEFAULT_CONFIG) -> dict[str, dict]:
     """oee_report(store, "machine", m, start, end) for each machine_id m: (start, end) of ranges, read together
     (one query per kind for all of them, however their ranges differ). Unknown ids are left out of the answer."""
-    if not ranges:
+    reports = machine_range_reports(store, [(m, a, b) for m, (a, b) in ranges.items()], config=config)
+    return {m: r for (m, _a, _b), r in reports.items()}
+
+
+def machine_range_reports(store, jobs: list[tuple[str, float, float]], *,
+                          config: oee.Config = oee.DEFAULT_CONFIG) -> dict[tuple[str, float, float], dict]:
+    """oee_report(store, "machine", m, a, b) for each (m, a, b) of jobs, a machine as often as asked (its hours and
+    its shifts for Grafana's table), read together: each answer equals that call's, to the last bit, because each
+    range gets exactly the rows its own call would read. Keyed by the job as given; unknown machines left out."""
+    if not jobs:
         return {}
-    ranges = {m: _clip(a, b) for m, (a, b) in ranges.items()}
+    clipped = [(m, *_clip(a, b)) for m, a, b in jobs]
+    names = sorted({m for m, _a, _b in clipped})
     configs, analyses, tz = _analyze(
-        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(list(ranges))))),
-        min(a for a, _ in ranges.values()), max(b for _, b in ranges.values()), config=config, ranges=ranges)
+        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(names)))),
+        min(a for _m, a, _b in clipped), max(b for _m, _a, b in clipped), config=config,
+        jobs=[(m, a, b) for m, a, b in clipped])
+    known = {mc.machine_id for mc in configs}
     out = {}
-    for mc, analysis in zip(configs, analyses):
+    for job, mc, analysis in zip([j for j in jobs if j[0] in known], configs, analyses, strict=True):
         report = oee.rollup_analyses([analysis]).as_dict()
         report.update({"scope": "machine", "key": mc.machine_id, "timezone": tz, "bucket": None,
                        "machines": [_machine_row(mc, analysis)]})
-        out[mc.machine_id] = report
+        out[job] = report
     return out
 
 
@@ -238,12 +258,13 @@ def _clip(start: float, end: float) -> tuple[float, float]:
 
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
              config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None,
-             ranges: dict[str, tuple[float, float]] | None = None):
+             jobs: list[tuple[str, float, float]] | None = None):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
-    analyse each. ranges (by machine_id, within [start, end]) gives machines their own ranges: each gets exactly
-    the rows its own read would (the union is read once and cut per machine in Python). Returns (configs,
-    analyses, time zone)."""
-    if ranges is not None and bucket:
+    analyse each. jobs ((machine_id, a, b), within [start, end], a machine as often as wanted) gives ranges of
+    their own: each job gets exactly the rows its own read would (the union is read once and cut per job in
+    Python). Returns (configs, analyses, time zone), one pair per job (per machine without jobs), in order; jobs
+    of unknown machines are left out."""
+    if jobs is not None and bucket:
         raise ValueError("buckets need one range for all machines")
     name = store.backend_name
     with Session(store.engine) as session:
@@ -254,15 +275,24 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         site = session.scalar(select(Site).order_by(Site.id))
         tz = tz or (site.timezone if site else "UTC")
         line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
-        configs = [MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id), m.ideal_cycle_time_s,
-                                 calendars.get(m.calendar_id)) for m in machines]
-        span = {mc.id: (ranges or {}).get(mc.machine_id, (start, end)) for mc in configs}
-        ids = [m.id for m in machines]
+        mconf = {m.machine_id: MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id),
+                                             m.ideal_cycle_time_s, calendars.get(m.calendar_id)) for m in machines}
+        if jobs is None:
+            jobs = [(m.machine_id, start, end) for m in machines]
+        jobs = [j for j in jobs if j[0] in mconf]
+        pk = [mconf[m].id for m, _a, _b in jobs]  # job -> machine (db id)
+        span = [(a, b) for _m, a, b in jobs]
+        ids = sorted(set(pk))
         lookback = config.startup_window_s
-        states: dict[int, list] = {i: [] for i in ids}
-        counts: dict[int, list] = {i: [] for i in ids}
-        overrides: dict[int, list] = {i: [] for i in ids}
-        series: dict[int, list] = {}
+        n = len(jobs)
+        states: list[list] = [[] for _ in range(n)]
+        counts: list[list] = [[] for _ in range(n)]
+        overrides: list[list] = [[] for _ in range(n)]
+        series: list[list | None] = [None] * n
+        downtime: list[list] = [[] for _ in range(n)]
+        jobs_of: dict[int, list[int]] = {}
+        for j, mid in enumerate(pk):
+            jobs_of.setdefault(mid, []).append(j)
 
         def stored(epoch: float) -> float:  # a bound as the database compares it (PostgreSQL: microseconds)
             return backends.epoch_of(backends.db_time(name, epoch))
@@ -270,44 +300,63 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         if ids:
             marks = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
             lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
-            bounds = {i: (stored(a - lookback), stored(b)) for i, (a, b) in span.items()}
+            bounds = [(stored(a - lookback), stored(b)) for a, b in span]
             for mid, s, e, st, fault, product in session.execute(text(
                     f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
                     f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
                     f"ORDER BY machine_id, start"), {"lo": lo, "hi": hi}):
                 s, e = backends.epoch_of(s), backends.epoch_of(e)
-                m_lo, m_hi = bounds[mid]
-                if s < m_hi and (e is None or e > m_lo):
-                    states[mid].append(StateInterval(s, e, st, fault, product))
-            # Count rows come whole (one-minute rows: cut per machine like states) or summed into a grain that
-            # depends on the range: machines whose range needs coarser rows are read with their own range.
+                row = None
+                for j in jobs_of[mid]:
+                    j_lo, j_hi = bounds[j]
+                    if s < j_hi and (e is None or e > j_lo):
+                        row = row or StateInterval(s, e, st, fault, product)
+                        states[j].append(row)
+            # Count rows come whole (one-minute rows: cut per job like states) or summed into a grain that depends
+            # on the range: jobs whose range needs coarser rows are read with their own range.
             reads: dict[tuple, list[int]] = {}
-            for i, (a, b) in span.items():
+            for j, (a, b) in enumerate(span):
                 grain = count_grain_s(a, b)
-                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(i)
+                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(j)
             for (grain, a, b), members in reads.items():
-                cut = {i: (stored(span[i][0]), stored(span[i][1])) for i in members}
-                rows = _count_rows(session, name, ",".join(map(str, members)), a, b, grain)
+                cut = {j: (stored(span[j][0]), stored(span[j][1])) for j in members}
+                by_machine: dict[int, list[int]] = {}
+                for j in members:
+                    by_machine.setdefault(pk[j], []).append(j)
+                rows = _count_rows(session, name, ",".join(map(str, sorted(by_machine))), a, b, grain)
                 for mid, s, e, product, total, good in rows:
                     s, e = backends.epoch_of(s), backends.epoch_of(e)
-                    if grain == 60 and not (s < cut[mid][1] and e >= cut[mid][0]):
-                        continue
-                    counts[mid].append(CountIncrement(s, e, total, good, product))
+                    inc = CountIncrement(s, e, total, good, product)
+                    for j in by_machine[mid]:
+                        if grain == 60 and not (s < cut[j][1] and e >= cut[j][0]):
+                            continue
+                        counts[j].append(inc)
             for ev in session.scalars(select(DowntimeEvent).where(
                     DowntimeEvent.machine_id.in_(ids), DowntimeEvent.reason_id.is_not(None),
                     DowntimeEvent.start < backends.db_time(name, end))):
+                if ev.reason_id not in by_id:
+                    continue
                 ev_start = backends.epoch_of(ev.start)
-                m_end = span[ev.machine_id][1]
-                if ev.reason_id in by_id and ev_start < stored(m_end):
-                    ev_end = backends.epoch_of(ev.end) if ev.end else m_end
-                    overrides[ev.machine_id].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
+                for j in jobs_of[ev.machine_id]:
+                    m_end = span[j][1]
+                    if ev_start < stored(m_end):
+                        ev_end = backends.epoch_of(ev.end) if ev.end else m_end
+                        overrides[j].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
+            # Out of service (before the machine was added, while disabled): not planned time, not its loss.
+            in_service = lifetime.periods(session, ids)
+            for mid, spans in in_service.items():
+                for j in jobs_of[mid]:
+                    downtime[j] = [oee.PlannedDowntime(a, b, NOT_IN_SERVICE)
+                                   for a, b in lifetime.out_of_service(spans, span[j][1])]
             # The cycle.ideal_time tag, for machines with parts that no product's ideal cycle time covers.
-            needs = [i for i in ids if any(not ideal.get(c.product_code) for c in counts[i])]
+            needs = sorted({pk[j] for j in range(n) if any(not ideal.get(c.product_code) for c in counts[j])})
             tags = _ideal_tags(session, needs) if needs else {}
-            for mid, tag_id in tags.items():
-                series[mid] = ideal_series(session, name, tag_id, span[mid][0] - lookback, span[mid][1])
+            for j in range(n):
+                if pk[j] in tags:
+                    series[j] = ideal_series(session, name, tags[pk[j]], span[j][0] - lookback, span[j][1])
 
     buckets = None
+    configs = [mconf[m] for m, _a, _b in jobs]
     if bucket:
         first_cal = next((c.calendar for c in configs if c.calendar), None)
         schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
@@ -315,9 +364,10 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
         buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
 
-    analyses = [oee.analyze(*span[mc.id], states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
+    analyses = [oee.analyze(*span[j], states=states[j], counts=counts[j], calendar=mc.calendar,
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
-                            ideal_cycle_time_series=series.get(mc.id),
-                            fault_reasons=by_fault, overrides=overrides[mc.id], config=config, buckets=buckets)
-                for mc in configs]
+                            ideal_cycle_time_series=series[j],
+                            fault_reasons=by_fault, overrides=overrides[j], downtime=downtime[j],
+                            config=config, buckets=buckets)
+                for j, mc in enumerate(configs)]
     return configs, analyses, tz

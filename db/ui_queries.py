@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
+from db import machine_lifetime as lifetime
 from db.models import (
     Area,
     Connection,
@@ -188,16 +189,21 @@ def shifts_on(store, day: str, line: str | None = None) -> list[dict]:
 
 
 def data_start(store, scope: str | None = None, key: str | None = None) -> float | None:
-    """When the first state interval of the scope's machines begins: nothing before it was ever recorded."""
+    """When the scope's data can begin: the earliest of its machines' coming into service (db/machine_lifetime.py)
+    and their first state interval. Nothing before it is any machine's planned time."""
     with Session(store.engine) as session:
         q = select(func.min(MachineState.start))
+        ids = None
         if scope and key:
             ids = [m.id for m in _resolve(session, scope, str(key))]
             if not ids:
                 return None
             q = q.where(MachineState.machine_id.in_(ids))
         value = session.scalar(q)
-    return value.timestamp() if value is not None else None
+        first = value.timestamp() if value is not None else None
+        added = lifetime.first_in_service(session, ids)
+    known = [t for t in (first, added) if t is not None]
+    return min(known) if known else None
 
 
 # --- state intervals ------------------------------------------------------------------------------------------
@@ -429,15 +435,7 @@ def machine_db_ids(store) -> dict[str, int]:
 
 
 __all__ = [
-    "ScopeError", "UNKNOWN", "count_progress", "cycle_time_tags", "data_start", "first_states", "latest_samples",
+    "ScopeError", "UNKNOWN", "count_progress", "cycle_time_tags", "data_start", "latest_samples",
     "machine_db_ids", "machine_shifts", "machine_status", "plant_lines", "plant_machines", "scope_machines",
     "scope_name", "series", "shift_at", "shifts_on", "site_info", "state_rows", "state_timeline", "tag_catalog",
 ]
-
-
-def first_states(store) -> dict[int, float]:
-    """When each machine's (db id) first state interval begins: its data start."""
-    with Session(store.engine) as session:
-        return {mid: s.timestamp() for mid, s in session.execute(
-            select(MachineState.machine_id, func.min(MachineState.start)).group_by(MachineState.machine_id)).all()
-            if s is not None}

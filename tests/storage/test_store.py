@@ -17,7 +17,7 @@ from tests.support.pgcluster import free_port, timescaledb_installed
 EXPECTED_TABLES = {
     "sites", "areas", "lines", "cells", "machines", "connections", "tags", "samples", "machine_states",
     "production_counts", "downtime_events", "reason_codes", "products", "shift_calendars", "shifts",
-    "shift_breaks", "planned_downtime", "writer_batches", "oee_meta",
+    "shift_breaks", "planned_downtime", "writer_batches", "oee_meta", "machine_lifetime",
 }
 
 
@@ -31,7 +31,7 @@ def test_migrations_build_the_schema_and_are_idempotent(any_url):
     store = open_store(any_url)
     try:
         assert store.backend_name == _backend_of(any_url)
-        assert store.schema_version == migrate.head_revision() == "0004"
+        assert store.schema_version == migrate.head_revision() == "0006"
         tables = set(inspect(store.engine).get_table_names())
         assert EXPECTED_TABLES <= tables
     finally:
