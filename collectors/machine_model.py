@@ -7,6 +7,13 @@ Counters: PLC counters are cumulative, reset at shift change (or by an operator)
 2^32, or a round number such as 1,000,000 set in the tag's options as {"rollover": N}). A counter that goes down is
 a rollover when it was in the top half of the modulus and is now in the bottom half, otherwise a reset to zero; a
 reset counts what was made since the reset (the new value). Nothing is counted from the first value seen.
+
+Parts at a stop's edges. A read gives the counters and the state as they are now; the parts it shows were made
+since the counters last changed. Parts read together with a stop (running before, not now) were made before it:
+they are written as one row at the read at which the counters last changed, so the OEE engine places them in the
+running time before the stop (not in the break that began meanwhile: with a PLC that publishes late, or a late
+read, the stop is seen after the break's start). Parts read together with a start were made after it: the count
+row they start begins at that read (not at the start of the minute, in the stop, with its rows of zeros).
 """
 from __future__ import annotations
 
@@ -77,6 +84,8 @@ class MachineTracker:
         self.ideal_cycle_time_s: float | None = None
         self.last_cycle_time_s: float | None = None
         self._counters: dict[str, int | None] = {}
+        self._counts_changed_at: float | None = None  # the read at which the counters last changed
+        self._last_read: float | None = None
         self._bucket: CountBucket | None = None
         self._next_bucket_not_before = 0.0
         self.totals = {"total": 0, "good": 0, "reject": 0}  # since this tracker started, for the live view
@@ -120,9 +129,21 @@ class MachineTracker:
         if values.get("cycle.time") is not None:
             self.last_cycle_time_s = float(values["cycle.time"])
         state = self.derive_state(values)
+        was_running = self.current is not None and self.current.state == "running"
+        stopped = state is not None and was_running and state != "running"
+        if state == "running" and not was_running:
+            self._close_bucket(out)
+            self._next_bucket_not_before = t  # the parts read from now on were made after the start
+        made_at = None
+        if stopped:
+            made_at = self._counts_changed_at if self._counts_changed_at is not None else self._last_read
+        self._count(t, values, out, made_at)
         if state is not None:
             self._set_state(t, state, out)
-        self._count(t, values, out)
+        if stopped:
+            self._close_bucket(out)
+            self._next_bucket_not_before = t
+        self._last_read = t
         return out
 
     def offline(self, t: float) -> MachineOutput:
@@ -131,6 +152,7 @@ class MachineTracker:
         self._set_state(t, "offline", out)
         self._close_bucket(out)
         self._counters = {}  # the counters may reset while we cannot see them; count again from the next value
+        self._counts_changed_at = None
         return out
 
     def flush(self, t: float) -> MachineOutput:
@@ -142,7 +164,7 @@ class MachineTracker:
                                b.total, b.good, b.reject))
             b.total = b.good = b.reject = 0  # further increments with the same start add up in the database
             b.emitted = True
-        if self._bucket and t - self._bucket.start >= self.count_bucket_s:
+        if self._bucket and t >= self._slot_end(self._bucket.start):
             self._bucket = None
         return out
 
@@ -158,7 +180,9 @@ class MachineTracker:
         self.current = StateInterval(t, state, fault, self.product_code)
         out.states.append((self.machine_id, t, None, state, fault, self.product_code))
 
-    def _count(self, t: float, values: dict, out: MachineOutput) -> None:
+    def _count(self, t: float, values: dict, out: MachineOutput, made_at: float | None = None) -> None:
+        """The counters' increments since the last read, into the running bucket; made_at: the parts were made
+        by then (read with a stop): one row of their own at that instant."""
         deltas = {}
         for role in ("counter.total", "counter.good", "counter.reject"):
             if role not in values:
@@ -177,9 +201,17 @@ class MachineTracker:
         if good is None and total is not None:
             good = max(total - (reject or 0), 0)
         reject = reject or 0
+        made = bool(total or good or reject)
+        if made and made_at is not None and made_at < t:
+            out.counts.append((self.machine_id, made_at, made_at, self.product_code, total or 0, good or 0, reject))
+            self._add_totals(total, good, reject)
+            self._counts_changed_at = t
+            return
+        if made:
+            self._counts_changed_at = t
         # A bucket exists as soon as the counters were seen in it, even when nothing was made: a row of zeros says
         # "counted, none made", which is not the same as "not counted".
-        if self._bucket is None or t - self._bucket.start >= self.count_bucket_s:
+        if self._bucket is None or t >= self._slot_end(self._bucket.start):
             self._close_bucket(out)
             start = max(t - (t % self.count_bucket_s), self._next_bucket_not_before)
             self._bucket = CountBucket(start, self.product_code)
@@ -188,9 +220,17 @@ class MachineTracker:
         b.good += good or 0
         b.reject += reject
         b.last_time = t
+        self._add_totals(total, good, reject)
+
+    def _add_totals(self, total, good, reject) -> None:
         self.totals["total"] += total or 0
         self.totals["good"] += good or 0
-        self.totals["reject"] += reject
+        self.totals["reject"] += reject or 0
+
+    def _slot_end(self, start: float) -> float:
+        """Where the bucket that began at `start` ends: the end of its minute (count_bucket_s), also for one that
+        began mid-minute (at a start or a product change), so that no row crosses a minute, nor an hour."""
+        return start - (start % self.count_bucket_s) + self.count_bucket_s
 
     def _close_bucket(self, out: MachineOutput) -> None:
         if self._bucket is None:

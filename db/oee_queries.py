@@ -116,11 +116,18 @@ def _reasons(session: Session) -> tuple[dict[int, Reason], dict[int, Reason]]:
     return by_id, by_fault
 
 
+# A pause in a machine's parts longer than this starts a new summed row (below): a break, a long stop.
+COUNT_RUN_GAP_S = 60
+
+
 def count_grain_s(start: float, end: float) -> int:
     """How finely count increments are read: the stored one-minute rows for short ranges, summed in SQL into 5-,
-    15- or 60-minute rows for longer ones (about 300 rows per machine at most). Totals and hour, shift and day
-    buckets stay exact (those boundaries fall on whole hours); only the startup-reject window and parts made in
-    a break are placed at that resolution."""
+    15- or 60-minute rows for longer ones (about 300 rows per machine at most, more for a machine that often
+    pauses). A summed row is placed whole at its middle, so it sums only the rows of one run of production: rows
+    of zeros are left out, and a pause of more than COUNT_RUN_GAP_S between two rows with parts starts a new
+    summed row (a grain that held the parts before a break and those after it was placed in the break, as
+    parts made outside planned time). Totals and hour, shift and day buckets stay exact (those boundaries fall
+    on whole hours); only the startup-reject window is placed at that resolution."""
     span = end - start
     for grain in (60, 300, 900, 3600):
         if span / grain <= 300:
@@ -137,10 +144,15 @@ def _count_rows(session: Session, backend: str, marks: str, start: float, end: f
             f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND start < :hi AND \"end\" >= :lo "
             "ORDER BY machine_id, start"), {"lo": lo, "hi": hi}).all()
     bucket = backends.bucket_sql(backend, "start", grain)
+    gap = backends.seconds_between_sql(backend, "start", "prev_end")
     inside = session.execute(text(
-        f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM production_counts '
-        f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi '
-        f"GROUP BY machine_id, {bucket}, product_code"), {"lo": lo, "hi": hi}).all()
+        f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM ('
+        f"SELECT *, SUM(CASE WHEN prev_end IS NOT NULL AND {gap} > {COUNT_RUN_GAP_S} THEN 1 ELSE 0 END) "
+        f"OVER (PARTITION BY machine_id ORDER BY start) AS run FROM ("
+        f'SELECT machine_id, start, "end", product_code, total, good, '
+        f'LAG("end") OVER (PARTITION BY machine_id ORDER BY start) AS prev_end FROM production_counts '
+        f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi AND (total <> 0 OR good <> 0)) x) y '
+        f"GROUP BY machine_id, {bucket}, product_code, run"), {"lo": lo, "hi": hi}).all()
     edges = session.execute(text(  # rows across either end of the range stay whole, as the engine expects
         f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND "
         f'((start < :lo AND "end" >= :lo) OR (start < :hi AND "end" > :hi))'), {"lo": lo, "hi": hi}).all()

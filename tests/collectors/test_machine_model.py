@@ -83,3 +83,89 @@ def test_counted_but_nothing_made_is_one_row_of_zeros():
     assert tracker.flush(6.0).counts == [(1, 0.0, 5.0, None, 0, 0, 0)]  # seen counting, nothing made
     tracker.update(10.0, {"counter.total": 50})
     assert tracker.flush(11.0).counts == []  # said once per bucket, not every flush
+
+
+# --- parts at a stop's edges: where the rows put them ---------------------------------------------------------
+
+BREAK_AT, BREAK_END = 1000.0, 1030.0
+
+
+def _plc(t: float) -> tuple[str, int]:
+    """A machine that makes a part every 2 s while running and stops for a break [1000, 1030): (state, count)."""
+    if t < BREAK_AT:
+        return "running", int((t - 900) // 2)
+    if t < BREAK_END:
+        return "planned_stop", 50
+    return "running", 50 + int((t - BREAK_END) // 2)
+
+
+def _poll(ticks: list[float], polls: list[float], bucket_s: float = 0.25):
+    """Feed a tracker what a collector polling at `polls` reads from a PLC that publishes its values at `ticks`
+    (a late tick: values stay stale until it comes). Returns the stored state intervals and count rows."""
+    tracker = MachineTracker(1, count_bucket_s=bucket_s)
+    states, counts = {}, []
+    codes = {"running": 1, "planned_stop": 5}
+    for t in polls:
+        published = max(x for x in ticks if x <= t)
+        state, count = _plc(published)
+        out = tracker.update(t, {"state.code": codes[state], "counter.total": count})
+        for row in out.states:
+            states[row[1]] = row
+        counts += out.counts
+    counts += tracker.flush(polls[-1] + 100).counts
+    return [(s, e, st) for _m, s, e, st, _f, _p in sorted(states.values())], counts
+
+
+def _placed(states, counts, end: float) -> "oee.Totals":
+    import oee
+
+    rows = [oee.StateInterval(s, e, st) for s, e, st in states]
+    incs = [oee.CountIncrement(s, e, total, good) for _m, s, e, _p, total, good, _r in counts]
+    return oee.analyze(950.0, end, states=rows, counts=incs, default_ideal_cycle_time_s=2.0,
+                       downtime=[oee.PlannedDowntime(BREAK_AT, BREAK_END, "break")]).totals
+
+
+@pytest.mark.parametrize("late_s", [0.0, 0.6, 1.4])
+def test_parts_read_with_a_stop_were_made_before_it_even_when_the_plc_publishes_late(late_s):
+    """LINE-013 counted up to 10 parts fewer than the simulator across a break edge under load: the parts made
+    before the break arrived with the stop, in a row placed in the break (production outside planned time)."""
+    ticks = [950 + 0.2 * i for i in range(500)]
+    # under load the tick after the break's start comes late: the PLC shows the last values until then
+    ticks = [x for x in ticks if not (BREAK_AT - 0.2 < x < BREAK_AT + late_s)] + [BREAK_AT + late_s]
+    polls = [950 + 0.05 * i for i in range(1400)]  # to 1020, within the break
+    states, counts = _poll(sorted(ticks), polls)
+    totals = _placed(states, counts, 1020.0)
+    assert totals.outside_total_count == 0
+    assert totals.total_count == 50 - int((950 - 900) // 2)  # every part from 950 to the break
+
+
+@pytest.mark.parametrize("bucket_s", [0.25, 45.0])
+@pytest.mark.parametrize("late_s", [0.0, 0.6, 1.4])
+def test_parts_read_with_a_start_were_made_after_it(late_s, bucket_s):
+    """After the break the first values with running (and the parts made since) come in one read: those parts
+    belong to the running, not to the planned stop the rows said until then (a count row that began in the
+    break, with the rows of zeros read there, was placed in it)."""
+    ticks = [1020 + 0.2 * i for i in range(200)]
+    ticks = [x for x in ticks if not (BREAK_END - 0.2 < x < BREAK_END + late_s)] + [BREAK_END + late_s]
+    polls = [1020 + 0.05 * i for i in range(600)]  # to 1050
+    states, counts = _poll(sorted(ticks), polls, bucket_s)
+    totals = _placed([(950.0, 1020.0, "planned_stop")] + states, counts, 1050.0)
+    made = _plc(1049.95)[1] - 50
+    assert totals.outside_total_count == 0
+    assert totals.total_count == made
+
+
+def test_a_row_that_begins_mid_minute_ends_with_the_minute():
+    """A count row begun at a start (or a product change) mid-minute ends with that minute: rows never cross a
+    minute, so an hour's parts stay in the hour (a start at 10:59:30 made a row to 11:00:30, placed whole)."""
+    tracker = MachineTracker(1)
+    rows = []
+    tracker.update(3540.0, {"state.code": 2, "counter.total": 0})
+    for k in range(1, 121):  # starts at 59:30, a part a second
+        t = 3569.5 + k * 0.5
+        rows += tracker.update(t, {"state.code": 1, "counter.total": k // 2}).counts
+    rows += tracker.flush(3700).counts
+    made = [r for r in rows if r[4]]
+    assert made and all(r[1] // 60 == r[2] // 60 or r[2] == (r[1] // 60 + 1) * 60 for r in made), made
+    assert any(r[1] == 3570.0 for r in made)  # the first row begins at the start's read, mid-minute
+    assert sum(r[4] for r in made if r[1] < 3600) == 30 and sum(r[4] for r in made) == 60
