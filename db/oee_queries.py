@@ -21,6 +21,7 @@ Conventions that live here (the math is oee/'s):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -59,6 +60,21 @@ class MachineConfig:
     line: str | None
     default_ideal_s: float | None
     calendar: Calendar | None
+    config: oee.Config = oee.DEFAULT_CONFIG
+
+
+def machine_config(config: oee.Config | None, machine, site) -> oee.Config:
+    """The engine's settings for a machine: the caller's when given; else the machine's own micro-stop threshold
+    (machines.micro_stop_threshold_s), else the site's default, else 120 s. The columns come with the machine
+    settings of onboard-config (migration 0005); until then (or when NULL) the defaults apply."""
+    if config is not None:
+        return config
+    threshold = getattr(machine, "micro_stop_threshold_s", None)
+    if threshold is None:
+        threshold = getattr(site, "micro_stop_threshold_s", None)
+    if threshold is None:
+        return oee.DEFAULT_CONFIG
+    return dataclasses.replace(oee.DEFAULT_CONFIG, micro_stop_threshold_s=float(threshold))
 
 
 def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
@@ -191,7 +207,7 @@ def ideal_series(session: Session, backend: str, tag_id: int, lo: float, hi: flo
 
 
 def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
-               max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None) -> dict:
+               max_buckets: int = 1000, config: oee.Config | None = None, tz: str | None = None) -> dict:
     """OEE of a machine, line, area or site over [start, end) (epoch seconds), with buckets when asked.
 
     Raises ScopeError (unknown scope), oee.TooManyBuckets, ValueError (bad range).
@@ -202,7 +218,7 @@ def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket:
 
 
 def oee_report_with_machines(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
-                             max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG,
+                             max_buckets: int = 1000, config: oee.Config | None = None,
                              tz: str | None = None) -> tuple[dict, dict[str, "oee.Analysis"]]:
     """oee_report() and each machine's analysis (by machine_id), so that a page can roll up any group of them
     (a line within a site) with oee.rollup_analyses() instead of reading the same rows again."""
@@ -231,7 +247,7 @@ def _machine_row(mc: MachineConfig, analysis: "oee.Analysis") -> dict:
 
 
 def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
-                    config: oee.Config = oee.DEFAULT_CONFIG) -> dict[str, dict]:
+                    config: oee.Config | None = None) -> dict[str, dict]:
     """oee_report(store, "machine", m, start, end) for each machine_id m: (start, end) of ranges, read together
     (one query per kind for all of them, however their ranges differ). Unknown ids are left out of the answer."""
     reports = machine_range_reports(store, [(m, a, b) for m, (a, b) in ranges.items()], config=config)
@@ -239,7 +255,7 @@ def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
 
 
 def machine_range_reports(store, jobs: list[tuple[str, float, float]], *,
-                          config: oee.Config = oee.DEFAULT_CONFIG) -> dict[tuple[str, float, float], dict]:
+                          config: oee.Config | None = None) -> dict[tuple[str, float, float], dict]:
     """oee_report(store, "machine", m, a, b) for each (m, a, b) of jobs, a machine as often as asked (its hours and
     its shifts for Grafana's table), read together: each answer equals that call's, to the last bit, because each
     range gets exactly the rows its own call would read. Keyed by the job as given; unknown machines left out."""
@@ -269,7 +285,7 @@ def _clip(start: float, end: float) -> tuple[float, float]:
 
 
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
-             config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None,
+             config: oee.Config | None = None, tz: str | None = None,
              jobs: list[tuple[str, float, float]] | None = None):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
     analyse each. jobs ((machine_id, a, b), within [start, end], a machine as often as wanted) gives ranges of
@@ -288,14 +304,15 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         tz = tz or (site.timezone if site else "UTC")
         line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
         mconf = {m.machine_id: MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id),
-                                             m.ideal_cycle_time_s, calendars.get(m.calendar_id)) for m in machines}
+                                             m.ideal_cycle_time_s, calendars.get(m.calendar_id),
+                                             machine_config(config, m, site)) for m in machines}
         if jobs is None:
             jobs = [(m.machine_id, start, end) for m in machines]
         jobs = [j for j in jobs if j[0] in mconf]
         pk = [mconf[m].id for m, _a, _b in jobs]  # job -> machine (db id)
         span = [(a, b) for _m, a, b in jobs]
         ids = sorted(set(pk))
-        lookback = config.startup_window_s
+        lookback = max(mc.config.startup_window_s for mc in mconf.values()) if mconf else 0.0
         n = len(jobs)
         states: list[list] = [[] for _ in range(n)]
         counts: list[list] = [[] for _ in range(n)]
@@ -380,6 +397,6 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
                             ideal_cycle_time_series=series[j],
                             fault_reasons=by_fault, overrides=overrides[j], downtime=downtime[j],
-                            config=config, buckets=buckets)
+                            config=mc.config, buckets=buckets)
                 for j, mc in enumerate(configs)]
     return configs, analyses, tz
