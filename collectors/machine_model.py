@@ -9,10 +9,11 @@ a rollover when it was in the top half of the modulus and is now in the bottom h
 reset counts what was made since the reset (the new value). Nothing is counted from the first value seen.
 
 Parts at a stop's edges. A read gives the counters and the state as they are now; the parts it shows were made
-since the counters last changed. Parts read together with a stop (running before, not now) were made before it:
-they are written as one row at the read at which the counters last changed, so the OEE engine places them in the
-running time before the stop (not in the break that began meanwhile: with a PLC that publishes late, or a late
-read, the stop is seen after the break's start). Parts read together with a start were made after it: the count
+after the PLC showed the values read before, i.e. after the read before the counters last changed. Parts read
+together with a stop (running before, not now) were made before it: they are written as one row at that read
+(or at the running's start, if later), so the OEE engine places them in the running time before the stop, not in
+the break that began meanwhile (with a PLC that publishes late, or a late read, the stop is seen after the
+break's start, and so may be the read at which the counters last changed). Parts read together with a start were made after it: the count
 row they start begins at that read (not at the start of the minute, in the stop, with its rows of zeros).
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ class CountBucket:
     reject: int = 0
     last_time: float = 0.0
     emitted: bool = False  # a row exists for this bucket: further rows only when something was made
+    made: bool = False  # parts were counted in it: then it ends at the last read that brought parts
 
     def due(self) -> bool:
         return bool(self.total or self.good or self.reject or not self.emitted)
@@ -84,7 +86,8 @@ class MachineTracker:
         self.ideal_cycle_time_s: float | None = None
         self.last_cycle_time_s: float | None = None
         self._counters: dict[str, int | None] = {}
-        self._counts_changed_at: float | None = None  # the read at which the counters last changed
+        # The read before the one at which the counters last changed: the PLC still showed the old values then.
+        self._counts_changed_from: float | None = None
         self._last_read: float | None = None
         self._bucket: CountBucket | None = None
         self._next_bucket_not_before = 0.0
@@ -136,11 +139,17 @@ class MachineTracker:
             self._next_bucket_not_before = t  # the parts read from now on were made after the start
         made_at = None
         if stopped:
-            made_at = self._counts_changed_at if self._counts_changed_at is not None else self._last_read
+            made_at = self._counts_changed_from if self._counts_changed_from is not None else self._last_read
+            if made_at is not None and self.current is not None:
+                made_at = max(made_at, self.current.start)
         self._count(t, values, out, made_at)
         if state is not None:
             self._set_state(t, state, out)
         if stopped:
+            b = self._bucket
+            if b is not None and b.made and made_at is not None:
+                # its parts too were made by then (a row is placed at its middle)
+                b.last_time = max(b.start, min(b.last_time, made_at))
             self._close_bucket(out)
             self._next_bucket_not_before = t
         self._last_read = t
@@ -152,7 +161,7 @@ class MachineTracker:
         self._set_state(t, "offline", out)
         self._close_bucket(out)
         self._counters = {}  # the counters may reset while we cannot see them; count again from the next value
-        self._counts_changed_at = None
+        self._counts_changed_from = None
         return out
 
     def flush(self, t: float) -> MachineOutput:
@@ -202,13 +211,12 @@ class MachineTracker:
             good = max(total - (reject or 0), 0)
         reject = reject or 0
         made = bool(total or good or reject)
+        if made:
+            self._counts_changed_from = self._last_read
         if made and made_at is not None and made_at < t:
             out.counts.append((self.machine_id, made_at, made_at, self.product_code, total or 0, good or 0, reject))
             self._add_totals(total, good, reject)
-            self._counts_changed_at = t
             return
-        if made:
-            self._counts_changed_at = t
         # A bucket exists as soon as the counters were seen in it, even when nothing was made: a row of zeros says
         # "counted, none made", which is not the same as "not counted".
         if self._bucket is None or t >= self._slot_end(self._bucket.start):
@@ -219,7 +227,11 @@ class MachineTracker:
         b.total += total or 0
         b.good += good or 0
         b.reject += reject
-        b.last_time = t
+        # Reads that bring nothing do not stretch a row with parts (its middle is where its parts go: past a stop
+        # that followed them, into a break); a row of zeros spans the reads that saw nothing made.
+        if made or not b.made:
+            b.last_time = t
+        b.made = b.made or made
         self._add_totals(total, good, reject)
 
     def _add_totals(self, total, good, reject) -> None:

@@ -91,12 +91,13 @@ BREAK_AT, BREAK_END = 1000.0, 1030.0
 
 
 def _plc(t: float) -> tuple[str, int]:
-    """A machine that makes a part every 2 s while running and stops for a break [1000, 1030): (state, count)."""
+    """A machine that makes 10 parts a second while running and stops for a break [1000, 1030): (state, count).
+    (As fast as the demo's pasteuriser at a time scale of 60: every tick of the PLC shows new counts.)"""
     if t < BREAK_AT:
-        return "running", int((t - 900) // 2)
+        return "running", int(round((t - 900) * 100)) // 10
     if t < BREAK_END:
-        return "planned_stop", 50
-    return "running", 50 + int((t - BREAK_END) // 2)
+        return "planned_stop", 1000
+    return "running", 1000 + int(round((t - BREAK_END) * 100)) // 10
 
 
 def _poll(ticks: list[float], polls: list[float], bucket_s: float = 0.25):
@@ -121,22 +122,25 @@ def _placed(states, counts, end: float) -> "oee.Totals":
 
     rows = [oee.StateInterval(s, e, st) for s, e, st in states]
     incs = [oee.CountIncrement(s, e, total, good) for _m, s, e, _p, total, good, _r in counts]
-    return oee.analyze(950.0, end, states=rows, counts=incs, default_ideal_cycle_time_s=2.0,
+    return oee.analyze(950.0, end, states=rows, counts=incs, default_ideal_cycle_time_s=0.1,
                        downtime=[oee.PlannedDowntime(BREAK_AT, BREAK_END, "break")]).totals
 
 
+@pytest.mark.parametrize("tick_offset", [0.0, 0.03, 0.18])
 @pytest.mark.parametrize("late_s", [0.0, 0.6, 1.4])
-def test_parts_read_with_a_stop_were_made_before_it_even_when_the_plc_publishes_late(late_s):
+def test_parts_read_with_a_stop_were_made_before_it_even_when_the_plc_publishes_late(late_s, tick_offset):
     """LINE-013 counted up to 10 parts fewer than the simulator across a break edge under load: the parts made
-    before the break arrived with the stop, in a row placed in the break (production outside planned time)."""
-    ticks = [950 + 0.2 * i for i in range(500)]
+    before the break arrived with the stop, in a row placed in the break (production outside planned time). With
+    the PLC's last values before the break first read after the break's start (ticks offset from the reads),
+    even the read at which the counters last changed is in the break."""
+    ticks = [950.0] + [950 + tick_offset + 0.2 * i for i in range(500)]
     # under load the tick after the break's start comes late: the PLC shows the last values until then
     ticks = [x for x in ticks if not (BREAK_AT - 0.2 < x < BREAK_AT + late_s)] + [BREAK_AT + late_s]
     polls = [950 + 0.05 * i for i in range(1400)]  # to 1020, within the break
     states, counts = _poll(sorted(ticks), polls)
     totals = _placed(states, counts, 1020.0)
     assert totals.outside_total_count == 0
-    assert totals.total_count == 50 - int((950 - 900) // 2)  # every part from 950 to the break
+    assert totals.total_count == 1000 - _plc(950.0)[1]  # every part from 950 to the break
 
 
 @pytest.mark.parametrize("bucket_s", [0.25, 45.0])
@@ -150,7 +154,7 @@ def test_parts_read_with_a_start_were_made_after_it(late_s, bucket_s):
     polls = [1020 + 0.05 * i for i in range(600)]  # to 1050
     states, counts = _poll(sorted(ticks), polls, bucket_s)
     totals = _placed([(950.0, 1020.0, "planned_stop")] + states, counts, 1050.0)
-    made = _plc(1049.95)[1] - 50
+    made = _plc(max(x for x in ticks if x <= polls[-1]))[1] - 1000  # up to what the PLC showed last
     assert totals.outside_total_count == 0
     assert totals.total_count == made
 
@@ -169,3 +173,14 @@ def test_a_row_that_begins_mid_minute_ends_with_the_minute():
     assert made and all(r[1] // 60 == r[2] // 60 or r[2] == (r[1] // 60 + 1) * 60 for r in made), made
     assert any(r[1] == 3570.0 for r in made)  # the first row begins at the start's read, mid-minute
     assert sum(r[4] for r in made if r[1] < 3600) == 30 and sum(r[4] for r in made) == 60
+
+
+def test_reads_that_bring_nothing_do_not_stretch_a_row_with_parts():
+    """A row is placed at its middle: reads after its last part (the machine stopped, a break began) must not
+    move that middle past the stop."""
+    tracker = MachineTracker(1)
+    tracker.update(120.0, {"counter.total": 0})
+    tracker.update(121.0, {"counter.total": 30})
+    for t in range(122, 170):
+        tracker.update(float(t), {"counter.total": 30})
+    assert tracker.flush(200.0).counts == [(1, 120.0, 121.0, None, 30, 30, 0)]
