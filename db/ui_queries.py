@@ -28,7 +28,7 @@ from db.models import (
     Site,
     Tag,
 )
-from db.oee_queries import ScopeError, _calendars, _resolve
+from db.oee_queries import ScopeError, _calendars, _ideal_tags, _resolve, ideal_series
 from oee.vocabulary import UNKNOWN
 
 UTC = timezone.utc
@@ -273,8 +273,8 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
     """Planned against actual count over [start, end), cumulative, in `steps` even steps.
 
     ideal: what 100 % speed in every second of planned production time makes (the calendar's production time;
-    all time without a calendar), with the ideal cycle time of the product being made then (the product's,
-    else the machine's); actual total and good count from the stored count increments, each placed at its
+    all time without a calendar), with the ideal cycle time there as OEE takes it (the product's, else the PLC's
+    cycle.ideal_time tag then, else the machine's); actual total and good count from the stored count increments, each placed at its
     midpoint. {"times": [...step ends], "ideal": [...], "total": [...], "good": [...], "missing_ideal": bool}.
     """
     now = time.time()
@@ -296,6 +296,8 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         products = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
         ids = [m.id for m in machines]
         states = state_rows(session, name, ids, start, stop)
+        tags = _ideal_tags(session, ids)
+        series = {mid: ideal_series(session, name, tid, start, stop) for mid, tid in tags.items()}
         marks = ",".join(str(i) for i in ids) or "NULL"
         counts = session.execute(text(
             f'SELECT machine_id, start, "end", total, good FROM production_counts WHERE machine_id IN ({marks}) '
@@ -319,7 +321,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
                 continue
             product = _product_at(rows, (a + b) / 2)
             ict = products.get(product) if product else None
-            ict = ict or m.ideal_cycle_time_s
+            ict = ict or _value_at(series.get(m.id), (a + b) / 2) or m.ideal_cycle_time_s
             if not ict:
                 missing = True
                 continue
@@ -333,6 +335,16 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         out["total"].append(ct)
         out["good"].append(cg)
     return out
+
+
+def _value_at(series: list | None, t: float) -> float | None:
+    """The tag's value at t from (time, value) pairs in time order (the last at or before t)."""
+    value = None
+    for at, v in series or ():
+        if at > t:
+            break
+        value = v
+    return value
 
 
 def _product_at(rows: list, t: float) -> str | None:

@@ -74,3 +74,13 @@ def test_the_product_comes_before_the_tag_and_the_tag_before_the_machine(store):
     with Session(store.engine) as s, s.begin():
         s.query(Tag).delete()
     assert oee_report(store, "machine", "PLC-X", T0, T0 + 2 * H)["net_run_time_s"] == pytest.approx(200 * 5)
+
+
+def test_the_planned_against_actual_chart_takes_the_tag_too(store):
+    from db.ui_queries import count_progress
+
+    ids = _plant(store)
+    _history(store, ids)
+    p = count_progress(store, "machine", "PLC-X", T0, T0 + 2 * H, steps=2)
+    assert not p["missing_ideal"]
+    assert p["ideal"] == pytest.approx([3600 / 36, 3600 / 36 + 3600 / 18])
