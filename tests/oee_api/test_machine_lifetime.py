@@ -121,6 +121,10 @@ def test_adding_disabling_and_enabling_a_machine_are_recorded(store):
     with Session(store.engine) as s:
         pk3 = s.scalar(select(Machine.id).where(Machine.machine_id == "NEW-3"))
         assert len(periods(s, [pk3])[pk3]) == 1
+    # deleting a machine deletes its record (the foreign key cascades; a new machine could get its id)
+    config_store.delete_machine(store.engine, pk3)
+    with Session(store.engine) as s:
+        assert s.query(MachineLifetime).filter_by(machine_id=pk3).count() == 0
 
 
 def test_disabling_a_machine_made_before_the_record_keeps_its_past(store):
