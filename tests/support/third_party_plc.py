@@ -8,7 +8,8 @@ ideal speed, a part every `ideal_s` (0.1 s), then is faulted (code 42) for the r
 equipment-failure loss is 10 s of every 30 s. Before t0 the machine is in changeover (code 7).
 
 Servers: Modbus TCP (pymodbus, unit 1, zero-based addresses) and OPC-UA (asyncua, its own namespace and object),
-both on one asyncio loop in a thread; their values are recomputed from the schedule every 10 ms. `tags(protocol)`
+both on one asyncio loop in a thread, and EtherNet/IP (the repository's own ControlLogix server, plant.enip, with
+program-scope tags of its own); their values are recomputed from the schedule every 10 ms. `tags(protocol)`
 gives each server's tags as a user maps them in the API (name, address, data type, canonical role).
 """
 from __future__ import annotations
@@ -83,6 +84,15 @@ OPCUA_VARS = [  # (browse name, variant type, role)
     ("InProduction", "Boolean", "state.running"),
     ("AlarmActive", "Boolean", "state.faulted"),
 ]
+LOGIX_TAGS = [  # program-scope tags of the vendor's own program
+    ("Program:Filler.GoodParts", "DINT", "counter.good"),
+    ("Program:Filler.ScrapParts", "DINT", "counter.reject"),
+    ("Program:Filler.Status", "INT", "state.code"),
+    ("Program:Filler.AlarmNo", "INT", "fault.code"),
+    ("Program:Filler.NominalCycle", "REAL", "cycle.ideal_time"),
+    ("Program:Filler.InProduction", "BOOL", "state.running"),
+    ("Program:Filler.AlarmActive", "BOOL", "state.faulted"),
+]
 REGISTERS, COILS = 130, 32
 
 
@@ -111,6 +121,8 @@ class ThirdPartyPlc:
         self._opcua = None
         self._nodes: dict = {}
         self._ticker = None
+        self._logix = None
+        self.logix_port: int | None = None
 
     # --- life --------------------------------------------------------------------------------------------------
 
@@ -132,6 +144,13 @@ class ThirdPartyPlc:
         self.stop()
 
     async def _start(self) -> None:
+        from plant.enip import LogixServer, LogixTag
+
+        self._logix = LogixServer({name: LogixTag(t, 0.0 if t == "REAL" else (False if t == "BOOL" else 0),
+                                                  read_only=True) for name, t, _role in LOGIX_TAGS},
+                                  host=self.host, port=0, controller_name="ACME_Filler")
+        self._logix.start()
+        self.logix_port = self._logix.port
         await self._start_modbus()
         await self._start_opcua()
         await self._update()
@@ -144,6 +163,8 @@ class ThirdPartyPlc:
             await self._modbus.shutdown()
         if self._opcua is not None:
             await self._opcua.stop()
+        if self._logix is not None:
+            self._logix.stop()
 
     async def _tick(self) -> None:
         while True:
@@ -157,6 +178,12 @@ class ThirdPartyPlc:
             for addr, word in _modbus_registers(v, self.schedule.ideal_s).items():
                 h[addr] = word
             self._blocks["c"][1] = (1 if v["running"] else 0) << 4 | (0 if v["running"] else 1) << 5  # C20, C21
+        if self._logix is not None:
+            self._logix.set_values({
+                "Program:Filler.GoodParts": v["good"], "Program:Filler.ScrapParts": v["scrap"],
+                "Program:Filler.Status": v["state"], "Program:Filler.AlarmNo": v["fault"],
+                "Program:Filler.NominalCycle": self.schedule.ideal_s, "Program:Filler.InProduction": v["running"],
+                "Program:Filler.AlarmActive": not v["running"] and v["state"] == FAULT})
         if self._opcua is not None:
             from asyncua import ua
 
@@ -230,6 +257,9 @@ class ThirdPartyPlc:
                     "protocol_config": {"endpoint": self.opcua_url, "security_policy": "None"}}
             tags = [{"name": name, "address": f"nsu={OPCUA_NAMESPACE};s=Filler/{name}", "data_type": vtype,
                      "role": role} for name, vtype, role in OPCUA_VARS]
+        elif protocol == "ETHERNET_IP":
+            conn = {"ip_address": self.host, "port": self.logix_port, "protocol_config": {"slot": 0}}
+            tags = [{"name": name, "address": name, "data_type": t, "role": role} for name, t, role in LOGIX_TAGS]
         else:
             raise ValueError(f"no {protocol} server in this harness")
         return {"name": f"ACME filler ({protocol})", "machine_id": machine_id, "protocol": protocol,
