@@ -13,8 +13,9 @@ after the PLC showed the values read before, i.e. after the read before the coun
 together with a stop (running before, not now) were made before it: they are written as one row at that read
 (or at the running's start, if later), so the OEE engine places them in the running time before the stop, not in
 the break that began meanwhile (with a PLC that publishes late, or a late read, the stop is seen after the
-break's start, and so may be the read at which the counters last changed). Parts read together with a start were made after it: the count
-row they start begins at that read (not at the start of the minute, in the stop, with its rows of zeros).
+break's start, and so may be the read at which the counters last changed). Parts read together with a start were
+made after it: the count row they start begins at that read (not at the start of the minute, in the stop, with
+its rows of zeros), and ends with its minute, as every row does.
 """
 from __future__ import annotations
 

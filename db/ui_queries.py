@@ -274,8 +274,9 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
 
     ideal: what 100 % speed in every second of planned production time makes (the calendar's production time;
     all time without a calendar), with the ideal cycle time there as OEE takes it (the product's, else the PLC's
-    cycle.ideal_time tag then, else the machine's); actual total and good count from the stored count increments, each placed at its
-    midpoint. {"times": [...step ends], "ideal": [...], "total": [...], "good": [...], "missing_ideal": bool}.
+    cycle.ideal_time tag then, else the machine's); actual total and good count from the stored count
+    increments, each placed at its midpoint.
+    {"times": [...step ends], "ideal": [...], "total": [...], "good": [...], "missing_ideal": bool}.
     """
     now = time.time()
     stop = min(end, now)

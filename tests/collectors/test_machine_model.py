@@ -117,7 +117,7 @@ def _poll(ticks: list[float], polls: list[float], bucket_s: float = 0.25):
     return [(s, e, st) for _m, s, e, st, _f, _p in sorted(states.values())], counts
 
 
-def _placed(states, counts, end: float) -> "oee.Totals":
+def _placed(states, counts, end: float):
     import oee
 
     rows = [oee.StateInterval(s, e, st) for s, e, st in states]

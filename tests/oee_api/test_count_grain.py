@@ -43,7 +43,8 @@ def _seed(store) -> None:
         day = D0 + d * 86400
         lunch, back = day + 10 * H + 10 * M, day + 10 * H + 40 * M
         states += [(pk, day + 6 * H, lunch, "running", None, None), (pk, lunch, back, "planned_stop", None, None),
-                   (pk, back, day + 14 * H, "running", None, None), (pk, day + 14 * H, day + 30 * H, "idle", None, None)]
+                   (pk, back, day + 14 * H, "running", None, None),
+                   (pk, day + 14 * H, day + 30 * H, "idle", None, None)]
         for i in range(8 * 60):
             t = day + 6 * H + i * M
             made = 0 if lunch <= t < back else 60

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime, time as clock, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock
 
 import pytest
 from sqlalchemy.orm import Session

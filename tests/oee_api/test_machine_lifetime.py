@@ -3,7 +3,8 @@ and sites sum only their machines' planned time. On real SQLite and PostgreSQL; 
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as clock, timezone
+from datetime import datetime, timezone
+from datetime import time as clock
 
 import pytest
 from sqlalchemy import select, text

@@ -9,7 +9,8 @@ time is too slow (performance above 100 %: marked, with its cause, wherever it i
 from __future__ import annotations
 
 import io
-from datetime import datetime, time as clock, timezone
+from datetime import datetime, timezone
+from datetime import time as clock
 
 import pandas as pd
 import pytest
@@ -20,7 +21,16 @@ from sqlalchemy.orm import Session
 from app import create_app
 from db import backend as backends
 from db import oee_summary
-from db.models import Area, Line, Machine, MachineLifetime, Shift, ShiftBreak, ShiftCalendar, Site
+from db.models import (
+    Area,
+    Line,
+    Machine,
+    MachineLifetime,
+    Shift,
+    ShiftBreak,
+    ShiftCalendar,
+    Site,
+)
 from db.spool import Batch
 from exports.prometheus import make_registry, render
 from processes.runtime import Runtime

@@ -1,8 +1,8 @@
 """Your own machine, correct OEE: a third-party PLC that is not the demo plant (tests/support/third_party_plc.py: its
 own tag names, its own state codes 1 run / 3 fault / 7 changeover, an ideal-cycle-time tag), over Modbus TCP,
-OPC-UA and EtherNet/IP on 127.0.0.1, added through the REST API as a user would, polled by the app's collectors for two cycles of
-its schedule (run 20 s at ideal speed, faulted 10 s, every 30 s, 10 % rejects). Known in advance: A 0.667, P 1.0,
-Q 0.9, OEE 0.6, equipment failure 10 s of every 30 s.
+OPC-UA and EtherNet/IP on 127.0.0.1, added through the REST API as a user would, polled by the app's collectors
+for two cycles of its schedule (run 20 s at ideal speed, faulted 10 s, every 30 s, 10 % rejects). Known in
+advance: A 0.667, P 1.0, Q 0.9, OEE 0.6, equipment failure 10 s of every 30 s.
 
 Measured by hand before this work: availability 1.00, performance null, OEE null.
 
@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.config.conftest import Client
-from tests.support.third_party_plc import ThirdPartyPlc, Schedule
+from tests.support.third_party_plc import Schedule, ThirdPartyPlc
 from tests.test_app import RunningApp
 
 PROTOCOLS = ("MODBUS", "OPCUA", "ETHERNET_IP")
