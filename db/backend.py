@@ -200,13 +200,6 @@ def bucket_sql(backend: str, column: str, width_s: int) -> str:
     return f"date_bin(INTERVAL '{width_s} seconds', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
 
-def seconds_between_sql(backend: str, later: str, earlier: str) -> str:
-    """SQL for `later - earlier` in seconds (two time columns)."""
-    if backend == SQLITE:
-        return f"({later} - {earlier})"
-    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
-
-
 # --- Bulk writes ----------------------------------------------------------------------------------------------
 
 SAMPLE_COLUMNS = "time, tag_id, value, value_text, quality, reason"

@@ -132,23 +132,39 @@ def _reasons(session: Session) -> tuple[dict[int, Reason], dict[int, Reason]]:
     return by_id, by_fault
 
 
-# A pause in a machine's parts longer than this starts a new summed row (below): a break, a long stop.
-COUNT_RUN_GAP_S = 60
+GRAINS = (60, 300, 900, 3600)
 
 
 def count_grain_s(start: float, end: float) -> int:
     """How finely count increments are read: the stored one-minute rows for short ranges, summed in SQL into 5-,
-    15- or 60-minute rows for longer ones (about 300 rows per machine at most, more for a machine that often
-    pauses). A summed row is placed whole at its middle, so it sums only the rows of one run of production: rows
-    of zeros are left out, and a pause of more than COUNT_RUN_GAP_S between two rows with parts starts a new
-    summed row (a grain that held the parts before a break and those after it was placed in the break, as
-    parts made outside planned time). Totals and hour, shift and day buckets stay exact (those boundaries fall
-    on whole hours); only the startup-reject window is placed at that resolution."""
+    15- or 60-minute rows for longer ones (about 300 rows per machine at most). A summed row is placed whole at
+    its middle, so rows of zeros are left out of it (they pulled its middle into the break they were read in),
+    and it never crosses an edge of the machine's calendar: see calendar_grain_s."""
     span = end - start
-    for grain in (60, 300, 900, 3600):
+    for grain in GRAINS:
         if span / grain <= 300:
             return grain
     return 3600
+
+
+def calendar_grain_s(grain: int, edges) -> int:
+    """The largest grain, at most `grain`, on whose multiples every calendar edge falls (shift starts and ends,
+    breaks, planned downtime: epoch seconds), so that no summed count row holds parts from both sides of a
+    break: a 10:10-10:40 break makes 5-minute rows of a week that would be hourly. Totals and hour, shift and
+    day buckets stay exact; only the startup-reject window is placed at that resolution."""
+    for g in sorted((x for x in GRAINS if x <= grain), reverse=True):
+        if all(e % g == 0 for e in edges):
+            return g
+    return 60
+
+
+def _calendar_edges(calendar, a: float, b: float) -> set[float]:
+    if calendar is None:
+        return set()
+    sched = oee.expand(calendar, a, b)
+    edges = {x for seg in sched.segments for x in (seg.start, seg.end)}
+    edges |= {x for inst in sched.shifts for x in (inst.start, inst.end)}
+    return {x for x in edges if a < x < b}
 
 
 def _count_rows(session: Session, backend: str, marks: str, start: float, end: float, grain: int | None = None):
@@ -160,15 +176,10 @@ def _count_rows(session: Session, backend: str, marks: str, start: float, end: f
             f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND start < :hi AND \"end\" >= :lo "
             "ORDER BY machine_id, start"), {"lo": lo, "hi": hi}).all()
     bucket = backends.bucket_sql(backend, "start", grain)
-    gap = backends.seconds_between_sql(backend, "start", "prev_end")
-    inside = session.execute(text(
-        f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM ('
-        f"SELECT *, SUM(CASE WHEN prev_end IS NOT NULL AND {gap} > {COUNT_RUN_GAP_S} THEN 1 ELSE 0 END) "
-        f"OVER (PARTITION BY machine_id ORDER BY start) AS run FROM ("
-        f'SELECT machine_id, start, "end", product_code, total, good, '
-        f'LAG("end") OVER (PARTITION BY machine_id ORDER BY start) AS prev_end FROM production_counts '
-        f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi AND (total <> 0 OR good <> 0)) x) y '
-        f"GROUP BY machine_id, {bucket}, product_code, run"), {"lo": lo, "hi": hi}).all()
+    inside = session.execute(text(  # rows of zeros say nothing was made: left out, they moved the middle
+        f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM production_counts '
+        f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi AND (total <> 0 OR good <> 0) '
+        f"GROUP BY machine_id, {bucket}, product_code"), {"lo": lo, "hi": hi}).all()
     edges = session.execute(text(  # rows across either end of the range stay whole, as the engine expects
         f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND "
         f'((start < :lo AND "end" >= :lo) OR (start < :hi AND "end" > :hi))'), {"lo": lo, "hi": hi}).all()
@@ -346,6 +357,8 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             reads: dict[tuple, list[int]] = {}
             for j, (a, b) in enumerate(span):
                 grain = count_grain_s(a, b)
+                if grain > 60:
+                    grain = calendar_grain_s(grain, _calendar_edges(mconf[jobs[j][0]].calendar, a, b))
                 reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(j)
             for (grain, a, b), members in reads.items():
                 cut = {j: (stored(span[j][0]), stored(span[j][1])) for j in members}
