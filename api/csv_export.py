@@ -56,9 +56,11 @@ def loss_column(key: str) -> str:
     return "loss_" + key.replace(".", "_") + "_s"
 
 
-OEE_HEADER = ["start", "end", "bucket", "scope", "key", *OEE_NUMBERS, *map(loss_column, LOSS_KEYS), "flags"]
+# warnings: the likely cause of each factor above 100 % (the flags say which), in words, for a spreadsheet reader
+OEE_HEADER = ["start", "end", "bucket", "scope", "key", *OEE_NUMBERS, *map(loss_column, LOSS_KEYS), "flags",
+              "warnings"]
 SHIFT_HEADER = ["shift", "start", "end", "machine", "scope", "key", *OEE_NUMBERS, *map(loss_column, LOSS_KEYS),
-                "flags"]
+                "flags", "warnings"]
 RAW_HEADER = ["time", "machine", "tag_id", "tag", "value", "value_text", "quality", "reason"]
 ROLLUP_HEADER = ["time", "machine", "tag_id", "tag", "n", "avg", "min", "max"]
 DOWNTIME_HEADER = ["machine", "machine_name", "line", "start", "end", "duration_s", "in_range_s", "state",
@@ -173,7 +175,8 @@ def _oee_cells(fmt: CsvFormat, part: dict) -> list[str]:
     cell, num = fmt.cell, fmt.number
     losses = part.get("losses") or {}
     return ([num(part.get(k)) for k in OEE_NUMBERS] + [num(losses.get(k)) for k in LOSS_KEYS]
-            + [cell(" ".join(part.get("flags") or ()))])
+            + [cell(" ".join(part.get("flags") or ())),
+               cell(" | ".join(w["text"] for w in part.get("warnings") or ()))])
 
 
 def oee_rows(fmt: CsvFormat, report: dict) -> Iterator[list[str]]:

@@ -65,7 +65,12 @@ _RESULT = schema("OeeReport", {
         "reject_count": {"type": "number"},
         "losses": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
         "waterfall": {"type": "array", "items": {"type": "object"}},
-        "flags": {"type": "array", "items": {"type": "string"}},
+        "flags": {"type": "array", "items": {"type": "string"},
+                  "description": "e.g. performance_above_100 (oee/README.md, section 3)"},
+        "warnings": {"type": "array", "description": "each factor above 100 %, with its likely cause in words",
+                     "items": {"type": "object", "required": ["flag", "factor", "value", "text"], "properties": {
+                         "flag": {"type": "string"}, "factor": {"type": "string"}, "value": {"type": "number"},
+                         "text": {"type": "string"}}}},
         "mtbf_s": {"type": ["number", "null"]},
         "mttr_s": {"type": ["number", "null"]},
         "start": {"type": "number"},

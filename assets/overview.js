@@ -119,6 +119,13 @@
       value.id = "overview-oee-" + mid;
       value.setAttribute("data-start", n.start);
       value.setAttribute("data-end", n.end);
+      if (n.warn) {  // a factor above 100 %: a mark, its likely cause in the tooltip
+        var warn = el("span", "factor-warning", "\u26a0");
+        warn.id = "overview-oee-warning-" + mid;
+        warn.title = n.warn;
+        warn.setAttribute("aria-label", n.warn);
+        value.appendChild(warn);
+      }
       var label = el("div");
       label.appendChild(el("span", "tile-oee-label", n.label));
       label.appendChild(el("span", "tile-rate", n.rate));

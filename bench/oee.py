@@ -79,6 +79,8 @@ def load(url: str, layout, data) -> object:
     ids = sync_demo_plant(store.engine, {"name": "Bench site", "timezone": layout.timezone}, endpoints,
                           [{"code": c, "name": p.name, "ideal_cycle_time": p.ideal_cycle_time}
                            for c, p in products.items()], calendars, assignment)
+    with store.engine.begin() as conn:  # the history is older than the machines' adding: in service always
+        conn.execute(text("DELETE FROM machine_lifetime"))
     for machine_id, (states, counts) in data.items():
         mid = ids[machine_id]
         store.write_batch(Batch(uuid.uuid4().hex,

@@ -17,6 +17,15 @@ States, first rule that applies:
 4. state.stopped true: planned_stop; else idle.
 Then a non-zero fault code whose entry in the machine's fault table has kind planned_stop or changeover turns
 "faulted" into that state (a PLC that signals a cleaning stop as fault 900). The interval keeps the code.
+
+Parts at a stop's edges. A read gives the counters and the state as they are now; the parts it shows were made
+after the PLC showed the values read before, i.e. after the read before the counters last changed. Parts read
+together with a stop (running before, not now) were made before it: they are written as one row at that read
+(or at the running's start, if later), so the OEE engine places them in the running time before the stop, not in
+the break that began meanwhile (with a PLC that publishes late, or a late read, the stop is seen after the
+break's start, and so may be the read at which the counters last changed). Parts read together with a start were
+made after it: the count row they start begins at that read (not at the start of the minute, in the stop, with
+its rows of zeros), and ends with its minute, as every row does.
 """
 from __future__ import annotations
 
@@ -93,6 +102,7 @@ class CountBucket:
     reject: int = 0
     last_time: float = 0.0
     emitted: bool = False  # a row exists for this bucket: further rows only when something was made
+    made: bool = False  # parts were counted in it: then it ends at the last read that brought parts
 
     def due(self) -> bool:
         return bool(self.total or self.good or self.reject or not self.emitted)
@@ -118,6 +128,9 @@ class MachineTracker:
         self.ideal_cycle_time_s: float | None = None
         self.last_cycle_time_s: float | None = None
         self._counters: dict[str, int | None] = {}
+        # The read before the one at which the counters last changed: the PLC still showed the old values then.
+        self._counts_changed_from: float | None = None
+        self._last_read: float | None = None
         self._bucket: CountBucket | None = None
         self._next_bucket_not_before = 0.0
         self.totals = {"total": 0, "good": 0, "reject": 0}  # since this tracker started, for the live view
@@ -188,9 +201,27 @@ class MachineTracker:
         if values.get("cycle.time") is not None:
             self.last_cycle_time_s = float(values["cycle.time"])
         state, fault = self._derive(values)
+        was_running = self.current is not None and self.current.state == "running"
+        stopped = state is not None and was_running and state != "running"
+        if state == "running" and not was_running:
+            self._close_bucket(out)
+            self._next_bucket_not_before = t  # the parts read from now on were made after the start
+        made_at = None
+        if stopped:
+            made_at = self._counts_changed_from if self._counts_changed_from is not None else self._last_read
+            if made_at is not None and self.current is not None:
+                made_at = max(made_at, self.current.start)
+        self._count(t, values, out, made_at)
         if state is not None:
             self._set_state(t, state, out, fault)
-        self._count(t, values, out)
+        if stopped:
+            b = self._bucket
+            if b is not None and b.made and made_at is not None:
+                # its parts too were made by then (a row is placed at its middle)
+                b.last_time = max(b.start, min(b.last_time, made_at))
+            self._close_bucket(out)
+            self._next_bucket_not_before = t
+        self._last_read = t
         return out
 
     def offline(self, t: float) -> MachineOutput:
@@ -199,6 +230,7 @@ class MachineTracker:
         self._set_state(t, "offline", out)
         self._close_bucket(out)
         self._counters = {}  # the counters may reset while we cannot see them; count again from the next value
+        self._counts_changed_from = None
         return out
 
     def flush(self, t: float) -> MachineOutput:
@@ -210,7 +242,7 @@ class MachineTracker:
                                b.total, b.good, b.reject))
             b.total = b.good = b.reject = 0  # further increments with the same start add up in the database
             b.emitted = True
-        if self._bucket and t - self._bucket.start >= self.count_bucket_s:
+        if self._bucket and t >= self._slot_end(self._bucket.start):
             self._bucket = None
         return out
 
@@ -225,7 +257,9 @@ class MachineTracker:
         self.current = StateInterval(t, state, fault, self.product_code)
         out.states.append((self.machine_id, t, None, state, fault, self.product_code))
 
-    def _count(self, t: float, values: dict, out: MachineOutput) -> None:
+    def _count(self, t: float, values: dict, out: MachineOutput, made_at: float | None = None) -> None:
+        """The counters' increments since the last read, into the running bucket; made_at: the parts were made
+        by then (read with a stop): one row of their own at that instant."""
         deltas = {}
         for role in ("counter.total", "counter.good", "counter.reject"):
             if role not in values:
@@ -244,9 +278,16 @@ class MachineTracker:
         if good is None and total is not None:
             good = max(total - (reject or 0), 0)
         reject = reject or 0
+        made = bool(total or good or reject)
+        if made:
+            self._counts_changed_from = self._last_read
+        if made and made_at is not None and made_at < t:
+            out.counts.append((self.machine_id, made_at, made_at, self.product_code, total or 0, good or 0, reject))
+            self._add_totals(total, good, reject)
+            return
         # A bucket exists as soon as the counters were seen in it, even when nothing was made: a row of zeros says
         # "counted, none made", which is not the same as "not counted".
-        if self._bucket is None or t - self._bucket.start >= self.count_bucket_s:
+        if self._bucket is None or t >= self._slot_end(self._bucket.start):
             self._close_bucket(out)
             start = max(t - (t % self.count_bucket_s), self._next_bucket_not_before)
             self._bucket = CountBucket(start, self.product_code)
@@ -254,10 +295,22 @@ class MachineTracker:
         b.total += total or 0
         b.good += good or 0
         b.reject += reject
-        b.last_time = t
+        # Reads that bring nothing do not stretch a row with parts (its middle is where its parts go: past a stop
+        # that followed them, into a break); a row of zeros spans the reads that saw nothing made.
+        if made or not b.made:
+            b.last_time = t
+        b.made = b.made or made
+        self._add_totals(total, good, reject)
+
+    def _add_totals(self, total, good, reject) -> None:
         self.totals["total"] += total or 0
         self.totals["good"] += good or 0
-        self.totals["reject"] += reject
+        self.totals["reject"] += reject or 0
+
+    def _slot_end(self, start: float) -> float:
+        """Where the bucket that began at `start` ends: the end of its minute (count_bucket_s), also for one that
+        began mid-minute (at a start or a product change), so that no row crosses a minute, nor an hour."""
+        return start - (start % self.count_bucket_s) + self.count_bucket_s
 
     def _close_bucket(self, out: MachineOutput) -> None:
         if self._bucket is None:

@@ -15,7 +15,22 @@ TARGETS = {"oee": 0.85, "availability": 0.90, "performance": 0.95, "quality": 0.
 FACTORS = (("oee", "OEE"), ("availability", "Availability"), ("performance", "Performance"), ("quality", "Quality"))
 
 
-def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spark_y=None) -> dbc.Col:
+def warning_text(part: dict | None, key: str) -> str | None:
+    """The likely cause of a factor above 100 % in a report (or bucket, or machine row), or None."""
+    texts = [w["text"] for w in (part or {}).get("warnings") or () if w.get("factor") == key]
+    return " ".join(texts) or None
+
+
+def warning_mark(text: str | None, id_: str | None = None) -> html.Span | None:
+    """A small warning sign beside a value above 100 %, its cause in the tooltip: never a silent 110 %."""
+    if not text:
+        return None
+    return html.Span("\u26a0", title=text, className="factor-warning", role="img", **{"aria-label": text},
+                     **({"id": id_} if id_ else {}))
+
+
+def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spark_y=None,
+             warning: str | None = None) -> dbc.Col:
     color = kpi_color(value, target)
     delta = ""
     if value is not None and target is not None:
@@ -25,8 +40,9 @@ def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spa
         delta = f"target {target * 100:.0f} %"
     body = [
         html.Div(label, className="kpi-label"),
-        html.Div(pct(value), id=f"{prefix}-kpi-{key}", className=f"kpi-value text-{color}",
-                 **{"data-value": "" if value is None else repr(value)}),
+        html.Div([html.Span(pct(value), id=f"{prefix}-kpi-{key}", className=f"kpi-value text-{color}",
+                            **{"data-value": "" if value is None else repr(value)}),
+                  warning_mark(warning, f"{prefix}-kpi-{key}-warning")]),
         html.Div(delta, className="kpi-target"),
     ]
     if spark_y and any(v is not None for v in spark_y):
@@ -38,7 +54,7 @@ def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spa
 def kpi_row(prefix: str, report: dict, buckets: list[dict] | None = None) -> dbc.Row:
     xs = [b["start"] for b in buckets or []]
     cards = [kpi_card(prefix, key, label, report.get(key), TARGETS[key], xs,
-                      [b.get(key) for b in buckets or []]) for key, label in FACTORS]
+                      [b.get(key) for b in buckets or []], warning_text(report, key)) for key, label in FACTORS]
     return dbc.Row(cards, className="kpi-row")
 
 
@@ -75,4 +91,6 @@ FLAG_TEXT = {
 
 
 def flag_notes(report: dict) -> list[str]:
-    return [FLAG_TEXT.get(f, f.replace("_", " ")) for f in report.get("flags") or []]
+    """The report's flags in words; a factor above 100 % says its likely cause (oee.formulas.WARNING_TEXT)."""
+    causes = {w["flag"]: w["text"] for w in report.get("warnings") or ()}
+    return [causes.get(f) or FLAG_TEXT.get(f, f.replace("_", " ")) for f in report.get("flags") or []]

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from config.fields import ValidationError, parse_hhmm
 from config.plant_file import line_path
 from db import audit
+from db import machine_lifetime as lifetime
 from db.machine_settings import EffectiveSettings, effective_settings
 from db.models import (
     Area,
@@ -268,6 +269,8 @@ def _target(machine_id: str) -> str:
 def _write_machine(session: Session, clean: dict, machine: Machine | None, backend: str,
                    credentials=None) -> tuple[Machine, list[int]]:
     now = _time.time()
+    added = machine is None
+    was_enabled = None if added else bool(machine.enabled)
     if machine is None:
         machine = Machine(machine_id=clean["machine_id"], name=clean["name"])
         session.add(machine)
@@ -282,6 +285,11 @@ def _write_machine(session: Session, clean: dict, machine: Machine | None, backe
     machine.micro_stop_threshold_s = clean.get("micro_stop_threshold_s")
     _set_fault_codes(session, machine, clean.get("fault_codes") or [])
     session.flush()
+    # When it is in service: its OEE does not count the time before it was added, nor while it is disabled.
+    if added:
+        lifetime.record_added(session, machine.id, bool(clean["enabled"]), now)
+    elif was_enabled != bool(clean["enabled"]):
+        lifetime.record_enabled(session, machine.id, bool(clean["enabled"]), now)
     conn = _connection_of(session, machine)
     if conn is None:
         conn = Connection(name=clean["machine_id"], machine_id=machine.id)
@@ -452,6 +460,8 @@ def set_machine_enabled(engine: Engine, pk: int, enabled: bool, *, audited: bool
             raise NotFound(f"no machine with id {pk}")
         before = {"enabled": bool(machine.enabled),
                   "connections_enabled": [bool(c.enabled) for c in machine.connections]}
+        if bool(machine.enabled) != bool(enabled):
+            lifetime.record_enabled(session, machine.id, bool(enabled))
         machine.enabled = enabled
         for conn in machine.connections:
             conn.enabled = enabled

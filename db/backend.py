@@ -236,13 +236,15 @@ def upsert_states(conn: Connection, backend: str, rows: list[tuple]) -> None:
 
 
 def add_counts(conn: Connection, backend: str, rows: list[tuple]) -> None:
-    """rows: (machine_id, start, end, product_code, total, good, reject) increments; same start adds up."""
+    """rows: (machine_id, start, end, product_code, total, good, reject) increments; same start adds up, and the
+    row ends at the later of the two ends (an instant row of parts read with a stop never shortens a minute's)."""
     if not rows:
         return
     conn.execute(text(
         'INSERT INTO production_counts (machine_id, start, "end", product_code, total, good, reject) '
         "VALUES (:m, :s, :e, :p, :t, :g, :r) ON CONFLICT (machine_id, start) DO UPDATE SET "
-        '"end" = excluded."end", total = production_counts.total + excluded.total, '
+        '"end" = CASE WHEN excluded."end" > production_counts."end" THEN excluded."end" '
+        'ELSE production_counts."end" END, total = production_counts.total + excluded.total, '
         "good = production_counts.good + excluded.good, reject = production_counts.reject + excluded.reject"
     ), [dict(m=m, s=db_time(backend, s), e=db_time(backend, e), p=p, t=t, g=g, r=r)
         for m, s, e, p, t, g, r in rows])

@@ -157,6 +157,20 @@ class MachineFaultCode(Base):
     machine: Mapped[Machine] = relationship(back_populates="fault_codes")
 
 
+class MachineLifetime(Base):
+    """A period in which a machine was in service: from when it was added (or enabled) to when it was disabled
+    (end None: still in service). Time outside every period cannot be the machine's loss: it is not planned
+    production time. A machine with no period at all (made before this record existed, or by hand) is in service
+    always."""
+
+    __tablename__ = "machine_lifetime"
+    __table_args__ = (Index("ix_machine_lifetime_machine_start", "machine_id", "start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 # --- Connections and tags -------------------------------------------------------------------------------------
 
 

@@ -8,42 +8,44 @@ whole range; machines of a line or site are fetched together.
 Conventions that live here (the math is oee/'s):
 - A ReasonCode whose code is a PLC fault code ("101") is the reason for that fault code.
 - An operator's reason on a downtime event (downtime_events.reason_id) overrides the classification of that time.
-- Ideal cycle time: the product's (products.ideal_cycle_time_s, by product code), else the machine's own
-  (machines.ideal_cycle_time_s).
+- Ideal cycle time, first found: the product's (products.ideal_cycle_time_s, by product code); else the value of
+  the machine's cycle.ideal_time tag at the time the parts were made (its stored samples over the range, and the
+  last one before it: a PLC that publishes its ideal rate needs no product set up); else the machine's own
+  (machines.ideal_cycle_time_s). The tag is read only for machines with parts that no product covers.
 - A machine's calendar, micro-stop threshold and fault table are the ones in effect (db.machine_settings: its
-  own, else its line's calendar and its site's threshold). No calendar for a machine: all time is planned
-  production time (planned stops still come from the PLC's planned-stop state).
+  own, else its line's calendar and its site's threshold); a caller's oee.Config wins over the threshold. No
+  calendar for a machine: all time is planned production time (planned stops still come from the PLC's
+  planned-stop state).
+- Time a machine was not in service (before it was added, while it was disabled: db/machine_lifetime.py) is not
+  planned time (no_production_scheduled): a machine's OEE counts from the later of the range's start and its
+  adding, so a range from the shift's start and one from the adding give the same A, P, Q and OEE, and a line
+  sums only the planned time of the machines it had.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
 from db import deadline
-from db.machine_settings import effective_settings
-from db.models import (
-    Area,
-    DowntimeEvent,
-    Line,
-    Machine,
-    PlannedDowntime,
-    Product,
-    ReasonCode,
-    Shift,
-    ShiftBreak,
-    ShiftCalendar,
-    Site,
-)
+from db import machine_lifetime as lifetime
+from db.machine_settings import EffectiveSettings, effective_settings
+from db.models import (Area, Connection, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift,
+                       ShiftBreak, ShiftCalendar, Site, Tag)
 from oee.engine import CountIncrement
 from oee.events import Reason, ReasonOverride, StateInterval
 from oee.shifts import BreakDef, Calendar, ShiftDef
 
 SCOPES = ("machine", "line", "area", "site")
+# Time a machine was not in service (not yet added, disabled) is planned downtime of this category: nothing could
+# be scheduled on it, so it is neither its planned time nor its loss.
+NOT_IN_SERVICE = "no_production_scheduled"
 # The most rows one report reads (state intervals plus count rows, all its machines together). A state interval
 # costs about 500 bytes on its way through the engine (measured: 199,000 of them grew the process by 98 MB), so a
 # report stays near 60 MB however wide its range or scope. More is refused (400, in words).
@@ -75,8 +77,18 @@ class MachineConfig:
     line: str | None
     default_ideal_s: float | None
     calendar: Calendar | None
-    micro_stop_threshold_s: float | None = None  # None: the Config's
+    config: oee.Config = oee.DEFAULT_CONFIG
     fault_reasons: dict | None = None  # the plant's reasons by fault code as this machine's fault table leaves them
+
+
+def machine_config(config: oee.Config | None, settings: EffectiveSettings) -> oee.Config:
+    """The engine's settings for a machine: the caller's when given; else the machine's micro-stop threshold in
+    effect (its own, else its site's: db.machine_settings), else 120 s."""
+    if config is not None:
+        return config
+    if settings.micro_stop_threshold_s is None:
+        return oee.DEFAULT_CONFIG
+    return dataclasses.replace(oee.DEFAULT_CONFIG, micro_stop_threshold_s=float(settings.micro_stop_threshold_s))
 
 
 def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
@@ -134,16 +146,39 @@ def _reasons(session: Session) -> tuple[dict[int, Reason], dict[int, Reason]]:
     return by_id, by_fault
 
 
+GRAINS = (60, 300, 900, 3600)
+
+
 def count_grain_s(start: float, end: float) -> int:
     """How finely count increments are read: the stored one-minute rows for short ranges, summed in SQL into 5-,
-    15- or 60-minute rows for longer ones (about 300 rows per machine at most). Totals and hour, shift and day
-    buckets stay exact (those boundaries fall on whole hours); only the startup-reject window and parts made in
-    a break are placed at that resolution."""
+    15- or 60-minute rows for longer ones (about 300 rows per machine at most). A summed row is placed whole at
+    its middle, so rows of zeros are left out of it (they pulled its middle into the break they were read in),
+    and it never crosses an edge of the machine's calendar: see calendar_grain_s."""
     span = end - start
-    for grain in (60, 300, 900, 3600):
+    for grain in GRAINS:
         if span / grain <= 300:
             return grain
     return 3600
+
+
+def calendar_grain_s(grain: int, edges) -> int:
+    """The largest grain, at most `grain`, on whose multiples every calendar edge falls (shift starts and ends,
+    breaks, planned downtime: epoch seconds), so that no summed count row holds parts from both sides of a
+    break: a 10:10-10:40 break makes 5-minute rows of a week that would be hourly. Totals and hour, shift and
+    day buckets stay exact; only the startup-reject window is placed at that resolution."""
+    for g in sorted((x for x in GRAINS if x <= grain), reverse=True):
+        if all(e % g == 0 for e in edges):
+            return g
+    return 60
+
+
+def _calendar_edges(calendar, a: float, b: float) -> set[float]:
+    if calendar is None:
+        return set()
+    sched = oee.expand(calendar, a, b)
+    edges = {x for seg in sched.segments for x in (seg.start, seg.end)}
+    edges |= {x for inst in sched.shifts for x in (inst.start, inst.end)}
+    return {x for x in edges if a < x < b}
 
 
 def _count_rows(session: Session, backend: str, marks: str, start: float, end: float, grain: int | None = None,
@@ -159,9 +194,9 @@ def _count_rows(session: Session, backend: str, marks: str, start: float, end: f
             "ORDER BY machine_id, start LIMIT :cap"), cap).all()
     else:
         bucket = backends.bucket_sql(backend, "start", grain)
-        rows = session.execute(text(
+        rows = session.execute(text(  # rows of zeros say nothing was made: left out, they moved the middle
             f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM production_counts '
-            f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi '
+            f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi AND (total <> 0 OR good <> 0) '
             f"GROUP BY machine_id, {bucket}, product_code LIMIT :cap"), cap).all()
         rows += session.execute(text(  # rows across either end of the range stay whole, as the engine expects
             f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND "
@@ -172,8 +207,39 @@ def _count_rows(session: Session, backend: str, marks: str, start: float, end: f
     return rows
 
 
+IDEAL_TAG_ROLE = "cycle.ideal_time"
+
+
+def _ideal_tags(session: Session, ids: list[int]) -> dict[int, int]:
+    """The cycle.ideal_time tag of each machine (db id -> tag id; the first when there are several)."""
+    owner = func.coalesce(Tag.machine_id, Connection.machine_id)
+    rows = session.execute(select(owner, Tag.id).join(Connection, Tag.connection_id == Connection.id)
+                           .where(Tag.role == IDEAL_TAG_ROLE, owner.in_(ids)).order_by(Tag.id)).all()
+    out: dict[int, int] = {}
+    for mid, tid in rows:
+        out.setdefault(mid, tid)
+    return out
+
+
+def ideal_series(session: Session, backend: str, tag_id: int, lo: float, hi: float) -> list[tuple]:
+    """The tag's values over [lo, hi) as (time, seconds | None): the last sample at or before lo, then each sample
+    whose value differs from the one before (a tag stored at every poll is read as its changes, in SQL)."""
+    a, b = backends.db_time(backend, lo), backends.db_time(backend, hi)
+    before = session.execute(text(
+        "SELECT time, value FROM samples WHERE tag_id = :t AND time <= :lo ORDER BY time DESC LIMIT 1"),
+        {"t": tag_id, "lo": a}).all()
+    changes = session.execute(text(
+        "SELECT time, value FROM (SELECT time, value, LAG(value) OVER (ORDER BY time) AS prev, "
+        "ROW_NUMBER() OVER (ORDER BY time) AS n FROM samples WHERE tag_id = :t AND time > :lo AND time < :hi) x "
+        "WHERE n = 1 OR NOT (value = prev OR (value IS NULL AND prev IS NULL)) ORDER BY time"),
+        {"t": tag_id, "lo": a, "hi": b}).all()
+    out = [(backends.epoch_of(t), v) for t, v in before + changes]
+    # A reading that is not a number of seconds (negative, not finite) is no ideal cycle time there.
+    return [(t, v if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 else None) for t, v in out]
+
+
 def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
-               max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None) -> dict:
+               max_buckets: int = 1000, config: oee.Config | None = None, tz: str | None = None) -> dict:
     """OEE of a machine, line, area or site over [start, end) (epoch seconds), with buckets when asked.
 
     Raises ScopeError (unknown scope), oee.TooManyBuckets, ValueError (bad range).
@@ -184,7 +250,7 @@ def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket:
 
 
 def oee_report_with_machines(store, scope: str, key: str, start: float, end: float, *, bucket: str | None = None,
-                             max_buckets: int = 1000, config: oee.Config = oee.DEFAULT_CONFIG,
+                             max_buckets: int = 1000, config: oee.Config | None = None,
                              tz: str | None = None) -> tuple[dict, dict[str, "oee.Analysis"]]:
     """oee_report() and each machine's analysis (by machine_id), so that a page can roll up any group of them
     (a line within a site) with oee.rollup_analyses() instead of reading the same rows again."""
@@ -202,7 +268,7 @@ def oee_report_with_machines(store, scope: str, key: str, start: float, end: flo
 
 
 MACHINE_ROW_KEYS = ("availability", "performance", "quality", "oee", "planned_time_s", "run_time_s", "total_count",
-                    "good_count", "flags")
+                    "good_count", "flags", "warnings")
 
 
 def _machine_row(mc: MachineConfig, analysis: "oee.Analysis") -> dict:
@@ -213,21 +279,33 @@ def _machine_row(mc: MachineConfig, analysis: "oee.Analysis") -> dict:
 
 
 def machine_reports(store, ranges: dict[str, tuple[float, float]], *,
-                    config: oee.Config = oee.DEFAULT_CONFIG) -> dict[str, dict]:
+                    config: oee.Config | None = None) -> dict[str, dict]:
     """oee_report(store, "machine", m, start, end) for each machine_id m: (start, end) of ranges, read together
     (one query per kind for all of them, however their ranges differ). Unknown ids are left out of the answer."""
-    if not ranges:
+    reports = machine_range_reports(store, [(m, a, b) for m, (a, b) in ranges.items()], config=config)
+    return {m: r for (m, _a, _b), r in reports.items()}
+
+
+def machine_range_reports(store, jobs: list[tuple[str, float, float]], *,
+                          config: oee.Config | None = None) -> dict[tuple[str, float, float], dict]:
+    """oee_report(store, "machine", m, a, b) for each (m, a, b) of jobs, a machine as often as asked (its hours and
+    its shifts for Grafana's table), read together: each answer equals that call's, to the last bit, because each
+    range gets exactly the rows its own call would read. Keyed by the job as given; unknown machines left out."""
+    if not jobs:
         return {}
-    ranges = {m: _clip(a, b) for m, (a, b) in ranges.items()}
+    clipped = [(m, *_clip(a, b)) for m, a, b in jobs]
+    names = sorted({m for m, _a, _b in clipped})
     configs, analyses, tz = _analyze(
-        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(list(ranges))))),
-        min(a for a, _ in ranges.values()), max(b for _, b in ranges.values()), config=config, ranges=ranges)
+        store, lambda session: list(session.scalars(select(Machine).where(Machine.machine_id.in_(names)))),
+        min(a for _m, a, _b in clipped), max(b for _m, _a, b in clipped), config=config,
+        jobs=[(m, a, b) for m, a, b in clipped])
+    known = {mc.machine_id for mc in configs}
     out = {}
-    for mc, analysis in zip(configs, analyses):
+    for job, mc, analysis in zip([j for j in jobs if j[0] in known], configs, analyses, strict=True):
         report = oee.rollup_analyses([analysis]).as_dict()
         report.update({"scope": "machine", "key": mc.machine_id, "timezone": tz, "bucket": None,
                        "machines": [_machine_row(mc, analysis)]})
-        out[mc.machine_id] = report
+        out[job] = report
     return out
 
 
@@ -239,13 +317,14 @@ def _clip(start: float, end: float) -> tuple[float, float]:
 
 
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
-             config: oee.Config = oee.DEFAULT_CONFIG, tz: str | None = None,
-             ranges: dict[str, tuple[float, float]] | None = None):
+             config: oee.Config | None = None, tz: str | None = None,
+             jobs: list[tuple[str, float, float]] | None = None):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
-    analyse each. ranges (by machine_id, within [start, end]) gives machines their own ranges: each gets exactly
-    the rows its own read would (the union is read once and cut per machine in Python). Returns (configs,
-    analyses, time zone)."""
-    if ranges is not None and bucket:
+    analyse each. jobs ((machine_id, a, b), within [start, end], a machine as often as wanted) gives ranges of
+    their own: each job gets exactly the rows its own read would (the union is read once and cut per job in
+    Python). Returns (configs, analyses, time zone), one pair per job (per machine without jobs), in order; jobs
+    of unknown machines are left out."""
+    if jobs is not None and bucket:
         raise ValueError("buckets need one range for all machines")
     name = store.backend_name
     with Session(store.engine) as session:
@@ -257,15 +336,26 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         tz = tz or (site.timezone if site else "UTC")
         line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
         settings = effective_settings(session, [m.id for m in machines])
-        configs = [MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id), m.ideal_cycle_time_s,
-                                 calendars.get(settings[m.id].calendar_id), settings[m.id].micro_stop_threshold_s,
-                                 settings[m.id].reasons_for(by_fault)) for m in machines]
-        span = {mc.id: (ranges or {}).get(mc.machine_id, (start, end)) for mc in configs}
-        ids = [m.id for m in machines]
-        lookback = config.startup_window_s
-        states: dict[int, list] = {i: [] for i in ids}
-        counts: dict[int, list] = {i: [] for i in ids}
-        overrides: dict[int, list] = {i: [] for i in ids}
+        mconf = {m.machine_id: MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id),
+                                             m.ideal_cycle_time_s, calendars.get(settings[m.id].calendar_id),
+                                             machine_config(config, settings[m.id]),
+                                             settings[m.id].reasons_for(by_fault)) for m in machines}
+        if jobs is None:
+            jobs = [(m.machine_id, start, end) for m in machines]
+        jobs = [j for j in jobs if j[0] in mconf]
+        pk = [mconf[m].id for m, _a, _b in jobs]  # job -> machine (db id)
+        span = [(a, b) for _m, a, b in jobs]
+        ids = sorted(set(pk))
+        lookback = max(mc.config.startup_window_s for mc in mconf.values()) if mconf else 0.0
+        n = len(jobs)
+        states: list[list] = [[] for _ in range(n)]
+        counts: list[list] = [[] for _ in range(n)]
+        overrides: list[list] = [[] for _ in range(n)]
+        series: list[list | None] = [None] * n
+        downtime: list[list] = [[] for _ in range(n)]
+        jobs_of: dict[int, list[int]] = {}
+        for j, mid in enumerate(pk):
+            jobs_of.setdefault(mid, []).append(j)
 
         def stored(epoch: float) -> float:  # a bound as the database compares it (PostgreSQL: microseconds)
             return backends.epoch_of(backends.db_time(name, epoch))
@@ -273,7 +363,7 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
         if ids:
             marks = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
             lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
-            bounds = {i: (stored(a - lookback), stored(b)) for i, (a, b) in span.items()}
+            bounds = [(stored(a - lookback), stored(b)) for a, b in span]
             read = 0
             for mid, s, e, st, fault, product in session.execute(text(
                     f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
@@ -285,34 +375,60 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                 if read % DEADLINE_EVERY == 0:
                     deadline.check()
                 s, e = backends.epoch_of(s), backends.epoch_of(e)
-                m_lo, m_hi = bounds[mid]
-                if s < m_hi and (e is None or e > m_lo):
-                    states[mid].append(StateInterval(s, e, st, fault, product))
-            # Count rows come whole (one-minute rows: cut per machine like states) or summed into a grain that
-            # depends on the range: machines whose range needs coarser rows are read with their own range.
+                row = None
+                for j in jobs_of[mid]:
+                    j_lo, j_hi = bounds[j]
+                    if s < j_hi and (e is None or e > j_lo):
+                        row = row or StateInterval(s, e, st, fault, product)
+                        states[j].append(row)
+            # Count rows come whole (one-minute rows: cut per job like states) or summed into a grain that depends
+            # on the range: jobs whose range needs coarser rows are read with their own range.
             reads: dict[tuple, list[int]] = {}
-            for i, (a, b) in span.items():
+            for j, (a, b) in enumerate(span):
                 grain = count_grain_s(a, b)
-                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(i)
+                if grain > 60:
+                    grain = calendar_grain_s(grain, _calendar_edges(mconf[jobs[j][0]].calendar, a, b))
+                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(j)
             for (grain, a, b), members in reads.items():
-                cut = {i: (stored(span[i][0]), stored(span[i][1])) for i in members}
-                rows = _count_rows(session, name, ",".join(map(str, members)), a, b, grain, MAX_ROWS - read)
+                cut = {j: (stored(span[j][0]), stored(span[j][1])) for j in members}
+                by_machine: dict[int, list[int]] = {}
+                for j in members:
+                    by_machine.setdefault(pk[j], []).append(j)
+                rows = _count_rows(session, name, ",".join(map(str, sorted(by_machine))), a, b, grain, MAX_ROWS - read)
                 read += len(rows)
                 for mid, s, e, product, total, good in rows:
                     s, e = backends.epoch_of(s), backends.epoch_of(e)
-                    if grain == 60 and not (s < cut[mid][1] and e >= cut[mid][0]):
-                        continue
-                    counts[mid].append(CountIncrement(s, e, total, good, product))
+                    inc = CountIncrement(s, e, total, good, product)
+                    for j in by_machine[mid]:
+                        if grain == 60 and not (s < cut[j][1] and e >= cut[j][0]):
+                            continue
+                        counts[j].append(inc)
             for ev in session.scalars(select(DowntimeEvent).where(
                     DowntimeEvent.machine_id.in_(ids), DowntimeEvent.reason_id.is_not(None),
                     DowntimeEvent.start < backends.db_time(name, end))):
+                if ev.reason_id not in by_id:
+                    continue
                 ev_start = backends.epoch_of(ev.start)
-                m_end = span[ev.machine_id][1]
-                if ev.reason_id in by_id and ev_start < stored(m_end):
-                    ev_end = backends.epoch_of(ev.end) if ev.end else m_end
-                    overrides[ev.machine_id].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
+                for j in jobs_of[ev.machine_id]:
+                    m_end = span[j][1]
+                    if ev_start < stored(m_end):
+                        ev_end = backends.epoch_of(ev.end) if ev.end else m_end
+                        overrides[j].append(ReasonOverride(ev_start, ev_end, by_id[ev.reason_id]))
+            # Out of service (before the machine was added, while disabled): not planned time, not its loss.
+            in_service = lifetime.periods(session, ids)
+            for mid, spans in in_service.items():
+                for j in jobs_of[mid]:
+                    downtime[j] = [oee.PlannedDowntime(a, b, NOT_IN_SERVICE)
+                                   for a, b in lifetime.out_of_service(spans, span[j][1])]
+            # The cycle.ideal_time tag, for machines with parts that no product's ideal cycle time covers.
+            needs = sorted({pk[j] for j in range(n) if any(not ideal.get(c.product_code) for c in counts[j])})
+            tags = _ideal_tags(session, needs) if needs else {}
+            for j in range(n):
+                if pk[j] in tags:
+                    series[j] = ideal_series(session, name, tags[pk[j]], span[j][0] - lookback, span[j][1])
 
     buckets = None
+    configs = [mconf[m] for m, _a, _b in jobs]
     if bucket:
         first_cal = next((c.calendar for c in configs if c.calendar), None)
         schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
@@ -320,15 +436,11 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
         buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
 
-    def config_of(mc: MachineConfig) -> oee.Config:
-        if mc.micro_stop_threshold_s is None or mc.micro_stop_threshold_s == config.micro_stop_threshold_s:
-            return config
-        return replace(config, micro_stop_threshold_s=mc.micro_stop_threshold_s)
-
     deadline.check()
-    analyses = [oee.analyze(*span[mc.id], states=states[mc.id], counts=counts[mc.id], calendar=mc.calendar,
+    analyses = [oee.analyze(*span[j], states=states[j], counts=counts[j], calendar=mc.calendar,
                             ideal_cycle_times=ideal, default_ideal_cycle_time_s=mc.default_ideal_s,
-                            fault_reasons=mc.fault_reasons, overrides=overrides[mc.id], config=config_of(mc),
-                            buckets=buckets)
-                for mc in configs]
+                            ideal_cycle_time_series=series[j],
+                            fault_reasons=mc.fault_reasons, overrides=overrides[j], downtime=downtime[j],
+                            config=mc.config, buckets=buckets)
+                for j, mc in enumerate(configs)]
     return configs, analyses, tz

@@ -24,7 +24,7 @@ from db import backend as backends
 from db.export_queries import plant_timezone
 from db.machine_settings import effective_settings
 from db.models import Machine
-from db.oee_queries import ScopeError, _calendars, oee_report
+from db.oee_queries import ScopeError, _calendars, machine_range_reports
 from oee import TooManyBuckets
 from oee.totals import Totals
 
@@ -45,45 +45,48 @@ def _hour_start(t: float, tz: str) -> float:
     return datetime.fromtimestamp(t, ZoneInfo(tz)).replace(minute=0, second=0, microsecond=0).timestamp()
 
 
-def _rows(machine_pk: int, kind: str, report: dict, backend: str, now: float) -> list[dict]:
-    out = []
-    for b in report.get("buckets") or ():
-        row = {"machine_id": machine_pk, "kind": kind, "start": backends.db_time(backend, b["start"]),
-               "end": backends.db_time(backend, b["end"]), "label": b["label"][:100],
-               "flags": " ".join(b.get("flags") or ()), "computed_at": backends.db_time(backend, now)}
-        row.update({k: b.get(k) for k in NUMBERS})
-        row.update({c: (b.get("losses") or {}).get(k) for c, k in zip(LOSS_COLUMNS, LOSS_KEYS, strict=True)})
-        out.append(row)
-    return out
+def _row(machine_pk: int, kind: str, bucket: "oee.Bucket", report: dict, backend: str, now: float) -> dict:
+    row = {"machine_id": machine_pk, "kind": kind, "start": backends.db_time(backend, bucket.start),
+           "end": backends.db_time(backend, bucket.end), "label": bucket.label[:100],
+           "flags": " ".join(report.get("flags") or ()), "computed_at": backends.db_time(backend, now)}
+    row.update({k: report.get(k) for k in NUMBERS})
+    row.update({c: (report.get("losses") or {}).get(k) for c, k in zip(LOSS_COLUMNS, LOSS_KEYS, strict=True)})
+    return row
 
 
 def refresh(store, since: float, until: float | None = None) -> int:
     """Recompute the hour and shift rows of every enabled machine that overlap [since, until) (at most 7 days:
     longer ranges are refused by the bucket limit and the machine is skipped, with a warning). Returns rows
-    written. A whole hour or shift is recomputed: the range is widened to the edges of the first one."""
+    written. A whole hour or shift is recomputed: the range is widened to the edges of the first one.
+
+    Each row is its own range's report (one range, one number): an hour or a shift reads here exactly as
+    GET /api/oee/?machine=...&start=<its start>&end=<its end> does, and the current shift as /metrics does, not as a
+    bucket of a week-long report (whose count rows are summed more coarsely). The ranges of a machine are read
+    together (machine_range_reports)."""
     now = time.time()
     until = min(until if until is not None else now, now)
     name = store.backend_name
+    tz = plant_timezone(store)
     with Session(store.engine) as session:
         calendars = _calendars(session)
         settings = effective_settings(session)  # a machine's own calendar, else its line's
         machines = [(pk, machine_id, settings[pk].calendar_id) for pk, machine_id in session.execute(
             select(Machine.id, Machine.machine_id).where(Machine.enabled.is_(True)).order_by(Machine.id)).all()]
-    hour_start = _hour_start(since, plant_timezone(store))
+    hour_start = _hour_start(since, tz)
     written = 0
     for pk, machine_id, calendar_id in machines:
-        rows = []
         try:
-            report = oee_report(store, "machine", machine_id, hour_start, until,
-                                bucket="hour", max_buckets=MAX_BUCKETS)
-            rows += _rows(pk, "hour", report, name, now)
+            jobs = [("hour", b) for b in oee.hour_buckets(hour_start, until, tz, limit=MAX_BUCKETS)] \
+                if until > hour_start else []
             cal = calendars.get(calendar_id)
             if cal is not None:
                 first = [s.start for s in oee.expand(cal, since - 86400, until).shifts if s.end > since]
                 if first and min(first) < until:
-                    report = oee_report(store, "machine", machine_id, min(first), until, bucket="shift",
-                                        max_buckets=MAX_BUCKETS)
-                    rows += _rows(pk, "shift", report, name, now)
+                    schedule = oee.expand(cal, min(first), until)
+                    jobs += [("shift", b) for b in oee.shift_buckets(schedule, limit=MAX_BUCKETS)]
+            reports = machine_range_reports(store, [(machine_id, b.start, b.end) for _kind, b in jobs])
+            rows = [_row(pk, kind, b, reports[(machine_id, b.start, b.end)], name, now) for kind, b in jobs
+                    if (machine_id, b.start, b.end) in reports]
         except (ScopeError, TooManyBuckets, ValueError) as exc:
             log.warning("oee_summary: machine %s skipped: %s", machine_id, exc)
             continue

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 import oee
 from db import backend as backends
+from db import machine_lifetime as lifetime
 from db.machine_settings import effective_settings
 from db.models import (
     Area,
@@ -28,7 +29,8 @@ from db.models import (
     Site,
     Tag,
 )
-from db.oee_queries import MAX_ROWS, ScopeError, TooMuchData, _calendars, _reasons, _resolve
+from db.oee_queries import (MAX_ROWS, ScopeError, TooMuchData, _calendars, _ideal_tags, _reasons, _resolve,
+                             ideal_series)
 from oee.vocabulary import UNKNOWN
 
 UTC = timezone.utc
@@ -195,16 +197,21 @@ def shifts_on(store, day: str, line: str | None = None) -> list[dict]:
 
 
 def data_start(store, scope: str | None = None, key: str | None = None) -> float | None:
-    """When the first state interval of the scope's machines begins: nothing before it was ever recorded."""
+    """When the scope's data can begin: the earliest of its machines' coming into service (db/machine_lifetime.py)
+    and their first state interval. Nothing before it is any machine's planned time."""
     with Session(store.engine) as session:
         q = select(func.min(MachineState.start))
+        ids = None
         if scope and key:
             ids = [m.id for m in _resolve(session, scope, str(key))]
             if not ids:
                 return None
             q = q.where(MachineState.machine_id.in_(ids))
         value = session.scalar(q)
-    return value.timestamp() if value is not None else None
+        first = value.timestamp() if value is not None else None
+        added = lifetime.first_in_service(session, ids)
+    known = [t for t in (first, added) if t is not None]
+    return min(known) if known else None
 
 
 # --- state intervals ------------------------------------------------------------------------------------------
@@ -304,9 +311,10 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
     """Planned against actual count over [start, end), cumulative, in `steps` even steps.
 
     ideal: what 100 % speed in every second of planned production time makes (the calendar's production time;
-    all time without a calendar), with the ideal cycle time of the product being made then (the product's,
-    else the machine's); actual total and good count from the stored count increments, each placed at its
-    midpoint. {"times": [...step ends], "ideal": [...], "total": [...], "good": [...], "missing_ideal": bool}.
+    all time without a calendar), with the ideal cycle time there as OEE takes it (the product's, else the PLC's
+    cycle.ideal_time tag then, else the machine's); actual total and good count from the stored count
+    increments, each placed at its midpoint.
+    {"times": [...step ends], "ideal": [...], "total": [...], "good": [...], "missing_ideal": bool}.
     """
     now = time.time()
     stop = min(end, now)
@@ -328,6 +336,8 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         products = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
         ids = [m.id for m in machines]
         states = state_rows(session, name, ids, start, stop)
+        tags = _ideal_tags(session, ids)
+        series = {mid: ideal_series(session, name, tid, start, stop) for mid, tid in tags.items()}
         marks = ",".join(str(i) for i in ids) or "NULL"
         counts = session.execute(text(
             f'SELECT machine_id, start, "end", total, good FROM production_counts WHERE machine_id IN ({marks}) '
@@ -353,7 +363,7 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
                 continue
             product = _product_at(rows, (a + b) / 2)
             ict = products.get(product) if product else None
-            ict = ict or m.ideal_cycle_time_s
+            ict = ict or _value_at(series.get(m.id), (a + b) / 2) or m.ideal_cycle_time_s
             if not ict:
                 missing = True
                 continue
@@ -367,6 +377,16 @@ def count_progress(store, scope: str, key: str, start: float, end: float, *, ste
         out["total"].append(ct)
         out["good"].append(cg)
     return out
+
+
+def _value_at(series: list | None, t: float) -> float | None:
+    """The tag's value at t from (time, value) pairs in time order (the last at or before t)."""
+    value = None
+    for at, v in series or ():
+        if at > t:
+            break
+        value = v
+    return value
 
 
 def _product_at(rows: list, t: float) -> str | None:
@@ -470,15 +490,7 @@ def machine_db_ids(store) -> dict[str, int]:
 
 __all__ = [
     "ScopeError", "UNKNOWN", "count_progress", "cycle_time_tags", "data_start", "fault_label", "fault_names",
-    "fault_names_of", "first_states", "latest_samples", "machine_db_ids", "machine_shifts", "machine_status",
-    "plant_lines", "plant_machines", "scope_machines", "scope_name", "series", "shift_at", "shifts_on", "site_info",
-    "state_rows", "state_timeline", "tag_catalog",
+    "fault_names_of", "latest_samples", "machine_db_ids", "machine_shifts", "machine_status", "plant_lines",
+    "plant_machines", "scope_machines", "scope_name", "series", "shift_at", "shifts_on", "site_info", "state_rows",
+    "state_timeline", "tag_catalog",
 ]
-
-
-def first_states(store) -> dict[int, float]:
-    """When each machine's (db id) first state interval begins: its data start."""
-    with Session(store.engine) as session:
-        return {mid: s.timestamp() for mid, s in session.execute(
-            select(MachineState.machine_id, func.min(MachineState.start)).group_by(MachineState.machine_id)).all()
-            if s is not None}

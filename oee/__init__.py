@@ -20,11 +20,13 @@ Formulas (oee.formulas)
 
 One machine over a range (oee.engine)
     analyze(start, end, *, states, counts=(), calendar=None, ideal_cycle_times=None,
-            default_ideal_cycle_time_s=None, fault_reasons=None, overrides=(), downtime=(),
-            config=Config(), buckets=None) -> Analysis(start, end, totals, buckets=((Bucket, Totals), ...))
+            default_ideal_cycle_time_s=None, ideal_cycle_time_series=None, fault_reasons=None, overrides=(),
+            downtime=(), config=Config(), buckets=None) -> Analysis(start, end, totals, buckets=((Bucket, Totals), ...))
         states:  StateInterval(start, end | None, state, fault_code=None, product_code=None)
         counts:  CountIncrement(start, end, total, good, product_code=None)   (rejects = total - good)
         calendar: Calendar | Schedule | None (None: all time is planned production)
+        ideal cycle time of a part: ideal_cycle_times[product], else the machine's tag at that time
+            (ideal_cycle_time_series: [(time, seconds | None)]), else default_ideal_cycle_time_s
         fault_reasons: {fault_code: Reason}; overrides: [ReasonOverride(start, end, Reason)]
         downtime: [PlannedDowntime(start, end, category='planned_maintenance')]
         config: Config(micro_stop_threshold_s=120.0, micro_stops_as='performance', startup_window_s=300.0,

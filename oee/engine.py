@@ -287,31 +287,48 @@ def _count_stop(acc: _Acc, label: str) -> None:
             acc.failures += 1
 
 
-def _ideal_lookup(ideal_cycle_times: Mapping | None, default) -> callable:
-    cache: dict = {}
+def _check_ideal(name, v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+    return float(v) if v > 0 else None  # 0: not known
 
-    def check(name, v):
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-        return float(v) if v > 0 else None  # 0: not known
 
-    default = check("default_ideal_cycle_time_s", default)
+def _ideal_lookup(ideal_cycle_times: Mapping | None, default) -> tuple:
+    """(own, lookup): own(product) is the product's ideal cycle time or None; lookup(product, tag_value) applies
+    the order product -> the machine's tag at that time -> the machine's own value."""
+    own_cache: dict = {}
+    default = _check_ideal("default_ideal_cycle_time_s", default)
 
-    def lookup(product):
+    def own(product):
         try:
-            return cache[product]
+            return own_cache[product]
         except KeyError:
             pass
+        v = None
         if ideal_cycle_times is not None and product in ideal_cycle_times:
-            v = check(f"ideal_cycle_times[{product!r}]", ideal_cycle_times[product])
-        else:
-            v = default
-        cache[product] = v
+            v = _check_ideal(f"ideal_cycle_times[{product!r}]", ideal_cycle_times[product])
+        own_cache[product] = v
         return v
 
-    return lookup
+    def lookup(product, tag_value):
+        v = own(product)
+        if v is None:
+            v = tag_value if tag_value is not None else default
+        return v
+
+    return own, lookup
+
+
+def _series(series) -> tuple[list[float], list[float | None]]:
+    """The machine's ideal-cycle-time tag as sorted (times, values): each value holds from its time to the next;
+    None (a bad reading) or 0 means not known there."""
+    times, values = [], []
+    for i, (t, v) in enumerate(sorted(((to_epoch(t), v) for t, v in series or ()), key=_first)):
+        times.append(t)
+        values.append(_check_ideal(f"ideal_cycle_time_series[{i}]", v))
+    return times, values
 
 
 def _count_row(c) -> tuple:
@@ -320,17 +337,18 @@ def _count_row(c) -> tuple:
     return (cs, cs if c[1] is None else to_epoch(c[1]), c[2], c[3], c[4] if len(c) > 4 else None)
 
 
-def _place_counts(counts, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int, dict]]:
-    """Each increment, whole, at the midpoint of its [start, end): [(bucket or -1, where, {product: [total,
-    good]})], where is 0 outside planned time, 1 in planned time, 2 in a startup window."""
+def _place_counts(counts, a, b, atoms, windows, b_starts, b_ends, tag=None) -> list[tuple[int, int, dict]]:
+    """Each increment, whole, at the midpoint of its [start, end): [(bucket or -1, where, {(product, tag value):
+    [total, good]})], where is 0 outside planned time, 1 in planned time, 2 in a startup window; the tag value
+    is the machine's ideal-cycle-time tag there (None without one). tag: (times, values, own) or None."""
     rows = counts if isinstance(counts, (list, tuple)) else list(counts)
     try:
-        return _place(rows, a, b, atoms, windows, b_starts, b_ends)
+        return _place(rows, a, b, atoms, windows, b_starts, b_ends, tag)
     except (TypeError, ValueError):  # datetimes, None ends, rows of four: convert, then again (errors raise)
-        return _place([_count_row(c) for c in rows], a, b, atoms, windows, b_starts, b_ends)
+        return _place([_count_row(c) for c in rows], a, b, atoms, windows, b_starts, b_ends, tag)
 
 
-def _place(rows, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int, dict]]:
+def _place(rows, a, b, atoms, windows, b_starts, b_ends, tag=None) -> list[tuple[int, int, dict]]:
     # A region is a stretch in which the piece, the startup window and the bucket do not change; it is found by
     # binary search and reused while the counts (usually in time order) stay in it.
     atom_ends = [x[1] for x in atoms]
@@ -341,6 +359,9 @@ def _place(rows, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int,
     by_key: dict[tuple[int, int], dict] = {}
     rlo = rhi = -inf
     parts: dict = {}
+    s_times, s_values, own = tag if tag else ((), (), None)
+    n_s = len(s_times)
+    tag_value = None
     for cs, ce, total, good, product in rows:
         t = (cs + ce) * 0.5
         if t < a or t >= b:
@@ -368,13 +389,19 @@ def _place(rows, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int,
             else:
                 lo, hi, kb = (b_ends[kb - 1] if kb else -inf), (b_starts[kb] if kb < n_b else inf), -1
             rlo, rhi = max(rlo, lo), min(rhi, hi)
+            if n_s:  # the tag's value holds from one sample to the next: a region has one value
+                k = bisect_right(s_times, t) - 1
+                tag_value = s_values[k] if k >= 0 else None
+                rlo = max(rlo, s_times[k] if k >= 0 else -inf)
+                rhi = min(rhi, s_times[k + 1] if k + 1 < n_s else inf)
             parts = by_key.get((kb, where))
             if parts is None:
                 parts = by_key[(kb, where)] = {}
                 regions.append((kb, where, parts))
-        x = parts.get(product)
+        key = (product, tag_value if n_s and own(product) is None else None)
+        x = parts.get(key)
         if x is None:
-            parts[product] = [total, good]
+            parts[key] = [total, good]
         else:
             x[0] += total
             x[1] += good
@@ -384,6 +411,7 @@ def _place(rows, a, b, atoms, windows, b_starts, b_ends) -> list[tuple[int, int,
 def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Calendar | Schedule | None = None,
             ideal_cycle_times: Mapping[str | None, float] | None = None,
             default_ideal_cycle_time_s: float | None = None,
+            ideal_cycle_time_series: Iterable[tuple] | None = None,
             fault_reasons: Mapping[int, object] | None = None, overrides: Iterable[ReasonOverride] = (),
             downtime: Iterable[PlannedDowntime] = (), config: Config = DEFAULT_CONFIG,
             buckets: Iterable[Bucket] | None = None) -> Analysis:
@@ -398,7 +426,10 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
         instant (start + end) / 2.
     calendar: a Calendar (expanded here; preferred), a Schedule covering the range (used as it is; see the
         README), or None (all time is production).
-    ideal_cycle_times: product_code -> ideal seconds per part; default_ideal_cycle_time_s for other products.
+    ideal_cycle_times: product_code -> ideal seconds per part (the product's). Parts of a product without one
+        take the machine's cycle.ideal_time tag at the instant they are placed: ideal_cycle_time_series, sorted
+        or not, of (time, seconds per part | None) pairs, each value holding until the next; where the tag has
+        no value (before its first sample, a bad reading, 0), default_ideal_cycle_time_s (the machine's own).
     fault_reasons: fault_code -> Reason; overrides: the operators' ReasonOverrides; downtime: this machine's
         PlannedDowntime (the calendar's own is applied too).
     buckets: sorted, non-overlapping Buckets (e.g. hour_buckets(...)); they need not cover the range.
@@ -467,10 +498,12 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
                     _count_stop(accs[kk], label)
             kk += 1
 
-    regions = _place_counts(counts, a, b, atoms, windows, b_starts, b_ends)
-    ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
+    own_ideal, ideal_of = _ideal_lookup(ideal_cycle_times, default_ideal_cycle_time_s)
+    s_times, s_values = _series(ideal_cycle_time_series)
+    regions = _place_counts(counts, a, b, atoms, windows, b_starts, b_ends,
+                            (s_times, s_values, own_ideal) if s_times else None)
     for bucket, where, per_product in regions:  # where: 0 outside planned time, 1 planned, 2 startup window
-        for product, (total, good) in per_product.items():
+        for (product, tag_value), (total, good) in per_product.items():
             for acc in (whole, accs[bucket]) if bucket >= 0 else (whole,):
                 if where == 0:
                     acc.out_total += total
@@ -481,7 +514,7 @@ def analyze(start, end, *, states: Iterable, counts: Iterable = (), calendar: Ca
                 startup = where == 2
                 if startup:
                     acc.su_count += total - good
-                ideal = ideal_of(product)
+                ideal = ideal_of(product, tag_value)
                 if ideal is None:
                     if total or good:
                         acc.missing += total

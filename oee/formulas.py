@@ -31,6 +31,25 @@ FLAG_ORDER = (
 )
 _RANK = {f: i for i, f in enumerate(FLAG_ORDER)}
 
+# A factor above 100 % is shown as it is, never capped, with its likely cause: these words go with it to the API,
+# the CSV and the pages (as a warning mark and its tooltip).
+WARNING_FACTOR = {AVAILABILITY_ABOVE_100: "availability", PERFORMANCE_ABOVE_100: "performance",
+                  QUALITY_ABOVE_100: "quality", OEE_ABOVE_100: "oee", UTILIZATION_ABOVE_100: "utilization"}
+WARNING_TEXT = {
+    PERFORMANCE_ABOVE_100: "Performance above 100 %: the machine made more parts than its ideal cycle time allows. "
+                           "Likely the ideal cycle time is too slow for what the machine does (check the product's, "
+                           "the PLC's cycle.ideal_time tag or the machine's), or a counter counts twice (two "
+                           "counts per part, or total and good both mapped to one counter).",
+    QUALITY_ABOVE_100: "Quality above 100 %: more good parts than parts in total. Likely the counter tags are "
+                       "mapped wrongly (good and total swapped) or the good counter counts twice.",
+    OEE_ABOVE_100: "OEE above 100 %: more was made than is possible at the ideal cycle time in the planned time. "
+                   "Likely the ideal cycle time is too slow for what the machine does, or a counter counts twice.",
+    AVAILABILITY_ABOVE_100: "Availability above 100 %: more run time than planned time; the state data are "
+                            "inconsistent (overlapping state intervals).",
+    UTILIZATION_ABOVE_100: "Utilization above 100 %: more planned time than calendar time; the calendar or planned "
+                           "downtime data are inconsistent.",
+}
+
 # Relative slack for the "above 100 %" flags, so that 1.0000000000000002 from float rounding is not flagged.
 _EPS = 1e-9
 
@@ -63,6 +82,12 @@ class OeeResult:
     def reject_count(self) -> float:
         return self.total_count - self.good_count
 
+    @property
+    def warnings(self) -> list[dict]:
+        """Each factor above 100 %: {flag, factor, value, text}, the text naming the likely cause."""
+        return [{"flag": f, "factor": WARNING_FACTOR[f], "value": getattr(self, WARNING_FACTOR[f]),
+                 "text": WARNING_TEXT[f]} for f in self.flags if f in WARNING_FACTOR]
+
     def as_dict(self) -> dict:
         return {
             "availability": self.availability,
@@ -80,6 +105,7 @@ class OeeResult:
             "good_count": self.good_count,
             "reject_count": self.reject_count,
             "flags": list(self.flags),
+            "warnings": self.warnings,
         }
 
 

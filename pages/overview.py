@@ -102,10 +102,11 @@ def layout(**query):
 
 
 def _shift_ranges(machines: list[dict], now: float) -> dict[str, tuple[float, float, str]]:
-    """Per machine: its current shift (or last one; today without a calendar), from its data start on."""
+    """Per machine: its current shift (or last one; today without a calendar), from the shift's start, as /metrics
+    counts it. Time before the machine was added is not its planned time (db/oee_queries.py), so a machine added
+    mid-shift reads the same here as on /metrics and in the API."""
     s = context.store()
     shifts = ui_queries.machine_shifts(s, now)
-    first = ui_queries.first_states(s)
     out = {}
     today = timerange.resolve({"range": "today"}, tz=context.tz(), now=now)
     for m in machines:
@@ -115,8 +116,6 @@ def _shift_ranges(machines: list[dict], now: float) -> dict[str, tuple[float, fl
         else:
             a, b = sh["start"], min(sh["end"], now)
             label = f"shift {sh['name']}" if sh["current"] else f"last shift {sh['name']}"
-        if m["id"] in first and a < first[m["id"]] < b:
-            a = first[m["id"]]
         out[m["machine_id"]] = (round(a, 3), round(b, 3), label)
     return out
 
@@ -164,7 +163,8 @@ def _numbers(query, _n):
         if r is None:
             continue
         scored.append((r["oee"], mid))
-        tiles[mid] = {
+        warn = " ".join(dict.fromkeys(w["text"] for w in r.get("warnings") or ()))
+        tiles[mid] = {"warn": warn or None,
             "value": pct(r["oee"]), "start": repr(a), "end": repr(b), "label": f"OEE {label}",
             "rate": f" · speed {pct(r['performance'], 0)} of ideal" if r["performance"] is not None else "",
             "title": f"{range_text(a, b, tz)}: A {pct(r['availability'])} · P {pct(r['performance'])} · "

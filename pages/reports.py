@@ -16,7 +16,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from components import charts, context, timerange
 from components.download import export_url
 from components.format import count, duration, local, pct, zone
-from components.kpi import FACTORS, TARGETS, flag_notes
+from components.kpi import FACTORS, TARGETS, flag_notes, warning_mark, warning_text
 from db import downtime_queries, ui_queries
 from db.oee_queries import ScopeError, oee_report
 
@@ -159,7 +159,8 @@ def _sheet(day, shift, line):
     ], className="report-header")
     kpis = html.Div([html.Div([
         html.Div(title, className="kpi-label"),
-        html.Div(pct(report.get(k)), className="report-kpi-value", id=f"report-kpi-{k}"),
+        html.Div([html.Span(pct(report.get(k)), id=f"report-kpi-{k}"),
+                  warning_mark(warning_text(report, k), f"report-kpi-{k}-warning")], className="report-kpi-value"),
         html.Div(f"target {TARGETS[k] * 100:.0f} %", className="kpi-target"),
     ], className=f"report-kpi kpi-{charts.kpi_color(report.get(k), TARGETS[k])}") for k, title in FACTORS],
         className="report-kpis")
@@ -185,10 +186,11 @@ def _sheet(day, shift, line):
     machines = report.get("machines") or []
     mtable = dbc.Table([
         html.Thead(html.Tr([html.Th(h) for h in ("Machine", "OEE", "A", "P", "Q", "Good", "Total")])),
-        html.Tbody([html.Tr([html.Td(f"{m['machine_id']} {m['name']}"), html.Td(pct(m["oee"])),
-                             html.Td(pct(m["availability"])), html.Td(pct(m["performance"])),
-                             html.Td(pct(m["quality"])), html.Td(count(m["good_count"])),
-                             html.Td(count(m["total_count"]))]) for m in machines]),
+        html.Tbody([html.Tr([html.Td(f"{m['machine_id']} {m['name']}")]
+                            + [html.Td([pct(m[k]), warning_mark(warning_text(m, k))])
+                               for k in ("oee", "availability", "performance", "quality")]
+                            + [html.Td(count(m["good_count"])), html.Td(count(m["total_count"]))])
+                    for m in machines]),
     ], size="sm", className="report-table", id="report-machines")
     pareto = downtime_queries.downtime_pareto(events)[:6]
     causes = dbc.Table([

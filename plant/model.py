@@ -564,6 +564,11 @@ class PlantModel:
                 m.advance_to(t)
         self.now = t
 
+    def next_counter_reset(self) -> float:
+        """Sim time of the next shift change at which some machine's counters reset to 0 (inf when none do)."""
+        return min((m._next_shift_t for m in self.machines.values() if m.spec.reset_counters_at_shift),
+                   default=INF)
+
     def machine(self, machine_id: str) -> MachineModel:
         try:
             return self.machines[machine_id]

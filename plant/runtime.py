@@ -52,6 +52,9 @@ class _NoSecurityNotice(logging.Filter):
 logging.getLogger("asyncua.server.server").addFilter(_NoSecurityNotice())
 
 
+RESET_HOLD_S = 1e-6  # sim seconds before a counter reset where a tick that crosses it stops
+
+
 class PlantStartError(RuntimeError):
     """A server could not start; the message names the machine, protocol, host and port."""
 
@@ -370,10 +373,20 @@ class Plant:
             self.stats["ticks"] += 1
             self.stats["tick_max_s"] = max(self.stats["tick_max_s"], took)
 
+    def _tick_target(self, t: float) -> float:
+        """Where a tick advances the model to: t, unless counters reset at a shift change before it. Then this tick
+        stops just before the reset, so the PLC shows the shift's last counts for a tick, as a real one shows them
+        right up to the reset. Without it a client read the count of up to a tick before (12 s of plant time at
+        a time scale of 60, more when a tick was late) and the parts made in between were lost with the reset."""
+        hold = self.model.next_counter_reset() - RESET_HOLD_S
+        if self.model.now < hold and t > hold:
+            return hold
+        return t
+
     def _advance_and_push(self, t: float | None) -> dict[str, dict[str, Any]]:
         with self.lock:
             if t is None:
-                t = self.clock_now()
+                t = self._tick_target(self.clock_now())
             if t > self.model.now:
                 self.model.advance_to(t)
             snaps = {mid: canonical_values(m) for mid, m in self.model.machines.items()}

@@ -162,22 +162,40 @@ class GroundTruth:
                 out[s.state_name] += hi - lo
         return out
 
-    def oee(self, start: float | datetime | None = None, end: float | datetime | None = None) -> dict[str, float]:
+    def oee(self, start: float | datetime | None = None, end: float | datetime | None = None, *,
+            calendar_stops: tuple = ()) -> dict[str, float]:
         """OEE by the book over [start, end): planned time = window minus planned stops; availability = running /
-        planned; performance = sum(ideal cycle time of each part) / running; quality = good / total."""
+        planned; performance = sum(ideal cycle time of each part) / running; quality = good / total.
+
+        calendar_stops: (start, end) windows (sim seconds or wall datetimes) the site's shift calendar plans as
+        downtime, such as breaks: not planned time whatever the machine did then (a fault that delays the
+        machine's break is no loss inside the window), as an OEE engine that puts the calendar first counts it.
+        Parts made in them are left out too."""
         a = max(self._t(start, 0.0), self.history_start_sim)
         b = min(self._t(end, self.sim_now), self.sim_now)
-        secs = self.state_seconds(a, b)
-        planned = max(0.0, (b - a) - secs["planned_stop"])
-        run = secs["running"]
-        ideal = 0.0
-        for r in self.product_runs:
-            re_ = r.end_sim if r.end_sim is not None else INF
-            lo, hi = max(a, r.start_sim), min(b, re_)
-            if hi > lo:
-                n = bisect.bisect_right(self._part_times, hi) - bisect.bisect_right(self._part_times, lo)
-                ideal += n * r.ideal_cycle_time
-        c = self.counts(a, b)
+        cuts = sorted((max(a, self._t(x, a)), min(b, self._t(y, b))) for x, y in calendar_stops)
+        cuts = [(x, y) for x, y in cuts if y > x]
+        spans, t = [], a  # [a, b) minus the calendar's stops
+        for x, y in cuts:
+            if x > t:
+                spans.append((t, x))
+            t = max(t, y)
+        if t < b:
+            spans.append((t, b))
+        planned = run = ideal = 0.0
+        c = {"total": 0, "good": 0, "reject": 0}
+        for lo_, hi_ in spans:
+            secs = self.state_seconds(lo_, hi_)
+            planned += max(0.0, (hi_ - lo_) - secs["planned_stop"])
+            run += secs["running"]
+            for r in self.product_runs:
+                re_ = r.end_sim if r.end_sim is not None else INF
+                lo, hi = max(lo_, r.start_sim), min(hi_, re_)
+                if hi > lo:
+                    n = bisect.bisect_right(self._part_times, hi) - bisect.bisect_right(self._part_times, lo)
+                    ideal += n * r.ideal_cycle_time
+            for k, v in self.counts(lo_, hi_).items():
+                c[k] += v
         availability = run / planned if planned > 0 else 0.0
         performance = ideal / run if run > 0 else 0.0
         quality = c["good"] / c["total"] if c["total"] else 0.0

@@ -143,3 +143,104 @@ def test_a_saved_change_of_the_tables_reaches_a_running_tracker():
     out = tracker.update(5.0, {"state.code": 3, "counter.total": 14})
     assert out.states[-1][3] == "faulted"
     assert tracker.totals["total"] == 4  # the counters were kept
+
+
+# --- parts at a stop's edges: where the rows put them ---------------------------------------------------------
+
+BREAK_AT, BREAK_END = 1000.0, 1030.0
+
+
+def _plc(t: float) -> tuple[str, int]:
+    """A machine that makes 10 parts a second while running and stops for a break [1000, 1030): (state, count).
+    (As fast as the demo's pasteuriser at a time scale of 60: every tick of the PLC shows new counts.)"""
+    if t < BREAK_AT:
+        return "running", int(round((t - 900) * 100)) // 10
+    if t < BREAK_END:
+        return "planned_stop", 1000
+    return "running", 1000 + int(round((t - BREAK_END) * 100)) // 10
+
+
+def _poll(ticks: list[float], polls: list[float], bucket_s: float = 0.25):
+    """Feed a tracker what a collector polling at `polls` reads from a PLC that publishes its values at `ticks`
+    (a late tick: values stay stale until it comes). Returns the stored state intervals and count rows."""
+    tracker = MachineTracker(1, count_bucket_s=bucket_s)
+    states, counts = {}, []
+    codes = {"running": 1, "planned_stop": 5}
+    for t in polls:
+        published = max(x for x in ticks if x <= t)
+        state, count = _plc(published)
+        out = tracker.update(t, {"state.code": codes[state], "counter.total": count})
+        for row in out.states:
+            states[row[1]] = row
+        counts += out.counts
+    counts += tracker.flush(polls[-1] + 100).counts
+    return [(s, e, st) for _m, s, e, st, _f, _p in sorted(states.values())], counts
+
+
+def _placed(states, counts, end: float):
+    import oee
+
+    rows = [oee.StateInterval(s, e, st) for s, e, st in states]
+    incs = [oee.CountIncrement(s, e, total, good) for _m, s, e, _p, total, good, _r in counts]
+    return oee.analyze(950.0, end, states=rows, counts=incs, default_ideal_cycle_time_s=0.1,
+                       downtime=[oee.PlannedDowntime(BREAK_AT, BREAK_END, "break")]).totals
+
+
+@pytest.mark.parametrize("tick_offset", [0.0, 0.03, 0.18])
+@pytest.mark.parametrize("late_s", [0.0, 0.6, 1.4])
+def test_parts_read_with_a_stop_were_made_before_it_even_when_the_plc_publishes_late(late_s, tick_offset):
+    """LINE-013 counted up to 10 parts fewer than the simulator across a break edge under load: the parts made
+    before the break arrived with the stop, in a row placed in the break (production outside planned time). With
+    the PLC's last values before the break first read after the break's start (ticks offset from the reads),
+    even the read at which the counters last changed is in the break."""
+    ticks = [950.0] + [950 + tick_offset + 0.2 * i for i in range(500)]
+    # under load the tick after the break's start comes late: the PLC shows the last values until then
+    ticks = [x for x in ticks if not (BREAK_AT - 0.2 < x < BREAK_AT + late_s)] + [BREAK_AT + late_s]
+    polls = [950 + 0.05 * i for i in range(1400)]  # to 1020, within the break
+    states, counts = _poll(sorted(ticks), polls)
+    totals = _placed(states, counts, 1020.0)
+    assert totals.outside_total_count == 0
+    assert totals.total_count == 1000 - _plc(950.0)[1]  # every part from 950 to the break
+
+
+@pytest.mark.parametrize("bucket_s", [0.25, 45.0])
+@pytest.mark.parametrize("late_s", [0.0, 0.6, 1.4])
+def test_parts_read_with_a_start_were_made_after_it(late_s, bucket_s):
+    """After the break the first values with running (and the parts made since) come in one read: those parts
+    belong to the running, not to the planned stop the rows said until then (a count row that began in the
+    break, with the rows of zeros read there, was placed in it)."""
+    ticks = [1020 + 0.2 * i for i in range(200)]
+    ticks = [x for x in ticks if not (BREAK_END - 0.2 < x < BREAK_END + late_s)] + [BREAK_END + late_s]
+    polls = [1020 + 0.05 * i for i in range(600)]  # to 1050
+    states, counts = _poll(sorted(ticks), polls, bucket_s)
+    totals = _placed([(950.0, 1020.0, "planned_stop")] + states, counts, 1050.0)
+    made = _plc(max(x for x in ticks if x <= polls[-1]))[1] - 1000  # up to what the PLC showed last
+    assert totals.outside_total_count == 0
+    assert totals.total_count == made
+
+
+def test_a_row_that_begins_mid_minute_ends_with_the_minute():
+    """A count row begun at a start (or a product change) mid-minute ends with that minute: rows never cross a
+    minute, so an hour's parts stay in the hour (a start at 10:59:30 made a row to 11:00:30, placed whole)."""
+    tracker = MachineTracker(1)
+    rows = []
+    tracker.update(3540.0, {"state.code": 2, "counter.total": 0})
+    for k in range(1, 121):  # starts at 59:30, a part a second
+        t = 3569.5 + k * 0.5
+        rows += tracker.update(t, {"state.code": 1, "counter.total": k // 2}).counts
+    rows += tracker.flush(3700).counts
+    made = [r for r in rows if r[4]]
+    assert made and all(r[1] // 60 == r[2] // 60 or r[2] == (r[1] // 60 + 1) * 60 for r in made), made
+    assert any(r[1] == 3570.0 for r in made)  # the first row begins at the start's read, mid-minute
+    assert sum(r[4] for r in made if r[1] < 3600) == 30 and sum(r[4] for r in made) == 60
+
+
+def test_reads_that_bring_nothing_do_not_stretch_a_row_with_parts():
+    """A row is placed at its middle: reads after its last part (the machine stopped, a break began) must not
+    move that middle past the stop."""
+    tracker = MachineTracker(1)
+    tracker.update(120.0, {"counter.total": 0})
+    tracker.update(121.0, {"counter.total": 30})
+    for t in range(122, 170):
+        tracker.update(float(t), {"counter.total": 30})
+    assert tracker.flush(200.0).counts == [(1, 120.0, 121.0, None, 30, 30, 0)]

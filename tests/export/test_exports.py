@@ -41,6 +41,8 @@ def assert_row_equals_api(row: pd.Series, part: dict) -> None:
         assert same(row[loss_column(k)], part["losses"][k]), (k, row[loss_column(k)], part["losses"][k])
     flags = row["flags"] if isinstance(row["flags"], str) else ""
     assert flags.split() == part["flags"]
+    warnings = row["warnings"] if isinstance(row["warnings"], str) else ""
+    assert warnings == " | ".join(w["text"] for w in part["warnings"])
 
 
 @pytest.mark.parametrize("scope, key", [("machine", "M1"), ("machine", "M2"), ("line", "Line A")])

@@ -192,7 +192,6 @@ def test_plant_lists_status_and_shifts(store):
     ids = q.machine_db_ids(store)
     assert status[ids["M2"]]["state"] == "idle" and status[ids["M2"]]["since"] == pytest.approx(T0 + 3600)
     assert status[ids["M1"]]["state"] == "unknown"  # its last interval ended: nothing reports now
-    assert q.first_states(store)[ids["M1"]] == pytest.approx(T0)
     assert q.data_start(store, "line", "Line A") == pytest.approx(T0)
     assert q.shift_at(store, "machine", "M1") is None  # no calendar
     assert sorted(r["code"] for r in dq.reason_codes(store)) == ["101", "ADJ", "PM"]  # SPEED cannot apply to a stop

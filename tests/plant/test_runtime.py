@@ -242,3 +242,23 @@ def test_demo_plant_starts_with_every_endpoint_documented():
             assert e["protocol_config"]["slot"] == 0
         ports = [e["port"] for e in eps]
     assert all(port_is_free("127.0.0.1", port) for port in ports)
+
+
+def test_a_tick_that_crosses_a_counter_reset_stops_just_before_it():
+    """The PLC shows the shift's last counts before its counters reset: a tick that would cross the 06:00 reset
+    stops just before it, the next one goes on. Before, a client read the count of up to a tick earlier (12 s of
+    plant time at a time scale of 60, more when a tick came late) and lost the parts made in between."""
+    with Plant(parse_layout(small_yaml("S7"), "t.yaml"), seed=3, time_scale=60, sim_start=SIM_START,
+               run_clock=False) as p:
+        reset = p.model.next_counter_reset()
+        assert reset == pytest.approx(3600.0)  # 06:00
+        p.advance_to(reset - 30)
+        held = p._tick_target(reset + 20)
+        assert held == pytest.approx(reset - runtime.RESET_HOLD_S) and held < reset
+        p.advance_to(held)
+        m = p.machine("M-S7")
+        assert m.counters["total"] > 0  # the shift's last count, not yet reset
+        assert m.counters["total"] == m.spec.counter_initial + p.ground_truth("M-S7").counts(None, held)["total"]
+        assert p._tick_target(reset + 20) == reset + 20  # held once: the next tick crosses the reset
+        p.advance_to(reset + 20)
+        assert m.counters["total"] == p.ground_truth("M-S7").counts(reset, reset + 20)["total"]

@@ -43,7 +43,7 @@ def test_an_upgrade_from_0004_keeps_the_data_and_adds_the_settings(url):
     engine = _at_0004(url)
     try:
         assert migrate.current_revision(engine) == "0004"
-        assert migrate.upgrade(engine, engine.dialect.name) == "0005" == migrate.head_revision()
+        assert migrate.upgrade(engine, engine.dialect.name) == migrate.head_revision() >= "0005"
         with engine.begin() as conn:
             machine = conn.execute(text(
                 "SELECT machine_id, line_id, cell_id, calendar_id, ideal_cycle_time_s, state_code_map, "

@@ -17,7 +17,7 @@ from tests.support.pgcluster import free_port, timescaledb_installed
 EXPECTED_TABLES = {
     "sites", "areas", "lines", "cells", "machines", "connections", "tags", "samples", "machine_states",
     "production_counts", "downtime_events", "reason_codes", "products", "shift_calendars", "shifts",
-    "shift_breaks", "planned_downtime", "writer_batches", "oee_meta",
+    "shift_breaks", "planned_downtime", "writer_batches", "oee_meta", "machine_lifetime",
 }
 
 
@@ -31,7 +31,7 @@ def test_migrations_build_the_schema_and_are_idempotent(any_url):
     store = open_store(any_url)
     try:
         assert store.backend_name == _backend_of(any_url)
-        assert store.schema_version == migrate.head_revision() == "0005"
+        assert store.schema_version == migrate.head_revision() == "0006"
         tables = set(inspect(store.engine).get_table_names())
         assert EXPECTED_TABLES <= tables
     finally:
@@ -186,3 +186,17 @@ def test_processes_starting_together_on_a_fresh_postgresql_database_all_start(pg
     head = migrate.head_revision()
     assert [(out.strip(), code) for out, err, code in results] == [(head, 0)] * 4, [r[1][-500:] for r in results]
     assert migrate.current_revision(make_engine(pg_url)) == head
+
+
+def test_count_rows_with_one_start_add_up_and_keep_the_later_end(any_url):
+    """The parts read with a stop come as an instant row at the read where the counters last changed; should a
+    minute's row start at that read too, the two add up and the minute keeps its end."""
+    store = open_store(any_url)
+    try:
+        store.write_batch(Batch("a", counts=[(1, 1000.0, 1059.5, "P", 30, 29, 1)]))
+        store.write_batch(Batch("b", counts=[(1, 1000.0, 1000.0, "P", 2, 2, 0)]))
+        with store.engine.connect() as conn:
+            (end, total, good), = conn.execute(text('SELECT "end", total, good FROM production_counts')).all()
+        assert (backends.epoch_of(end), total, good) == (1059.5, 32, 31)
+    finally:
+        store.close()
