@@ -52,6 +52,10 @@ WARNING_TEXT = {
 
 # Relative slack for the "above 100 %" flags, so that 1.0000000000000002 from float rounding is not flagged.
 _EPS = 1e-9
+# A factor is flagged above 100 % past this: a polled state and its counts are seen up to one poll apart, so a
+# machine at its ideal speed reads up to about half a percent over (100 ms of a 20 s run); a wrong ideal cycle
+# time or a counter counting twice is far beyond it.
+ABOVE_100_TOLERANCE = 0.005
 
 
 def sort_flags(flags: Iterable[str]) -> tuple[str, ...]:
@@ -191,7 +195,7 @@ def calculate_times(planned_time_s: float, run_time_s: float, total_count: float
         flags.add(NO_ALL_TIME)
     for flag, value in ((AVAILABILITY_ABOVE_100, availability), (PERFORMANCE_ABOVE_100, performance),
                         (QUALITY_ABOVE_100, quality), (OEE_ABOVE_100, oee), (UTILIZATION_ABOVE_100, utilization)):
-        if value is not None and value > 1.0 + _EPS:
+        if value is not None and value > 1.0 + ABOVE_100_TOLERANCE:
             flags.add(flag)
     return OeeResult(
         availability=availability, performance=performance, quality=quality, oee=oee,

@@ -148,6 +148,15 @@ def test_availability_above_100_is_not_capped():
     assert "availability_above_100" in r.flags
 
 
+def test_polling_jitter_is_not_flagged_a_wrong_ideal_cycle_time_is():
+    """A machine at its ideal speed, its run seen 0.06 s short of 20 s by a 100 ms poll: P 100.3 %, no warning
+    (measured on the third-party PLC end to end); 1 % over is flagged."""
+    jitter = calculate(30, 19.94, 200, 180, 0.1)
+    assert jitter.performance == pytest.approx(1.003, abs=1e-3) and "performance_above_100" not in jitter.flags
+    wrong = calculate(30, 20, 202, 180, 0.1)
+    assert wrong.performance == pytest.approx(1.01) and "performance_above_100" in wrong.flags
+
+
 def test_float_rounding_is_not_flagged():
     r = calculate(0.3, 0.1 + 0.2, 3, 3, 0.1)
     assert r.availability == pytest.approx(1.0)

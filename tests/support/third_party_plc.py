@@ -177,7 +177,8 @@ class ThirdPartyPlc:
             h = self._blocks["h"]
             for addr, word in _modbus_registers(v, self.schedule.ideal_s).items():
                 h[addr] = word
-            self._blocks["c"][1] = (1 if v["running"] else 0) << 4 | (0 if v["running"] else 1) << 5  # C20, C21
+            alarm = not v["running"] and v["state"] == FAULT  # as on the other two servers: not in changeover
+            self._blocks["c"][1] = (1 if v["running"] else 0) << 4 | (1 if alarm else 0) << 5  # C20, C21
         if self._logix is not None:
             self._logix.set_values({
                 "Program:Filler.GoodParts": v["good"], "Program:Filler.ScrapParts": v["scrap"],
