@@ -1,5 +1,5 @@
-"""oee_report() takes a machine's own micro-stop threshold when the machine has one (machines.micro_stop_threshold_s,
-onboard-config's migration 0005), else the site's default, else 120 s; a caller's Config wins over both."""
+"""oee_report() takes a machine's own micro-stop threshold when the machine has one (machines.micro_stop_threshold_s),
+else the site's default, else 120 s; a caller's Config wins over both."""
 from __future__ import annotations
 
 import pytest
@@ -33,14 +33,20 @@ def store(sqlite_url):
     store.close()
 
 
-def test_the_machines_threshold_then_the_sites_then_120_s(store, monkeypatch):
+def _set(store, model, value) -> None:
+    with Session(store.engine) as s, s.begin():
+        for row in s.query(model):
+            row.micro_stop_threshold_s = value
+
+
+def test_the_machines_threshold_then_the_sites_then_120_s(store):
     default = oee_report(store, "machine", "X", T0, T0 + 120)
     assert default["losses"]["performance.idling_minor_stops"] == pytest.approx(40)  # 10 s < 120 s: minor
     assert default["availability"] == pytest.approx(1.0)
-    monkeypatch.setattr(Site, "micro_stop_threshold_s", 8.0, raising=False)
+    _set(store, Site, 8.0)
     site = oee_report(store, "machine", "X", T0, T0 + 120)
     assert site["losses"]["availability.equipment_failure"] == pytest.approx(40)
-    monkeypatch.setattr(Machine, "micro_stop_threshold_s", 15.0, raising=False)
+    _set(store, Machine, 15.0)
     own = oee_report(store, "machine", "X", T0, T0 + 120)
     assert own["losses"]["performance.idling_minor_stops"] == pytest.approx(40)  # the machine's 15 s wins
     given = oee_report(store, "machine", "X", T0, T0 + 120, config=oee.Config(micro_stop_threshold_s=5))
