@@ -68,7 +68,8 @@ def validate_document(doc, *, known_lines: set[str] = frozenset(), stored_config
             errors.add(f"{key}[{i}]", f"{what} {value!r} is already {key}[{seen[value]}]")
         seen.setdefault(value, i)
 
-    calendar_names = set(known_calendars) | {c.get("name").strip() for c in (doc.get("calendars") or [])
+    listed = doc.get("calendars") if isinstance(doc.get("calendars"), list) else []  # else named by items()
+    calendar_names = set(known_calendars) | {c.get("name").strip() for c in listed
                                              if isinstance(c, dict) and isinstance(c.get("name"), str)}
 
     def calendar_named(path: str, value) -> str | None:
