@@ -27,6 +27,7 @@ import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from bench.machine import machine_description  # noqa: E402
+from bench.verdict import all_met, verdict  # noqa: E402
 from config.demo_plant import sync_demo_plant  # noqa: E402
 from db import backend as backends  # noqa: E402
 from db.oee_queries import oee_report  # noqa: E402
@@ -106,6 +107,9 @@ def raw_select(store, start: float, end: float) -> int:
     return len(a) + len(b)
 
 
+VERDICTS: list[str] = []
+
+
 def timed(fn, repeat: int) -> list[float]:
     fn()  # warm: connection pool, caches
     out = []
@@ -132,6 +136,7 @@ def run_case(label: str, url: str, layout, data, scope: str, key: str, start: fl
     results = {name: timed(fn, repeat) for name, fn in cases.items()}
     check = oee_report(store, scope, key, start, end)
     store.close()
+    VERDICTS.append(verdict(p95(results["oee_report"]), 200, "ms", what=f"{label} {store.backend_name} oee_report p95"))
     print(f"  {label:<12} {store.backend_name:<12} rows {rows:>7,}  OEE {check['oee']:.3f}  " + "  ".join(
         f"{name}: median {statistics.median(v):6.1f} ms p95 {p95(v):6.1f} ms" for name, v in results.items()))
     return results
@@ -187,6 +192,7 @@ def main() -> None:
     each_backend(lambda url: run_case(f"{args.machines} x 1 d", url, layout50, data50, "site", "Bench site", a50, b50,
                                       args.repeat))
     print("\nTarget: p95 under 200 ms for oee_report.")
+    print("\n".join(VERDICTS + [all_met(VERDICTS)]))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.verdict import all_met, verdict  # noqa: E402
+
 from tests.support.browser import make_browser  # noqa: E402
 from tests.test_app import RunningApp  # noqa: E402
 
@@ -242,6 +244,10 @@ def main(argv=None) -> int:
                                           "p50_ms": percentile(every + first_pass, 0.5),
                                           "p95_ms": percentile(every + first_pass, 0.95)},
         }, indent=2))
+        both = every + first_pass
+        lines = [verdict(statistics.median(renders), 1.5, "s", what="overview fully rendered, median"),
+                 verdict(percentile(both, 0.95) if both else None, 300, "ms", what="callbacks p95, both passes")]
+        print("\n".join(lines + [all_met(lines)]))
         return 0
     finally:
         if browser is not None:
