@@ -642,7 +642,8 @@ def summarise(results: list[dict], args) -> None:
             p99 = pct(r["lat"], 99)
             lines += [verdict(r["skipped"], 0, "skipped cycles", bound="at most", what=f"run {i}"),
                       verdict(r["bad_rows"], 0, "bad rows", bound="at most", what=f"run {i}"),
-                      verdict(r["rows"], math.ceil(0.99 * r["tags"] * math.floor(r["window_s"])), "rows", bound="at least",
+                      verdict(r["rows"], math.ceil(0.99 * r["tags"] * math.floor(r["window_s"])), "rows",
+                              bound="at least",
                               what=f"run {i} rows written (99 % of tags x whole seconds)"),
                       verdict(None if p99 is None else p99 - INTERVAL_S, 1.0, "s",
                               what=f"run {i} p99 latency beyond the {INTERVAL_S:g} s interval")]
