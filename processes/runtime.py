@@ -122,8 +122,15 @@ class Runtime:
             return
         from uns.publisher import UnsPublisher
 
+        node = None
+        if s.sparkplug_group:  # a Sparkplug B edge node too; its id defaults to the site's name
+            from uns.sparkplug_node import SparkplugNode
+
+            sites = [m["site"] for m in self.live.catalog.machines.values() if m.get("site")]
+            node = SparkplugNode(s.mqtt_broker, s.sparkplug_group, s.sparkplug_node or (sites[0] if sites else "oee"),
+                                 primary_host=s.sparkplug_primary_host, live=self.live)
         self.uns = UnsPublisher(self.live, self.store, s.mqtt_broker, prefix=s.mqtt_prefix,
-                                buffer_limit=s.mqtt_buffer, node_name=s.node_name).start()
+                                buffer_limit=s.mqtt_buffer, node_name=s.node_name, sparkplug=node).start()
 
     def tune_garbage_collector(self, freeze_after_s: float = 10.0) -> None:
         """For a process that polls thousands of tags: Python's default thresholds (700, 10, 10) ran a full

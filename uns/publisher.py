@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from uns.broker import Broker
 from uns.outbox import DEFAULT_LIMIT, Outbox
+from uns.sparkplug_node import COUNTS, FAULT_CODE, OEE, PRODUCT_CODE, STATE, TAG_FOLDER
 from uns.topics import level, machine_topic
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def dumps(doc: dict) -> bytes:
 
 class UnsPublisher:
     def __init__(self, live, store, broker: Broker, *, prefix: str = "oee", buffer_limit: int = DEFAULT_LIMIT,
-                 node_name: str = "oee", oee_interval_s: float = OEE_INTERVAL_S, clock=time.time):
+                 node_name: str = "oee", oee_interval_s: float = OEE_INTERVAL_S, clock=time.time, sparkplug=None):
         self.live = live
         self.store = store
         self.prefix = prefix
@@ -57,11 +58,14 @@ class UnsPublisher:
         self._sub = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.sparkplug = sparkplug  # uns.sparkplug_node.SparkplugNode (--sparkplug-group), fed the same changes
         self.oee_failing = False
         self.unknown_skipped = 0  # updates of tags or machines not (yet) in the catalog
 
     def start(self) -> "UnsPublisher":
         self.outbox.start()
+        if self.sparkplug is not None:
+            self.sparkplug.start()
         self._sub = self.live.clients.subscribe(TOPICS, maxlen=50_000)
         for target, name in ((self._update_loop, "uns-updates"), (self._oee_loop, "uns-oee")):
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -80,6 +84,8 @@ class UnsPublisher:
         if self.outbox.connected:  # a clean goodbye: the broker does not send the will then
             self.outbox.client.publish(self.status_topic, dumps({"online": False}), qos=1, retain=True)
         self.outbox.stop()
+        if self.sparkplug is not None:
+            self.sparkplug.stop()
 
     def _say_online(self) -> None:
         # Straight to paho (not through the buffer): it must not wait behind messages of the outage.
@@ -115,6 +121,7 @@ class UnsPublisher:
         # The live service encodes each value once for all its clients: {tag id: '"12":[t, v, q]'}.
         values = json.loads("{" + ",".join(message.values()) + "}")
         catalog = self.live.catalog
+        spb: dict[int, dict] = {}
         for key, (t, v, q) in values.items():
             tid = int(key)
             tag = catalog.tags.get(tid)
@@ -127,6 +134,10 @@ class UnsPublisher:
                 doc["reason"] = reason
             self.outbox.put(f"{machine_topic(self.prefix, machine)}/tags/{level(tag['name'])}", dumps(doc),
                             retain=True)
+            spb.setdefault(tag["machine"], {})[TAG_FOLDER + tag["name"]] = None if q == 2 else v
+        if self.sparkplug is not None:
+            for mid, metrics in spb.items():
+                self.sparkplug.update(mid, metrics)
 
     def _state(self, status: dict) -> None:
         mid = status["machine"]
@@ -141,6 +152,9 @@ class UnsPublisher:
         doc = {**now, "previous_state": previous["state"] if previous else None, "since": iso(status.get("since")),
                "time": iso(self.clock())}
         self.outbox.put(f"{machine_topic(self.prefix, machine)}/state", dumps(doc), retain=True)
+        if self.sparkplug is not None:
+            self.sparkplug.update(mid, {STATE: now["state"], FAULT_CODE: now["fault_code"],
+                                        PRODUCT_CODE: now["product_code"]})
 
     def _count(self, metrics: dict) -> None:
         mid = metrics["machine"]
@@ -158,6 +172,8 @@ class UnsPublisher:
             increment = {k: v - previous.get(k, 0) for k, v in totals.items()}
         doc = {**totals, "increment": increment, "time": iso(metrics.get("time") or self.clock())}
         self.outbox.put(f"{machine_topic(self.prefix, machine)}/counts", dumps(doc), retain=True)
+        if self.sparkplug is not None:
+            self.sparkplug.update(mid, {COUNTS[k]: v for k, v in totals.items() if k in COUNTS})
 
     # --- OEE of the current shift, every minute --------------------------------------------------------------
 
@@ -190,10 +206,20 @@ class UnsPublisher:
             doc = {"shift": item.shift, "start": iso(item.start), "end": iso(item.end),
                    **{k: item.report.get(k) for k in OEE_KEYS}, "time": iso(now)}
             self.outbox.put(f"{machine_topic(self.prefix, machine)}/oee", dumps(doc), retain=True)
+            if self.sparkplug is not None:
+                self.sparkplug.update(mid, {name: doc[key] for key, name in OEE.items()})
             n += 1
         return n
 
     # --- health ----------------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        return {**self.outbox.stats(), "prefix": self.prefix, "problem": self.outbox.problem()}
+        problems = [self.outbox.problem()]
+        if self.sparkplug is not None:
+            spb = self.sparkplug
+            if not spb.connected and spb.last_error:
+                problems.append(f"Sparkplug B edge node {spb.group_id}/{spb.edge_node_id}: {spb.last_error}")
+        out = {**self.outbox.stats(), "prefix": self.prefix, "problem": "; ".join(p for p in problems if p) or None}
+        if self.sparkplug is not None:
+            out["sparkplug"] = self.sparkplug.stats()
+        return out
