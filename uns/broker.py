@@ -2,6 +2,7 @@
 shown without its password, and a paho-mqtt 2 client made for it (CallbackAPIVersion.VERSION2)."""
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,3 +69,26 @@ def make_client(broker: Broker, client_id: str, *, clean_session: bool = True) -
         client.tls_set(ca_certs=broker.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(1, 30)
     return client
+
+
+def diagnose(broker: Broker, timeout_s: float = 3.0) -> str:
+    """Why a connection failed, when paho does not say (its connect failure callback has no reason): the TCP
+    connect, then for mqtts:// the TLS handshake with the same checks, each named."""
+    where = f"{broker.host}:{broker.port}"
+    try:
+        sock = socket.create_connection((broker.host, broker.port), timeout_s)
+    except OSError as exc:
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    with sock:
+        if not broker.tls:
+            return f"{where} accepted the connection but no MQTT session followed"
+        context = ssl.create_default_context(cafile=broker.ca_file or None)
+        try:
+            with context.wrap_socket(sock, server_hostname=broker.host):
+                pass
+        except ssl.SSLCertVerificationError as exc:
+            return (f"the TLS certificate of {where} is not trusted ({exc.verify_message}); give the CA that "
+                    "signed it with --mqtt-ca-file")
+        except (ssl.SSLError, OSError) as exc:
+            return f"the TLS handshake with {where} failed: {exc}"
+    return f"{where} accepted the connection and the TLS handshake but no MQTT session followed"

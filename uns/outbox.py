@@ -19,7 +19,7 @@ from collections import deque
 
 import paho.mqtt.client as mqtt
 
-from uns.broker import Broker, make_client
+from uns.broker import Broker, diagnose, make_client
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 10_000
@@ -136,7 +136,9 @@ class Outbox:
         """Called on every (re)connection, in paho's thread; subclasses and owners may replace it."""
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._set_error("cannot connect (refused, unreachable, or the TLS handshake failed)")
+        if self.last_error is None or self.last_error.startswith("connection lost"):
+            # Once per outage (paho retries every 1 to 30 s): what failed, found by trying the steps ourselves.
+            self._set_error(diagnose(self.broker))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._cond:
@@ -144,7 +146,10 @@ class Outbox:
             self.connected = False
         if self._stop.is_set():
             return
-        self._set_error(f"connection lost ({reason_code})" if was else f"disconnected ({reason_code})")
+        if was:
+            self._set_error(f"connection lost ({reason_code})")
+        elif self.last_error is None:  # else keep why it never got connected (a refused CONNACK says it better)
+            self._set_error(f"disconnected ({reason_code})")
 
     def _set_error(self, error: str) -> None:
         first = self.down_since is None or self.last_error is None

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 
 from sparkplug.payload import DataType, Metric, Payload, PayloadError, decode, encode, now_ms
 from sparkplug.topics import BD_SEQ, REBIRTH, MessageType, Topic, next_seq, state_topic
-from uns.broker import Broker, make_client
+from uns.broker import Broker, diagnose, make_client
 
 log = logging.getLogger(__name__)
 STATE = "State"
@@ -83,6 +83,7 @@ class SparkplugNode:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
         self._lock = threading.RLock()  # seq, births and values: paho's thread and the publisher's
         self.bd_seq = -1  # incremented before each connect: the first connection is 0
         self.seq = 0
@@ -141,6 +142,11 @@ class SparkplugNode:
             client.subscribe(state_topic(self.primary_host), 1)  # retained: its current state comes at once
         else:
             self.birth()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        if self.last_error is None or self.last_error.startswith("connection lost"):  # once per outage
+            self.last_error = diagnose(self.broker)
+            log.warning("Sparkplug B: %s; retrying", self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
