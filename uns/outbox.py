@@ -63,11 +63,15 @@ class Outbox:
         self._sender.start()
         return self
 
-    def stop(self, flush_s: float = STOP_FLUSH_S) -> None:
-        """Send what waits for up to flush_s while connected, then disconnect."""
-        deadline = time.monotonic() + flush_s
+    def flush(self, timeout_s: float = STOP_FLUSH_S) -> None:
+        """Wait up to timeout_s, while connected, for what waits to be sent and acknowledged."""
+        deadline = time.monotonic() + timeout_s
         while self.connected and (self._buffer or self.in_flight) and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def stop(self, flush_s: float = STOP_FLUSH_S) -> None:
+        """Send what waits for up to flush_s while connected, then disconnect."""
+        self.flush(flush_s)
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -184,8 +188,10 @@ class Outbox:
 
     def problem(self) -> str | None:
         """Why /healthz says degraded, or None."""
+        if not self.connected and self.last_error is None:
+            return None  # connecting for the first time; nothing failed yet
         if not self.connected:
-            return (f"broker {self.broker.shown}: {self.last_error or 'not connected yet'}; {len(self._buffer)} "
+            return (f"broker {self.broker.shown}: {self.last_error}; {len(self._buffer)} "
                     f"messages buffered" + (f", {self.dropped_in_outage} dropped (buffer of {self.limit} full)"
                                             if self.dropped_in_outage else ""))
         if self.dropped_in_outage:

@@ -81,9 +81,15 @@ class UnsPublisher:
             self._sub._event.set()
         for t in self._threads:
             t.join(2.0)
-        if self.outbox.connected:  # a clean goodbye: the broker does not send the will then
-            self.outbox.client.publish(self.status_topic, dumps({"online": False}), qos=1, retain=True)
-        self.outbox.stop()
+        self.outbox.flush()
+        if self.outbox.connected:  # a clean goodbye, after the data: the broker does not send the will then
+            info = self.outbox.client.publish(self.status_topic, dumps({"online": False, "time": iso(self.clock())}),
+                                              qos=1, retain=True)
+            try:
+                info.wait_for_publish(1.0)
+            except (RuntimeError, ValueError):  # the connection went meanwhile: the will says it
+                pass
+        self.outbox.stop(flush_s=0)
         if self.sparkplug is not None:
             self.sparkplug.stop()
 

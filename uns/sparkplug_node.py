@@ -114,7 +114,11 @@ class SparkplugNode:
         """A clean disconnect does not fire the will: send the NDEATH ourselves first."""
         with self._lock:
             if self.connected:
-                self.client.publish(self.topic(MessageType.NDEATH), self._death(), qos=1).wait_for_publish(2)
+                info = self.client.publish(self.topic(MessageType.NDEATH), self._death(), qos=1)
+                try:
+                    info.wait_for_publish(2.0)
+                except (RuntimeError, ValueError):  # the connection went meanwhile: the broker sent the will
+                    pass
             self.born = False
         self.client.disconnect()
         self.client.loop_stop()

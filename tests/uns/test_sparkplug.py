@@ -77,6 +77,7 @@ def test_births_data_seq_rebirth_primary_host_and_death(tmp_path, plant):
         proxy = FaultProxy(broker.port).start()
         reader = Reader(broker.host, broker.port, "spBv1.0/#", client_id="decoder")
         seen = Decoded(reader)
+        status = Reader(broker.host, broker.port, "oee/_publisher/#", client_id="status")
         host = host_client(broker)
         runtime = publishing_runtime(tmp_path, plant, f"mqtt://127.0.0.1:{proxy.port}", sparkplug_group=GROUP,
                                      sparkplug_primary_host=HOST)
@@ -140,6 +141,8 @@ def test_births_data_seq_rebirth_primary_host_and_death(tmp_path, plant):
             (death_topic, death), = seen.of(MessageType.NDEATH)
             assert str(death_topic) == f"spBv1.0/{GROUP}/NDEATH/{NODE}"
             assert metrics(death)[BD_SEQ].value == 0 and death.seq is None
+            # The JSON publisher's connection died too: its will says so.
+            status.wait(lambda r: r.json("oee/_publisher/test-node")[-1][1] == {"online": False}, 10)
             proxy.restore()
             reader.wait(lambda r: len(seen.of(MessageType.NBIRTH)) == 4, 30)
             assert metrics(seen.of(MessageType.NBIRTH)[3][1])[BD_SEQ].value == 1
@@ -160,5 +163,6 @@ def test_births_data_seq_rebirth_primary_host_and_death(tmp_path, plant):
         finally:
             runtime.stop()
             reader.close()
+            status.close()
             host.loop_stop()
             proxy.cut()
