@@ -84,9 +84,11 @@ class Outbox:
 
     # --- publishing ------------------------------------------------------------------------------------------
 
-    def put(self, topic: str, payload: bytes, retain: bool = False) -> None:
+    def put(self, topic: str, payload: bytes, retain: bool = False, *, bounded: bool = True) -> None:
+        """Queue a message; past the bound the oldest goes (counted). bounded=False: kept whatever the bound (the
+        current values sent again after a reconnection: as many as the plant has topics)."""
         with self._cond:
-            if len(self._buffer) >= self.limit:
+            if bounded and len(self._buffer) >= self.limit:
                 self._buffer.popleft()
                 self.dropped += 1
                 self.dropped_in_outage += 1

@@ -55,6 +55,12 @@ class UnsPublisher:
         self.outbox.on_connected = self._say_online
         self._states: dict[int, dict] = {}  # machine db id -> last state published
         self._counts: dict[int, dict] = {}  # machine db id -> last totals published
+        # Each retained topic's latest payload, sent again after a reconnection: a broker that restarted without
+        # persistence has forgotten its retained values. One lock with the buffer's order (see _emit).
+        self._retained: dict[str, bytes] = {}
+        self._emit_lock = threading.Lock()
+        self._connections = 0
+        self.republished = 0
         self._sub = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -94,9 +100,26 @@ class UnsPublisher:
             self.sparkplug.stop()
 
     def _say_online(self) -> None:
-        # Straight to paho (not through the buffer): it must not wait behind messages of the outage.
+        """On each connection (paho's thread): online, straight to paho (it must not wait behind the messages of
+        an outage); after a reconnection, every retained topic's latest value again, behind what the buffer
+        holds."""
         self.outbox.client.publish(self.status_topic, dumps({"online": True, "time": iso(self.clock())}), qos=1,
                                    retain=True)
+        self._connections += 1
+        if self._connections > 1:
+            with self._emit_lock:
+                items = list(self._retained.items())
+                for topic, payload in items:
+                    self.outbox.put(topic, payload, retain=True, bounded=False)
+            self.republished += len(items)
+            log.info("UNS: the current values of %d topics sent again after the reconnection", len(items))
+
+    def _emit(self, topic: str, payload: bytes) -> None:
+        """A retained message into the buffer. Remembered and queued under one lock, so that the values sent again
+        after a reconnection can never overtake a newer one."""
+        with self._emit_lock:
+            self._retained[topic] = payload
+            self.outbox.put(topic, payload, retain=True)
 
     # --- updates from the live service -----------------------------------------------------------------------
 
@@ -138,8 +161,7 @@ class UnsPublisher:
             reason = self.live.tag_reasons.get(tid) if q else None
             if reason:
                 doc["reason"] = reason
-            self.outbox.put(f"{machine_topic(self.prefix, machine)}/tags/{level(tag['name'])}", dumps(doc),
-                            retain=True)
+            self._emit(f"{machine_topic(self.prefix, machine)}/tags/{level(tag['name'])}", dumps(doc))
             spb.setdefault(tag["machine"], {})[TAG_FOLDER + tag["name"]] = None if q == 2 else v
         if self.sparkplug is not None:
             for mid, metrics in spb.items():
@@ -157,7 +179,7 @@ class UnsPublisher:
         self._states[mid] = now
         doc = {**now, "previous_state": previous["state"] if previous else None, "since": iso(status.get("since")),
                "time": iso(self.clock())}
-        self.outbox.put(f"{machine_topic(self.prefix, machine)}/state", dumps(doc), retain=True)
+        self._emit(f"{machine_topic(self.prefix, machine)}/state", dumps(doc))
         if self.sparkplug is not None:
             self.sparkplug.update(mid, {STATE: now["state"], FAULT_CODE: now["fault_code"],
                                         PRODUCT_CODE: now["product_code"]})
@@ -177,7 +199,7 @@ class UnsPublisher:
         else:
             increment = {k: v - previous.get(k, 0) for k, v in totals.items()}
         doc = {**totals, "increment": increment, "time": iso(metrics.get("time") or self.clock())}
-        self.outbox.put(f"{machine_topic(self.prefix, machine)}/counts", dumps(doc), retain=True)
+        self._emit(f"{machine_topic(self.prefix, machine)}/counts", dumps(doc))
         if self.sparkplug is not None:
             self.sparkplug.update(mid, {COUNTS[k]: v for k, v in totals.items() if k in COUNTS})
 
@@ -211,7 +233,7 @@ class UnsPublisher:
                 continue
             doc = {"shift": item.shift, "start": iso(item.start), "end": iso(item.end),
                    **{k: item.report.get(k) for k in OEE_KEYS}, "time": iso(now)}
-            self.outbox.put(f"{machine_topic(self.prefix, machine)}/oee", dumps(doc), retain=True)
+            self._emit(f"{machine_topic(self.prefix, machine)}/oee", dumps(doc))
             if self.sparkplug is not None:
                 self.sparkplug.update(mid, {name: doc[key] for key, name in OEE.items()})
             n += 1
@@ -225,7 +247,8 @@ class UnsPublisher:
             spb = self.sparkplug
             if not spb.connected and spb.last_error:
                 problems.append(f"Sparkplug B edge node {spb.group_id}/{spb.edge_node_id}: {spb.last_error}")
-        out = {**self.outbox.stats(), "prefix": self.prefix, "problem": "; ".join(p for p in problems if p) or None}
+        out = {**self.outbox.stats(), "prefix": self.prefix, "problem": "; ".join(p for p in problems if p) or None,
+               "retained_topics": len(self._retained), "republished_messages": self.republished}
         if self.sparkplug is not None:
             out["sparkplug"] = self.sparkplug.stats()
         return out

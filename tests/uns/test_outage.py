@@ -103,9 +103,13 @@ def test_an_outage_loses_nothing_within_the_bound_and_counts_the_rest(tmp_path, 
             wait_for(lambda: outbox.connected and outbox.buffered == 0 and outbox.in_flight == 0, timeout=30)
             last = float(BASE + UPDATES - 1)
             reader.wait(lambda r: any(d.get("value") == last for _, d, _ in r.json(topic)), 20)
+            reader.wait(lambda r: outbox.buffered == 0 and runtime.uns.republished > 0)
+            quiet(outbox)
             got = [d["value"] for _, d, _ in reader.json(topic) if (d.get("value") or 0) >= BASE]
-            # The newest BUFFER updates, each once, in the order they were made; the oldest were dropped.
-            assert got == [float(BASE + i) for i in range(UPDATES - BUFFER, UPDATES)], (len(got), got[:3], got[-3:])
+            # The newest BUFFER updates, each once, in the order they were made (the oldest were dropped); then the
+            # current value once more, with every retained topic's (a broker may have forgotten them).
+            newest = [float(BASE + i) for i in range(UPDATES - BUFFER, UPDATES)]
+            assert got == newest + [newest[-1]], (len(got), got[:3], got[-3:])
 
             body = wait_for(lambda: (lambda b: b if not any(p["component"] == "mqtt publisher"
                                                             for p in b["problems"]) else None)(
@@ -118,3 +122,33 @@ def test_an_outage_loses_nothing_within_the_bound_and_counts_the_rest(tmp_path, 
         finally:
             runtime.stop()
             reader.close()
+
+
+def test_current_values_are_retained_again_after_the_broker_forgot_them(tmp_path, plant):
+    """A broker without persistence restarts: the app sends every topic's current value again, retained, so that
+    a client subscribing afterwards gets them, changed meanwhile or not."""
+    with Mosquitto() as broker:  # persistence false: its retained values go with it
+        reader = Reader(broker.host, broker.port, "oee/#", client_id="first")
+        runtime = publishing_runtime(tmp_path, plant, f"mqtt://{broker.host}:{broker.port}")
+        outbox = runtime.uns.outbox
+        try:
+            reader.wait(lambda r: len({t for t, _, _ in r.json() if t.endswith(("/state", "/counts"))}) == 4)
+            runtime.collectors.stop()  # nothing changes from here on
+            quiet(outbox)
+            before = {t: d for t, d, _ in reader.json() if not t.startswith("oee/_publisher/")}
+            reader.close()
+            broker.stop()
+            broker.start()
+            wait_for(lambda: outbox.connected and runtime.uns.republished > 0, timeout=30)
+            quiet(outbox)
+            late = Reader(broker.host, broker.port, "oee/#", client_id="late")
+            try:
+                got = late.wait(lambda r: (lambda j: j if {t for t, _, _ in j} >= set(before) else None)(r.json()), 10)
+                assert all(retained for _, _, retained in got)
+                latest = {t: d for t, d, _ in got}
+                assert all(latest[t] == d for t, d in before.items())  # the same current values, every topic
+                assert runtime.uns.republished >= len(before)
+            finally:
+                late.close()
+        finally:
+            runtime.stop()
