@@ -24,7 +24,7 @@ from uns.broker import Broker, diagnose, make_client
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 10_000
 DEFAULT_WINDOW = 100
-STOP_FLUSH_S = 2.0
+STOP_FLUSH_S = 1.0  # of the 6 s a collector process has to stop (app.py CHILD_STOP_DEADLINE_S)
 
 
 class Outbox:
@@ -197,6 +197,7 @@ class Outbox:
                     f"messages buffered" + (f", {self.dropped_in_outage} dropped (buffer of {self.limit} full)"
                                             if self.dropped_in_outage else ""))
         if self.dropped_in_outage:
-            return (f"broker {self.broker.shown} is back; {self.dropped_in_outage} messages were dropped while it "
-                    f"was away (buffer of {self.limit} full), {len(self._buffer)} still to send")
+            # Back after an outage, or more to send than the broker takes: until the buffer has drained.
+            return (f"broker {self.broker.shown}: {self.dropped_in_outage} messages dropped since the buffer of "
+                    f"{self.limit} filled; {len(self._buffer)} still to send")
         return None

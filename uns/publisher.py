@@ -92,7 +92,7 @@ class UnsPublisher:
             info = self.outbox.client.publish(self.status_topic, dumps({"online": False, "time": iso(self.clock())}),
                                               qos=1, retain=True)
             try:
-                info.wait_for_publish(1.0)
+                info.wait_for_publish(0.5)
             except (RuntimeError, ValueError):  # the connection went meanwhile: the will says it
                 pass
         self.outbox.stop(flush_s=0)

@@ -116,7 +116,7 @@ class SparkplugNode:
             if self.connected:
                 info = self.client.publish(self.topic(MessageType.NDEATH), self._death(), qos=1)
                 try:
-                    info.wait_for_publish(2.0)
+                    info.wait_for_publish(0.5)
                 except (RuntimeError, ValueError):  # the connection went meanwhile: the broker sent the will
                     pass
             self.born = False
