@@ -150,7 +150,7 @@ class UnsPublisher:
         # The live service encodes each value once for all its clients: {tag id: '"12":[t, v, q]'}.
         values = json.loads("{" + ",".join(message.values()) + "}")
         catalog = self.live.catalog
-        spb: dict[int, dict] = {}
+        spb: dict[int, tuple[dict, list]] = {}  # machine -> ({metric: value}, [latest sample time])
         for key, (t, v, q) in values.items():
             tid = int(key)
             tag = catalog.tags.get(tid)
@@ -162,10 +162,12 @@ class UnsPublisher:
             if reason:
                 doc["reason"] = reason
             self._emit(f"{machine_topic(self.prefix, machine)}/tags/{level(tag['name'])}", dumps(doc))
-            spb.setdefault(tag["machine"], {})[TAG_FOLDER + tag["name"]] = None if q == 2 else v
+            values_at = spb.setdefault(tag["machine"], ({}, [0.0]))
+            values_at[0][TAG_FOLDER + tag["name"]] = None if q == 2 else v
+            values_at[1][0] = max(values_at[1][0], t)
         if self.sparkplug is not None:
-            for mid, metrics in spb.items():
-                self.sparkplug.update(mid, metrics)
+            for mid, (metrics, (t,)) in spb.items():
+                self.sparkplug.update(mid, metrics, timestamp_ms=int(t * 1000))  # when the values were read
 
     def _state(self, status: dict) -> None:
         mid = status["machine"]

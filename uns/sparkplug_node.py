@@ -203,11 +203,15 @@ class SparkplugNode:
                 return
             self._refresh_devices()
             self.seq = 0
-            node = [Metric(BD_SEQ, DataType.INT64, self.bd_seq), Metric(REBIRTH, DataType.BOOLEAN, False)]
+            stamp = now_ms()
+            node = [Metric(BD_SEQ, DataType.INT64, self.bd_seq, timestamp=stamp),
+                    Metric(REBIRTH, DataType.BOOLEAN, False, timestamp=stamp)]
             self.client.publish(self.topic(MessageType.NBIRTH), encode(Payload(node, now_ms(), 0)), qos=0)
             for device, metrics in self.devices.items():
                 self.seq = next_seq(self.seq)
-                body = [Metric(name, kind, value, is_null=value is None) for name, (kind, value) in metrics.items()]
+                stamp = now_ms()
+                body = [Metric(name, kind, value, is_null=value is None, timestamp=stamp)
+                        for name, (kind, value) in metrics.items()]
                 self.client.publish(self.topic(MessageType.DBIRTH, device),
                                     encode(Payload(body, now_ms(), self.seq)), qos=0)
             self.born = True
@@ -269,7 +273,7 @@ class SparkplugNode:
                 if known[name][1] == value:
                     continue
                 known[name] = (kind, value)
-                changed.append(Metric(name, kind, value, is_null=value is None, timestamp=timestamp_ms))
+                changed.append(Metric(name, kind, value, is_null=value is None, timestamp=timestamp_ms or now_ms()))
             if new_metric:
                 self._refresh_devices()
                 self.birth()

@@ -116,6 +116,7 @@ def test_births_data_seq_rebirth_primary_host_and_death(tmp_path, plant):
                 birth = metrics(births[topic.device_id])
                 for m in payload.metrics:
                     assert m.name in birth and m.datatype is birth[m.name].datatype  # read with the BIRTH's types
+                    assert abs(m.timestamp / 1000 - time.time()) < 60  # each metric says when it was read
 
             # Rebirth on NCMD "Node Control/Rebirth": a new NBIRTH with seq 0 and the same bdSeq, then DBIRTHs.
             ncmd = encode(Payload([Metric(REBIRTH, DataType.BOOLEAN, True)], int(time.time() * 1000)))
