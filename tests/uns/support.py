@@ -27,10 +27,13 @@ def small_plant() -> Plant:
     return Plant(small, seed=7, time_scale=60).start()
 
 
-def publishing_runtime(tmp_path, plant: Plant, mqtt_url: str, **settings) -> Runtime:
-    """A runtime that polls the plant (every 200 ms) and publishes to mqtt_url; LINE-015 stands in ODD_LINE."""
+def publishing_runtime(tmp_path, plant: Plant, mqtt_url: str, *, ports: dict[str, int] | None = None,
+                       **settings) -> Runtime:
+    """A runtime that polls the plant (every 200 ms) and publishes to mqtt_url; LINE-015 stands in ODD_LINE.
+    ports: machine id -> the port to poll it on instead (a proxy in front of its PLC)."""
     endpoints = demo_endpoints(plant.endpoints(), plant.layout)
     for ep in endpoints:
+        ep["port"] = (ports or {}).get(ep["machine_id"], ep["port"])
         ep["poll_interval_ms"] = 200
         if ep["machine_id"] == "LINE-015":
             ep["line"] = ODD_LINE

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from db.shift_oee import current_shift_oee
 from tests.support.mosquitto import Mosquitto
+from tests.support.proxy import FaultProxy
 from tests.uns.support import ODD_LINE, Reader, publishing_runtime, small_plant
 from uns.topics import level, unescape
 
@@ -112,3 +113,34 @@ def test_topics_and_payloads_read_back_by_a_plain_client(tmp_path, plant, broker
     finally:
         runtime.stop()
         reader.close()
+
+
+def test_a_plc_that_goes_away_publishes_bad_quality_and_offline_then_recovers(tmp_path, plant, broker):
+    """The Modbus PLC of LINE-015 behind a proxy that cuts it: its tags go bad with the reason, the machine offline
+    (after what it was), and both come back."""
+    modbus_port = next(e["port"] for e in plant.endpoints() if e["machine_id"] == "LINE-015")
+    proxy = FaultProxy(modbus_port).start()
+    reader = Reader(broker.host, broker.port, "oee/#", client_id="reader-2", user="reader", password="r")
+    runtime = publishing_runtime(tmp_path, plant, f"mqtt://oee:{PASSWORD}@{broker.host}:{broker.port}",
+                                 ports={"LINE-015": proxy.port})
+    try:
+        wrapper = machine_prefix(runtime, "LINE-015")
+        reader.wait(lambda r: [d for _, d, _ in r.json(f"{wrapper}/state") if d["state"] != "offline"])
+        proxy.cut()
+        offline = reader.wait(lambda r: [d for _, d, _ in r.json(f"{wrapper}/state") if d["state"] == "offline"])
+        assert offline[0]["previous_state"] not in (None, "offline")
+        bad = reader.wait(lambda r: [d for _, d, _ in r.json(prefix=f"{wrapper}/tags/") if d["quality"] == "bad"])
+        assert bad[0]["value"] is None and bad[0]["reason"] == "cannot_connect", bad[0]
+        proxy.restore()
+        def after_offline(r):
+            states = [d for _, d, _ in r.json(f"{wrapper}/state")]
+            first = next(i for i, d in enumerate(states) if d["state"] == "offline")
+            return [d for d in states[first:] if d["state"] != "offline"]
+
+        back = reader.wait(after_offline, 30)
+        assert back[0]["previous_state"] == "offline"
+        reader.wait(lambda r: r.json(prefix=f"{wrapper}/tags/")[-1][1]["quality"] == "good")
+    finally:
+        runtime.stop()
+        reader.close()
+        proxy.cut()
