@@ -118,6 +118,13 @@ def test_births_data_seq_rebirth_primary_host_and_death(tmp_path, plant):
                     assert m.name in birth and m.datatype is birth[m.name].datatype  # read with the BIRTH's types
                     assert abs(m.timestamp / 1000 - time.time()) < 60  # each metric says when it was read
 
+            # An NCMD that is not Sparkplug, or asks for nothing we know, changes nothing.
+            host.publish(f"spBv1.0/{GROUP}/NCMD/{NODE}", b"not protobuf \xff\xff", qos=0)
+            other = encode(Payload([Metric("Node Control/Reboot", DataType.BOOLEAN, True)], int(time.time() * 1000)))
+            host.publish(f"spBv1.0/{GROUP}/NCMD/{NODE}", other, qos=0)
+            time.sleep(1.0)
+            assert len(seen.of(MessageType.NBIRTH)) == 1 and node.born
+
             # Rebirth on NCMD "Node Control/Rebirth": a new NBIRTH with seq 0 and the same bdSeq, then DBIRTHs.
             ncmd = encode(Payload([Metric(REBIRTH, DataType.BOOLEAN, True)], int(time.time() * 1000)))
             host.publish(f"spBv1.0/{GROUP}/NCMD/{NODE}", ncmd, qos=0)
