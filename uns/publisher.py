@@ -250,7 +250,10 @@ class UnsPublisher:
             if not spb.connected and spb.last_error:
                 problems.append(f"Sparkplug B edge node {spb.group_id}/{spb.edge_node_id}: {spb.last_error}")
         out = {**self.outbox.stats(), "prefix": self.prefix, "problem": "; ".join(p for p in problems if p) or None,
-               "retained_topics": len(self._retained), "republished_messages": self.republished}
+               "retained_topics": len(self._retained), "republished_messages": self.republished,
+               "unknown_skipped": self.unknown_skipped}
+        # Updates the publisher could not take from the hub in time (its queue of 50,000 full) are lost too.
+        out["dropped_messages"] += self._sub.dropped if self._sub is not None else 0
         if self.sparkplug is not None:
             out["sparkplug"] = self.sparkplug.stats()
         return out
