@@ -12,6 +12,8 @@ do not share metrics. Names:
     oee_connection_cycle_seconds (summary: _count and _sum of successful read cycles)
         all with labels connection, protocol
     oee_websocket_clients; oee_live_messages_sent_total, oee_live_dropped_total (when the live service runs)
+    oee_mqtt_connected, _buffered_messages, _buffer_limit_messages, _in_flight_messages (gauges),
+    oee_mqtt_published_messages_total, _dropped_messages_total       the Unified Namespace publisher (--mqtt-url)
     oee_problems (what /healthz lists as failing: connections, the writer, TimescaleDB jobs)
     oee_timescaledb_job_last_run_ok{job,hypertable} (1, 0 when the last run failed; absent before the first run),
     oee_timescaledb_job_runs_total, _failures_total, oee_timescaledb_job_last_success_seconds (epoch)
@@ -71,6 +73,18 @@ MACHINE_GAUGES = {
 }
 
 
+MQTT_GAUGES = {
+    "buffered_messages": ("oee_mqtt_buffered_messages", "Messages waiting in the MQTT publisher's buffer"),
+    "buffer_limit_messages": ("oee_mqtt_buffer_limit_messages", "Bound of the MQTT publisher's buffer"),
+    "in_flight_messages": ("oee_mqtt_in_flight_messages", "Messages sent to the broker and not yet acknowledged"),
+}
+MQTT_COUNTERS = {
+    "published_messages": ("oee_mqtt_published_messages", "Messages the broker acknowledged"),
+    "dropped_messages": ("oee_mqtt_dropped_messages", "Messages dropped past the buffer's bound while the broker "
+                         "was away"),
+}
+
+
 class RuntimeCollector(Collector):
     def __init__(self, runtime, oee_cache_s: float = OEE_CACHE_S, clock=time.time):
         self.runtime = runtime
@@ -91,6 +105,7 @@ class RuntimeCollector(Collector):
         yield from self._connections([c for c in health.get("connections") or []
                                       if c.get("state") != "config_error"] if own else [])
         yield from self._live(health)
+        yield from self._mqtt(health.get("mqtt") or {})
         yield from self._timescaledb((health.get("timescaledb_jobs") or {}).get("jobs") or [] if own else [])
         yield from self._machines()
 
@@ -162,6 +177,18 @@ class RuntimeCollector(Collector):
             dropped = (live.get("client_dropped") or 0) + (live.get("source_dropped") or 0)
             yield CounterMetricFamily("oee_live_dropped", "Live values coalesced or pushed out for slow clients",
                                       value=dropped)
+
+    def _mqtt(self, mqtt: dict):
+        if not mqtt:
+            return
+        yield GaugeMetricFamily("oee_mqtt_connected", "1 while the MQTT publisher is connected to its broker",
+                                value=1 if mqtt.get("connected") else 0)
+        for key, (name, text) in MQTT_GAUGES.items():
+            if mqtt.get(key) is not None:
+                yield GaugeMetricFamily(name, text, value=mqtt[key])
+        for key, (name, text) in MQTT_COUNTERS.items():
+            if mqtt.get(key) is not None:
+                yield CounterMetricFamily(name, text, value=mqtt[key])
 
     def _timescaledb(self, jobs: list[dict]):
         labels = ["job", "hypertable"]

@@ -11,7 +11,7 @@ import time
 
 from live.service import REPORT_MAX_AGE_S
 
-NOT_WRITER = ("origin", "connection_ids")  # what a writer report carries beside the writer's own numbers
+NOT_WRITER = ("origin", "connection_ids", "uns")  # what a writer report carries beside the writer's own numbers
 
 
 class RemoteSnapshot:
@@ -80,6 +80,24 @@ class RemoteCollectors:
                     out[k] = out.get(k, 0) + v
                 else:
                     out.setdefault(k, v)
+        return out
+
+    def uns_stats(self) -> dict | None:
+        """The collector processes' MQTT publishers (uns/): numbers summed, connected only if every one is, their
+        problems joined; None when none publishes."""
+        now = time.monotonic()
+        fresh = [w["uns"] for at, w in list(self.live.remote_writers.values())
+                 if now - at <= REPORT_MAX_AGE_S and w.get("uns")]
+        if not fresh:
+            return None
+        out = dict(fresh[0])
+        for other in fresh[1:]:
+            for k, v in other.items():
+                if isinstance(v, bool):
+                    out[k] = out.get(k) and v
+                elif isinstance(v, (int, float)) and isinstance(out.get(k), (int, float)):
+                    out[k] += v
+        out["problem"] = "; ".join(u["problem"] for u in fresh if u.get("problem")) or None
         return out
 
     def reload(self) -> dict:

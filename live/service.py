@@ -421,8 +421,10 @@ class LiveService:
         for health in connections:
             self.bus.publish("connection", {**health, "origin": origin})
         if writer is not None:  # last: it names the connections that run, so that the others are dropped
+            uns = getattr(self.runtime, "uns", None)  # the MQTT publisher's numbers ride along (uns/)
             self.bus.publish("writer", {**writer.stats(), "origin": origin,
-                                        "connection_ids": [c["connection_id"] for c in connections]})
+                                        "connection_ids": [c["connection_id"] for c in connections],
+                                        **({"uns": uns.stats()} if uns is not None else {})})
 
     def _reload_for(self, rid: str) -> None:
         collectors = self.runtime.collectors

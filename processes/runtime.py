@@ -44,6 +44,7 @@ class Runtime:
         self.live_bus_key: bytes | None = None  # the local live bus's key (settings.collector_process)
         self.live = None  # live.service.LiveService: WebSocket fan-out and the bridge between processes
         self.credentials = None  # keys.credentials.Credentials: seals and opens PLC passwords (set by start)
+        self.uns = None  # uns.publisher.UnsPublisher: the plant published to an MQTT broker (--mqtt-url)
         self.started_at = time.time()
         self._stopped = threading.Event()
 
@@ -75,6 +76,7 @@ class Runtime:
             self.live_bus_key = bytes.fromhex(os.environ.get("OEE_LIVE_BUS_KEY", ""))
         self.live = LiveService(self).start()  # before the collectors: their first values must reach it
         if self.collects:
+            self._start_uns()  # before the collectors, as the live service: their first values are published too
             self._start_collection()
             from db.oee_summary import schedule as schedule_oee_summary
 
@@ -112,6 +114,23 @@ class Runtime:
                     log.debug("collector process: reload after the demo's start: %s", exc)
 
             threading.Thread(target=reload_now, name="collector-reload", daemon=True).start()
+
+    def _start_uns(self) -> None:
+        """The Unified Namespace publisher (uns/), in the process that collects, when --mqtt-url is given."""
+        s = self.settings
+        if not s.mqtt_url:
+            return
+        from uns.publisher import UnsPublisher
+
+        node = None
+        if s.sparkplug_group:  # a Sparkplug B edge node too; its id defaults to the site's name
+            from uns.sparkplug_node import SparkplugNode
+
+            sites = [m["site"] for m in self.live.catalog.machines.values() if m.get("site")]
+            node = SparkplugNode(s.mqtt_broker, s.sparkplug_group, s.sparkplug_node or (sites[0] if sites else "oee"),
+                                 primary_host=s.sparkplug_primary_host, live=self.live)
+        self.uns = UnsPublisher(self.live, self.store, s.mqtt_broker, prefix=s.mqtt_prefix,
+                                buffer_limit=s.mqtt_buffer, node_name=s.node_name, sparkplug=node).start()
 
     def tune_garbage_collector(self, freeze_after_s: float = 10.0) -> None:
         """For a process that polls thousands of tags: Python's default thresholds (700, 10, 10) ran a full
@@ -182,6 +201,8 @@ class Runtime:
 
         if self.live is not None:
             step("live", self.live.stop)
+        if self.uns is not None:
+            step("mqtt", self.uns.stop)
         if self.collectors is not None:
             step("collectors", self.collectors.stop)
         if self.collector_process is not None:
@@ -208,6 +229,11 @@ class Runtime:
             writer = self.collectors.writer_stats()  # the collector processes' writers
         connections = self.collectors.health() if self.collectors is not None else []
         problems = health_problems(connections, writer)
+        mqtt = self.uns.stats() if self.uns is not None else None
+        if mqtt is None and self.collectors is not None and getattr(self.collectors, "remote", False):
+            mqtt = self.collectors.uns_stats()  # the collector processes' publishers
+        if mqtt is not None and mqtt.get("problem"):
+            problems.append({"component": "mqtt publisher", "error": mqtt["problem"]})
         child = None
         starting = False
         if self.collector_process is not None:
@@ -245,6 +271,7 @@ class Runtime:
             "connections": connections,
             "live": self.live.stats() if self.live is not None else None,
             "collector_process": child,
+            "mqtt": mqtt,
         }
 
 

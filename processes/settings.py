@@ -48,6 +48,23 @@ class Settings:
     cookie_secure: str = "auto"  # auto: Secure session cookie when the request came over https
     allowed_hosts: tuple[str, ...] = ()  # Host header names served (auth/guards.py); empty: loopback names on loopback
     request_timeout_s: float = 30.0  # the deadline of each request's work (db/deadline.py); 0: none
+    # The Unified Namespace (uns/): publish the plant to an MQTT broker; off while mqtt_url is empty.
+    mqtt_url: str = ""  # mqtt://user:pass@host:1883 or mqtts://; holds a password: show mqtt_broker.shown instead
+    mqtt_ca_file: str = ""
+    mqtt_prefix: str = "oee"
+    mqtt_buffer: int = 10_000  # messages kept while the broker is away
+    sparkplug_group: str = ""  # a Sparkplug B edge node too, in this group (empty: off)
+    sparkplug_node: str = ""  # its edge node id (empty: the site's name)
+    sparkplug_primary_host: str = ""  # publish only while this primary host application's STATE says online
+
+    @property
+    def mqtt_broker(self):
+        """uns.broker.Broker of mqtt_url (validated by from_args), or None when publishing is off."""
+        if not self.mqtt_url:
+            return None
+        from uns.broker import parse_broker_url
+
+        return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
 
     @property
     def effective_database_url(self) -> str:
@@ -141,7 +158,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
                    help="mark the session cookie Secure: auto (when the request came over https), on (always; "
                         "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
+    add_mqtt_arguments(p)
     return p
+
+
+def add_mqtt_arguments(p: argparse.ArgumentParser) -> None:
+    """The Unified Namespace publisher's options (uns/, docs/uns.md)."""
+    env = os.environ.get
+    p.add_argument("--mqtt-url", default=env("OEE_MQTT_URL", ""),
+                   help="publish the plant as a Unified Namespace to this MQTT broker: mqtt://user:pass@host:1883 "
+                        "or mqtts://host:8883 [OEE_MQTT_URL] (default: off)")
+    p.add_argument("--mqtt-ca-file", default=env("OEE_MQTT_CA_FILE", ""),
+                   help="mqtts://: the CA certificate(s) the broker's certificate is checked against, PEM "
+                        "[OEE_MQTT_CA_FILE] (default: the system's)")
+    p.add_argument("--mqtt-prefix", default=env("OEE_MQTT_PREFIX", "oee"),
+                   help="first level(s) of the published topics [OEE_MQTT_PREFIX] (default oee)")
+    p.add_argument("--mqtt-buffer", default=env("OEE_MQTT_BUFFER", "10000"),
+                   help="messages kept in memory while the broker is away; past it the oldest are dropped and "
+                        "counted [OEE_MQTT_BUFFER] (default 10000)")
+    p.add_argument("--sparkplug-group", default=env("OEE_SPARKPLUG_GROUP", ""),
+                   help="with --mqtt-url: also be a Sparkplug B edge node in this group [OEE_SPARKPLUG_GROUP]")
+    p.add_argument("--sparkplug-node", default=env("OEE_SPARKPLUG_NODE", ""),
+                   help="the Sparkplug edge node id [OEE_SPARKPLUG_NODE] (default: the site's name)")
+    p.add_argument("--sparkplug-primary-host", default=env("OEE_SPARKPLUG_PRIMARY_HOST", ""),
+                   help="publish Sparkplug only while this primary host application is online "
+                        "(spBv1.0/STATE/<id>) [OEE_SPARKPLUG_PRIMARY_HOST]")
+
+
+def mqtt_settings(args: argparse.Namespace) -> dict:
+    """The Settings fields of the MQTT options, or SettingsError naming the option."""
+    from uns.broker import parse_broker_url
+    from uns.topics import check_prefix
+
+    out = {"mqtt_url": args.mqtt_url.strip(), "mqtt_ca_file": args.mqtt_ca_file}
+    if out["mqtt_url"]:
+        try:
+            parse_broker_url(out["mqtt_url"], args.mqtt_ca_file)
+        except ValueError as exc:
+            option = "--mqtt-ca-file [OEE_MQTT_CA_FILE]" if "CA file" in str(exc) else "--mqtt-url [OEE_MQTT_URL]"
+            raise SettingsError(f"{option}: {exc}") from None
+    elif args.mqtt_ca_file:
+        raise SettingsError("--mqtt-ca-file [OEE_MQTT_CA_FILE]: given without --mqtt-url [OEE_MQTT_URL]")
+    try:
+        out["mqtt_prefix"] = check_prefix(args.mqtt_prefix)
+    except ValueError as exc:
+        raise SettingsError(f"--mqtt-prefix [OEE_MQTT_PREFIX]: {exc}") from None
+    out["mqtt_buffer"] = _int(args.mqtt_buffer, "--mqtt-buffer", "OEE_MQTT_BUFFER", 1, 10_000_000)
+    for option, env_name, key in (("--sparkplug-group", "OEE_SPARKPLUG_GROUP", "sparkplug_group"),
+                                  ("--sparkplug-node", "OEE_SPARKPLUG_NODE", "sparkplug_node"),
+                                  ("--sparkplug-primary-host", "OEE_SPARKPLUG_PRIMARY_HOST",
+                                   "sparkplug_primary_host")):
+        value = getattr(args, key).strip()
+        if any(ch in value for ch in "/+#\x00"):
+            raise SettingsError(f"{option} [{env_name}]: {value!r} holds /, + or #, which a Sparkplug id cannot")
+        out[key] = value
+    if (out["sparkplug_node"] or out["sparkplug_primary_host"]) and not out["sparkplug_group"]:
+        raise SettingsError("--sparkplug-group [OEE_SPARKPLUG_GROUP]: needed by --sparkplug-node and "
+                            "--sparkplug-primary-host")
+    if out["sparkplug_group"] and not out["mqtt_url"]:
+        raise SettingsError("--sparkplug-group [OEE_SPARKPLUG_GROUP]: needs the broker, --mqtt-url [OEE_MQTT_URL]")
+    return out
 
 
 _ORIGIN = re.compile(
@@ -305,4 +381,5 @@ def from_args(argv: list[str] | None = None) -> Settings:
         cookie_secure=args.cookie_secure,
         allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
         request_timeout_s=request_timeout,
+        **mqtt_settings(args),
     )

@@ -41,6 +41,7 @@ class FaultProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # 5 s is for connecting: a link quiet for longer (MQTT QoS 0) stays up
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:

@@ -1,0 +1,1 @@
+"""The plant published to an MQTT broker as a Unified Namespace (JSON topics, ISA-95 tree): docs/uns.md."""
