@@ -79,3 +79,11 @@ def any_url(request, tmp_path):
     if request.param == "postgresql":
         return request.getfixturevalue("pg_url")
     return request.getfixturevalue("timescale_url")
+
+
+@pytest.fixture
+def mosquitto():
+    """A Mosquitto broker of this test's own on 127.0.0.1 (anonymous clients allowed): (host, port)."""
+    from tests.support.mosquitto import Mosquitto
+    with Mosquitto() as broker:
+        yield broker.host, broker.port
