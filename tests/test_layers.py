@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A package may import its own layer's packages only where SIDEWAYS allows it.
 LAYERS = [
-    {"oee", "keys", "plant"},            # pure OEE mathematics; master key and PLC credential cipher; the simulator
+    {"oee", "keys", "plant", "sparkplug"},  # pure OEE mathematics; master key and PLC credential cipher; the
+                                            # simulator; the Sparkplug B codec and topic names
     {"db"},                              # storage: models, migrations, writer, queries
     {"collectors"},                      # PLC drivers, polling, the machine model
     {"config", "live", "auth", "exports"},  # services: configuration, live updates, access, export formats
