@@ -184,13 +184,16 @@ def encode(payload: Payload) -> bytes:
             out.alias = m.alias
         if m.timestamp is not None:
             out.timestamp = m.timestamp
-        out.datatype = int(m.datatype)
+        if m.datatype is not DataType.UNKNOWN:  # left out, a DATA metric's type is the one its BIRTH gave
+            out.datatype = int(m.datatype)
         if m.is_historical:
             out.is_historical = True
         if m.is_transient:
             out.is_transient = True
         if m.is_null or m.value is None:
             out.is_null = True
+        elif m.datatype is DataType.UNKNOWN:
+            _put_value(out, Metric(m.name, datatype_of(m.value), m.value, m.alias))
         else:
             _put_value(out, m)
     return pb.SerializeToString()
@@ -205,14 +208,14 @@ def _value(pb, kind: DataType):
     raw = getattr(pb, which)
     if kind in _INTEGERS:
         slot, bits, signed = _INTEGERS[kind]
-        if which != slot:
+        if which not in ("int_value", "long_value"):  # either integer field: edge nodes differ in which they use
             raise PayloadError(f"metric {pb.name or pb.alias!r}: {kind.name} value sent in {which}")
         raw &= (1 << bits) - 1
         if signed and raw >= 1 << (bits - 1):
             raw -= 1 << bits
         return raw
     if kind in _OTHERS:
-        if which != _OTHERS[kind]:
+        if which != _OTHERS[kind] and {which, _OTHERS[kind]} != {"float_value", "double_value"}:
             raise PayloadError(f"metric {pb.name or pb.alias!r}: {kind.name} value sent in {which}")
         if kind is DataType.FLOAT and math.isfinite(raw):
             return float(f"{raw:.7g}")  # the float32 as it was written, not its double widening

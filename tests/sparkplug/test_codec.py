@@ -97,3 +97,11 @@ def test_seq_wraps_at_255():
     assert is_next(255, 0) and is_next(3, 4)
     assert not is_next(3, 5) and not is_next(None, 0) and not is_next(3, None)
     assert BD_SEQ == "bdSeq"
+
+
+def test_a_data_metric_without_type_is_read_with_its_birth_type():
+    raw = encode(Payload(metrics=[Metric(None, DataType.UNKNOWN, 70000, alias=4)]))
+    assert decode(raw).metrics[0].datatype is DataType.UNKNOWN
+    assert decode(raw, {"4": DataType.UINT32}).metrics[0].value == 70000
+    with pytest.raises(PayloadError, match="BOOLEAN value sent in long_value"):
+        decode(raw, {"4": DataType.BOOLEAN})
