@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 from sqlalchemy import text
 
 from sparkplug.payload import DataType
@@ -151,3 +152,27 @@ def test_a_json_topic_machine_through_the_api(world):
         pub.publish(topic, {"state": {"code": 4}, "counts": {"good": 520, "reject": 3}})
         wait_for(lambda: state() == "faulted", timeout=10)
         wait_for(lambda: _counts(app, pk)[:2] == (20, 1), timeout=15)
+
+
+def test_yaml_import_and_export_of_a_sparkplug_machine(world):
+    broker, edge, app, api = world
+    machine = {"name": "Filler 9 (YAML)", "machine_id": "WORKS-FILLER-9-YAML", "protocol": "SPARKPLUG_B",
+               "ip_address": broker.host, "port": broker.port, "protocol_config": _config(), "poll_interval_ms": 1000,
+               "state_code_map": STATE_CODES,
+               "tags": [{"name": "Good", "address": "Counts/Good", "data_type": "UINT32", "role": "counter.good"},
+                        {"name": "State", "address": "Line/State", "data_type": "INT32", "role": "state.code"}]}
+    bad = {**machine, "machine_id": "WORKS-BAD-YAML", "protocol_config": _config(edge_node_id="a/b")}
+    status, refused = api.post("/api/config/import", raw=yaml.safe_dump({"version": 1, "machines": [bad]}).encode(),
+                               content_type="application/yaml")
+    assert status == 400 and any("edge_node_id" in k for k in str(refused).split("'")), refused
+    status, result = api.post("/api/config/import", raw=yaml.safe_dump({"version": 1, "machines": [machine]}).encode(),
+                              content_type="application/yaml")
+    assert status == 200, result
+    status, exported = api.get("/api/config/export?format=json")
+    assert status == 200
+    ours = next(m for m in exported["machines"] if m["machine_id"] == "WORKS-FILLER-9-YAML")
+    assert ours["protocol"] == "SPARKPLUG_B" and ours["protocol_config"]["password"] == "***"
+    assert ours["protocol_config"]["group_id"] == GROUP and ours["protocol_config"]["device_id"] == DEVICE
+    assert USERS["oee"] not in str(exported)
+    wait_for(lambda: api.get("/api/plc/machines/WORKS-FILLER-9-YAML/")[1].get("state") in STATE_CODES.values(),
+             timeout=30)
