@@ -142,8 +142,6 @@ def cpu_s(pid: int) -> float:
 
 
 def run(args) -> dict:
-    from sqlalchemy import text
-
     from bench.collect import Child, Database
     from config.demo_plant import sync_demo_plant
     from db.store import open_store

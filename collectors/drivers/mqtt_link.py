@@ -26,7 +26,6 @@ from collectors.base import (
     AUTH_FAILED,
     CANNOT_CONNECT,
     DEVICE_ERROR,
-    PROTOCOL_ERROR,
     TIMEOUT,
     ConfigError,
     DriverError,
@@ -160,7 +159,8 @@ class MqttLink:
                               "certificate was made for.") from None
         except ssl.SSLError as exc:
             raise DriverError(AUTH_FAILED, f"TLS with {self.where} failed: {exc.reason or exc}",
-                              "Check that the broker's port speaks TLS (8883) and that tls is what it expects.") from None
+                              "Check that the broker's port speaks TLS (8883) and that tls is what it "
+                              "expects.") from None
         except (socket.timeout, TimeoutError):
             raise DriverError(TIMEOUT, f"no answer from {self.where} within {self.timeout_s:g} s",
                               "Check the address, the route and any firewall between here and the broker.") from None
@@ -257,6 +257,3 @@ class MqttLink:
         except Exception:  # a handler's bug must not stop the network thread
             log.exception("handling an MQTT message on %s failed", msg.topic)
 
-
-def raise_protocol(where: str, what: str) -> DriverError:
-    return DriverError(PROTOCOL_ERROR, f"{where}: {what}")

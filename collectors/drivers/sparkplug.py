@@ -406,8 +406,9 @@ class SparkplugDriver(Driver):
             raise DriverError(PROTOCOL_ERROR, f"the payload on {topic} is not Sparkplug B ({why})",
                               "Check that the edge node publishes Sparkplug B (protobuf) on this group and node.")
         what = "NBIRTH" if not self._node.born else f"DBIRTH of device {self.device}"
-        raise DriverError(TIMEOUT, f"no {what} from edge node {self.group}/{self.edge} at {self._link.where if self._link else ''} "
-                                   f"within {wait_s:g} s, after asking for a rebirth",
+        broker = self._link.where if self._link else f"{self.settings.host}:{self.settings.port}"
+        raise DriverError(TIMEOUT, f"no {what} from edge node {self.group}/{self.edge} at {broker} within {wait_s:g} s, "
+                                   "after asking for a rebirth",
                           "Check group_id, edge_node_id and device_id (case matters), and that the edge node is "
                           "online and answers Node Control/Rebirth.")
 
