@@ -1,7 +1,8 @@
 """The wizard in real headless Chromium for a Sparkplug B edge node that is not the app's own, behind a broker that
 wants credentials: the protocol's card, the broker's address, group/edge/device ids, user and password, the
 connection test, discovery of the BIRTH metrics, roles suggested from the metric names, the live preview, save,
-and live values from the collectors; the password is never put on a page."""
+and live values from the collectors; the password is never put on a page. And a JSON topic (MQTT) the same way:
+discovery under a topic filter, fields by JSON pointer."""
 from __future__ import annotations
 
 import pytest
@@ -65,3 +66,33 @@ def test_a_sparkplug_edge_node_through_the_wizard(browser, app, edge_node):  # n
                                      == "oven-gw")
     assert browser.find_element(By.ID, "mc-broker-password").get_attribute("value") == ""
     assert PASSWORD not in browser.page_source
+
+
+def test_json_topics_through_the_wizard(browser, app, edge_node):  # noqa: F811
+    broker, _edge = edge_node
+    from tests.support.json_publisher import JsonPublisher
+
+    topic = "bakery/line2/mixer"
+    with JsonPublisher(broker.host, broker.port, "edge", "edge-pw") as pub:
+        pub.publish(topic, {"counts": {"good": 40, "total": 42}, "running": True, "state": 1}, retain=True)
+        start_new(browser, app, "MQTT")
+        fill(browser, "mc-machine-id", "WIZ-MQTT")
+        fill(browser, "mc-name", "Mixer (MQTT)")
+        fill(browser, "mc-poll", 1000)
+        fill(browser, "mc-host", broker.host)
+        fill(browser, "mc-port", broker.port)
+        fill(browser, "mc-mq-filter", "bakery/#")
+        fill(browser, "mc-broker-user", "oee")
+        fill(browser, "mc-broker-password", PASSWORD)
+        click(browser, "#mc-settings-next")
+        run_connection_test(browser)
+        WebDriverWait(browser, 10).until(EC.visibility_of_element_located((By.ID, "mc-discover-run")))
+        click(browser, "#mc-discover-run")
+        wait_text(browser, "#mc-discover-status", "found in", timeout=30)
+        assert pick_suggested(browser) >= 3  # /counts/good, /counts/total, /running, /state by their names
+        map_and_save(browser, roles_expected=("counter.good", "counter.total", "state.running"))
+        pub.publish(topic, {"counts": {"good": 41, "total": 43}, "running": True, "state": 1}, retain=True)
+        status, tags = app.client.get("/api/plc/machines/WIZ-MQTT/tags/")
+        assert {t["address"] for t in tags["results"]} >= {f"{topic}#/counts/good", f"{topic}#/running"}
+        wait_for(lambda: any(t["value"] == 41 for t in app.client.get("/api/plc/machines/WIZ-MQTT/tags/")[1]
+                             ["results"]), timeout=20)  # the new value, pushed
