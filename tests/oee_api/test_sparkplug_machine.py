@@ -176,3 +176,39 @@ def test_yaml_import_and_export_of_a_sparkplug_machine(world):
     assert USERS["oee"] not in str(exported)
     wait_for(lambda: api.get("/api/plc/machines/WORKS-FILLER-9-YAML/")[1].get("state") in STATE_CODES.values(),
              timeout=30)
+
+
+def test_a_broker_outage_makes_the_machine_failing_and_it_comes_back(world):
+    _broker, _edge, app, api = world
+    topic = "works2/packing/line2/labeller"
+    with Mosquitto() as broker:  # a broker of this test's own: it goes away and comes back on the same port
+        body = {"name": "Labeller (MQTT)", "machine_id": "WORKS-LABELLER", "protocol": "MQTT",
+                "ip_address": broker.host, "port": broker.port, "poll_interval_ms": 500,
+                "tags": [{"name": "State", "address": f"{topic}#/state", "data_type": "INT32", "role": "state.code"},
+                         {"name": "Good", "address": f"{topic}#/good", "data_type": "INT64",
+                          "role": "counter.good"}]}
+        status, created = api.post("/api/plc/machines/", body)
+        assert status == 201, created
+        pk = created["id"]
+
+        def state():
+            return api.get("/api/plc/machines/WORKS-LABELLER/")[1].get("state")
+
+        with JsonPublisher(broker.host, broker.port) as pub:
+            pub.publish(topic, {"state": 1, "good": 100}, retain=True)
+            wait_for(lambda: state() == "running", timeout=30)
+            for i in range(1, 6):
+                pub.publish(topic, {"state": 1, "good": 100 + i}, retain=True)
+            wait_for(lambda: _counts(app, pk)[0] == 5, timeout=15)
+        broker.stop()
+        wait_for(lambda: state() == "failing", timeout=15)
+        status, machine = api.get("/api/plc/machines/WORKS-LABELLER/")
+        assert machine["last_error"]["error"] == "cannot_connect", machine
+        broker.start()
+        with JsonPublisher(broker.host, broker.port) as pub:
+            pub.publish(topic, {"state": 1, "good": 105}, retain=True)  # where it was when the broker went
+            wait_for(lambda: state() == "running", timeout=40)  # reconnected with backoff, the retained value
+            for i in range(6, 11):
+                pub.publish(topic, {"state": 1, "good": 100 + i}, retain=True)
+            wait_for(lambda: _counts(app, pk)[0] == 10, timeout=15)
+    assert "offline" in _states(app, pk)
