@@ -76,8 +76,13 @@ class LoopbackBroker:
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         self._dir = Path(tempfile.mkdtemp(prefix="plant-mosquitto-"))
         config = self._dir / "mosquitto.conf"
-        config.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-                          "log_dest stderr\nlog_type error\n")
+        lines = f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\nlog_dest stderr\n" \
+            "log_type error\n"
+        if os.geteuid() == 0:
+            # Started as root Mosquitto switches to the user mosquitto, and that change clears the parent-death
+            # signal: it would outlive a plant process that is killed. It stays as the plant runs, on loopback.
+            lines += "user root\n"
+        config.write_text(lines)
         self.proc = subprocess.Popen([binary, "-c", str(config)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
