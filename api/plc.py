@@ -335,6 +335,11 @@ _PROTOCOL_CONFIG_DOC = (
     "OPCUA: endpoint (opc.tcp://host:port/path), security_policy (None, Basic256Sha256, ...), security_mode (None, "
     "Sign, SignAndEncrypt), username, password, certificate, private_key (paths on the server). "
     "MODBUS: unit_id (0-255), byte_order and word_order (big, little), zero_based (true: HR0 is register 0). "
+    "SPARKPLUG_B (ip_address and port are the MQTT broker's): group_id, edge_node_id, device_id (optional: the "
+    "device's DBIRTH/DDATA metrics; else the node's), username, password, tls (true/false), tls_ca_file (a CA "
+    "certificate's file name in the certificate folder), client_id, keepalive_s. MQTT (JSON topics; the broker's "
+    "address and port): topic_filter (where discovery listens, default '#'), and the same username, password, tls, "
+    "tls_ca_file, client_id, keepalive_s. "
     "A password is returned as '***'; send '***' back to keep the stored one.")
 
 _TAG_PROPS = {
@@ -342,10 +347,13 @@ _TAG_PROPS = {
     "address": {"type": "string", "minLength": 1, "maxLength": 255,
                 "description": "ETHERNET_IP: a tag name (GoodCount, Program:Main.Step, Arr[2]); S7: DB1.DBD4, "
                                "DB1.DBX20.0, MW10; OPCUA: a NodeId (ns=2;s=Machine.GoodCount); MODBUS: HR0, IR3, C0, "
-                               "DI1, 40001"},
+                               "DI1, 40001; SPARKPLUG_B: a metric name as the BIRTH gives it (Counts/Good); MQTT: a "
+                               "topic, optionally with a JSON pointer after '#' (plant/line4/filler#/counts/good); "
+                               "no wildcards"},
     "data_type": {"type": "string", "minLength": 1, "maxLength": 16,
                   "description": "in the protocol's names: DINT, REAL, BOOL (Logix, S7); Int32, Double, Boolean "
-                                 "(OPC-UA); UINT16, UINT32, FLOAT32, BOOL (Modbus)"},
+                                 "(OPC-UA); UINT16, UINT32, FLOAT32, BOOL (Modbus); INT32, UINT32, FLOAT, DOUBLE, "
+                                 "BOOLEAN, STRING (Sparkplug B); BOOL, INT32, INT64, DOUBLE, STRING (MQTT)"},
     "role": {"type": ["string", "null"], "enum": [*TAG_ROLES, None],
              "description": "the canonical role the machine model reads, or null for a process value"},
     "scale": {"type": "number", "description": "value = raw * scale + offset; not 0"},
@@ -372,9 +380,10 @@ _MACHINE_PROPS = {
     "description": {"type": ["string", "null"], "maxLength": 2000},
     "ip_address": {"type": "string", "minLength": 1, "maxLength": 255,
                    "description": "IPv4 or IPv6 address or host name of the PLC (for OPCUA it may be left out "
-                                  "when protocol_config.endpoint is given)"},
+                                  "when protocol_config.endpoint is given; for SPARKPLUG_B and MQTT the broker's)"},
     "port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535,
-             "description": "default: 44818 (ETHERNET_IP), 102 (S7), 4840 (OPCUA), 502 (MODBUS)"},
+             "description": "default: 44818 (ETHERNET_IP), 102 (S7), 4840 (OPCUA), 502 (MODBUS), 1883 "
+                            "(SPARKPLUG_B and MQTT: the broker's port; 8883 is usual with tls)"},
     "protocol": {"type": "string", "enum": list(PROTOCOLS),
                  "description": ", ".join(f"{k}: {v}" for k, v in PROTOCOL_LABELS.items())},
     "protocol_config": {"type": ["object", "null"], "description": _PROTOCOL_CONFIG_DOC},
@@ -486,7 +495,8 @@ DISCOVER_INPUT = schema("DiscoverInput", {"type": "object", "description": (
     "Options of the machine's protocol. ETHERNET_IP: program ('*' every program, null controller tags only), "
     "max_array_elements. OPCUA: root (NodeId), depth (1-10), limit, include_server, read_values, namespace_uris. "
     "S7: db_layouts {\"<db number>\": \"<CSV name,offset,type per line>\"}, max_dbs. MODBUS: table (HR, IR, C, DI), "
-    "start, count (1-10000), unit."), "properties": {
+    "start, count (1-10000), unit. SPARKPLUG_B: wait_s (seconds to wait for the BIRTH after asking for a rebirth). "
+    "MQTT: seconds (to listen, 0.5-30), topic_filter (default: the connection's), limit (topics)."), "properties": {
     "program": {"type": ["string", "null"]}, "max_array_elements": {"type": "integer", "minimum": 1},
     "root": {"type": "string"}, "depth": {"type": "integer", "minimum": 1, "maximum": 10},
     "limit": {"type": "integer", "minimum": 1}, "include_server": {"type": "boolean"},
@@ -494,7 +504,9 @@ DISCOVER_INPUT = schema("DiscoverInput", {"type": "object", "description": (
     "db_layouts": {"type": "object", "additionalProperties": {"type": "string"}},
     "max_dbs": {"type": "integer", "minimum": 1},
     "table": {"type": "string", "enum": ["HR", "IR", "C", "DI"]}, "start": {"type": "integer", "minimum": 0},
-    "count": {"type": "integer", "minimum": 1, "maximum": 10000}, "unit": {"type": "integer", "minimum": 0}}})
+    "count": {"type": "integer", "minimum": 1, "maximum": 10000}, "unit": {"type": "integer", "minimum": 0},
+    "wait_s": {"type": "number", "minimum": 0.5, "maximum": 30},
+    "seconds": {"type": "number", "minimum": 0.5, "maximum": 30}, "topic_filter": {"type": "string"}}})
 DISCOVER_RESULT = schema("DiscoverResult", {"type": "object", "required": ["count", "tags"], "properties": {
     "count": {"type": "integer"}, "duration_ms": {"type": "number"},
     "tags": {"type": "array", "items": DISCOVERED}}})

@@ -37,18 +37,22 @@ ERROR_KINDS = {
 # Quality of a reading (same numbers as db.models.QUALITY_*).
 GOOD, UNCERTAIN, BAD = 0, 1, 2
 
-PROTOCOL_DEFAULT_PORTS = {"ETHERNET_IP": 44818, "S7": 102, "OPCUA": 4840, "MODBUS": 502}
+PROTOCOL_DEFAULT_PORTS = {"ETHERNET_IP": 44818, "S7": 102, "OPCUA": 4840, "MODBUS": 502, "SPARKPLUG_B": 1883,
+                          "MQTT": 1883}
 
 
 class DriverError(Exception):
     """A link-level failure. kind is one of ERROR_KINDS; suggestion tells the user what to try."""
 
-    def __init__(self, kind: str, message: str, suggestion: str = ""):
+    def __init__(self, kind: str, message: str, suggestion: str = "", *, link_up: bool = False):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.suggestion = suggestion
         self.diagnosed = False  # set when the port was looked at and this says what answers there (peers.py)
+        # The link to a broker is up but the device behind it is not (an MQTT edge node's NDEATH): the collector
+        # keeps the link open, so that it hears the device come back, instead of closing and reconnecting.
+        self.link_up = link_up
 
     def as_dict(self) -> dict:
         return {"error": self.kind, "message": self.message, "suggestion": self.suggestion}
@@ -165,6 +169,9 @@ class Driver(ABC):
 
     protocol: ClassVar[str]
     data_types: ClassVar[tuple[str, ...]]  # the data-type names this protocol's tags use
+    # A push driver (MQTT) is sent its values: read() returns the tags that changed since the last read (not every
+    # tag), and the listener given to set_listener() is called from the driver's own thread when something came.
+    pushes: ClassVar[bool] = False
 
     def __init__(self, settings: ConnectionSettings):
         self.settings = settings
@@ -203,6 +210,10 @@ class Driver(ABC):
             self.close()
         except Exception:  # noqa: BLE001
             pass
+
+    def set_listener(self, callback) -> None:
+        """Push drivers: callback() is called (from the driver's network thread) when values or news of the
+        link arrived; the collector then reads at once instead of at its next interval."""
 
     @abstractmethod
     def test_connection(self) -> TestResult:

@@ -97,6 +97,13 @@ class ConnectionPoller:
             for t in config["tags"]
         ]
         self.machine_ids = sorted({t.machine_id for t in self.tags if t.machine_id})
+        # A push driver (MQTT, Sparkplug B) reads only the tags whose values came; each machine's roles are the
+        # latest good value of each, so that the machine model sees what a poll of every tag would show.
+        self.pushed = cls.pushes
+        self._tag_by_id = {t.tag_id: t for t in self.tags}
+        self._roles_now: dict[int, dict] = {}
+        if self.pushed:
+            self.driver.set_listener(self._on_push)
         codes = sorted({m["machine_id"] for m in (config.get("machines") or {}).values() if m.get("machine_id")})
         self.log.extra["machine"] = ",".join(codes) or None  # LINE-001 (a gateway may feed several)
         self.state = CONNECTING
@@ -124,43 +131,62 @@ class ConnectionPoller:
 
     def run_cycle(self) -> None:
         with self._lock:
-            if self.state == STOPPED:
+            self._cycle()
+
+    def _on_push(self) -> None:
+        """A push driver has news (called on its network thread): read it now, not at the next interval. For a
+        push driver the scheduled job only watches the link, reconnects and flushes counts."""
+        while not self._lock.acquire(timeout=0.1):
+            if self.state == STOPPED:  # stop() holds the lock and waits for this thread to end
                 return
-            if self.state == FAILING and time.monotonic() < self.next_attempt:
-                return  # backing off: not a skipped cycle, a deliberate wait
-            started = time.perf_counter()
-            with self._call_lock:
-                self._call_started = time.monotonic()
-            error = None
-            try:
-                if not self.connected:
-                    self.driver.connect()
-                    self.connected = True
-                readings = self.driver.read(self.plan)
-            except DriverError as exc:
-                error = exc
-            except Exception as exc:  # a driver bug must not kill the job: treat it as a broken link, loudly
-                self.log.exception("connection %s: unexpected error in the %s driver", self.name, self.protocol)
-                error = DriverError(PROTOCOL_ERROR, f"{exc.__class__.__name__}: {exc}")
-            with self._call_lock:
-                self._call_started = None
-                overrun, self._overrun = self._overrun, False
-            if overrun or self.state == STOPPED:  # aborted (watchdog, stop): whatever came back is stale
-                self.driver.close()
-                self.connected = False
+        try:
+            if self.state == STOPPED or not self.connected:
                 return
-            if error is not None:
-                self._failed(error)
-                return
-            now = time.time()
-            self.last_latency_ms = (time.perf_counter() - started) * 1000
-            self.latency_total_s += self.last_latency_ms / 1000
-            self._latency_ewma = self.last_latency_ms if self._latency_ewma is None else (
-                0.8 * self._latency_ewma + 0.2 * self.last_latency_ms)
-            self._recovered()
-            self.cycles += 1
-            self.last_success = now
-            self._process(now, readings)
+            if self.state == FAILING:
+                self.next_attempt = 0.0  # the device behind the broker spoke again (a BIRTH): no backoff wait
+            self._cycle()
+        finally:
+            self._lock.release()
+
+    def _cycle(self) -> None:
+        """One cycle, under self._lock."""
+        if self.state == STOPPED:
+            return
+        if self.state == FAILING and time.monotonic() < self.next_attempt:
+            return  # backing off: not a skipped cycle, a deliberate wait
+        started = time.perf_counter()
+        with self._call_lock:
+            self._call_started = time.monotonic()
+        error = None
+        try:
+            if not self.connected:
+                self.driver.connect()
+                self.connected = True
+            readings = self.driver.read(self.plan)
+        except DriverError as exc:
+            error = exc
+        except Exception as exc:  # a driver bug must not kill the job: treat it as a broken link, loudly
+            self.log.exception("connection %s: unexpected error in the %s driver", self.name, self.protocol)
+            error = DriverError(PROTOCOL_ERROR, f"{exc.__class__.__name__}: {exc}")
+        with self._call_lock:
+            self._call_started = None
+            overrun, self._overrun = self._overrun, False
+        if overrun or self.state == STOPPED:  # aborted (watchdog, stop): whatever came back is stale
+            self.driver.close()
+            self.connected = False
+            return
+        if error is not None:
+            self._failed(error)
+            return
+        now = time.time()
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        self.latency_total_s += self.last_latency_ms / 1000
+        self._latency_ewma = self.last_latency_ms if self._latency_ewma is None else (
+            0.8 * self._latency_ewma + 0.2 * self.last_latency_ms)
+        self._recovered()
+        self.cycles += 1
+        self.last_success = now
+        self._process(now, readings, partial=self.pushed)
 
     # --- link state ------------------------------------------------------------------------------------------
 
@@ -188,9 +214,12 @@ class ConnectionPoller:
         self.failures += 1
         self.last_error = exc
         self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
-        if close:
+        # A broker whose edge node died is still a working link: kept, to hear the node's BIRTH when it returns
+        keep = exc.link_up and self.connected
+        if close and not keep:
             self.driver.close()
-        self.connected = False
+        if not keep:
+            self.connected = False
         if self.state != FAILING:
             self.down_since = now
             self.log.error("connection %s (%s %s:%s) failed: %s: %s%s; retrying with backoff", self.name,
@@ -223,7 +252,10 @@ class ConnectionPoller:
     def _went_offline(self, now: float) -> None:
         """The PLC is out of sight: its tags get one bad sample each, its machines go offline."""
         rows, items = [], {}
-        reason = self.last_error.kind if self.last_error else "cannot_connect"
+        err = self.last_error
+        reason = err.kind if err else "cannot_connect"
+        if err is not None and err.link_up:  # the broker told why (NDEATH, DDEATH): keep its words
+            reason = f"{err.kind}: {err.message}"
         for tag in self.tags:
             if tag.last_quality != BAD:
                 rows.append((now, tag.tag_id, None, None, BAD, reason))
@@ -231,6 +263,9 @@ class ConnectionPoller:
             items[tag.tag_id] = (now, None, BAD, reason)
         self.snapshot.put_tags(items)
         self.writer.submit_samples(rows)
+        if self.pushed:
+            self._roles_now.clear()  # what comes after is a new start (a BIRTH gives every value again)
+            self.bad_tags = len(self.tags)
         if self.hub.subscriber_count:
             self.hub.publish("tags", {tid: [t, v, q] + ([r] if r else []) for tid, (t, v, q, r) in items.items()})
         for mid in self.machine_ids:
@@ -246,14 +281,19 @@ class ConnectionPoller:
 
     # --- readings to data ------------------------------------------------------------------------------------
 
-    def _process(self, now: float, readings: dict[int, Reading]) -> None:
+    def _process(self, now: float, readings: dict[int, Reading], partial: bool = False) -> None:
+        """partial: readings holds only the tags whose values came (a push driver); the others keep theirs."""
         rows = []
         items = {}
         changed = {}
         roles: dict[int, dict] = {}
         bad = 0
         heartbeat = self.heartbeat_s
-        for tag in self.tags:
+        tags = self.tags
+        if partial:
+            tags = [self._tag_by_id[tid] for tid in readings if tid in self._tag_by_id]
+            bad = self.bad_tags
+        for tag in tags:
             reading = readings.get(tag.tag_id)
             if reading is None:
                 value, quality, reason = None, BAD, "no reading"
@@ -269,11 +309,21 @@ class ConnectionPoller:
                         value = value * tag.scale + tag.offset
                 except (TypeError, ValueError):
                     value, quality, reason = None, BAD, f"wrong type: {type(reading.value).__name__}"
-            if quality == BAD:
+            if partial:  # the count of bad tags moves by this tag's change
+                bad += (quality == BAD) - (tag.last_quality == BAD)
+            elif quality == BAD:
                 bad += 1
+            if quality == BAD:
                 value = None
             items[tag.tag_id] = (now, value, quality, reason)
-            if tag.role and quality == GOOD and tag.machine_id:
+            if partial and tag.role and tag.machine_id:
+                held = self._roles_now.setdefault(tag.machine_id, {})
+                if quality == GOOD:
+                    held[tag.role] = value
+                else:
+                    held.pop(tag.role, None)
+                roles[tag.machine_id] = held
+            elif tag.role and quality == GOOD and tag.machine_id:
                 roles.setdefault(tag.machine_id, {})[tag.role] = value
             last = tag.last_value
             store = (
@@ -308,7 +358,7 @@ class ConnectionPoller:
             with self.tracker_locks[mid]:
                 tracker = self.trackers[mid]
                 if mid in roles:
-                    out = tracker.update(now, roles[mid])
+                    out = tracker.update(now, dict(roles[mid]))
                     states, counts = out.states, out.counts
                 if flush_due:
                     counts = counts + tracker.flush(now).counts

@@ -314,6 +314,11 @@ def preview_read(protocol: str, host: str, port: int | None, protocol_config: di
                 plan = driver.plan([s for _, _, s in specs])
                 driver.connect()
                 readings = driver.read(plan)
+                if driver.pushes:  # values come as they are published: give them the timeout to arrive
+                    deadline = time.monotonic() + timeout_s
+                    while len(readings) < len(specs) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        readings.update(driver.read(plan))
             finally:
                 driver.close()
             for i, name, _spec in specs:

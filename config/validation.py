@@ -32,7 +32,8 @@ from keys.credentials import is_secret_key
 
 SECRET = "***"  # what the API and the pages show instead of a password; sent back, it keeps the stored one
 PROTOCOL_LABELS = {"ETHERNET_IP": "Allen-Bradley (EtherNet/IP)", "S7": "Siemens S7", "OPCUA": "OPC-UA",
-                   "MODBUS": "Modbus TCP"}
+                   "MODBUS": "Modbus TCP", "SPARKPLUG_B": "Sparkplug B edge node (MQTT)",
+                   "MQTT": "MQTT JSON topics"}
 MIN_POLL_MS, MAX_POLL_MS = 100, 3_600_000
 MACHINE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 FLOAT_TYPES = {"REAL", "LREAL", "FLOAT", "DOUBLE", "FLOAT32", "FLOAT64"}
@@ -526,6 +527,8 @@ DISCOVER_OPTIONS = {
     "OPCUA": ("root", "depth", "limit", "include_server", "read_values", "namespace_uris"),
     "S7": ("db_layouts", "max_dbs"),
     "MODBUS": ("table", "start", "count", "unit"),
+    "SPARKPLUG_B": ("wait_s",),
+    "MQTT": ("seconds", "topic_filter", "limit"),
 }
 MAX_SCAN = 10_000
 
@@ -592,5 +595,21 @@ def validate_discover_options(protocol: str, data) -> dict:
                                                                       "numbering)")
         out["count"] = integer_field(errors, data, "count", 1, MAX_SCAN, default=200, what=" addresses to scan")
         out["unit"] = integer_field(errors, data, "unit", 0, 255)
+    elif protocol == "SPARKPLUG_B":
+        out["wait_s"] = number_field(errors, data, "wait_s", default=None, lo=0.5, hi=30.0,
+                                     what=" seconds to wait for the edge node's BIRTH after asking for a rebirth")
+    elif protocol == "MQTT":
+        out["seconds"] = number_field(errors, data, "seconds", default=3.0, lo=0.5, hi=30.0,
+                                      what=" seconds to listen")
+        topic_filter = data.get("topic_filter")
+        if topic_filter is not None:
+            from collectors.drivers.mqtt_link import check_topic_filter
+
+            try:
+                check_topic_filter(topic_filter, "topic_filter")
+            except ConfigError as exc:
+                errors.add("topic_filter", exc.message)
+        out["topic_filter"] = topic_filter
+        out["limit"] = integer_field(errors, data, "limit", 1, MAX_SCAN, default=2000, what=" topics")
     errors.raise_if_any()
     return {k: v for k, v in out.items() if v is not None or k == "program"}

@@ -36,7 +36,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
+PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS", "SPARKPLUG_B", "MQTT")
 
 # Canonical roles: the only vocabulary the machine model understands.
 TAG_ROLES = (

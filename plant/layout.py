@@ -39,7 +39,7 @@ __all__ = [
     "parse_layout",
 ]
 
-PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
+PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS", "SPARKPLUG_B")
 DINT_MODULUS = 2**31  # a DINT counter counts 0 .. 2,147,483,647 and then starts again at 0
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -549,7 +549,8 @@ def _machine(r: _Reader, mach: dict, mp: Path_, mid: str, area: str, line: str, 
 
     name = r.text(mach.get("name", mid), mp + ("name",))
     protocol = r.text(mach["protocol"], mp + ("protocol",)).upper().replace("-", "_")
-    protocol = {"ENIP": "ETHERNET_IP", "ETHERNETIP": "ETHERNET_IP", "OPC_UA": "OPCUA"}.get(protocol, protocol)
+    protocol = {"ENIP": "ETHERNET_IP", "ETHERNETIP": "ETHERNET_IP", "OPC_UA": "OPCUA", "SPARKPLUG": "SPARKPLUG_B",
+                "SPBV1_0": "SPARKPLUG_B"}.get(protocol, protocol)
     if protocol not in PROTOCOLS:
         raise doc.fail(mp + ("protocol",), f"unknown protocol '{mach['protocol']}'; expected one of "
                                            f"{', '.join(PROTOCOLS)}")

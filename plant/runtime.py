@@ -32,6 +32,7 @@ from typing import Any
 from .layout import Layout, MachineSpec, default_layout
 from .model import GroundTruth, MachineModel, PlantModel
 from .servers import Endpoint, LogixEndpoint, ModbusEndpoint, OpcUaEndpoint, S7Endpoint
+from .sparkplug_edge import SparkplugEndpoint, broker_available
 from .tags import canonical_values
 
 log = logging.getLogger("plant")
@@ -98,7 +99,8 @@ def port_is_free(host: str, port: int) -> bool:
         s.close()
 
 
-_ENDPOINT_CLASSES = {"S7": S7Endpoint, "MODBUS": ModbusEndpoint, "OPCUA": OpcUaEndpoint, "ETHERNET_IP": LogixEndpoint}
+_ENDPOINT_CLASSES = {"S7": S7Endpoint, "MODBUS": ModbusEndpoint, "OPCUA": OpcUaEndpoint, "ETHERNET_IP": LogixEndpoint,
+                     "SPARKPLUG_B": SparkplugEndpoint}
 
 
 class Plant:
@@ -255,6 +257,11 @@ class Plant:
             log.warning("plant.enip is not importable: the ControlLogix machines are simulated without a server")
             self._skipped = [s for s in specs if s.protocol == "ETHERNET_IP"]
             specs = [s for s in specs if s.protocol != "ETHERNET_IP"]
+        if any(s.protocol == "SPARKPLUG_B" for s in specs) and not broker_available():
+            log.warning("mosquitto is not installed: the Sparkplug B machines are simulated without their broker "
+                        "(Debian: apt-get install mosquitto)")
+            self._skipped += [s for s in specs if s.protocol == "SPARKPLUG_B"]
+            specs = [s for s in specs if s.protocol != "SPARKPLUG_B"]
         plan = self._plan_ports(specs)
 
         self._loop = asyncio.new_event_loop()
@@ -298,7 +305,7 @@ class Plant:
             with suppress(Exception):
                 self._run_coro(self._shutdown_async(), timeout=30)
         for ep in self._endpoints:
-            if isinstance(ep, (S7Endpoint, LogixEndpoint)):
+            if isinstance(ep, (S7Endpoint, LogixEndpoint, SparkplugEndpoint)):
                 try:
                     ep.stop()
                 except Exception:  # noqa: BLE001 - stop the others anyway
@@ -491,7 +498,8 @@ class Plant:
         return out
 
     def skipped_machines(self) -> list[str]:
-        """Machines simulated without a server (ControlLogix when plant.enip is missing)."""
+        """Machines simulated without a server (ControlLogix when plant.enip is missing, Sparkplug B without
+        Mosquitto)."""
         return [s.id for s in self._skipped]
 
     def machine(self, machine_id: str) -> MachineModel:

@@ -523,9 +523,17 @@ def _tag(name: str, address: str, data_type: str, **extra: Any) -> dict[str, Any
             "writable": base in WRITABLE, **extra}
 
 
+# Sparkplug B (plant.sparkplug_edge): the scalar OPC-UA variables as device metrics by name, Sparkplug type names.
+_SPARKPLUG_TYPES = {"Int32": "INT32", "Boolean": "BOOLEAN", "Double": "DOUBLE", "String": "STRING"}
+SPARKPLUG_VARS: tuple[tuple[str, str], ...] = tuple(
+    (name, _SPARKPLUG_TYPES[t]) for name, t in OPCUA_VARS if t in _SPARKPLUG_TYPES)
+
+
 def endpoint_tags(spec: MachineSpec, *, opcua_ns: int = 2) -> list[dict[str, Any]]:
     """[{name, address, data_type, role, writable}] in the protocol's natural addressing."""
     p = spec.protocol
+    if p == "SPARKPLUG_B":
+        return [{**_tag(name, name, t), "writable": False} for name, t in SPARKPLUG_VARS]
     if p == "S7":
         db = spec.options.get("db", 1)
         return [_tag(f.name, f.address(db), f.data_type, **({"length": f.length} if f.length else {}))

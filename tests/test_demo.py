@@ -38,7 +38,7 @@ def test_demo_fills_every_machine(tmp_path):
         elapsed = time.monotonic() - started
         assert len(rows) == 16, app.output()[-3000:]
         assert len(full) == 16, f"after {elapsed:.1f} s, not yet filled: {[r for r in rows if r not in full]}"
-        assert {r[1] for r in rows} == {"ETHERNET_IP", "S7", "OPCUA", "MODBUS"}
+        assert {r[1] for r in rows} == {"ETHERNET_IP", "S7", "OPCUA", "MODBUS", "SPARKPLUG_B"}
         health = app.wait_healthy()
         assert len(health["connections"]) == 16
         assert all(c["state"] == "connected" for c in health["connections"]), health["connections"]

@@ -4,7 +4,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-for _name in ("logix", "s7", "opcua", "modbus"):
+for _name in ("logix", "s7", "opcua", "modbus", "sparkplug", "mqtt_json"):
     try:
         importlib.import_module(f"collectors.drivers.{_name}")
     except ImportError as exc:  # a driver whose library is missing is left out, loudly

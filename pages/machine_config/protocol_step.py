@@ -9,12 +9,16 @@ from config.validation import PROTOCOL_LABELS
 from db.models import PROTOCOLS
 from pages.machine_config.forms import line_options
 
-DEFAULT_PORTS = {"ETHERNET_IP": 44818, "S7": 102, "OPCUA": 4840, "MODBUS": 502}
+DEFAULT_PORTS = {"ETHERNET_IP": 44818, "S7": 102, "OPCUA": 4840, "MODBUS": 502, "SPARKPLUG_B": 1883, "MQTT": 1883}
+BROKER_PROTOCOLS = ("SPARKPLUG_B", "MQTT")  # the address is an MQTT broker's; they share its sign-in and TLS
 CARD_TEXT = {
     "ETHERNET_IP": "ControlLogix and CompactLogix over EtherNet/IP: reads tags by name, lists the controller's tags.",
     "S7": "S7-300/400/1200/1500 over S7comm (ISO-on-TCP, port 102): data blocks, merkers, inputs and outputs.",
     "OPCUA": "Any OPC-UA server: browse its address space, anonymous or user name and password, with security.",
     "MODBUS": "Modbus TCP devices and gateways: holding and input registers, coils, discrete inputs.",
+    "SPARKPLUG_B": "An edge node publishing Sparkplug B through an MQTT broker: its BIRTH metrics, values as "
+                   "they are published.",
+    "MQTT": "JSON (or plain values) on MQTT topics, e.g. a Unified Namespace: a topic, or a field of its JSON.",
 }
 
 
@@ -51,12 +55,13 @@ def choose_protocol(_new, _cards, draft):
 
 @callback([Output(f"mc-group-{p}", "style") for p in PROTOCOLS], Output("mc-address-group", "style"),
           [Output(f"mc-discover-{p}", "style") for p in ("S7", "MODBUS")], Output("mc-port", "placeholder"),
-          Output("mc-discover-run", "children"),
+          Output("mc-discover-run", "children"), Output("mc-group-broker", "style"),
           Input("mc-draft", "data"))
 def protocol_fields(draft):
     protocol = (draft or {}).get("protocol")
     shown = [{} if p == protocol else {"display": "none"} for p in PROTOCOLS]
-    label = {"MODBUS": "Scan", "S7": "List data blocks"}.get(protocol, "Discover tags")
+    label = {"MODBUS": "Scan", "S7": "List data blocks", "SPARKPLUG_B": "List BIRTH metrics",
+             "MQTT": "Listen for topics"}.get(protocol, "Discover tags")
     return (*shown, {"display": "none"} if protocol == "OPCUA" else {},
             *[{} if p == protocol else {"display": "none"} for p in ("S7", "MODBUS")],
-            str(DEFAULT_PORTS.get(protocol, "")), label)
+            str(DEFAULT_PORTS.get(protocol, "")), label, {} if protocol in BROKER_PROTOCOLS else {"display": "none"})

@@ -25,7 +25,8 @@ SETTING_INPUTS = ["mc-machine-id", "mc-name", "mc-description", "mc-line", "mc-p
                   "mc-logix-slot", "mc-logix-route", "mc-logix-family", "mc-s7-cpu", "mc-s7-rack", "mc-s7-slot",
                   "mc-opc-endpoint", "mc-opc-policy", "mc-opc-mode", "mc-opc-auth", "mc-opc-user",
                   "mc-opc-password", "mc-opc-cert", "mc-opc-key", "mc-mb-unit", "mc-mb-byte", "mc-mb-word",
-                  "mc-mb-base"]
+                  "mc-mb-base", "mc-spb-group", "mc-spb-edge", "mc-spb-device", "mc-mq-filter", "mc-broker-user",
+                  "mc-broker-password", "mc-broker-tls", "mc-broker-ca"]
 FEEDBACK_INPUTS = [i for i in SETTING_INPUTS if i != "mc-opc-auth"]
 FIELD_TO_INPUT = {
     "machine_id": "mc-machine-id", "name": "mc-name", "description": "mc-description", "line": "mc-line",
@@ -37,7 +38,13 @@ FIELD_TO_INPUT = {
     "OPCUA:security_mode": "mc-opc-mode", "OPCUA:username": "mc-opc-user", "OPCUA:password": "mc-opc-password",
     "OPCUA:certificate": "mc-opc-cert", "OPCUA:private_key": "mc-opc-key", "MODBUS:unit_id": "mc-mb-unit",
     "MODBUS:byte_order": "mc-mb-byte", "MODBUS:word_order": "mc-mb-word", "MODBUS:zero_based": "mc-mb-base",
+    "SPARKPLUG_B:group_id": "mc-spb-group", "SPARKPLUG_B:edge_node_id": "mc-spb-edge",
+    "SPARKPLUG_B:device_id": "mc-spb-device", "MQTT:topic_filter": "mc-mq-filter",
+    **{f"{p}:{k}": i for p in ("SPARKPLUG_B", "MQTT") for k, i in (
+        ("username", "mc-broker-user"), ("password", "mc-broker-password"), ("tls", "mc-broker-tls"),
+        ("tls_ca_file", "mc-broker-ca"))},
 }
+BROKER_PROTOCOLS = ("SPARKPLUG_B", "MQTT")
 
 
 def settings_form() -> html.Div:
@@ -112,8 +119,31 @@ def settings_form() -> html.Div:
             {"label": "0-based (HR0 = register 0)", "value": "0"},
             {"label": "1-based (HR1 = register 0)", "value": "1"}]), "As the device manual counts.", "mc-mb-base", 3),
     ]), id="mc-group-MODBUS", style={"display": "none"})
-    return html.Div([common, address, logix, s7, opcua, modbus, html.Div(id="mc-settings-errors"),
-                     nav_buttons("mc-settings")])
+    sparkplug = html.Div(dbc.Row([
+        field("Group id", text_input("mc-spb-group", placeholder="Plant7"),
+              "The edge node's Sparkplug group (spBv1.0/<group>/...).", "mc-spb-group", 4),
+        field("Edge node id", text_input("mc-spb-edge", placeholder="press-gw"), "As the edge node publishes it.",
+              "mc-spb-edge", 4),
+        field("Device id (optional)", text_input("mc-spb-device"),
+              "A device of the edge node: its DBIRTH metrics; empty: the node's own.", "mc-spb-device", 4),
+    ]), id="mc-group-SPARKPLUG_B", style={"display": "none"})
+    mqtt = html.Div(dbc.Row([
+        field("Topic filter for discovery", text_input("mc-mq-filter", placeholder="#"),
+              "Where the wizard listens for topics, e.g. plant/line4/#.", "mc-mq-filter", 12),
+    ]), id="mc-group-MQTT", style={"display": "none"})
+    broker = html.Div(dbc.Row([
+        field("User name (optional)", text_input("mc-broker-user"), "The broker's user for this app.",
+              "mc-broker-user", 3),
+        field("Password", text_input("mc-broker-password", "password", autoComplete="new-password"),
+              "Never shown again; leave empty to keep the stored one.", "mc-broker-password", 3),
+        field("TLS", dbc.Select(id="mc-broker-tls", value="off", options=[
+            {"label": "off (mqtt://, 1883)", "value": "off"}, {"label": "on (mqtts://, 8883)", "value": "on"}]),
+              "The broker's certificate is checked.", "mc-broker-tls", 3),
+        field("CA certificate file (optional)", text_input("mc-broker-ca"),
+              "Its file name in the certificate folder; empty: the system's CAs.", "mc-broker-ca", 3),
+    ]), id="mc-group-broker", style={"display": "none"})
+    return html.Div([common, address, logix, s7, opcua, modbus, sparkplug, mqtt, broker,
+                     html.Div(id="mc-settings-errors"), nav_buttons("mc-settings")])
 
 
 def _blank(v):
@@ -136,9 +166,21 @@ def form_machine(protocol: str, v: dict, pk: int | None) -> dict:
                   "security_mode": _blank(v["mc-opc-mode"]), "username": _blank(v["mc-opc-user"]) if user else None,
                   "password": password if user else None, "certificate": _blank(v["mc-opc-cert"]),
                   "private_key": _blank(v["mc-opc-key"])}
-    else:
+    elif protocol == "MODBUS":
         config = {"unit_id": v["mc-mb-unit"], "byte_order": v["mc-mb-byte"], "word_order": v["mc-mb-word"],
                   "zero_based": v["mc-mb-base"] != "1"}
+    else:
+        user = _blank(v["mc-broker-user"])
+        password = _blank(v["mc-broker-password"])
+        if user and password is None and pk is not None and (stored_config(pk) or {}).get("password"):
+            password = SECRET  # keep the stored one
+        config = {"username": user, "password": password if user else None,
+                  "tls": v["mc-broker-tls"] == "on", "tls_ca_file": _blank(v["mc-broker-ca"])}
+        if protocol == "SPARKPLUG_B":
+            config.update(group_id=_blank(v["mc-spb-group"]), edge_node_id=_blank(v["mc-spb-edge"]),
+                          device_id=_blank(v["mc-spb-device"]))
+        else:
+            config["topic_filter"] = _blank(v["mc-mq-filter"])
     body = {"name": v["mc-name"], "machine_id": v["mc-machine-id"], "description": v["mc-description"],
             "protocol": protocol, "protocol_config": {k: x for k, x in config.items() if x is not None},
             "poll_interval_ms": v["mc-poll"], "line": int(v["mc-line"]) if v["mc-line"] else None,
@@ -257,6 +299,12 @@ def edit(_clicks, requested):
     elif p == "MODBUS":
         v.update({"mc-mb-unit": c.get("unit_id", 1), "mc-mb-byte": c.get("byte_order", "big"),
                   "mc-mb-word": c.get("word_order", "big"), "mc-mb-base": "0" if c.get("zero_based", True) else "1"})
+    elif p in BROKER_PROTOCOLS:
+        v.update({"mc-broker-user": c.get("username") or "", "mc-broker-password": "",  # never on the page
+                  "mc-broker-tls": "on" if c.get("tls") or c.get("tls_ca_file") else "off",
+                  "mc-broker-ca": c.get("tls_ca_file") or "", "mc-spb-group": c.get("group_id") or "",
+                  "mc-spb-edge": c.get("edge_node_id") or "", "mc-spb-device": c.get("device_id") or "",
+                  "mc-mq-filter": c.get("topic_filter") or ""})
     draft = {"pk": pk, "protocol": p, "tested": False, "tags": tags}
     rows = [{"address": t["address"], "data_type": t["data_type"], "name": t["name"], "description": "configured",
              "value": None, "depth": 0, "selectable": True, "source": "configured"} for t in tags]

@@ -28,11 +28,14 @@ def store(request, tmp_path):
 def seed(store, port: int = 1) -> dict:
     layout = default_layout()
     endpoints = [{"machine_id": m.id, "name": m.name, "protocol": m.protocol, "host": "127.0.0.1", "port": port,
-                  "area": m.area, "line": m.line, "protocol_config": {},
-                  "tags": [{"name": "State", "address": "State" if m.protocol == "ETHERNET_IP" else {
+                  "area": m.area, "line": m.line,
+                  "protocol_config": {"group_id": "DemoPlant", "edge_node_id": f"{m.id}-gw", "device_id": m.id}
+                  if m.protocol == "SPARKPLUG_B" else {},
+                  "tags": [{"name": "State", "address": "State" if m.protocol in ("ETHERNET_IP", "SPARKPLUG_B") else {
                       "S7": "DB1.DBW12", "OPCUA": f"ns=2;s={m.id}.State", "MODBUS": "HR6"}[m.protocol],
-                            "data_type": {"ETHERNET_IP": "DINT", "S7": "INT", "OPCUA": "Int32",
-                                          "MODBUS": "UINT16"}[m.protocol], "role": "state.code", "writable": False}]}
+                            "data_type": {"ETHERNET_IP": "DINT", "S7": "INT", "OPCUA": "Int32", "MODBUS": "UINT16",
+                                          "SPARKPLUG_B": "INT32"}[m.protocol], "role": "state.code",
+                            "writable": False}]}
                  for m in layout.machines]
     products = {p.code: p for m in layout.machines for p in m.products}
     calendars, assignment = demo_calendars(layout)

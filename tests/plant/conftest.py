@@ -43,6 +43,7 @@ MACHINES = {
     "MODBUS": "M-MB",
     "OPCUA": "M-UA",
     "ETHERNET_IP": "M-LX",
+    "SPARKPLUG_B": "M-SPB",
 }
 
 

@@ -19,9 +19,10 @@ def test_default_layout_mirrors_the_site():
     layout = default_layout()
     ids = [m.id for m in layout.machines]
     by_protocol = {p: [m.id for m in layout.machines if m.protocol == p]
-                   for p in ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")}
+                   for p in ("ETHERNET_IP", "S7", "OPCUA", "MODBUS", "SPARKPLUG_B")}
     assert by_protocol["ETHERNET_IP"] == [f"LINE-{i:03d}" for i in range(1, 11)]
-    assert len(by_protocol["S7"]) == len(by_protocol["OPCUA"]) == len(by_protocol["MODBUS"]) == 2
+    assert len(by_protocol["S7"]) == len(by_protocol["OPCUA"]) == 2
+    assert by_protocol["MODBUS"] == ["LINE-015"] and by_protocol["SPARKPLUG_B"] == ["LINE-016"]
     assert len(set(ids)) == 16
     assert 3 <= len(layout.areas) <= 4
     assert layout.site_id and layout.timezone
