@@ -115,6 +115,8 @@ PAGES: dict[str, str] = {
     "/": VIEWER,
     "/machine/<machine_id>": VIEWER,  # embed: its own machine
     "/line/<line_id>": VIEWER,  # embed: its own line
+    "/andon/": VIEWER,  # embed: its own line's board (?line=<id>)
+    "/operator/<target>": OPERATOR,  # the terminal at the line: reasons, notes, rejects
     "/downtime/": VIEWER,  # reading; giving reasons and splitting need operator (CALLBACKS)
     "/reports/": VIEWER,
     "/plc-monitor/": VIEWER,
@@ -130,7 +132,7 @@ PAGES: dict[str, str] = {
     "/settings/users/": ADMIN,
     "/settings/audit/": ADMIN,
 }
-EMBED_PAGES = {"machine": "/machine/<machine_id>", "line": "/line/<line_id>"}
+EMBED_PAGES = {"machine": "/machine/<machine_id>", "line": "/line/<line_id>", "andon": "/andon/"}
 NOT_FOUND_PAGE = VIEWER  # a path that is no page: Dash draws its 404
 
 # Dash callbacks by output id: (exact ids, prefixes). embed: an embed link may run it (for its own scope).
@@ -145,7 +147,10 @@ CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("ScopeDashboardAIO", VIEWER, True),
     ("TimeRangeAIO", VIEWER, True),
     ("DownloadLinkAIO", VIEWER, True),
+    ("LossParetoAIO", VIEWER, False),  # the overview's and /downtime/'s Pareto
     ("overview-", VIEWER, False),
+    ("andon-", VIEWER, True),  # /andon/: an embed link of a line's board runs them for its line (auth.web)
+    ("op-", OPERATOR, False),  # /operator/<target>: reasons, notes, rejects; nothing else
     ("report-", VIEWER, False),
     ("plc-", VIEWER, False),
     ("dataflow-", VIEWER, False),

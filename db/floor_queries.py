@@ -1,0 +1,109 @@
+"""Queries behind the shop-floor screens (/andon/, /operator/<machine or line>): the stop that asks for a reason,
+reasons in the order operators use them, rejects an operator counts by hand, and which tags carry an order's
+quantity and progress. Times are epoch seconds (UTC) in and out.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from db import audit
+from db import backend as backends
+from db.downtime_queries import DowntimeError, downtime_events, reason_codes
+from db.models import Connection, DowntimeEvent, Machine, ReasonCode, Tag
+
+UTC = timezone.utc
+STOP_LOOKBACK_S = 12 * 3600  # an open stop older than a shift is still the current one; further back is not read
+REASON_USE_WINDOW_S = 30 * 86400  # "most used first" counts the reasons given over the last 30 days
+MAX_MANUAL_REJECTS = 100_000  # more in one entry is a typing slip, not a count
+# The order's target and progress: the demo plant's and common PLC names (plant/README.md), by the tag's own
+# name (the last part after a '.' or ':'), as no role carries them.
+ORDER_QUANTITY_NAMES = ("orderquantity", "orderqty", "targetqty", "ordertarget")
+ORDER_GOOD_NAMES = ("ordergood", "ordercount", "goodqty")
+
+
+def reasons_by_use(store, now: float | None = None) -> list[dict]:
+    """reason_codes() for a stop, the ones operators gave most over the last 30 days first, then by name; each
+    with its `uses`."""
+    now = time.time() if now is None else now
+    with Session(store.engine) as session:
+        since = backends.db_time(store.backend_name, now - REASON_USE_WINDOW_S)
+        uses = dict(session.execute(
+            select(DowntimeEvent.reason_id, func.count()).where(DowntimeEvent.reason_id.is_not(None),
+                                                                 DowntimeEvent.start >= since)
+            .group_by(DowntimeEvent.reason_id)).all())
+        ids = {r.code: r.id for r in session.scalars(select(ReasonCode))}
+    out = [{**r, "uses": int(uses.get(ids.get(r["code"]), 0))} for r in reason_codes(store)]
+    out.sort(key=lambda r: (-r["uses"], r["planned"], r["name"]))
+    return out
+
+
+def current_stop(store, machine_id: str, now: float | None = None) -> dict | None:
+    """The machine's stop going on now that is not planned (downtime_events' dict), or None while it runs."""
+    now = time.time() if now is None else now
+    events = downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
+                             include_planned=False, reconcile=False)
+    return next((e for e in events if e["open"] and not e["minor"]), None)
+
+
+def last_stops(store, machine_id: str, limit: int = 5, now: float | None = None) -> list[dict]:
+    """The machine's latest unplanned stops of the last 12 h (ongoing or ended), newest first."""
+    now = time.time() if now is None else now
+    events = downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
+                             include_planned=False, include_minor=False, reconcile=False)
+    return events[:limit]
+
+
+def add_manual_rejects(store, machine_id: str, count, note: str = "", now: float | None = None) -> dict:
+    """Parts an operator found bad after the machine counted them good: one count row at `now` with total 0, good
+    -count and reject +count, so the OEE engine's quality (good / total) drops by them, as every page and the API
+    read it. Audited as quality.manual_reject. Raises DowntimeError naming the field."""
+    if isinstance(count, str):
+        count = count.strip()
+        count = int(count) if count.isdigit() else None
+    elif isinstance(count, float) and count.is_integer():
+        count = int(count)  # a number input sends 3.0 as well as 3
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= MAX_MANUAL_REJECTS:
+        raise DowntimeError("count", f"a whole number of rejected parts from 1 to {MAX_MANUAL_REJECTS:,}")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise DowntimeError("note", "at most 500 characters")
+    now = time.time() if now is None else now
+    name = store.backend_name
+    with Session(store.engine) as session, session.begin():
+        m = session.scalar(select(Machine).where(Machine.machine_id == machine_id))
+        if m is None:
+            raise DowntimeError("machine", f"machine {machine_id!r} does not exist")
+        # The product being made: its ideal cycle time prices the rejects as the engine prices the parts.
+        product = session.execute(text(
+            "SELECT product_code FROM production_counts WHERE machine_id = :m AND start <= :t "
+            "ORDER BY start DESC LIMIT 1"), {"m": m.id, "t": backends.db_time(name, now)}).scalar()
+        backends.add_counts(session.connection(), name, [(m.id, now, now, product, 0, -count, count)])
+        audit.record(session, None, "quality.manual_reject",
+                     f"machine {machine_id} {datetime.fromtimestamp(now, UTC).isoformat(timespec='seconds')}",
+                     None, {"rejects": count, "product_code": product, "note": note})
+    return {"machine_id": machine_id, "time": now, "rejects": count, "product_code": product, "note": note}
+
+
+def _base_name(name: str) -> str:
+    return name.replace(":", ".").rsplit(".", 1)[-1].replace("_", "").lower()
+
+
+def order_tags(store, machine_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per machine (db id): the tag ids that carry its order's quantity and good count, {"quantity", "good"}."""
+    if not machine_ids:
+        return {}
+    owner = func.coalesce(Tag.machine_id, Connection.machine_id)
+    with Session(store.engine) as session:
+        rows = session.execute(select(owner, Tag.id, Tag.name).join(Connection, Tag.connection_id == Connection.id)
+                               .where(owner.in_(machine_ids)).order_by(Tag.id)).all()
+    out: dict[int, dict[str, int]] = {}
+    for mid, tid, name in rows:
+        base = _base_name(name or "")
+        kind = "quantity" if base in ORDER_QUANTITY_NAMES else "good" if base in ORDER_GOOD_NAMES else None
+        if kind:
+            out.setdefault(mid, {}).setdefault(kind, tid)
+    return out
