@@ -17,7 +17,9 @@ from db.models import Connection, DowntimeEvent, Machine, ReasonCode, Tag
 
 UTC = timezone.utc
 STOP_LOOKBACK_S = 12 * 3600  # an open stop older than a shift is still the current one; further back is not read
+RECENT_STOP_S = 600  # a stop that ended this recently, still without a reason, is still asked about
 REASON_USE_WINDOW_S = 30 * 86400  # "most used first" counts the reasons given over the last 30 days
+REJECT_LOOKBACK_S = 24 * 3600  # rejects found by hand are of parts made within a day
 MAX_MANUAL_REJECTS = 100_000  # more in one entry is a typing slip, not a count
 # The order's target and progress: the demo plant's and common PLC names (plant/README.md), by the tag's own
 # name (the last part after a '.' or ':'), as no role carries them.
@@ -42,11 +44,17 @@ def reasons_by_use(store, now: float | None = None) -> list[dict]:
 
 
 def current_stop(store, machine_id: str, now: float | None = None) -> dict | None:
-    """The machine's stop going on now that is not planned (downtime_events' dict), or None while it runs."""
+    """The stop that asks for a reason (downtime_events' dict): the machine's unplanned stop going on now, else its
+    last one that ended within RECENT_STOP_S without an operator's reason (the machine restarted before anyone
+    came to the terminal); None when there is neither."""
     now = time.time() if now is None else now
     events = downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
                              include_planned=False, reconcile=False)
-    return next((e for e in events if e["open"] and not e["minor"]), None)
+    going_on = next((e for e in events if e["open"]), None)
+    if going_on is not None:
+        return going_on
+    return next((e for e in events if not e["minor"] and e["source"] != "operator"
+                 and e["end"] is not None and now - e["end"] <= RECENT_STOP_S), None)
 
 
 def last_stops(store, machine_id: str, limit: int = 5, now: float | None = None) -> list[dict]:
@@ -58,9 +66,11 @@ def last_stops(store, machine_id: str, limit: int = 5, now: float | None = None)
 
 
 def add_manual_rejects(store, machine_id: str, count, note: str = "", now: float | None = None) -> dict:
-    """Parts an operator found bad after the machine counted them good: one count row at `now` with total 0, good
-    -count and reject +count, so the OEE engine's quality (good / total) drops by them, as every page and the API
-    read it. Audited as quality.manual_reject. Raises DowntimeError naming the field."""
+    """Parts an operator found bad after the machine counted them good: taken off the good count of the machine's
+    latest count rows (the newest first, within REJECT_LOOKBACK_S before `now`) and added to their rejects, so the
+    OEE engine's quality (good / total) drops by them, as every page and the API read it (the writer adds its
+    increments onto a row, so the change stays). Audited as quality.manual_reject. Raises DowntimeError naming
+    the field."""
     if isinstance(count, str):
         count = count.strip()
         count = int(count) if count.isdigit() else None
@@ -77,15 +87,28 @@ def add_manual_rejects(store, machine_id: str, count, note: str = "", now: float
         m = session.scalar(select(Machine).where(Machine.machine_id == machine_id))
         if m is None:
             raise DowntimeError("machine", f"machine {machine_id!r} does not exist")
-        # The product being made: its ideal cycle time prices the rejects as the engine prices the parts.
-        product = session.execute(text(
-            "SELECT product_code FROM production_counts WHERE machine_id = :m AND start <= :t "
-            "ORDER BY start DESC LIMIT 1"), {"m": m.id, "t": backends.db_time(name, now)}).scalar()
-        backends.add_counts(session.connection(), name, [(m.id, now, now, product, 0, -count, count)])
+        rows = session.execute(text(
+            "SELECT start, good FROM production_counts WHERE machine_id = :m AND start <= :t AND start >= :lo "
+            "AND good > 0 ORDER BY start DESC LIMIT 1000"),
+            {"m": m.id, "t": backends.db_time(name, now),
+             "lo": backends.db_time(name, now - REJECT_LOOKBACK_S)}).all()
+        available = sum(int(g) for _s, g in rows)
+        if available < count:
+            raise DowntimeError("count", f"{machine_id} counted {available:,} good parts in the last "
+                                         f"{REJECT_LOOKBACK_S // 3600} h; at most that many can be rejects")
+        left, changed = count, []
+        for start, good in rows:
+            take = min(int(good), left)
+            session.execute(text("UPDATE production_counts SET good = good - :n, reject = reject + :n "
+                                 "WHERE machine_id = :m AND start = :s"), {"n": take, "m": m.id, "s": start})
+            changed.append(take)
+            left -= take
+            if not left:
+                break
         audit.record(session, None, "quality.manual_reject",
                      f"machine {machine_id} {datetime.fromtimestamp(now, UTC).isoformat(timespec='seconds')}",
-                     None, {"rejects": count, "product_code": product, "note": note})
-    return {"machine_id": machine_id, "time": now, "rejects": count, "product_code": product, "note": note}
+                     None, {"rejects": count, "note": note, "rows": len(changed)})
+    return {"machine_id": machine_id, "time": now, "rejects": count, "note": note}
 
 
 def _base_name(name: str) -> str:

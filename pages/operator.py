@@ -130,13 +130,15 @@ def _refresh(_n, _live, _saved, machine_id):
                        html.Span(" " + floor.stop_text(facts), className="op-since")])
     stop = floor_queries.current_stop(s, machine_id, now)
     if stop is None:
-        stop_facts = html.Div("Running: no stop waits for a reason.", className="text-muted", id="op-no-stop")
+        stop_facts = html.Div("No stop waits for a reason.", className="text-muted", id="op-no-stop")
         keep = None
     else:
         given = stop["reason_name"] if stop["source"] == "operator" else None
         stop_facts = html.Div([
-            html.Div([html.Span(f"Since {local(stop['start'], tz, '%H:%M:%S')} · ", className="text-muted"),
-                      html.Strong(duration(now - stop["start"]))], className="op-big"),
+            html.Div([html.Span(f"Since {local(stop['start'], tz, '%H:%M:%S')} · " if stop["open"] else
+                                f"{local(stop['start'], tz, '%H:%M:%S')}–{local(stop['end'], tz, '%H:%M:%S')} · ",
+                                className="text-muted"),
+                      html.Strong(duration(stop["duration_s"]))], className="op-big"),
             html.Div(stop["fault_label"] or stop["category_label"], id="op-stop-cause"),
             html.Div(["Reason: ", html.Strong(given, id="op-stop-reason")] if given else
                      "Which reason? Tap it below.", className="mt-1"),
