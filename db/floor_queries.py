@@ -17,7 +17,7 @@ from db.models import Connection, DowntimeEvent, Machine, ReasonCode, Tag
 
 UTC = timezone.utc
 STOP_LOOKBACK_S = 12 * 3600  # an open stop older than a shift is still the current one; further back is not read
-RECENT_STOP_S = 600  # a stop that ended this recently, still without a reason, is still asked about
+RECENT_STOP_S = 600  # a stop that ended this recently is still asked about
 REASON_USE_WINDOW_S = 30 * 86400  # "most used first" counts the reasons given over the last 30 days
 REJECT_LOOKBACK_S = 24 * 3600  # rejects found by hand are of parts made within a day
 MAX_MANUAL_REJECTS = 100_000  # more in one entry is a typing slip, not a count
@@ -45,16 +45,17 @@ def reasons_by_use(store, now: float | None = None) -> list[dict]:
 
 def current_stop(store, machine_id: str, now: float | None = None) -> dict | None:
     """The stop that asks for a reason (downtime_events' dict): the machine's unplanned stop going on now, else its
-    last one that ended within RECENT_STOP_S without an operator's reason (the machine restarted before anyone
-    came to the terminal); None when there is neither."""
+    last one that ended within RECENT_STOP_S (the machine restarted before anyone came to the terminal; with the
+    reason given, if one was, so that it can be changed); None when there is neither."""
     now = time.time() if now is None else now
-    events = downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
-                             include_planned=False, reconcile=False)
+    events = [e for e in downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
+                                         reconcile=False)
+              if not e["planned"] or e["source"] == "operator"]  # a stop an operator called planned stays shown
     going_on = next((e for e in events if e["open"]), None)
     if going_on is not None:
         return going_on
-    return next((e for e in events if not e["minor"] and e["source"] != "operator"
-                 and e["end"] is not None and now - e["end"] <= RECENT_STOP_S), None)
+    return next((e for e in events if not e["minor"] and e["end"] is not None and now - e["end"] <= RECENT_STOP_S),
+                None)
 
 
 def last_stops(store, machine_id: str, limit: int = 5, now: float | None = None) -> list[dict]:

@@ -115,8 +115,9 @@ def layout(target: str | None = None, **_query):
     Input("op-live-store", "data"),
     Input("op-saved", "data"),
     State("op-machine", "data"),
+    State("op-stop", "data"),
 )
-def _refresh(_n, _live, _saved, machine_id):
+def _refresh(_n, _live, _saved, machine_id, shown):
     s = context.store()
     tz = context.tz()
     now = time.time()
@@ -153,7 +154,8 @@ def _refresh(_n, _live, _saved, machine_id):
                for e in floor_queries.last_stops(s, machine_id, 5, now)]
     table = dbc.Table(html.Tbody(history), size="sm", className="mb-0") if history else html.Div(
         "No stops in the last 12 h.", className="text-muted")
-    return state, keep, stop_facts, faults, order, table
+    # The reason buttons are drawn again only for another stop or reason (not under a finger at every tick).
+    return state, keep if keep != shown else no_update, stop_facts, faults, order, table
 
 
 @callback(Output("op-reasons", "children"), Input("op-stop", "data"))

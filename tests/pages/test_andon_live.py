@@ -1,0 +1,92 @@
+"""/andon/ follows a fault live, in real headless Chromium: a machine on a real protocol server (the third-party
+PLC of tests/support/third_party_plc.py over Modbus TCP on 127.0.0.1: run 20 s, then fault 42 for 10 s, every
+30 s) goes faulted, and its tile turns to faulted with the fault's text from the machine's fault table, within
+seconds, without a reload; then it runs again. The board's embed link shows that line's board without a login,
+and nothing else."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.config.conftest import Client
+from tests.pages.conftest import console_errors, screenshot, wait_for
+from tests.support.browser import By
+from tests.support.third_party_plc import Schedule, ThirdPartyPlc
+from tests.test_app import RunningApp
+
+OWN_SETTINGS = {"state_code_map": {"1": "running", "3": "faulted", "7": "changeover"},
+                "micro_stop_threshold_s": 5, "fault_codes": [{"code": 42, "text": "Filler jam", "kind": "fault"}]}
+MACHINE = "ANDON-1"
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory):
+    app = RunningApp(tmp_path_factory.mktemp("andon"), "--no-demo")
+    plc = None
+    try:
+        app.wait_healthy()
+        api = Client(app.port, app.token("engineer"))
+        _, site = api.post("/api/config/sites/", {"name": "Andon site"})
+        _, area = api.post("/api/config/areas/", {"name": "Hall 1", "site": site["id"]})
+        status, line = api.post("/api/config/lines/", {"name": "Filling 1", "area": area["id"]})
+        assert status == 201, line
+        plc = ThirdPartyPlc(Schedule(time.time() + 86400)).start()  # in changeover until the schedule starts
+        status, created = api.post("/api/plc/machines/", plc.machine_body("MODBUS", MACHINE, line=line["id"],
+                                                                          **OWN_SETTINGS))
+        assert status == 201, created
+        wait_for(lambda: api.get(f"/api/plc/machines/{MACHINE}/")[1].get("state") == "changeover", 60,
+                 message="the machine reporting")
+        yield app, plc, line, api
+    finally:
+        if plc is not None:
+            plc.stop()
+        app.stop()
+
+
+def tiles(browser) -> dict:
+    """{machine: (state, why, label)} in one look: the tiles are drawn again as the socket brings news."""
+    return {json.loads(i)["machine"]: (state, why, label) for i, state, why, label in browser.execute_script(
+        "return Array.from(document.querySelectorAll('.andon-tile')).map(t => [t.id, t.dataset.state,"
+        " t.querySelector('.andon-why').textContent, t.querySelector('.andon-state').textContent]);")}
+
+
+def test_the_board_follows_a_fault_live_without_a_reload(plant, browser):
+    app, plc, line, _api = plant
+    console_errors(browser)
+    browser.get(f"{app.base}/andon/?line={line['id']}")
+    wait_for(lambda: tiles(browser).get(MACHINE, ("",))[0] == "changeover", 30, message="the tile in changeover")
+    wait_for(lambda: browser.find_element(By.ID, "andon-live-status").text == "live", 30, message="the socket")
+    browser.execute_script("window.sameAndonPage = true;")
+    plc.schedule = Schedule(time.time() + 2)  # runs 20 s from now, then fault 42 for 10 s
+    wait_for(lambda: tiles(browser)[MACHINE][0] == "running", 30, message="the tile running")
+    fault_at = plc.schedule.t0 + plc.schedule.run_s
+    state, why, label = wait_for(lambda: (lambda t: t if t[0] == "faulted" else None)(tiles(browser)[MACHINE]),
+                                 40, interval=0.2, message="the tile faulted")
+    lag = time.time() - fault_at
+    print(f"\nthe tile turned faulted {lag:.1f} s after the PLC's fault: {label} · {why}")
+    assert why == "Fault 42 Filler jam" and label == "Faulted"
+    assert lag < 5
+    screenshot(browser, "andon-faulted")
+    wait_for(lambda: tiles(browser)[MACHINE][0] == "running", 30, message="the tile running again")
+    assert browser.execute_script("return window.sameAndonPage === true")  # the same page all along: no reload
+    assert console_errors(browser) == []
+
+
+def test_the_boards_embed_link_shows_its_line_and_nothing_else(plant, browser):
+    app, _plc, line, api = plant
+    status, made = api.post("/api/auth/embed-links/", {"page": "andon", "key": str(line["id"]),
+                                                        "expires_in_days": 1})
+    assert status == 201, made
+    assert made["url"].startswith(f"/andon/?line={line['id']}&embed=1&embed_token=")
+    browser.delete_all_cookies()
+    browser.get(app.base + made["url"])
+    wait_for(lambda: MACHINE in tiles(browser), 30, message="the board through its embed link")
+    wait_for(lambda: browser.find_element(By.ID, "andon-live-status").text == "live", 30, message="the socket")
+    assert not browser.find_element(By.ID, "shell-nav").is_displayed()
+    token = made["url"].split("embed_token=")[1]
+    for other in ("/andon/", f"/andon/?line={line['id']}&site=Andon%20site", f"/line/{line['id']}",
+                  "/operator/ANDON-1"):
+        status, _ = Client(app.port).get(other + ("&" if "?" in other else "?") + f"embed_token={token}")
+        assert status == 403, other
