@@ -95,6 +95,13 @@ ROUTES: tuple[Rule, ...] = (
     R({"POST"}, "/api/auth/embed-links/", ENGINEER),
     R(ALL, "/api/plc/**", ENGINEER),
     R(ALL, "/api/config/**", ENGINEER),
+    # Faults and alerts: operators acknowledge, engineers write the rules, viewers read (api/alerts.py).
+    R({"POST"}, "/api/faults/*/ack", OPERATOR),
+    R({"POST"}, "/api/alerts/*/ack", OPERATOR),
+    R({"POST", "PUT", "PATCH", "DELETE"}, "/api/alerts/rules/**", ENGINEER),
+    R(READS, "/api/alerts/**", VIEWER),
+    R(READS, "/api/faults/", VIEWER),
+    R(READS, "/api/events/", VIEWER),
     # Viewers: numbers, exports, live values.
     R(READS, "/api/oee/", VIEWER),
     R(READS, "/export/**", VIEWER),
