@@ -152,7 +152,7 @@ def _scope(errors: FieldErrors, data: dict, session: Session, kind) -> dict:
         return out
     model = {"line": Line, "area": Area, "site": Site}[scope]
     ids = list(session.scalars(select(model.id).where(model.name == key)))
-    if not ids and key.isdigit() and int(key) < 2**31:
+    if not ids and key.isascii() and key.isdigit() and int(key) < 2**31:
         ids = [i for i in [session.scalar(select(model.id).where(model.id == int(key)))] if i is not None]
     if not ids:
         errors.add(scope, f"{scope} {key!r} does not exist (see /api/config/{scope}s/)")

@@ -156,6 +156,8 @@ def test_acknowledging_a_fault_and_an_alert_records_who_and_when(floor):
     ({"kind": "machine_stopped"}, "machine"),
     ({"kind": "machine_stopped", "machine": "FILLER-1", "line": "x"}, "line"),
     ({"kind": "fire", "machine": "FILLER-1"}, "kind"),
+    ({"kind": "machine_stopped", "line": "²"}, "line"),
+    ({"kind": "machine_stopped", "site": "99999999999"}, "site"),
     ({"kind": "machine_stopped", "machine": "FILLER-1", "webhook_secret": "short"}, "webhook_secret"),
     ({"kind": "machine_stopped", "machine": "FILLER-1", "colour": "red"}, "colour"),
 ])

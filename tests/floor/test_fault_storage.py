@@ -110,3 +110,20 @@ def test_the_migrated_tables_are_what_the_models_declare(any_url):
         assert mine == []
     finally:
         store.close()
+
+
+def test_a_scope_key_that_only_looks_like_an_id_is_no_scope(any_url):
+    """Regression (schemathesis on PostgreSQL, GET /api/events/?line=...): a line '99999999999' overflowed the
+    integer column (DataError, a 500) and '²' passed isdigit() and failed int() (ValueError)."""
+    import pytest
+
+    from db.export_queries import scope_machines
+    from db.oee_queries import ScopeError
+
+    store = open_store(any_url)
+    try:
+        for key in ("99999999999", "²"):
+            with pytest.raises(ScopeError, match="does not exist"):
+                scope_machines(store, "line", key)
+    finally:
+        store.close()
