@@ -15,7 +15,8 @@ Conditions:
   from the database at most every OEE_EVERY_S per rule.
 
 A process evaluates only the machines it collects (its trackers), so collector processes that share a plant
-never fire the same alert twice.
+never fire the same alert twice. A machine's open alert is kept while this process has no state of the machine
+(just restarted, before its first read): only a machine seen running again resolves it.
 """
 from __future__ import annotations
 
@@ -117,6 +118,8 @@ class Evaluator:
             if key in conditions:
                 continue
             rule = by_id.get(key[0])
+            if rule is not None and key[1].startswith("machine:") and int(key[1][8:]) not in machines:
+                continue  # not seen since this process started (a restart): unknown is not resolved
             cleared = self._cleared_since.setdefault(key, now)
             if rule is not None and now - cleared < rule.reset_s:
                 continue

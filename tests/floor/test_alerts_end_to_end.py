@@ -12,10 +12,12 @@ import hmac
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.config.conftest import Client
+from tests.live.helpers import LiveClient
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
 from tests.support.third_party_plc import Schedule, ThirdPartyPlc
 from tests.support.waiting import wait_for
@@ -33,17 +35,20 @@ def floor(tmp_path_factory):
     hook = WebhookReceiver()
     smtp = SmtpReceiver("alerts", SMTP_PASSWORD)
     plc = ThirdPartyPlc(Schedule(time.time() + 86400)).start()  # in changeover (a planned state) until told
-    app = RunningApp(tmp_path_factory.mktemp("app"), "--no-demo", "--smtp-url",
-                     f"smtp://alerts:{SMTP_PASSWORD}@127.0.0.1:{smtp.port}", "--smtp-from", "oee@plant.example")
+    args = ("--no-demo", "--smtp-url", f"smtp://alerts:{SMTP_PASSWORD}@127.0.0.1:{smtp.port}", "--smtp-from",
+            "oee@plant.example")
+    app = RunningApp(tmp_path_factory.mktemp("app"), *args)
+    state = {"app": app}
     try:
         app.wait_healthy()
         api = Client(app.port, app.token("engineer"))
         status, created = api.post("/api/plc/machines/", plc.machine_body("MODBUS", "FILLER-1", **OWN))
         assert status == 201, created
         wait_for(lambda: api.get("/api/plc/machines/FILLER-1/")[1].get("state") == "changeover", timeout=30)
-        yield {"app": app, "api": api, "hook": hook, "smtp": smtp, "plc": plc}
+        state.update(api=api, hook=hook, smtp=smtp, plc=plc, args=args)
+        yield state
     finally:
-        app.stop()
+        state["app"].stop()
         plc.stop()
         hook.stop()
         smtp.stop()
@@ -107,6 +112,8 @@ def test_a_rule_fires_a_webhook_and_an_email_once_then_resolves_once(floor):
 def test_acknowledging_a_fault_and_an_alert_records_who_and_when(floor):
     app, api, hook = floor["app"], floor["api"], floor["hook"]
     plc = floor["plc"]
+    live = LiveClient(app.port, "/ws/events/?machine=FILLER-1")
+    assert live.recv()["type"] == "snapshot"
     plc.schedule = Schedule(time.time() - RUN_S - 1, run_s=RUN_S, cycle_s=3600)  # faulted for the next hour
     status, rule = api.post("/api/alerts/rules/", {"name": "Filler down", "kind": "machine_stopped",
                                                    "machine": "FILLER-1", "webhook_url": hook.url})
@@ -129,6 +136,12 @@ def test_acknowledging_a_fault_and_an_alert_records_who_and_when(floor):
     status, acked = operator.post(f"/api/alerts/{alert_id}/ack")
     assert status == 200 and acked["state"] == "acknowledged" and acked["acknowledged_by"] == "token:test-operator/tests"
     wait_for(lambda: "acknowledged" in _states(hook)[before:], timeout=10)  # sent once by the collector process
+    # the same changes, live on /ws/events/ (from the collector process, over the live bus)
+    rule_alerts = lambda m: m["type"] == "alert" and m.get("kind") == "rule"  # noqa: E731
+    fired = live.until(lambda m: rule_alerts(m) and m["state"] == "active")
+    assert fired["id"] == f"rule:{alert_id}" and fired["machine_id"] == "FILLER-1" and fired["rule"] == "Filler down"
+    assert live.until(lambda m: rule_alerts(m) and m["state"] == "acknowledged")["active"] is True
+    live.close()
 
     admin = Client(app.port, app.token("admin"))
     _, audit = admin.get("/api/audit/?action=fault.acknowledge")
@@ -201,3 +214,31 @@ def test_the_smtp_password_is_shown_nowhere(floor):
     _, rules = admin.get("/api/alerts/rules/")
     for text in (app.output(), json.dumps(health), json.dumps(audit), json.dumps(rules)):
         assert SMTP_PASSWORD not in text and SECRET not in text
+
+
+def test_an_alert_survives_a_restart_of_the_app_and_is_not_sent_again(floor):
+    app, api, hook, plc = floor["app"], floor["api"], floor["hook"], floor["plc"]
+    plc.schedule = Schedule(time.time() - RUN_S - 1, run_s=RUN_S, cycle_s=3600)  # faulted
+    status, rule = api.post("/api/alerts/rules/", {"name": "Across a restart", "kind": "machine_stopped",
+                                                   "machine": "FILLER-1", "webhook_url": hook.url})
+    assert status == 201, rule
+
+    def sent() -> list[str]:
+        return [p["state"] for p in hook.payloads() if p["rule"] == "Across a restart"]
+
+    wait_for(lambda: sent() == ["active"], timeout=15)
+    _, before = api.get(f"/api/alerts/?rule={rule['id']}")
+    folder = Path(app.log.name).parent
+    app.stop()
+    again = RunningApp(folder, *floor["args"])
+    floor["app"] = again
+    again.wait_healthy()
+    api = Client(again.port, again.token("engineer"))
+    floor["api"] = api
+    wait_for(lambda: api.get("/api/plc/machines/FILLER-1/")[1].get("state") == "faulted", timeout=30)
+    time.sleep(6)  # three evaluations with the machine faulted again
+    _, after = api.get(f"/api/alerts/?rule={rule['id']}")
+    assert [(a["id"], a["state"]) for a in after["results"]] == [(a["id"], "active") for a in before["results"]]
+    assert sent() == ["active"]
+    plc.schedule = Schedule(time.time() + 86400)  # changeover: no longer an unplanned stop
+    wait_for(lambda: sent() == ["active", "resolved"], timeout=15)
