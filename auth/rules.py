@@ -134,6 +134,7 @@ PAGES: dict[str, str] = {
     "/settings/calendars/": ENGINEER,
     "/settings/reasons/": ENGINEER,
     "/settings/embed-links/": ENGINEER,
+    "/settings/alerts/": ENGINEER,
     "/settings/users/": ADMIN,
     "/settings/audit/": ADMIN,
 }
@@ -146,12 +147,14 @@ CALLBACK_EXACT: dict[str, tuple[str, bool]] = {
     "_pages_store": (PAGE, True),
     "_pages_dummy": (VIEWER, True),
     "downtime-saved": (OPERATOR, False),  # the downtime dialog's save and split write reasons, notes, splits
+    "machine-faults-acked": (OPERATOR, False),  # the machine page's Acknowledge of a fault
 }
 CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("shell-", VIEWER, True),
     ("ScopeDashboardAIO", VIEWER, True),
     ("TimeRangeAIO", VIEWER, True),
     ("DownloadLinkAIO", VIEWER, True),
+    ("machine-faults-", VIEWER, False),  # the machine page's fault list
     ("overview-", VIEWER, False),
     ("report-", VIEWER, False),
     ("plc-", VIEWER, False),
@@ -165,6 +168,7 @@ CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("sc-", ENGINEER, False),  # /settings/calendars/
     ("sr-", ENGINEER, False),  # /settings/reasons/
     ("embed-", ENGINEER, False),  # /settings/embed-links/
+    ("sa-", ENGINEER, False),  # /settings/alerts/
     ("users-", ADMIN, False),  # /settings/users/
     ("audit-", ADMIN, False),  # /settings/audit/
 )

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.config.conftest import Client
+from tests.config.test_wizard import click, fill
+from tests.support.auth import browser_login, browser_logout
+from tests.support.browser import By, make_browser, wait_text
 from tests.live.helpers import LiveClient
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
 from tests.support.third_party_plc import Schedule, ThirdPartyPlc
@@ -204,6 +207,59 @@ def test_rules_crud_access_and_query_errors(floor):
     assert viewer.get("/api/faults/?machine=NOPE")[0] == 404
     _, doc = viewer.get("/api/openapi.json")
     assert {"/api/alerts/rules/", "/api/alerts/rules/{id}/", "/api/faults/", "/api/events/"} <= set(doc["paths"])
+
+
+def test_rules_on_the_settings_page_and_a_fault_acknowledged_on_the_machine_page(floor):
+    """In Chromium: an engineer makes a rule on /settings/alerts/ (a bad webhook URL is named first); an operator
+    acknowledges the machine's active fault with its button on /machine/FILLER-1; a viewer sees no button."""
+    app, api, plc = floor["app"], floor["api"], floor["plc"]
+    plc.schedule = Schedule(time.time() - RUN_S - 1, run_s=RUN_S, cycle_s=3600)  # faulted
+    browser = make_browser(1400, 1400)
+    try:
+        browser_login(browser, app.base, app.user("engineer"))
+        browser.get(f"{app.base}/settings/alerts/")
+        wait_text(browser, "h2", "Alert rules")
+        fill(browser, "sa-rule-name", "Page rule")
+        fill(browser, "sa-rule-scope_key", "FILLER-1")
+        fill(browser, "sa-rule-for_s", "1")
+        fill(browser, "sa-rule-webhook_url", "ftp://nowhere.example/")
+        fill(browser, "sa-rule-email_to", "lead@plant.example, shift@plant.example")
+        click(browser, "#sa-rule-save")
+        wait_text(browser, "#sa-rule-webhook_url-fb", "http:// or https://")
+        fill(browser, "sa-rule-webhook_url", floor["hook"].url)
+        click(browser, "#sa-rule-save")
+        wait_text(browser, "#sa-rule-list", "Page rule")
+        rule = next(r for r in api.get("/api/alerts/rules/")[1]["results"] if r["name"] == "Page rule")
+        assert rule["machine"] == "FILLER-1" and rule["for_s"] == 1
+        assert rule["email_to"] == ["lead@plant.example", "shift@plant.example"]
+        wait_text(browser, "#sa-alerts-table", "Page rule")  # it fires: listed below within seconds
+        browser_logout(browser, app.base)
+
+        plc.schedule = Schedule(time.time(), run_s=2, cycle_s=3600)  # runs 2 s, then a new fault for an hour
+
+        def new_fault():
+            found = api.get("/api/faults/?machine=FILLER-1&active=1")[1]["results"]
+            return found[0] if found and not found[0]["acknowledged_at"] else None
+
+        fault = wait_for(new_fault, timeout=20)
+        viewer = app.user("viewer")
+        browser_login(browser, app.base, viewer)
+        browser.get(f"{app.base}/machine/FILLER-1")
+        wait_text(browser, "#machine-faults-list", "Filler jam")
+        assert not browser.find_elements(By.CSS_SELECTOR, ".machine-fault-ack")
+        browser_logout(browser, app.base)
+
+        operator = app.user("operator")
+        browser_login(browser, app.base, operator)
+        browser.get(f"{app.base}/machine/FILLER-1")
+        wait_text(browser, "#machine-faults-list", "Filler jam")
+        click(browser, f"tr[data-fault='{fault['id']}'] .machine-fault-ack")
+        wait_text(browser, f"tr[data-fault='{fault['id']}']", operator)
+        stored = api.get("/api/faults/?machine=FILLER-1&active=1")[1]["results"][0]
+        assert stored["id"] == fault["id"] and stored["acknowledged_by"] == operator
+    finally:
+        browser.quit()
+    api.delete(f"/api/alerts/rules/{rule['id']}/")
 
 
 def test_the_smtp_password_is_shown_nowhere(floor):
