@@ -13,6 +13,7 @@ from alerting.evaluator import Evaluator
 from alerting.notify import Notifier
 from config import alert_rules
 from db import alerts as alert_store
+from db.backend import db_time
 from db.store import open_store
 from tests.support.receivers import WebhookReceiver
 from tests.support.waiting import wait_for
@@ -149,3 +150,25 @@ def test_an_acknowledgement_made_elsewhere_is_notified_once(setup):
     wait_for(lambda: len(hook.received) == 2, timeout=10)
     time.sleep(0.3)
     assert [p["state"] for p in hook.payloads()] == ["active", "acknowledged"]
+
+
+def test_oee_below_reads_the_metric_of_the_current_hour(setup):
+    """The machine has been faulted all hour (a state interval from two hours ago, still open): its availability
+    this hour is 0, below the rule's 0.5; a rule on quality (no parts: no number) does not fire."""
+    store, hook, world, evaluator = setup
+    evaluator.oee_store = store
+    evaluator.clock = time.time
+    now = time.time()
+    with store.engine.begin() as conn:
+        conn.execute(text('INSERT INTO machine_states (machine_id, start, "end", state) VALUES (1, :s, NULL, '
+                          "'faulted')"), {"s": db_time(store.backend_name, now - 7200)})
+    alert_rules.create_rule(store.engine, {"name": "Availability", "kind": "oee_below", "machine": "M-1",
+                                           "threshold": 0.5, "metric": "availability", "webhook_url": hook.url})
+    alert_rules.create_rule(store.engine, {"name": "Quality", "kind": "oee_below", "machine": "M-1",
+                                           "threshold": 0.5, "metric": "quality", "window": "shift"})
+    evaluator.run_once()
+    assert evaluator.last_error is None, evaluator.last_error
+    _, alerts = alert_store.list_alerts(store.engine)
+    assert [(a["rule"], a["state"]) for a in alerts] == [("Availability", "active")], alerts
+    assert "availability 0.0% below 50.0% this hour" in alerts[0]["message"]
+    wait_for(lambda: hook.payloads() and hook.payloads()[0]["kind"] == "oee_below", timeout=10)
