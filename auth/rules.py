@@ -95,6 +95,13 @@ ROUTES: tuple[Rule, ...] = (
     R({"POST"}, "/api/auth/embed-links/", ENGINEER),
     R(ALL, "/api/plc/**", ENGINEER),
     R(ALL, "/api/config/**", ENGINEER),
+    # Faults and alerts: operators acknowledge, engineers write the rules, viewers read (api/alerts.py).
+    R({"POST"}, "/api/faults/*/ack", OPERATOR),
+    R({"POST"}, "/api/alerts/*/ack", OPERATOR),
+    R({"POST", "PUT", "PATCH", "DELETE"}, "/api/alerts/rules/**", ENGINEER),
+    R(READS, "/api/alerts/**", VIEWER),
+    R(READS, "/api/faults/", VIEWER),
+    R(READS, "/api/events/", VIEWER),
     # Viewers: numbers, exports, live values.
     R(READS, "/api/oee/", VIEWER),
     R(READS, "/export/**", VIEWER),
@@ -129,6 +136,7 @@ PAGES: dict[str, str] = {
     "/settings/calendars/": ENGINEER,
     "/settings/reasons/": ENGINEER,
     "/settings/embed-links/": ENGINEER,
+    "/settings/alerts/": ENGINEER,
     "/settings/users/": ADMIN,
     "/settings/audit/": ADMIN,
 }
@@ -141,6 +149,7 @@ CALLBACK_EXACT: dict[str, tuple[str, bool]] = {
     "_pages_store": (PAGE, True),
     "_pages_dummy": (VIEWER, True),
     "downtime-saved": (OPERATOR, False),  # the downtime dialog's save and split write reasons, notes, splits
+    "machine-faults-acked": (OPERATOR, False),  # the machine page's Acknowledge of a fault
 }
 CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("shell-", VIEWER, True),
@@ -148,6 +157,7 @@ CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("TimeRangeAIO", VIEWER, True),
     ("DownloadLinkAIO", VIEWER, True),
     ("LossParetoAIO", VIEWER, False),  # the overview's and /downtime/'s Pareto
+    ("machine-faults-", VIEWER, False),  # the machine page's fault list
     ("overview-", VIEWER, False),
     ("andon-", VIEWER, True),  # /andon/: an embed link of a line's board runs them for its line (auth.web)
     ("op-", OPERATOR, False),  # /operator/<target>: reasons, notes, rejects; nothing else
@@ -163,6 +173,7 @@ CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("sc-", ENGINEER, False),  # /settings/calendars/
     ("sr-", ENGINEER, False),  # /settings/reasons/
     ("embed-", ENGINEER, False),  # /settings/embed-links/
+    ("sa-", ENGINEER, False),  # /settings/alerts/
     ("users-", ADMIN, False),  # /settings/users/
     ("audit-", ADMIN, False),  # /settings/audit/
 )

@@ -48,6 +48,9 @@ class Settings:
     cookie_secure: str = "auto"  # auto: Secure session cookie when the request came over https
     allowed_hosts: tuple[str, ...] = ()  # Host header names served (auth/guards.py); empty: loopback names on loopback
     request_timeout_s: float = 30.0  # the deadline of each request's work (db/deadline.py); 0: none
+    # smtp://user:pass@host:port (smtps:// for TLS) for alert e-mails; empty: no e-mail. Never in a repr or a log.
+    smtp_url: str = field(default="", repr=False)
+    smtp_from: str = "oee@localhost"  # the sender of alert e-mails
 
     @property
     def effective_database_url(self) -> str:
@@ -138,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-timeout", default=env("OEE_REQUEST_TIMEOUT_S", "30"),
                    help="seconds a request's work may take before it is stopped and answered 503 "
                         "[OEE_REQUEST_TIMEOUT_S] (default 30)")
+    p.add_argument("--smtp-url", default=env("OEE_SMTP_URL", ""),
+                   help="smtp://user:password@host:587 (or smtps://, port 465) for alert e-mails [OEE_SMTP_URL]; the "
+                        "password is never shown")
+    p.add_argument("--smtp-from", default=env("OEE_SMTP_FROM", "oee@localhost"),
+                   help="the sender address of alert e-mails [OEE_SMTP_FROM] (default oee@localhost)")
     p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
                    help="mark the session cookie Secure: auto (when the request came over https), on (always; "
                         "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
@@ -305,4 +313,25 @@ def from_args(argv: list[str] | None = None) -> Settings:
         cookie_secure=args.cookie_secure,
         allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
         request_timeout_s=request_timeout,
+        smtp_url=_smtp_url(args.smtp_url),
+        smtp_from=args.smtp_from,
     )
+
+
+def _smtp_url(raw: str) -> str:
+    """Checked here so that a typo fails the start, not the first alert; the message never holds the password."""
+    if not raw:
+        return ""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(raw)
+        port = url.port
+    except ValueError:
+        url, port = None, None
+    if url is None or url.scheme not in ("smtp", "smtps") or not url.hostname:
+        shown = raw.split("@")[-1]
+        raise SettingsError(f"--smtp-url [OEE_SMTP_URL]: ...@{shown} is not smtp://user:password@host:port or "
+                            "smtps://...")
+    del port
+    return raw

@@ -17,7 +17,8 @@ LAYERS = [
     {"oee", "keys", "plant"},            # pure OEE mathematics; master key and PLC credential cipher; the simulator
     {"db"},                              # storage: models, migrations, writer, queries
     {"collectors"},                      # PLC drivers, polling, the machine model
-    {"config", "live", "auth", "exports"},  # services: configuration, live updates, access, export formats
+    {"config", "live", "auth", "exports", "alerting"},  # services: configuration, live updates, access, export
+    #                                                     formats, alert rules at work (evaluator, notifications)
     {"processes"},                       # what runs where: the runtime, the collector and plant processes
     {"components", "api"},               # Dash building blocks; HTTP for scripts (/api, /export, /healthz)
     {"pages"},                           # the Dash pages
