@@ -3,13 +3,15 @@
 The stop going on now that is not planned asks for its reason: a big button per reason code, the most used first
 (db.floor_queries.reasons_by_use); a note goes with it. The reason is stored as the /downtime/ page stores one
 (db.downtime_queries.assign_downtime_reason), so the machine page's loss breakdown and GET /api/oee/ move at once.
-Rejects found by hand are counted in quality (db.floor_queries.add_manual_rejects, audited). The running order
-and its progress are shown. Everything here is an operator's (auth/rules.py: the page and its "op-" callbacks);
+Rejects found by hand are counted in quality (db.floor_queries.add_manual_rejects, audited). The machine's faults
+not yet acknowledged are acknowledged here (db.faults.acknowledge_fault, as on the machine page and at POST
+/api/faults/<id>/ack). The running order and its progress are shown. Everything here is an operator's (auth/rules.py: the page and its "op-" callbacks);
 for a line, the page first asks which machine.
 """
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import dash
 import dash_bootstrap_components as dbc
@@ -20,11 +22,13 @@ from components import context, floor
 from components.format import duration, local
 from components.live import live_socket
 from db import downtime_queries, floor_queries, ui_queries
+from db import faults as fault_store
 
 dash.register_page(__name__, path_template="/operator/<target>", name="Operator", title="OEE · Operator",
                    nav=False)
 
 TICK_MS = 3000
+FAULTS_SHOWN = 5
 
 
 def _find(target: str | None):
@@ -58,6 +62,7 @@ def layout(target: str | None = None, **_query):
     return html.Div([
         dcc.Store(id="op-machine", data=m["machine_id"]),
         dcc.Store(id="op-stop", data=None),
+        dcc.Store(id="op-fault-rows", data=None),
         dcc.Store(id="op-saved", data=0),
         dcc.Interval(id="op-tick", interval=TICK_MS),
         live_socket("op-live", f"/ws/dashboard/machine/{m['machine_id']}/"),
@@ -75,10 +80,8 @@ def layout(target: str | None = None, **_query):
                                        html.Div(id="op-reason-message", className="mt-2")]),
                          className="mb-3"),
                 dbc.Card(dbc.CardBody([html.H4("Faults", className="card-title"),
-                                       # FAULT ACKNOWLEDGE: arrives with the fault history of branch floor-events
-                                       # (GET /api/faults/?machine=&active=1, POST /api/faults/<id>/ack); until
-                                       # it is merged this card only shows the machine's fault now.
-                                       html.Div(id="op-faults")]), className="mb-3"),
+                                       html.Div(id="op-fault-now"), html.Div(id="op-faults"),
+                                       html.Div(id="op-fault-message")]), className="mb-3"),
             ], lg=7),
             dbc.Col([
                 dbc.Card(dbc.CardBody([html.H4("Order", className="card-title"), html.Div(id="op-order")]),
@@ -108,7 +111,8 @@ def layout(target: str | None = None, **_query):
     Output("op-state", "children"),
     Output("op-stop", "data"),
     Output("op-stop-facts", "children"),
-    Output("op-faults", "children"),
+    Output("op-fault-now", "children"),
+    Output("op-fault-rows", "data"),
     Output("op-order", "children"),
     Output("op-history", "children"),
     Input("op-tick", "n_intervals"),
@@ -116,14 +120,15 @@ def layout(target: str | None = None, **_query):
     Input("op-saved", "data"),
     State("op-machine", "data"),
     State("op-stop", "data"),
+    State("op-fault-rows", "data"),
 )
-def _refresh(_n, _live, _saved, machine_id, shown):
+def _refresh(_n, _live, _saved, machine_id, shown, shown_faults):
     s = context.store()
     tz = context.tz()
     now = time.time()
     m = next((x for x in ui_queries.plant_machines(s) if x["machine_id"] == machine_id), None)
     if m is None:
-        return (no_update,) * 6
+        return (no_update,) * 7
     status = context.machine_states([m["id"]]).get(m["id"])
     facts = floor.state_facts(m, status, floor.fault_texts([m["id"]]).get(m["id"], {}), now)
     state = html.Span([html.Span(facts["label"], className="state-pill op-pill", id="op-state-pill",
@@ -146,8 +151,12 @@ def _refresh(_n, _live, _saved, machine_id, shown):
         ], id="op-stop-open", **{"data-start": repr(stop["start"])})
         keep = {"machine_id": machine_id, "start": stop["start"],
                 "reason": stop["reason_code"] if stop["source"] == "operator" else None}
-    faults = html.Div(facts["why"] or "No fault now.", id="op-fault-now",
+    faults = html.Div(facts["why"] or "No fault now.", id="op-fault-text",
                       className="fw-semibold text-danger" if facts["why"] else "text-muted")
+    # The faults not yet acknowledged (and the ones going on): drawn again only when they change (op-fault-rows).
+    _total, rows = fault_store.list_faults(s.engine, [(m["id"], m["machine_id"], m["name"])], limit=FAULTS_SHOWN)
+    fault_rows = [{k: f[k] for k in ("id", "code", "text", "start", "active", "acknowledged_by")}
+                  for f in rows if f["active"] or not f["acknowledged_by"]]
     order = floor.order_block(floor.order_progress([m["id"]], {m["id"]: status or {}})[m["id"]], "op", large=True)
     history = [html.Tr([html.Td(local(e["start"], tz, "%H:%M")), html.Td(duration(e["duration_s"])),
                         html.Td(e["reason_name"] if e["source"] == "operator" else (e["fault_label"] or "—"))])
@@ -155,7 +164,45 @@ def _refresh(_n, _live, _saved, machine_id, shown):
     table = dbc.Table(html.Tbody(history), size="sm", className="mb-0") if history else html.Div(
         "No stops in the last 12 h.", className="text-muted")
     # The reason buttons are drawn again only for another stop or reason (not under a finger at every tick).
-    return state, keep if keep != shown else no_update, stop_facts, faults, order, table
+    return (state, keep if keep != shown else no_update, stop_facts, faults,
+            fault_rows if fault_rows != shown_faults else no_update, order, table)
+
+
+@callback(Output("op-faults", "children"), Input("op-fault-rows", "data"))
+def _faults(rows):
+    if not rows:
+        return None
+    tz = context.tz()
+    out = []
+    for f in rows:
+        start = datetime.fromisoformat(f["start"].replace("Z", "+00:00")).timestamp()
+        done = html.Span(f"acknowledged by {f['acknowledged_by']}", className="small text-muted") \
+            if f["acknowledged_by"] else dbc.Button("Acknowledge", id={"type": "op-fault-ack", "index": f["id"]},
+                                                    color="warning", size="lg", className="op-button")
+        out.append(html.Div([html.Div([html.Strong(f"{f['code'] if f['code'] is not None else '—'} {f['text']}"),
+                                       html.Div(f"since {local(start, tz, '%H:%M:%S')}" + (
+                                           " · going on" if f["active"] else " · ended"), className="small")]),
+                             done], className="d-flex justify-content-between align-items-center gap-2 mb-2",
+                            **{"data-fault": f["id"]}))
+    return out
+
+
+@callback(
+    Output("op-fault-message", "children"),
+    Output("op-saved", "data", allow_duplicate=True),
+    Input({"type": "op-fault-ack", "index": ALL}, "n_clicks"),
+    State("op-saved", "data"),
+    prevent_initial_call=True,
+)
+def _acknowledge(clicks, saved):
+    if not ctx.triggered_id or not any(clicks or []):
+        return no_update, no_update
+    require("operator")
+    try:
+        fault_store.acknowledge_fault(context.store().engine, int(ctx.triggered_id["index"]))
+    except fault_store.NotFound as exc:
+        return dbc.Alert(str(exc), color="danger", className="py-1"), no_update
+    return "", (saved or 0) + 1
 
 
 @callback(Output("op-reasons", "children"), Input("op-stop", "data"))

@@ -90,3 +90,31 @@ def test_the_boards_embed_link_shows_its_line_and_nothing_else(plant, browser):
                   "/operator/ANDON-1"):
         status, _ = Client(app.port).get(other + ("&" if "?" in other else "?") + f"embed_token={token}")
         assert status == 403, other
+
+
+def test_an_operator_acknowledges_the_fault_on_the_terminal(plant, browser):
+    from tests.support.auth import browser_login, browser_logout
+
+    app, plc, _line, _api = plant
+    if plc.schedule.t0 > time.time():  # the schedule of the first test, when run alone
+        plc.schedule = Schedule(time.time())
+    browser_login(browser, app.base, app.user("operator"))
+    try:
+        browser.get(f"{app.base}/operator/{MACHINE}")
+        button = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "[id*='op-fault-ack']"), 60,
+                          message="a fault to acknowledge")
+        fault_id = json.loads(button.get_attribute("id"))["index"]
+        button.click()
+        from sqlalchemy import text
+
+        def acknowledged_by():
+            with app.engine().connect() as conn:
+                return conn.execute(text("SELECT acknowledged_by FROM faults WHERE id = :i"), {"i": fault_id}).scalar()
+        assert wait_for(acknowledged_by, 20, message="the acknowledgement stored") == app.user("operator")
+
+        def shown():  # a fault going on shows who acknowledged it; an ended one acknowledged leaves the list
+            row = browser.find_elements(By.CSS_SELECTOR, f"#op-faults [data-fault='{fault_id}']")
+            return not row or f"acknowledged by {app.user('operator')}" in row[0].text
+        wait_for(shown, 20, message="the terminal showing the acknowledgement")
+    finally:
+        browser_logout(browser, app.base)
