@@ -68,6 +68,17 @@ def test_the_board_follows_a_fault_live_without_a_reload(plant, browser):
     print(f"\nthe tile turned faulted {lag:.1f} s after the PLC's fault: {label} · {why}")
     assert why == "Fault 42 Filler jam" and label == "Faulted"
     assert lag < 5
+    # Good parts of the day (no calendar) against plan (planned time over the PLC's ideal cycle time of 0.1 s).
+    def counted():
+        text = browser.execute_script("const t = document.querySelector('.andon-tile .andon-count');"
+                                      " return t ? t.textContent : '';")
+        if "/" not in text:
+            return None
+        good, plan = (float(x.replace(",", "")) for x in text.split("/"))
+        return (good, plan) if good > 0 else None
+    good, plan = wait_for(counted, 40, message="good parts against plan")
+    print(f"count against plan: {good:.0f} / {plan:.0f}")
+    assert good <= plan
     screenshot(browser, "andon-faulted")
     wait_for(lambda: tiles(browser)[MACHINE][0] == "running", 30, message="the tile running again")
     assert browser.execute_script("return window.sameAndonPage === true")  # the same page all along: no reload

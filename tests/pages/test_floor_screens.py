@@ -82,7 +82,7 @@ def test_rejects_counted_on_the_terminal_are_stored_and_audited(demo_app, browse
     try:
         machine = "LINE-002"
         browser.get(f"{base}/operator/{machine}")
-        wait_for(lambda: browser.find_element(By.ID, "op-order").text, 30, message="the order")
+        wait_for(lambda: browser.find_element(By.ID, "op-reject-count"), 30, message="the terminal")
         field = browser.find_element(By.ID, "op-reject-count")
         field.clear()
         field.send_keys("3")
@@ -96,8 +96,10 @@ def test_rejects_counted_on_the_terminal_are_stored_and_audited(demo_app, browse
         assert entry[0] == demo_app.user("operator")
         assert json.loads(entry[1])["rejects"] == 4
         # The order the PLC reports: its id and progress (OrderId, OrderQuantity, OrderGood on the demo's PLCs).
-        assert browser.find_element(By.ID, "op-order-id").text.startswith("ORD")
-        assert " of " in browser.find_element(By.ID, "op-order-counts").text
+        order_id, counts = wait_for(lambda: browser.execute_script(  # one look: the order is drawn every tick
+            "const i = document.getElementById('op-order-id'), c = document.getElementById('op-order-counts');"
+            " return i && c ? [i.textContent, c.textContent] : null;"), 20, message="the order")
+        assert order_id.startswith("ORD") and " of " in counts, (order_id, counts)
     finally:
         browser_logout(browser, base)
 
