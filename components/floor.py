@@ -16,7 +16,6 @@ from components import context
 from components.format import STATE_COLORS, STATE_LABELS, duration
 from db import floor_queries, ui_queries
 
-STOPPED = ("faulted", "idle", "blocked", "changeover", "planned_stop", "offline", "unknown")
 
 
 def _value(live, tag_id: int | None):

@@ -59,11 +59,12 @@ def current_stop(store, machine_id: str, now: float | None = None) -> dict | Non
 
 
 def last_stops(store, machine_id: str, limit: int = 5, now: float | None = None) -> list[dict]:
-    """The machine's latest unplanned stops of the last 12 h (ongoing or ended), newest first."""
+    """The machine's latest stops of the last 12 h (ongoing or ended) that were not planned, or that an operator
+    gave a reason, newest first."""
     now = time.time() if now is None else now
     events = downtime_events(store, now - STOP_LOOKBACK_S, now + 1, scope="machine", key=machine_id,
-                             include_planned=False, include_minor=False, reconcile=False)
-    return events[:limit]
+                             include_minor=False, reconcile=False)
+    return [e for e in events if not e["planned"] or e["source"] == "operator"][:limit]
 
 
 def add_manual_rejects(store, machine_id: str, count, note: str = "", now: float | None = None) -> dict:

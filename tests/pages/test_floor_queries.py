@@ -83,3 +83,9 @@ def test_the_six_losses_pareto_equals_the_engines_losses(store):  # noqa: F811
 def test_the_pareto_names_a_bad_grouping(store):  # noqa: F811
     with pytest.raises(ValueError, match="by"):
         loss_pareto.pareto(store, T0, T0 + 3600, by="colour")
+
+
+def test_the_last_stops_keep_one_an_operator_called_planned(store):  # noqa: F811
+    dq.assign_downtime_reason(store, "M1", T0 + 600, "PM")
+    starts = [e["start"] for e in fq.last_stops(store, "M1", now=T0 + 3600)]
+    assert starts == pytest.approx([T0 + 900, T0 + 600])  # the 30 s idle is a minor stop: left out
