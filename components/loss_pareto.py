@@ -37,8 +37,9 @@ def figure(groups: list[dict]):
         "data": [
             {"type": "bar", "x": [g["label"] for g in groups], "y": [g["seconds"] / per for g in groups],
              "name": unit, "marker": {"color": "#d64545"}, "customdata": [
-                [g["key"], duration(g["seconds"]), g["count"]] for g in groups],
-             "hovertemplate": "%{x}<br>%{customdata[1]} · %{customdata[2]} stops<extra></extra>"},
+                [g["key"], duration(g["seconds"]), f"{g['count']:,} stop{'' if g['count'] == 1 else 's'}"
+                 if g["count"] else "no stops (speed or parts)"] for g in groups],
+             "hovertemplate": "%{x}<br>%{customdata[1]} · %{customdata[2]}<extra></extra>"},
             {"type": "scatter", "mode": "lines+markers", "x": [g["label"] for g in groups],
              "y": [g["cumulative"] * 100 for g in groups], "yaxis": "y2", "name": "cumulative %",
              "hoverinfo": "skip", "line": {"color": "#1f4e79"}},
