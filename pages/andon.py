@@ -12,7 +12,7 @@ import time
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import andon, context, timerange
 from components.format import local
@@ -78,7 +78,10 @@ def _embed_hint(scope, key) -> list:
 @callback(Output("andon-numbers", "data"), Input("andon-numbers-tick", "n_intervals"), State("andon-config", "data"))
 def _numbers(_n, config):
     config = config or {}
-    machines = andon.machines_of(config.get("scope"), config.get("key"))
+    try:
+        machines = andon.machines_of(config.get("scope"), config.get("key"))
+    except (LookupError, KeyError):  # the line was removed meanwhile (or the config is not one of ours)
+        return no_update
     return andon.numbers(machines, config.get("scope"), config.get("key"))
 
 
@@ -93,5 +96,8 @@ def _numbers(_n, config):
 def _tiles(live, nums, _n, config):
     config = config or {}
     now = time.time()
-    machines = andon.machines_of(config.get("scope"), config.get("key"))
+    try:
+        machines = andon.machines_of(config.get("scope"), config.get("key"))
+    except (LookupError, KeyError):
+        return dbc.Alert("This board's line, area or site is gone: reload the page.", color="warning"), no_update
     return andon.tiles(machines, live, nums, now), local(now, context.tz(), "%H:%M")

@@ -129,3 +129,10 @@ def test_an_operator_acknowledges_the_fault_on_the_terminal(plant, browser):
         wait_for(shown, 20, message="the terminal showing the acknowledgement")
     finally:
         browser_logout(browser, app.base)
+
+
+def test_a_board_of_a_line_that_does_not_exist_says_so(plant, browser):
+    app, _plc, _line, _api = plant
+    browser.get(f"{app.base}/andon/?line=99999")
+    text = wait_for(lambda: browser.find_element(By.ID, "andon-missing").text, 30, message="the message")
+    assert "There is no line '99999'" in text
