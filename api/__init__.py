@@ -53,7 +53,7 @@ def register(server) -> None:
     """Import every API module (each adds its routes to bp), then mount the blueprint."""
     import importlib
 
-    for name in ("oee", "plc", "config_plant", "auth", "audit", "openapi"):
+    for name in ("oee", "plc", "config_plant", "auth", "audit", "alerts", "openapi"):
         try:
             importlib.import_module(f"api.{name}")
         except ModuleNotFoundError as exc:

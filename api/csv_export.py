@@ -394,6 +394,36 @@ def _downtime_rows(fmt: CsvFormat, store, machines, start, end, filters) -> Iter
                    cell(e["note"]), ftime(e["split_from"])]
 
 
+# --- events (state changes, faults, alerts) -------------------------------------------------------------------------
+
+EVENTS_HEADER = ["time", "kind", "machine", "machine_name", "state", "fault_code", "text", "end", "id"]
+MAX_EVENT_ROWS = 10_000  # as GET /api/events/ reads at most; a narrower range gives the rest
+
+
+@bp.get("/events.csv")
+def events_csv():
+    """GET /api/events/'s events of the range (default the last 24 h), newest first, at most MAX_EVENT_ROWS."""
+    from api.alerts import parse_kinds, scope_of
+    from db.faults import list_events
+
+    args = request.args
+    check_unknown(args, SCOPE_PARAMS | {"kind"} | FORMAT_PARAMS, "/export/events.csv")
+    machines = scope_of(args)
+    kinds = parse_kinds(args)
+    start, end = params.time_range(args, "downtime")
+    store = _store()
+    fmt, bom = parse_format(args, q.plant_timezone(store))
+    events = list_events(store.engine, machines, kinds=kinds, start=start, end=end, limit=MAX_EVENT_ROWS)
+
+    def when(text):
+        return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    rows = ([fmt.time(when(e["time"])), fmt.cell(e["kind"]), fmt.cell(e["machine_id"]), fmt.cell(e["machine_name"]),
+             fmt.cell(e["state"]), fmt.number(e["fault_code"]), fmt.cell(e["text"]), fmt.time(when(e["end"])),
+             fmt.number(e["id"])] for e in events)
+    return csv_response(fmt, bom, EVENTS_HEADER, rows, _filename("events", "plant", start, end))
+
+
 # --- the audit log ------------------------------------------------------------------------------------------------
 
 AUDIT_HEADER = ["time", "actor", "action", "target", "source_ip", "changes", "before", "after", "id"]

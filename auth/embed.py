@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from auth.users import UserError
 from keys.master import derive_key
 
-PAGES = ("machine", "line")
+PAGES = ("machine", "line", "andon")  # andon: a line's board, key the line's id
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 SALT = "oee-embed-v1"
@@ -38,11 +38,13 @@ class Scope:
 
     @property
     def path(self) -> str:
+        if self.page == "andon":
+            return f"/andon/?{urlencode({'line': self.key})}"
         return f"/{self.page}/{self.key}"
 
     @property
     def ws_path(self) -> str:
-        return f"/ws/dashboard/{self.page}/{self.key}/"
+        return f"/ws/dashboard/{'line' if self.page == 'andon' else self.page}/{self.key}/"
 
     @property
     def actor(self) -> str:
@@ -91,4 +93,5 @@ def verify(master: bytes, token: str, now: float | None = None) -> Scope:
 
 
 def link(scope_path: str, token: str) -> str:
-    return f"{scope_path}?{urlencode({'embed': 1, 'embed_token': token})}"
+    joiner = "&" if "?" in scope_path else "?"
+    return f"{scope_path}{joiner}{urlencode({'embed': 1, 'embed_token': token})}"

@@ -95,6 +95,13 @@ ROUTES: tuple[Rule, ...] = (
     R({"POST"}, "/api/auth/embed-links/", ENGINEER),
     R(ALL, "/api/plc/**", ENGINEER),
     R(ALL, "/api/config/**", ENGINEER),
+    # Faults and alerts: operators acknowledge, engineers write the rules, viewers read (api/alerts.py).
+    R({"POST"}, "/api/faults/*/ack", OPERATOR),
+    R({"POST"}, "/api/alerts/*/ack", OPERATOR),
+    R({"POST", "PUT", "PATCH", "DELETE"}, "/api/alerts/rules/**", ENGINEER),
+    R(READS, "/api/alerts/**", VIEWER),
+    R(READS, "/api/faults/", VIEWER),
+    R(READS, "/api/events/", VIEWER),
     # Viewers: numbers, exports, live values.
     R(READS, "/api/oee/", VIEWER),
     R(READS, "/export/**", VIEWER),
@@ -115,6 +122,8 @@ PAGES: dict[str, str] = {
     "/": VIEWER,
     "/machine/<machine_id>": VIEWER,  # embed: its own machine
     "/line/<line_id>": VIEWER,  # embed: its own line
+    "/andon/": VIEWER,  # embed: its own line's board (?line=<id>)
+    "/operator/<target>": OPERATOR,  # the terminal at the line: reasons, notes, rejects
     "/downtime/": VIEWER,  # reading; giving reasons and splitting need operator (CALLBACKS)
     "/reports/": VIEWER,
     "/plc-monitor/": VIEWER,
@@ -127,10 +136,11 @@ PAGES: dict[str, str] = {
     "/settings/calendars/": ENGINEER,
     "/settings/reasons/": ENGINEER,
     "/settings/embed-links/": ENGINEER,
+    "/settings/alerts/": ENGINEER,
     "/settings/users/": ADMIN,
     "/settings/audit/": ADMIN,
 }
-EMBED_PAGES = {"machine": "/machine/<machine_id>", "line": "/line/<line_id>"}
+EMBED_PAGES = {"machine": "/machine/<machine_id>", "line": "/line/<line_id>", "andon": "/andon/"}
 NOT_FOUND_PAGE = VIEWER  # a path that is no page: Dash draws its 404
 
 # Dash callbacks by output id: (exact ids, prefixes). embed: an embed link may run it (for its own scope).
@@ -139,13 +149,18 @@ CALLBACK_EXACT: dict[str, tuple[str, bool]] = {
     "_pages_store": (PAGE, True),
     "_pages_dummy": (VIEWER, True),
     "downtime-saved": (OPERATOR, False),  # the downtime dialog's save and split write reasons, notes, splits
+    "machine-faults-acked": (OPERATOR, False),  # the machine page's Acknowledge of a fault
 }
 CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("shell-", VIEWER, True),
     ("ScopeDashboardAIO", VIEWER, True),
     ("TimeRangeAIO", VIEWER, True),
     ("DownloadLinkAIO", VIEWER, True),
+    ("LossParetoAIO", VIEWER, False),  # the overview's and /downtime/'s Pareto
+    ("machine-faults-", VIEWER, False),  # the machine page's fault list
     ("overview-", VIEWER, False),
+    ("andon-", VIEWER, True),  # /andon/: an embed link of a line's board runs them for its line (auth.web)
+    ("op-", OPERATOR, False),  # /operator/<target>: reasons, notes, rejects; nothing else
     ("report-", VIEWER, False),
     ("plc-", VIEWER, False),
     ("dataflow-", VIEWER, False),
@@ -158,6 +173,7 @@ CALLBACK_PREFIXES: tuple[tuple[str, str, bool], ...] = (
     ("sc-", ENGINEER, False),  # /settings/calendars/
     ("sr-", ENGINEER, False),  # /settings/reasons/
     ("embed-", ENGINEER, False),  # /settings/embed-links/
+    ("sa-", ENGINEER, False),  # /settings/alerts/
     ("users-", ADMIN, False),  # /settings/users/
     ("audit-", ADMIN, False),  # /settings/audit/
 )

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from datetime import timedelta
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -258,7 +258,7 @@ def _before_request():
         access, page_path, variables = auth.resolve_page(request.path)
         if access is None:
             return _refuse(403, "forbidden", "this page has no access rule")
-        embed_ok = g.embed is not None and _embed_page_ok(page_path, variables)
+        embed_ok = g.embed is not None and _embed_page_ok(page_path, variables, request.args.to_dict(flat=False))
     elif access == rules.CALLBACK:
         access, embed_ok, problem = _callback_access(auth)
         if problem:
@@ -369,17 +369,23 @@ def _callback_access(auth: Auth) -> tuple[str, bool, str | None]:
             if access is None:
                 return rules.PUBLIC, False, "this page has no access rule"
             if g.embed is not None:
-                embed_ok = embed_ok and _embed_page_ok(page_path, variables)
+                search = next((i.get("value") for i in _ids(body.get("inputs"), [])
+                               if i["id"] == "_pages_location" and i.get("property") == "search"), None)
+                embed_ok = embed_ok and _embed_page_ok(page_path, variables, parse_qs(
+                    search.lstrip("?") if isinstance(search, str) else ""))
         accesses.append(access)
     if g.embed is not None and embed_ok:
         embed_ok = _embed_callback_scope_ok(body, outputs)
     return rules.strongest(accesses), embed_ok, None
 
 
-def _embed_page_ok(page_path: str | None, variables: dict) -> bool:
+def _embed_page_ok(page_path: str | None, variables: dict, query: dict | None = None) -> bool:
     scope = g.embed
     if scope is None or page_path != rules.EMBED_PAGES.get(scope.page):
         return False
+    if scope.page == "andon":  # a line's board: /andon/?line=<its id>, and no other scope beside it
+        query = query or {}
+        return query.get("line") == [scope.key] and not query.get("area") and not query.get("site")
     return [str(v) for v in variables.values()] == [scope.key]
 
 
@@ -391,7 +397,16 @@ def _embed_route_ok(path: str) -> bool:
 
 def _embed_callback_scope_ok(body: dict, outputs: list) -> bool:
     """A dashboard callback of an embed link must be about its own machine or line: the dashboard's config store
-    (ScopeDashboardAIO config: {"scope", "key"}) in the request must be the link's."""
+    (ScopeDashboardAIO config: {"scope", "key"}) in the request must be the link's; an andon board's callback
+    must carry the board's config (andon-config) of the link's line."""
+    if any(str(rules.callback_output_key(o["id"])).startswith("andon-") for o in outputs):
+        if g.embed.page != "andon":
+            return False
+        configs = [i.get("value") for i in _ids([body.get("inputs"), body.get("state")], [])
+                   if i["id"] == "andon-config"]
+        want = {"scope": "line", "key": g.embed.key}
+        return bool(configs) and all(isinstance(c, dict) and {k: str(c.get(k)) for k in want} == want
+                                     for c in configs)
     if not any(rules.callback_output_key(o["id"]) == "ScopeDashboardAIO" for o in outputs):
         return True
     configs = [i.get("value") for i in _ids([body.get("inputs"), body.get("state")], [])

@@ -112,6 +112,7 @@ class CountBucket:
 class MachineOutput:
     states: list[tuple] = field(default_factory=list)  # rows for Writer.submit_states
     counts: list[tuple] = field(default_factory=list)  # rows for Writer.submit_counts
+    faults: list[tuple] = field(default_factory=list)  # rows for Writer.submit_faults
 
 
 class MachineTracker:
@@ -122,6 +123,7 @@ class MachineTracker:
         self.counter_moduli = counter_moduli or {}  # role -> modulus
         self.count_bucket_s = count_bucket_s
         self.current: StateInterval | None = None
+        self.fault: tuple[float, int | None] | None = None  # the active fault: (start, code)
         self.fault_code: int | None = None
         self.product_code: str | None = None
         self.order_id: str | None = None
@@ -256,6 +258,17 @@ class MachineTracker:
             out.states.append((self.machine_id, cur.start, t, cur.state, cur.fault_code, cur.product_code))
         self.current = StateInterval(t, state, fault, self.product_code)
         out.states.append((self.machine_id, t, None, state, fault, self.product_code))
+        self._track_fault(t, state, fault, out)
+
+    def _track_fault(self, t: float, state: str, fault: int | None, out: MachineOutput) -> None:
+        """A fault lasts while the machine shows faulted with the same code (a product change inside it is the
+        same fault); a fault code whose kind makes it a planned stop or a changeover is no fault."""
+        if self.fault is not None and (state != "faulted" or fault != self.fault[1]):
+            out.faults.append((self.machine_id, self.fault[1], self.fault[0], t))
+            self.fault = None
+        if state == "faulted" and self.fault is None:
+            self.fault = (t, fault)
+            out.faults.append((self.machine_id, fault, t, None))
 
     def _count(self, t: float, values: dict, out: MachineOutput, made_at: float | None = None) -> None:
         """The counters' increments since the last read, into the running bucket; made_at: the parts were made

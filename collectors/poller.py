@@ -276,6 +276,7 @@ class ConnectionPoller:
                 self.snapshot.put_machine(mid, snap)
             self.writer.submit_states(out.states)
             self.writer.submit_counts(out.counts)
+            self.writer.submit_faults(out.faults)
             if out.states and self.hub.subscriber_count:
                 self.hub.publish("machine", {"machine_id": mid, **snap})
 
@@ -354,18 +355,19 @@ class ConnectionPoller:
             self.samples_stored += len(rows)
         flush_due = time.monotonic() - self._last_flush >= 5.0
         for mid in self.machine_ids:
-            states, counts = [], []
+            states, counts, faults = [], [], []
             with self.tracker_locks[mid]:
                 tracker = self.trackers[mid]
                 if mid in roles:
                     out = tracker.update(now, dict(roles[mid]))
-                    states, counts = out.states, out.counts
+                    states, counts, faults = out.states, out.counts, out.faults
                 if flush_due:
                     counts = counts + tracker.flush(now).counts
                 snap = tracker.snapshot()
                 self.snapshot.put_machine(mid, snap)
             self.writer.submit_states(states)
             self.writer.submit_counts(counts)
+            self.writer.submit_faults(faults)
             if states and self.hub.subscriber_count:
                 self.hub.publish("machine", {"machine_id": mid, **snap})
         if flush_due:

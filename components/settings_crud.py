@@ -48,6 +48,9 @@ class CrudSection:
     version_id: str  # the page's store: any change on the page bumps it, every section re-reads
     to_form: Callable[[dict], dict] = field(default=lambda item: item)  # stored item -> field values
     to_body: Callable[[dict], dict] = field(default=lambda values: values)  # field values -> validator input
+    # where the items live: config.store, or a module with the same functions for its kind (list_items, get_item,
+    # create_item, update_item, delete_item, item_impact, NotFound), e.g. config.alert_rules' for alert rules
+    store: object = cs
 
     def __post_init__(self):
         self._register()
@@ -101,7 +104,7 @@ class CrudSection:
         @callback(Output(fid("table"), "children"), *[Output(fid(f.key), "options") for f in select_dynamic],
                   Input(self.version_id, "data"))
         def render(_version):
-            total, items = cs.list_items(engine(), self.kind, limit=500)
+            total, items = self.store.list_items(engine(), self.kind, limit=500)
             options = [f.options() for f in select_dynamic]
             if not items:
                 return dbc.Alert("None yet.", color="light", id=fid("empty")), *options
@@ -126,9 +129,9 @@ class CrudSection:
             try:
                 clean = self.validate(self.to_body(raw))
                 if editing:
-                    item = cs.update_item(engine(), self.kind, editing, clean)
+                    item = self.store.update_item(engine(), self.kind, editing, clean)
                 else:
-                    item = cs.create_item(engine(), self.kind, clean)
+                    item = self.store.create_item(engine(), self.kind, clean)
             except ValidationError as exc:
                 msgs = {k: "" for k in keys}
                 unplaced = {}
@@ -142,7 +145,7 @@ class CrudSection:
                                 id=fid("invalid"))
                 return (no_update, box, None, no_update, *[bool(msgs[k]) for k in keys],
                         *[msgs[k] for k in keys])
-            except cs.NotFound:
+            except self.store.NotFound:
                 return (version + 1, dbc.Alert("It was deleted meanwhile.", color="warning"), None, None,
                         *[False] * len(keys), *[""] * len(keys))
             name = item.get("name") or item.get("code")
@@ -159,8 +162,8 @@ class CrudSection:
                 if not ctx.triggered[0]["value"]:
                     return (no_update,) * (3 + len(keys))
                 try:
-                    item = cs.get_item(engine(), self.kind, trigger["pk"])
-                except cs.NotFound:
+                    item = self.store.get_item(engine(), self.kind, trigger["pk"])
+                except self.store.NotFound:
                     return (no_update,) * (3 + len(keys))
                 form = self.to_form(item)
                 return (item["id"], f"Edit {item.get('name') or item.get('code')}", "Update",
@@ -176,9 +179,9 @@ class CrudSection:
                 return no_update, no_update
             pk = ctx.triggered_id["pk"]
             try:
-                item = cs.get_item(engine(), self.kind, pk)
-                impact = cs.item_impact(engine(), self.kind, pk)
-            except cs.NotFound:
+                item = self.store.get_item(engine(), self.kind, pk)
+                impact = self.store.item_impact(engine(), self.kind, pk)
+            except self.store.NotFound:
                 return None, None
             goes = [f"{n} {IMPACT_TEXT.get(k, k)}" for k, n in impact.items() if n]
             text = f"Delete {item.get('name') or item.get('code')}?" + (
@@ -198,8 +201,8 @@ class CrudSection:
             if ctx.triggered_id != fid("delete-confirm") or not ok or pk is None:
                 return no_update, no_update  # the buttons just appeared: nothing was clicked yet
             try:
-                cs.delete_item(engine(), self.kind, pk)
-            except cs.NotFound:
+                self.store.delete_item(engine(), self.kind, pk)
+            except self.store.NotFound:
                 pass
             return version + 1, None
 
@@ -208,6 +211,7 @@ def settings_nav(active: str) -> dbc.Nav:
     """The settings pages' own navigation (only /settings/ is in the main navigation bar)."""
     items = [("Overview and file", "/settings/"), ("Hierarchy", "/settings/hierarchy/"),
              ("Products", "/settings/products/"), ("Shift calendars", "/settings/calendars/"),
-             ("Reason codes", "/settings/reasons/"), ("Machines", "/machine-config/")]
+             ("Reason codes", "/settings/reasons/"), ("Alert rules", "/settings/alerts/"),
+             ("Machines", "/machine-config/")]
     return dbc.Nav([dbc.NavItem(dbc.NavLink(label, href=href, active=href == active)) for label, href in items],
                    pills=True, className="mb-3", id="settings-nav")

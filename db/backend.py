@@ -235,6 +235,17 @@ def upsert_states(conn: Connection, backend: str, rows: list[tuple]) -> None:
     ), [dict(m=m, s=db_time(backend, s), e=db_time(backend, e), st=st, f=f, p=p) for m, s, e, st, f, p in rows])
 
 
+def upsert_faults(conn: Connection, backend: str, rows: list[tuple]) -> None:
+    """rows: (machine_id, code|None, start, end|None); a later row with the same start closes the fault. Who
+    acknowledged it is never overwritten here."""
+    if not rows:
+        return
+    conn.execute(text(
+        'INSERT INTO faults (machine_id, code, start, "end") VALUES (:m, :c, :s, :e) '
+        'ON CONFLICT (machine_id, start) DO UPDATE SET "end" = excluded."end", code = excluded.code'
+    ), [dict(m=m, c=c, s=db_time(backend, s), e=db_time(backend, e)) for m, c, s, e in rows])
+
+
 def add_counts(conn: Connection, backend: str, rows: list[tuple]) -> None:
     """rows: (machine_id, start, end, product_code, total, good, reject) increments; same start adds up, and the
     row ends at the later of the two ends (an instant row of parts read with a stop never shortens a minute's)."""

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Connection, Machine, MachineFaultCode, MachineState, Tag, samples
+from db.models import Connection, Fault, Machine, MachineFaultCode, MachineState, Tag, samples
 
 
 def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
@@ -110,4 +110,11 @@ def close_open_states(engine: Engine, backend: str, machine_ids: list[int]) -> i
                 closed += conn.execute(update(table).where(is_open & (table.c.start <= last))
                                        .values({"end": last})).rowcount
             closed += conn.execute(update(table).where(is_open).values({"end": table.c.start})).rowcount
+            # A fault left open ends where the machine's state interval it belonged to ended.
+            faults = Fault.__table__
+            open_fault = (faults.c.machine_id == mid) & faults.c["end"].is_(None)
+            ended = select(func.max(table.c["end"])).where(table.c.machine_id == mid).scalar_subquery()
+            conn.execute(update(faults).where(open_fault).values({"end": func.coalesce(ended, faults.c.start)}))
+            conn.execute(update(faults).where(open_fault | (faults.c["end"] < faults.c.start))
+                         .values({"end": faults.c.start}))
     return closed

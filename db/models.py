@@ -420,3 +420,74 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
     time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- Faults, alert rules and alerts ---------------------------------------------------------------------------
+
+ALERT_KINDS = ("machine_stopped", "oee_below", "connection_failing", "writer_spooling")
+ALERT_STATES = ("active", "acknowledged", "resolved")
+
+
+class Fault(Base):
+    """One fault of a machine: from when it showed faulted with this code to when it stopped (end None: active).
+
+    Written by the collecting process through the writer (collectors.machine_model emits the rows); who
+    acknowledged it and when is set from the pages or the API and never touched by the writer."""
+
+    __tablename__ = "faults"
+    __table_args__ = (Index("ix_faults_machine_start", "machine_id", "start", unique=True),
+                      Index("ix_faults_start", "start"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No foreign key, as machine_states: a writer batch for a machine deleted meanwhile must still commit.
+    machine_id: Mapped[int] = mapped_column(Integer)
+    code: Mapped[int | None] = mapped_column(Integer)  # None: faulted without a fault code
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AlertRule(Base):
+    """What to watch and whom to tell (api/alerts.py; the body is validated by config/alert_rules.py).
+
+    Scope: exactly one of machine_id, line_id, area_id, site_id. webhook_secret is sealed with the master key
+    (keys/credentials.py) and never shown back; last_error and last_sent say how the last notification went."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # one of ALERT_KINDS
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    for_s: Mapped[float] = mapped_column(Double, default=0.0)  # the condition must hold this long (the delay)
+    reset_s: Mapped[float] = mapped_column(Double, default=0.0)  # and be gone this long before the alert resolves
+    threshold: Mapped[float | None] = mapped_column(Double)  # oee_below: a fraction 0..1
+    metric: Mapped[str | None] = mapped_column(String(16))  # oee_below: oee, availability, performance, quality
+    window: Mapped[str | None] = mapped_column(String(8))  # oee_below: hour or shift
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[dict | None] = mapped_column(Json)  # sealed; None: derived from the master key
+    email_to: Mapped[list | None] = mapped_column(Json)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_sent: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Alert(Base):
+    """One firing of a rule for one subject (a machine, or the rule's whole scope): active, then maybe
+    acknowledged, then resolved. At most one unresolved alert per (rule, subject)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_rule_subject", "rule_id", "subject"), Index("ix_alerts_started", "started_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(100))  # machine:<id>, connection:<id>, writer, or scope
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16))  # one of ALERT_STATES
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

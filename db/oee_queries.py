@@ -100,7 +100,7 @@ def _resolve(session: Session, scope: str, key: str) -> list[Machine]:
         return [m]
     model = {"line": Line, "area": Area, "site": Site}[scope]
     rows = session.scalars(select(model).where(model.name == key)).all()
-    if not rows and key.isdigit():
+    if not rows and key.isascii() and key.isdigit() and int(key) <= 2**31 - 1:  # '²' and 10**11 are no ids
         rows = [r for r in [session.get(model, int(key))] if r is not None]
     if not rows:
         raise ScopeError(scope, f"{scope} {key!r} does not exist")

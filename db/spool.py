@@ -29,10 +29,11 @@ class Batch:
     samples: list = field(default_factory=list)  # (epoch_s, tag_id, value, value_text, quality, reason)
     states: list = field(default_factory=list)  # (machine_id, start_s, end_s|None, state, fault_code, product)
     counts: list = field(default_factory=list)  # (machine_id, start_s, end_s, product, total, good, reject)
+    faults: list = field(default_factory=list)  # (machine_id, code|None, start_s, end_s|None)
 
     @property
     def rows(self) -> int:
-        return len(self.samples) + len(self.states) + len(self.counts)
+        return len(self.samples) + len(self.states) + len(self.counts) + len(self.faults)
 
     def span(self) -> tuple[float, float] | None:
         """Earliest and latest sample time, for the rollups to know what to recompute."""
@@ -47,7 +48,7 @@ class SpoolCorrupt(Exception):
 
 
 def encode(batch: Batch) -> bytes:
-    body = marshal.dumps((batch.batch_id, batch.samples, batch.states, batch.counts), MARSHAL_VERSION)
+    body = marshal.dumps((batch.batch_id, batch.samples, batch.states, batch.counts, batch.faults), MARSHAL_VERSION)
     return MAGIC + zlib.crc32(body).to_bytes(4, "big") + body
 
 
@@ -57,8 +58,11 @@ def decode(data: bytes) -> Batch:
     crc, body = data[len(MAGIC):len(MAGIC) + 4], data[len(MAGIC) + 4:]
     if zlib.crc32(body).to_bytes(4, "big") != crc:
         raise SpoolCorrupt("checksum mismatch")
-    batch_id, samples, states, counts = marshal.loads(body)
-    return Batch(batch_id, list(samples), list(states), list(counts))
+    parts = marshal.loads(body)
+    if len(parts) == 4:  # spooled by a version without faults
+        parts = (*parts, [])
+    batch_id, samples, states, counts, faults = parts
+    return Batch(batch_id, list(samples), list(states), list(counts), list(faults))
 
 
 class Spool:

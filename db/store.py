@@ -42,6 +42,7 @@ class Store:
             backends.insert_samples(conn, name, batch.samples)
             backends.upsert_states(conn, name, batch.states)
             backends.add_counts(conn, name, batch.counts)
+            backends.upsert_faults(conn, name, batch.faults)
             conn.execute(text("INSERT INTO writer_batches (batch_id, committed_at) VALUES (:b, :t)"),
                          {"b": batch.batch_id, "t": backends.db_time(name, time.time())})
         return True

@@ -75,6 +75,10 @@ class Writer:
     def submit_counts(self, rows: list[tuple]) -> bool:
         return self._submit("counts", rows)
 
+    def submit_faults(self, rows: list[tuple]) -> bool:
+        """(machine_id, code|None, start, end|None): a fault opens with end None and is closed by a later row."""
+        return self._submit("faults", rows)
+
     def _submit(self, kind: str, rows: list[tuple]) -> bool:
         if not rows:
             return True

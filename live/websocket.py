@@ -4,7 +4,7 @@
     /ws/dashboard/line/<id>/        the machines of one line (its id, or its name when unique)
     /ws/dashboard/machine/<id>/     one machine (LINE-001), with its tag values (tag_update)
     /ws/plc/<machine_ids>/          tag values and status of machines, comma-separated (LINE-001,LINE-002)
-    /ws/events/                     event (state changes) and alert, for every machine
+    /ws/events/                     event (state changes), alert (faults, lost connections, alert rules), status
     /ws/config/                     config_update when machines, lines or tags change
 
 Each socket gets a snapshot first, then changes, and a heartbeat every few seconds. Each holds one server thread
@@ -119,7 +119,10 @@ def to_client(live: LiveService, topic: str, msg: dict) -> dict:
     if topic == "event":
         return {"type": "event", **_machine_ref(live, msg["machine"]), **_without_machine(msg)}
     if topic == "alert":
-        return {"type": "alert", **_machine_ref(live, msg["machine"]), **_without_machine(msg)}
+        # an alert rule's alert of a whole line, area or site (writer_spooling: the plant) names no machine
+        ref = _machine_ref(live, msg["machine"]) if msg.get("machine") is not None else {"machine_id": None,
+                                                                                        "id": None}
+        return {"type": "alert", **ref, **_without_machine(msg)}
     if topic == "config":
         cat = live.catalog
         return {"type": "config_update", "time": msg["time"], "changes": msg["changes"],

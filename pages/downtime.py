@@ -15,6 +15,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from auth.web import may
 from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
+from components.loss_pareto import LossParetoAIO
 from components.format import STATE_COLORS, STATE_LABELS, duration, local
 from db import downtime_queries, ui_queries
 from db.oee_queries import TooMuchData
@@ -94,6 +95,7 @@ def layout(**query):
         html.Div([html.Div(id="downtime-summary"),
                   DownloadLinkAIO("downtime-csv", "downtime", {}, className="no-print ms-auto")],
                  className="d-flex flex-wrap align-items-start gap-2 mb-2"),
+        LossParetoAIO(PREFIX, what="downtime", by="reason"),
         dcc.Loading(html.Div(id="downtime-table"), type="dot", delay_show=400),
         modal,
     ], className="downtime" + (" embedded" if embed else ""))

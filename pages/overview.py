@@ -18,6 +18,7 @@ import oee
 from components import context, range_picker, timerange
 from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
 from components.kpi import flag_notes, kpi_row
+from components.loss_pareto import LossParetoAIO
 from db import ui_queries
 from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
 
@@ -91,6 +92,7 @@ def layout(**query):
         html.Div(id="overview-notes"),
         dcc.Loading(html.Div(id="overview-kpis"), type="dot", delay_show=400),
         html.Div(id="overview-worst", className="mb-3"),
+        LossParetoAIO(PREFIX, what="losses", by="category"),
         # The tiles are drawn and updated by assets/overview.js from these stores (not Dash components: speed).
         dcc.Store(id="overview-plant", data=_plant(machines)),
         dcc.Store(id="overview-numbers"),

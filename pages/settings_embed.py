@@ -31,7 +31,8 @@ def layout(**_query):
             dbc.Col([dbc.Label("Page", html_for="embed-page"),
                      dbc.Select(id="embed-page", value="machine",
                                 options=[{"label": "Machine", "value": "machine"},
-                                         {"label": "Line", "value": "line"}])], md=2),
+                                         {"label": "Line", "value": "line"},
+                                         {"label": "Andon board (a line)", "value": "andon"}])], md=2),
             dbc.Col([dbc.Label("Machine or line", html_for="embed-key"), dbc.Select(id="embed-key")], md=4),
             dbc.Col([dbc.Label("Expires in days", html_for="embed-days"),
                      dbc.Input(id="embed-days", type="number", min=1, max=embeds.MAX_DAYS,
@@ -45,7 +46,7 @@ def layout(**_query):
 @callback(Output("embed-key", "options"), Output("embed-key", "value"), Input("embed-page", "value"))
 def keys(page):
     require(rules.ENGINEER)
-    if page == "line":
+    if page in ("line", "andon"):
         options = [{"label": ln["name"], "value": str(ln["id"])} for ln in ui_queries.plant_lines(_store())]
     else:
         options = [{"label": f"{m['machine_id']} {m['name']}", "value": m["machine_id"]}

@@ -45,6 +45,7 @@ class Runtime:
         self.live = None  # live.service.LiveService: WebSocket fan-out and the bridge between processes
         self.credentials = None  # keys.credentials.Credentials: seals and opens PLC passwords (set by start)
         self.uns = None  # uns.publisher.UnsPublisher: the plant published to an MQTT broker (--mqtt-url)
+        self.alerting = None  # alerting.evaluator.Evaluator where this process collects: alert rules at work
         self.started_at = time.time()
         self._stopped = threading.Event()
 
@@ -81,6 +82,9 @@ class Runtime:
             from db.oee_summary import schedule as schedule_oee_summary
 
             schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
+            from alerting.evaluator import start_alerting
+
+            self.alerting = start_alerting(self)  # against this process's own machines, connections and writer
         elif s.collector_process:
             self._start_collector_process()
         elif self.live.bus is not None:
@@ -210,6 +214,8 @@ class Runtime:
             step("collector process", self.collector_process.stop)
         if self.scheduler is not None:
             step("scheduler", lambda: self.scheduler.shutdown(wait=False))
+        if self.alerting is not None:
+            step("alert notifications", self.alerting.notifier_stop)
         if self.plant is not None:
             step("plant", self.plant.stop)
         if self.writer is not None:

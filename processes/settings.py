@@ -65,6 +65,9 @@ class Settings:
         from uns.broker import parse_broker_url
 
         return parse_broker_url(self.mqtt_url, self.mqtt_ca_file)
+    # smtp://user:pass@host:port (smtps:// for TLS) for alert e-mails; empty: no e-mail. Never in a repr or a log.
+    smtp_url: str = field(default="", repr=False)
+    smtp_from: str = "oee@localhost"  # the sender of alert e-mails
 
     @property
     def effective_database_url(self) -> str:
@@ -155,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-timeout", default=env("OEE_REQUEST_TIMEOUT_S", "30"),
                    help="seconds a request's work may take before it is stopped and answered 503 "
                         "[OEE_REQUEST_TIMEOUT_S] (default 30)")
+    p.add_argument("--smtp-url", default=env("OEE_SMTP_URL", ""),
+                   help="smtp://user:password@host:587 (or smtps://, port 465) for alert e-mails [OEE_SMTP_URL]; the "
+                        "password is never shown")
+    p.add_argument("--smtp-from", default=env("OEE_SMTP_FROM", "oee@localhost"),
+                   help="the sender address of alert e-mails [OEE_SMTP_FROM] (default oee@localhost)")
     p.add_argument("--cookie-secure", default=env("OEE_COOKIE_SECURE", "auto"),
                    help="mark the session cookie Secure: auto (when the request came over https), on (always; "
                         "behind a TLS-terminating proxy), or off [OEE_COOKIE_SECURE] (default auto)")
@@ -382,4 +390,25 @@ def from_args(argv: list[str] | None = None) -> Settings:
         allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
         request_timeout_s=request_timeout,
         **mqtt_settings(args),
+        smtp_url=_smtp_url(args.smtp_url),
+        smtp_from=args.smtp_from,
     )
+
+
+def _smtp_url(raw: str) -> str:
+    """Checked here so that a typo fails the start, not the first alert; the message never holds the password."""
+    if not raw:
+        return ""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(raw)
+        port = url.port
+    except ValueError:
+        url, port = None, None
+    if url is None or url.scheme not in ("smtp", "smtps") or not url.hostname:
+        shown = raw.split("@")[-1]
+        raise SettingsError(f"--smtp-url [OEE_SMTP_URL]: ...@{shown} is not smtp://user:password@host:port or "
+                            "smtps://...")
+    del port
+    return raw

@@ -18,8 +18,8 @@ LAYERS = [
                                             # simulator; the Sparkplug B codec and topic names
     {"db"},                              # storage: models, migrations, writer, queries
     {"collectors"},                      # PLC drivers, polling, the machine model
-    {"config", "live", "auth", "exports", "uns"},  # services: configuration, live updates, access, export formats,
-                                                   # the plant published to MQTT
+    {"config", "live", "auth", "exports", "uns", "alerting"},  # services: configuration, live updates, access,
+    #                                      export formats, the plant published to MQTT, alert rules at work
     {"processes"},                       # what runs where: the runtime, the collector and plant processes
     {"components", "api"},               # Dash building blocks; HTTP for scripts (/api, /export, /healthz)
     {"pages"},                           # the Dash pages

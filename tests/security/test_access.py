@@ -99,6 +99,19 @@ ROUTES_TESTED: list[tuple[str, str, str, str]] = [
     ("GET", "/export/shift-report.csv", "/export/shift-report.csv?line=1", VIEWER),
     ("GET", "/export/tags.csv", "/export/tags.csv?machine=SEC-A", VIEWER),
     ("GET", "/export/downtime.csv", "/export/downtime.csv?machine=SEC-A", VIEWER),
+    ("GET", "/export/events.csv", "/export/events.csv?machine=SEC-A", VIEWER),
+    ("GET", "/api/faults/", "/api/faults/?machine=SEC-A", VIEWER),
+    ("POST", "/api/faults/<pk>/ack", "/api/faults/999999/ack", OPERATOR),
+    ("GET", "/api/events/", "/api/events/", VIEWER),
+    ("GET", "/api/alerts/", "/api/alerts/", VIEWER),
+    ("POST", "/api/alerts/<pk>/ack", "/api/alerts/999999/ack", OPERATOR),
+    ("GET", "/api/alerts/rules/", "/api/alerts/rules/", VIEWER),
+    ("POST", "/api/alerts/rules/", "/api/alerts/rules/", ENGINEER),
+    ("GET", "/api/alerts/rules/<pk>/", "/api/alerts/rules/999999/", VIEWER),
+    ("PUT", "/api/alerts/rules/<pk>/", "/api/alerts/rules/999999/", ENGINEER),
+    ("PATCH", "/api/alerts/rules/<pk>/", "/api/alerts/rules/999999/", ENGINEER),
+    ("DELETE", "/api/alerts/rules/<pk>/", "/api/alerts/rules/999999/", ENGINEER),
+    ("GET", "/<path:path>", "/settings/alerts/", ENGINEER),
 ]
 for kind in ("sites", "areas", "lines", "products", "reasons", "calendars"):
     ROUTES_TESTED += [
