@@ -12,6 +12,7 @@ import hmac
 import io
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -235,11 +236,13 @@ def test_rules_on_the_settings_page_and_a_fault_acknowledged_on_the_machine_page
         wait_text(browser, "#sa-alerts-table", "Page rule")  # it fires: listed below within seconds
         browser_logout(browser, app.base)
 
-        plc.schedule = Schedule(time.time(), run_s=2, cycle_s=3600)  # runs 2 s, then a new fault for an hour
+        changed_at = time.time()
+        plc.schedule = Schedule(changed_at, run_s=2, cycle_s=3600)  # runs 2 s, then a new fault for an hour
 
         def new_fault():
             found = api.get("/api/faults/?machine=FILLER-1&active=1")[1]["results"]
-            return found[0] if found and not found[0]["acknowledged_at"] else None
+            started = found and datetime.fromisoformat(found[0]["start"].replace("Z", "+00:00")).timestamp()
+            return found[0] if found and started > changed_at and not found[0]["acknowledged_at"] else None
 
         fault = wait_for(new_fault, timeout=20)
         viewer = app.user("viewer")
