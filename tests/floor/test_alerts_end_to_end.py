@@ -301,3 +301,16 @@ def test_an_alert_survives_a_restart_of_the_app_and_is_not_sent_again(floor):
     assert sent() == ["active"]
     plc.schedule = Schedule(time.time() + 86400)  # changeover: no longer an unplanned stop
     wait_for(lambda: sent() == ["active", "resolved"], timeout=15)
+
+
+def test_the_events_export_neutralises_a_fault_text_that_reads_as_a_formula(floor):
+    app, api = floor["app"], floor["api"]
+    status, changed = api.patch("/api/plc/machines/FILLER-1/", {
+        "fault_codes": [{"code": 42, "text": "=HYPERLINK(\"http://x\",\"jam\")", "kind": "fault"}]})
+    assert status == 200, changed
+    floor["plc"].schedule = Schedule(time.time() - RUN_S - 1, run_s=RUN_S, cycle_s=3600)  # faulted
+    wait_for(lambda: api.get("/api/faults/?machine=FILLER-1")[1]["count"] >= 1, timeout=20)
+    status, text = app.get("/export/events.csv?machine=FILLER-1&kind=fault&delimiter=;", token=app.token("viewer"))
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert status == 200 and len(rows) > 1
+    assert {r[6] for r in rows[1:]} == {"'=HYPERLINK(\"http://x\",\"jam\")"}, rows[:3]
