@@ -141,6 +141,8 @@ def test_acknowledging_a_fault_and_an_alert_records_who_and_when(floor):
     assert status == 200 and acked["state"] == "acknowledged" and acked["acknowledged_by"] == "token:test-operator/tests"
     wait_for(lambda: "acknowledged" in _states(hook)[before:], timeout=10)  # sent once by the collector process
     # the same changes, live on /ws/events/ (from the collector process, over the live bus)
+    fault_alert = live.until(lambda m: m["type"] == "alert" and m.get("kind") == "fault" and m["active"], timeout=5)
+    assert fault_alert["text"] == "Filler jam" and fault_alert["message"] == "faulted: Filler jam (fault code 42)"
     rule_alerts = lambda m: m["type"] == "alert" and m.get("kind") == "rule"  # noqa: E731
     fired = live.until(lambda m: rule_alerts(m) and m["state"] == "active")
     assert fired["id"] == f"rule:{alert_id}" and fired["machine_id"] == "FILLER-1" and fired["rule"] == "Filler down"
