@@ -14,8 +14,8 @@ Conditions:
 - oee_below: the metric of a machine of the scope over the current hour or shift below the threshold; read
   from the database at most every OEE_EVERY_S per rule.
 
-A process evaluates only the machines it collects (its trackers), so collector processes that share a plant
-never fire the same alert twice. A machine's open alert is kept while this process has no state of the machine
+A process evaluates only the machines, connections and writer it has, so collector processes that share a plant
+never fire the same alert twice, nor resolve each other's. A machine's open alert is kept while this process has no state of the machine
 (just restarted, before its first read): only a machine seen running again resolves it.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Evaluator:
     machine_ids}], writer() -> Writer.stats() or None."""
 
     def __init__(self, engine, notifier: Notifier, *, machines, connections, writer, oee_store=None,
-                 publish=None, link_base: str = "", webhook_key=None, clock=time.time):
+                 publish=None, link_base: str = "", webhook_key=None, clock=time.time, node: str = ""):
         self.engine = engine
         self.notifier = notifier
         self.machines = machines
@@ -63,6 +63,7 @@ class Evaluator:
         self.link_base = link_base.rstrip("/")
         self.webhook_key = webhook_key or (lambda rule: None)  # rule -> bytes of its HMAC key
         self.clock = clock
+        self.node = node  # this collector process's name: its writer is its own subject
         self._cleared_since: dict[tuple[int, str], float] = {}
         self._known: dict[int, str] = {}  # alert id -> the state last notified
         self._writer_bad_since: float | None = None
@@ -98,6 +99,7 @@ class Evaluator:
         for rule in rules:
             for subject, (since, mid, message) in self._conditions(rule, machines, keys, now).items():
                 conditions[(rule.id, subject)] = (since, mid, message)
+        connection_ids = {c["id"] for c in self.connections() or []}
         opened = store.open_alerts(self.engine)
         # acknowledgements made elsewhere (a web process): notify each once
         for key, alert in opened.items():
@@ -118,8 +120,8 @@ class Evaluator:
             if key in conditions:
                 continue
             rule = by_id.get(key[0])
-            if rule is not None and key[1].startswith("machine:") and int(key[1][8:]) not in machines:
-                continue  # not seen since this process started (a restart): unknown is not resolved
+            if rule is not None and not self._ours(key[1], machines, connection_ids):
+                continue  # another collector process's, or not seen since this one started: unknown, kept
             cleared = self._cleared_since.setdefault(key, now)
             if rule is not None and now - cleared < rule.reset_s:
                 continue
@@ -129,6 +131,17 @@ class Evaluator:
             log.info("alert %d: resolved (%s)", alert["id"], key[1])
             if rule is not None:
                 self._notify(rule, {**alert, "state": "resolved"}, "resolved", keys)
+
+    def _ours(self, subject: str, machines: dict, connection_ids: set) -> bool:
+        """Is this subject one this process sees (its machines, its connections, its writer)?"""
+        kind, _, ident = subject.partition(":")
+        if kind == "machine":
+            return int(ident) in machines
+        if kind == "connection":
+            return int(ident) in connection_ids
+        if kind == "writer":
+            return ident == self.node
+        return True
 
     # --- conditions ------------------------------------------------------------------------------------------------
 
@@ -161,7 +174,7 @@ class Evaluator:
                     self._writer_bad_since = self._writer_bad_since or now
                     why = ("the database is away; rows kept in the spool" if not stats.get("database_ok", True)
                            else f"{dropped} rows dropped")
-                    out["writer"] = (self._writer_bad_since, None, why)
+                    out[f"writer:{self.node}"] = (self._writer_bad_since, None, why)
                 else:
                     self._writer_bad_since = None
         elif rule.kind == "oee_below" and self.oee_store is not None:
@@ -252,7 +265,8 @@ def start_alerting(runtime, *, every_s: float = EVERY_S) -> Evaluator:
     host = "localhost" if s.host in ("0.0.0.0", "::", "") else s.host
     evaluator = Evaluator(runtime.store.engine, notifier, machines=machines, connections=connections, writer=writer,
                           oee_store=runtime.store, publish=runtime.hub.publish,
-                          link_base=f"http://{host}:{s.port}", webhook_key=webhook_key)
+                          link_base=f"http://{host}:{s.port}", webhook_key=webhook_key,
+                          node=s.node_name)
     runtime.scheduler.add_job(evaluator.run_once, "interval", seconds=every_s, id="alert-evaluator",
                               max_instances=1, coalesce=True)
     evaluator.notifier_stop = notifier.stop

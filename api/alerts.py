@@ -2,8 +2,9 @@
 
     GET                     /api/faults/                 ?machine|line|area|site, active=1|0, start, end, page
     POST                    /api/faults/<id>/ack         who and when recorded (the first stands), audited
-    GET                     /api/events/                 ?machine|line|area|site, kind=state,fault,alert, start, end,
-                                                          limit (1..1000), offset (limit + offset <= 10,000)
+    GET                     /api/events/                 ?machine|line|area|site, kind=state,fault,alert, start
+                                                          (default a week before end), end, limit (1..1000),
+                                                          offset (limit + offset <= 10,000)
     GET, POST               /api/alerts/rules/           the body: config/alert_rules.py
     GET, PUT, PATCH, DELETE /api/alerts/rules/<id>/
     GET                     /api/alerts/                 ?state=active,acknowledged,resolved, rule, machine, page
@@ -12,6 +13,8 @@
 Viewers read; operators acknowledge; engineers write rules (auth/rules.py).
 """
 from __future__ import annotations
+
+import time
 
 from flask import jsonify, request
 
@@ -29,6 +32,7 @@ from db.oee_queries import ScopeError
 FAULT_PARAMS = {"machine", "line", "area", "site", "active", "start", "end", "page", "page_size"}
 EVENT_PARAMS = {"machine", "line", "area", "site", "kind", "start", "end", "limit", "offset"}
 ALERT_PARAMS = {"state", "rule", "machine", "page", "page_size"}
+DEFAULT_EVENTS_S = 7 * 86400  # GET /api/events/ without a start: the week before end (or now)
 
 
 def _engine():
@@ -119,6 +123,8 @@ def list_events():
     machines = scope_of(args)
     kinds = parse_kinds(args)
     start, end = _open_range(args)
+    if start is None:  # no table of events has an index on time alone: a start keeps the read bounded
+        start = (end if end is not None else time.time()) - DEFAULT_EVENTS_S
     limit = _whole(args, "limit", 1, fault_store.MAX_LIMIT, 100)
     offset = _whole(args, "offset", 0, fault_store.MAX_EVENT_WINDOW - limit, 0)
     rows = fault_store.list_events(_engine(), machines, kinds=kinds, start=start, end=end, offset=offset,

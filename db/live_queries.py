@@ -5,11 +5,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Area, Connection, Line, Machine, Site, Tag
+from db.models import Area, Connection, Line, Machine, MachineFaultCode, Site, Tag
 
 
 def live_catalog(engine: Engine) -> dict:
-    """{"machines": [...], "lines": [...], "tags": [...]} as plain data, in plant order."""
+    """{"machines": [...], "lines": [...], "tags": [...], "fault_texts": [[machine, code, text], ...]} as plain
+    data, in plant order."""
     with Session(engine) as session:
         rows = session.execute(
             select(Machine, Line, Area, Site)
@@ -36,4 +37,6 @@ def live_catalog(engine: Engine) -> dict:
             for t, c in session.execute(
                 select(Tag, Connection).join(Connection, Tag.connection_id == Connection.id).order_by(Tag.id)).all()
         ]
-        return {"machines": machines, "lines": lines, "tags": tags}
+        # what each machine's fault codes mean, for the text of its live fault alerts
+        fault_texts = [[f.machine_id, f.code, f.text] for f in session.scalars(select(MachineFaultCode))]
+        return {"machines": machines, "lines": lines, "tags": tags, "fault_texts": fault_texts}

@@ -64,6 +64,7 @@ class Catalog:
             if m["line_id"] in self.lines:
                 self.lines[m["line_id"]]["machines"].append(m["id"])
         self.tags = {t["id"]: t for t in data["tags"]}
+        self.fault_texts = {(m, c): t for m, c, t in data.get("fault_texts") or ()}
         self.tags_by_machine: dict[int, list[int]] = {}
         for t in data["tags"]:
             if t["machine"] is not None:
@@ -330,6 +331,12 @@ class LiveService:
                         self.bus.publish("machine", status)
                     if local:
                         for kind, derived in derive_events(previous, status):
+                            if kind == "alert" and derived["kind"] == "fault" and derived.get("fault_code"):
+                                text = self.catalog.fault_texts.get((mid, derived["fault_code"]))
+                                if text:  # the machine's fault table says what the code means
+                                    derived["text"] = text
+                                    if derived["active"]:
+                                        derived["message"] = f"faulted: {text} (fault code {derived['fault_code']})"
                             self._apply_one(kind, derived, local=True)
                 elif topic in ("metrics", "event", "alert"):
                     self._apply_one(topic, message, local=local)

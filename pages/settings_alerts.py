@@ -5,11 +5,14 @@ site; threshold is a fraction (0.65 is 65 %); the webhook secret is written, nev
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 from flask import current_app
 
+from components import context, format
 from components.settings_crud import CrudSection, Field, settings_nav
 from config import alert_rules
 from db import alerts as alert_store
@@ -123,12 +126,19 @@ def alert_table():
     if not rows:
         return dbc.Alert("No alerts yet.", color="light", id="sa-alerts-empty")
     colour = {"active": "danger", "acknowledged": "warning", "resolved": "success"}
+    tz = context.tz()
+
+    def when(text):
+        if not text:
+            return "—"
+        return format.local(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(), tz, "%Y-%m-%d %H:%M:%S")
+
     return dbc.Table([html.Thead(html.Tr([html.Th(h) for h in ("Started", "Rule", "Machine", "State", "Message",
                                                                "Acknowledged by", "Resolved")])),
-                      html.Tbody([html.Tr([html.Td(a["started_at"]), html.Td(a["rule"]), html.Td(a["machine_id"] or "—"),
+                      html.Tbody([html.Tr([html.Td(when(a["started_at"])), html.Td(a["rule"]), html.Td(a["machine_id"] or "—"),
                                            html.Td(dbc.Badge(a["state"], color=colour.get(a["state"], "secondary"))),
                                            html.Td(a["message"]), html.Td(a["acknowledged_by"] or "—"),
-                                           html.Td(a["resolved_at"] or "—")], className="sa-alert-row")
+                                           html.Td(when(a["resolved_at"]))], className="sa-alert-row")
                                   for a in rows])], size="sm", id="sa-alerts-table")
 
 

@@ -12,6 +12,7 @@ import hmac
 import io
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,8 @@ def test_acknowledging_a_fault_and_an_alert_records_who_and_when(floor):
     assert status == 200 and acked["state"] == "acknowledged" and acked["acknowledged_by"] == "token:test-operator/tests"
     wait_for(lambda: "acknowledged" in _states(hook)[before:], timeout=10)  # sent once by the collector process
     # the same changes, live on /ws/events/ (from the collector process, over the live bus)
+    fault_alert = live.until(lambda m: m["type"] == "alert" and m.get("kind") == "fault" and m["active"], timeout=5)
+    assert fault_alert["text"] == "Filler jam" and fault_alert["message"] == "faulted: Filler jam (fault code 42)"
     rule_alerts = lambda m: m["type"] == "alert" and m.get("kind") == "rule"  # noqa: E731
     fired = live.until(lambda m: rule_alerts(m) and m["state"] == "active")
     assert fired["id"] == f"rule:{alert_id}" and fired["machine_id"] == "FILLER-1" and fired["rule"] == "Filler down"
@@ -235,11 +238,13 @@ def test_rules_on_the_settings_page_and_a_fault_acknowledged_on_the_machine_page
         wait_text(browser, "#sa-alerts-table", "Page rule")  # it fires: listed below within seconds
         browser_logout(browser, app.base)
 
-        plc.schedule = Schedule(time.time(), run_s=2, cycle_s=3600)  # runs 2 s, then a new fault for an hour
+        changed_at = time.time()
+        plc.schedule = Schedule(changed_at, run_s=2, cycle_s=3600)  # runs 2 s, then a new fault for an hour
 
         def new_fault():
             found = api.get("/api/faults/?machine=FILLER-1&active=1")[1]["results"]
-            return found[0] if found and not found[0]["acknowledged_at"] else None
+            started = found and datetime.fromisoformat(found[0]["start"].replace("Z", "+00:00")).timestamp()
+            return found[0] if found and started > changed_at and not found[0]["acknowledged_at"] else None
 
         fault = wait_for(new_fault, timeout=20)
         viewer = app.user("viewer")
@@ -298,3 +303,16 @@ def test_an_alert_survives_a_restart_of_the_app_and_is_not_sent_again(floor):
     assert sent() == ["active"]
     plc.schedule = Schedule(time.time() + 86400)  # changeover: no longer an unplanned stop
     wait_for(lambda: sent() == ["active", "resolved"], timeout=15)
+
+
+def test_the_events_export_neutralises_a_fault_text_that_reads_as_a_formula(floor):
+    app, api = floor["app"], floor["api"]
+    status, changed = api.patch("/api/plc/machines/FILLER-1/", {
+        "fault_codes": [{"code": 42, "text": "=HYPERLINK(\"http://x\",\"jam\")", "kind": "fault"}]})
+    assert status == 200, changed
+    floor["plc"].schedule = Schedule(time.time() - RUN_S - 1, run_s=RUN_S, cycle_s=3600)  # faulted
+    wait_for(lambda: api.get("/api/faults/?machine=FILLER-1")[1]["count"] >= 1, timeout=20)
+    status, text = app.get("/export/events.csv?machine=FILLER-1&kind=fault&delimiter=;", token=app.token("viewer"))
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert status == 200 and len(rows) > 1
+    assert {r[6] for r in rows[1:]} == {"'=HYPERLINK(\"http://x\",\"jam\")"}, rows[:3]

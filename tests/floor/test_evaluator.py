@@ -122,10 +122,10 @@ def test_connection_failing_and_writer_spooling(setup):
     world.writer["database_ok"] = False
     step(world, evaluator, 1)
     step(world, evaluator, 10)
-    assert [a["subject"] for a in alert_store.list_alerts(store.engine)[1]] == ["writer"]
+    assert [a["subject"] for a in alert_store.list_alerts(store.engine)[1]] == ["writer:"]
     step(world, evaluator, 25)
     assert {a["subject"] for a in alert_store.list_alerts(store.engine, states=["active"])[1]} == {
-        "writer", "connection:5"}
+        "writer:", "connection:5"}
     world.writer["database_ok"] = True
     world.connections[0].update(state="connected", down_since=None)
     step(world, evaluator, 1)
@@ -172,3 +172,19 @@ def test_oee_below_reads_the_metric_of_the_current_hour(setup):
     assert [(a["rule"], a["state"]) for a in alerts] == [("Availability", "active")], alerts
     assert "availability 0.0% below 50.0% this hour" in alerts[0]["message"]
     wait_for(lambda: hook.payloads() and hook.payloads()[0]["kind"] == "oee_below", timeout=10)
+
+
+def test_another_collector_processes_alerts_are_left_to_it(setup):
+    """Two collector processes share the rules: one that has no such connection, writer or machine (yet) neither
+    fires nor resolves the other's alerts."""
+    store, hook, world, evaluator = setup
+    alert_rules.create_rule(store.engine, {"name": "Link", "kind": "connection_failing"})
+    alert_rules.create_rule(store.engine, {"name": "Database", "kind": "writer_spooling"})
+    alert_rules.create_rule(store.engine, {"name": "Stopped", "kind": "machine_stopped", "machine": "M-1"})
+    rules = {r.name: r for r in alert_store.load_rules(store.engine)}
+    for name, subject in (("Link", "connection:9"), ("Database", "writer:other-host"), ("Stopped", "machine:1")):
+        alert_store.open_alert(store.engine, rules[name], subject, None, "elsewhere", world.now)
+    world.machines = {}  # this process has not read machine 1 since it started
+    for _ in range(3):
+        step(world, evaluator, 5)
+    assert alert_store.list_alerts(store.engine, states=["active"])[0] == 3
