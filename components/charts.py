@@ -88,7 +88,8 @@ def empty_figure(message: str, height: int = 320) -> Figure:
 
 
 def sparkline(xs: list, ys: list, color: str, target: float | None = None) -> Figure:
-    line = {"type": "scatter", "x": list(xs), "y": list(ys), "mode": "lines", "line": {"color": color, "width": 2},
+    line = {"type": "scatter", "x": list(xs), "y": list(ys), "mode": "lines",
+            "line": {"color": color, "width": 2, "shape": "hv"},
             "fill": "tozeroy", "fillcolor": "rgba(31,78,121,0.08)", "hoverinfo": "skip", "connectgaps": False}
     layout = {"xaxis": {"visible": False, "fixedrange": True},
               "yaxis": {"visible": False, "fixedrange": True,
@@ -155,14 +156,17 @@ def waterfall_figure(steps: list[dict]) -> Figure:
             ys.append(-value)
         xs.append(s["label"])
         text.append(f"{duration(s['seconds'])} ({s['seconds'] / top * 100:.1f} %)")
+    # Horizontal: each step's name on its own row, never rotated into its neighbours, at a desk's width and a
+    # phone's; the first level on top.
     fig = Figure([{
-        "type": "waterfall", "x": xs, "y": ys, "measure": measure, "text": text, "textposition": "outside",
-        "cliponaxis": False, "hovertemplate": "%{x}<br>%{text}<extra></extra>",
+        "type": "waterfall", "orientation": "h", "y": xs, "x": ys, "measure": measure, "text": text,
+        "textposition": "outside", "cliponaxis": False, "hovertemplate": "%{y}<br>%{text}<extra></extra>",
         "decreasing": {"marker": {"color": "#d64545"}}, "totals": {"marker": {"color": "#1f4e79"}},
         "increasing": {"marker": {"color": "#1f4e79"}}, "connector": {"line": {"color": "#c3cad1", "width": 1}},
-    }], {"yaxis": {"title": {"text": unit}}, "xaxis": {"tickangle": -30, "automargin": True},
+    }], {"xaxis": {"title": {"text": unit}, "range": [0, max(ys) * 1.45]},
+         "yaxis": {"autorange": "reversed", "automargin": True},
          "uniformtext": {"minsize": 10, "mode": "hide"}})
-    return base_layout(fig, height=400, legend=False)
+    return base_layout(fig, height=max(260, 34 * len(xs) + 60), legend=False)
 
 
 def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> Figure:

@@ -19,7 +19,7 @@ from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, 
 import oee
 from components import charts, context, range_picker, timerange
 from components.download import export_url
-from components.format import STATE_COLORS, STATE_LABELS, duration, pct
+from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
 from db import downtime_queries, ui_queries
@@ -216,7 +216,8 @@ def machines_table(report: dict, states: dict, db_ids: dict) -> html.Table:
             html.Td(dcc.Link(m["machine_id"], href=get_relative_path(f"/machine/{m['machine_id']}"))),
             html.Td(m["name"]),
             html.Td(html.Span(STATE_LABELS.get(state, state), className="state-pill",
-                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")})),
+                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba"),
+                                     "color": STATE_TEXT_COLORS.get(state, "#000")})),
             html.Td(pct(m["oee"]), className="num"), html.Td(pct(m["availability"]), className="num"),
             html.Td(pct(m["performance"]), className="num"), html.Td(pct(m["quality"]), className="num"),
         ]))

@@ -15,7 +15,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from auth.web import may
 from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
-from components.format import STATE_COLORS, STATE_LABELS, duration, local
+from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, local
 from db import downtime_queries, ui_queries
 from db.oee_queries import TooMuchData
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
@@ -175,7 +175,8 @@ def _list(query, _n, _saved):
                     title=e["machine_name"]),
             html.Td(duration(e["duration_s"]) + (" (ongoing)" if e["open"] else ""), className="num"),
             html.Td(html.Span(STATE_LABELS.get(state, state), className="state-pill",
-                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")})),
+                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba"),
+                                     "color": STATE_TEXT_COLORS.get(state, "#000")})),
             html.Td([cause, html.Span(" minor" if e["minor"] else "", className="text-muted small")]),
             html.Td(e["category_label"] + (" (planned)" if e["planned"] else ""),
                     className="fw-semibold" if e["source"] == "operator" else ""),

@@ -27,7 +27,7 @@ from live.websocket import MAX_MACHINES_IN_PATH
 dash.register_page(__name__, path="/plc-monitor/", name="PLC monitor", title="OEE · PLC monitor", order=30)
 
 PREFIX = "plc"
-MAX_ROWS = 2000  # rows drawn at most (the browser keeps every tag's value; filter to see the rest)
+PAGE_SIZE = 100  # rows drawn at once (the browser keeps every tag's value; the pager shows the others)
 QUALITY_OPTIONS = [{"label": "Any quality", "value": ""}, {"label": "Not good", "value": "notgood"},
                    {"label": "Bad", "value": "bad"}, {"label": "Uncertain", "value": "uncertain"},
                    {"label": "No value", "value": "none"}]
@@ -49,6 +49,7 @@ def layout(**query):
         html.H2("PLC monitor", className="page-title"),
         dcc.Location(id="plc-url", refresh=False),
         html.Div([
+            dbc.Label("Filter tags", html_for="plc-filter", className="mb-0 small"),
             dbc.Input(id="plc-filter", value=query.get("q", ""), placeholder="Filter: machine, tag, address or role",
                       debounce=0.3, className="filter-text", type="search"),
             dcc.Dropdown(id="plc-machine", options=[{"label": f"{m['machine_id']} · {m['name']}",
@@ -64,7 +65,7 @@ def layout(**query):
         html.Div(id="plc-sink", style={"display": "none"}),
         # Drawn and kept up to date by assets/plc_monitor.js (never by a callback: React leaves them alone).
         html.Div(id="plc-summary", className="mb-2"),
-        html.Div(id="plc-table", **{"data-max-rows": str(MAX_ROWS), "data-stale-after": str(STALE_AFTER_S)}),
+        html.Div(id="plc-table", **{"data-page-size": str(PAGE_SIZE), "data-stale-after": str(STALE_AFTER_S)}),
     ], className="plc-monitor" + (" embedded" if embed else ""))
 
 

@@ -59,7 +59,9 @@ def test_waterfall_levels_are_totals_and_losses_drops():
     fig = charts.waterfall_figure(steps)
     w = fig.data[0]
     assert list(w["measure"]) == ["absolute", "relative", "total", "relative", "total"]  # zero and unknown steps left out
-    assert list(w["y"]) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout["yaxis"]["title"]["text"] == "hours"
+    assert list(w["x"]) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout["xaxis"]["title"]["text"] == "hours"
+    # Horizontal, the first level on top: the steps' names are rows, never rotated labels on each other.
+    assert w["orientation"] == "h" and list(w["y"])[0] == "All time" and fig.layout["yaxis"]["autorange"] == "reversed"
 
 
 def test_every_figure_is_valid_for_plotly():

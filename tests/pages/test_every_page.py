@@ -211,3 +211,40 @@ def test_every_page_is_walked():
     assert {"pages.overview", "pages.downtime", "pages.reports", "pages.plc_monitor", "pages.machine",
             "pages.line", "pages.machine_config.page"} <= modules
     assert len(PAGES) >= 17
+
+
+def test_phone_navbar_folds_and_opens_by_keyboard_and_log_in_is_readable(demo_app, browser):
+    """An anonymous visitor on a phone: the bar is one line with a menu button; Tab reaches the button, Enter opens
+    it, and Tab goes on to every link, "Log in" included, which reads on the dark bar (axe's contrast check)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.set_window_size(390, HEIGHT)
+    try:
+        open_settled(browser, demo_app.base + "/")
+        nav = browser.find_element(By.ID, "shell-navbar")
+        assert nav.size["height"] < 80, f"the navbar is {nav.size['height']} px high at 390 px"
+        login = browser.find_element(By.ID, "shell-login")
+        assert not login.is_displayed()
+        toggler = browser.find_element(By.ID, "shell-toggler")
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        for _ in range(5):
+            if browser.switch_to.active_element == toggler:
+                break
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+        assert browser.switch_to.active_element == toggler, "Tab does not reach the menu button"
+        toggler.send_keys(Keys.ENTER)
+        wait_for_displayed = time.monotonic() + 10
+        while not login.is_displayed() and time.monotonic() < wait_for_displayed:
+            time.sleep(0.2)
+        assert login.is_displayed(), "Enter on the menu button does not open the menu"
+        for _ in range(30):
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            if browser.switch_to.active_element == login:
+                break
+        assert browser.switch_to.active_element == login, "Tab does not reach 'Log in'"
+        problems = layout_problems(browser) + axe_problems(browser)
+        assert not problems, problems
+    finally:
+        browser.set_window_size(1400, HEIGHT)
