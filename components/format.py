@@ -81,6 +81,14 @@ def plural(n, one: str, many: str | None = None) -> str:
     return f"{count(n)} {word}"
 
 
+def product(code, names: dict | None = None) -> str:
+    """'Cola 0.5 L (104)': a product by its name, the code after; 'product 104' when it has no name."""
+    if code is None or code == "":
+        return "—"
+    name = (names or {}).get(str(code))
+    return f"{name} ({code})" if name else f"product {code}"
+
+
 def local(t: float | None, tz: str | None, fmt: str = "%H:%M") -> str:
     if t is None:
         return "—"

@@ -19,6 +19,7 @@ from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, 
 import oee
 from components import charts, context, range_picker, timerange
 from components.download import export_url
+from components.format import product as product_label
 from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
@@ -315,7 +316,8 @@ def _states(query, _n, config):
     except (ScopeError, TooMuchData) as exc:
         msg = charts.empty_figure(str(exc))
         return msg, msg
-    return (charts.timeline_figure(timeline, context.tz()),  # fault texts come with each machine's intervals
+    return (charts.timeline_figure(timeline, context.tz(),  # fault texts come with each machine's intervals
+                                   product_names=ui_queries.product_names(s)),
             charts.pareto_figure(downtime_queries.downtime_pareto(events)))
 
 
@@ -353,13 +355,15 @@ def _status(_n, config):
         st = states.get(m["id"])
         state = (st or {}).get("state", "unknown")
         why = context.not_reporting(m, st, health.get(m["connection_id"]))
-        text = [html.Strong(STATE_LABELS.get(state, state))]
+        if not m.get("enabled", True):  # what it last reported is not its state now
+            st, state = None, "offline"
+        text = [html.Strong("Disabled" if not m.get("enabled", True) else STATE_LABELS.get(state, state))]
         if st and st.get("since"):
             text.append(f" for {duration(now - st['since'])}")
         if st and st.get("fault_code") and state == "faulted":
             text.append(f" · fault {st['fault_code']}")
         if st and st.get("product_code"):
-            text.append(f" · product {st['product_code']}")
+            text.append(" · " + product_label(st["product_code"], ui_queries.product_names(context.store())))
         label = [html.Span(m["machine_id"] + " ", className="chip-id")] if scope == "line" else []
         chip = html.Span(label + text, className="state-chip", title=why or "",
                          style={"borderColor": STATE_COLORS.get(state, "#aab2ba"),

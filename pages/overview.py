@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import oee
 from components import context, range_picker, timerange
+from components.format import product as fmt_product
 from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, local, pct, range_text
 from components.kpi import JUDGE_AFTER_S, flag_notes, kpi_row
 from db import ui_queries
@@ -206,13 +207,15 @@ def _status(_n):
     machines = ui_queries.plant_machines(context.store())
     states = context.machine_states()
     health = context.connections_health()
-    faults = None
+    faults = products = None
     tiles = {}
     for m in machines:
         st = states.get(m["id"])
         why = context.not_reporting(m, st, health.get(m["connection_id"]))
         state = (st or {}).get("state") or "unknown"
-        tile = {"state": state, "pill": STATE_LABELS.get(state, state),
+        if not m.get("enabled", True):  # what it last reported is not its state now: the configuration's word wins
+            st, state = None, "offline"
+        tile = {"state": state, "pill": "Disabled" if not m.get("enabled", True) else STATE_LABELS.get(state, state),
                 "color": STATE_COLORS.get(state, "#aab2ba"), "text": STATE_TEXT_COLORS.get(state, "#000"),
                 "since": duration(now - st["since"]) if st and st.get("since") else ""}
         if state == "faulted" and st and st.get("fault_code"):
@@ -223,7 +226,9 @@ def _status(_n):
             tile["fault"] = f"Fault {code}" + (f" {text}" if text else "") + f" · {duration(now - st['since'])}"
         info = []
         if st and st.get("product_code"):
-            info.append(f"Product {st['product_code']}")
+            if products is None:
+                products = ui_queries.product_names(context.store())
+            info.append(fmt_product(st["product_code"], products))
         if st and st.get("last_cycle_time_s") and st.get("ideal_cycle_time_s") and state == "running":
             rate = st["ideal_cycle_time_s"] / st["last_cycle_time_s"]
             info.append(f"rate {rate * 100:.0f} % of ideal ({60 / st['last_cycle_time_s']:.0f}/min)")

@@ -93,7 +93,8 @@ return [document.documentElement.scrollWidth, document.body.scrollHeight,
 
 
 def open_settled(browser, url: str, timeout: float = 30) -> None:
-    """Open a page and wait until Dash has drawn it: no component loading, and the same size twice in a row."""
+    """Open a page and wait until Dash has drawn it: no component loading, and the same size at two looks (a page
+    whose intervals refresh parts of it every few seconds is loading now and then in between)."""
     browser.get(url)
     deadline = time.monotonic() + timeout
     last = None
@@ -102,7 +103,7 @@ def open_settled(browser, url: str, timeout: float = 30) -> None:
         if now and now == last:
             time.sleep(0.5)  # Plotly lays out its text after the figure arrives
             return
-        last = now
+        last = now or last
         time.sleep(0.7)
     raise AssertionError(f"{url} did not settle in {timeout} s")
 
