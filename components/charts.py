@@ -72,8 +72,7 @@ def _hline(y: float, line: dict, text: str | None = None) -> tuple[dict, dict | 
     return shape, note
 
 
-# Time axes: one line per tick ("21:13", or "Mon 07 Dec" across days), few enough for a phone, standing off the
-# value axis: Plotly's two-line first tick ("21:12:40 / Dec 6, 2026") lay on the "0" of the value axis and on
+# Time axes: one line per tick ("21:13", or "Mon 07 Dec" across days), standing off the value axis: Plotly's two-line first tick ("21:12:40 / Dec 6, 2026") lay on the "0" of the value axis and on
 # its neighbour at 390 px.
 TIME_TICKS = [{"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
               {"dtickrange": [60_000, 86_400_000], "value": "%H:%M"},
@@ -81,7 +80,7 @@ TIME_TICKS = [{"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
 
 
 def time_axis(**extra) -> dict:
-    return {"type": "date", "tickformatstops": TIME_TICKS, "nticks": 6, "ticklabelstandoff": 6, **extra}
+    return {"type": "date", "tickformatstops": TIME_TICKS, "ticklabelstandoff": 6, **extra}
 
 
 def base_layout(fig: Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> Figure:
@@ -173,17 +172,19 @@ def waterfall_figure(steps: list[dict]) -> Figure:
             ys.append(-value)
         xs.append(s["label"])
         text.append(f"{duration(s['seconds'])} ({s['seconds'] / top * 100:.1f} %)")
+    # Each step's amount under its name, on the axis: a bar's own text beside a short loss bar lay on the names.
+    names = [f"{x}<br><span style='font-size:12px;color:#5c6670'>{t}</span>" for x, t in zip(xs, text)]
     # Horizontal: each step's name on its own row, never rotated into its neighbours, at a desk's width and a
     # phone's; the first level on top.
     fig = Figure([{
         "type": "waterfall", "orientation": "h", "y": xs, "x": ys, "measure": measure, "text": text,
-        "textposition": "outside", "cliponaxis": False, "hovertemplate": "%{y}<br>%{text}<extra></extra>",
+        "textposition": "none", "hovertemplate": "%{y}<br>%{text}<extra></extra>",
         "decreasing": {"marker": {"color": "#d64545"}}, "totals": {"marker": {"color": "#1f4e79"}},
         "increasing": {"marker": {"color": "#1f4e79"}}, "connector": {"line": {"color": "#c3cad1", "width": 1}},
-    }], {"xaxis": {"title": {"text": unit}, "range": [0, max(ys) * 1.45]},
-         "yaxis": {"autorange": "reversed", "automargin": True},
-         "uniformtext": {"minsize": 10, "mode": "hide"}})
-    return base_layout(fig, height=max(260, 34 * len(xs) + 60), legend=False)
+    }], {"xaxis": {"title": {"text": unit}, "rangemode": "tozero"},
+         "yaxis": {"autorange": "reversed", "automargin": True, "tickmode": "array", "tickvals": xs,
+                   "ticktext": names}})
+    return base_layout(fig, height=max(280, 46 * len(xs) + 60), legend=False)
 
 
 def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None,

@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from collectors import service
+from components.format import plural
 from config.validation import suggest_roles
 from pages.machine_config.forms import field, nav_buttons, show_value, text_input
 from pages.machine_config.map_step import map_table
@@ -136,17 +137,23 @@ def run_discover(n, draft, rows, table, start, count, *values):
         return no_update, "", dbc.Alert([html.Strong(result["error_text"]), f": {result['message']}",
                                          html.Div(result.get("suggestion", ""))], color="danger",
                                         id="mc-discover-failed"), no_update, no_update
-    took = f"{result['count']} found in {result['duration_ms']:.0f} ms"
+    took = f"in {result['duration_ms']:.0f} ms"
     if protocol == "MODBUS":
         found = service.flatten(result["tags"])
+        took = f"{plural(len(found), 'address', 'addresses')} answered {took}"
         cells = [html.Span(f"{t['address']}={t['value']}", className="me-2 mc-scanned") for t in found[:400]]
         return no_update, took, None, [html.Div(f"{len(found)} addresses answered:"), html.Div(cells)], no_update
     if protocol == "S7":
         dbs = result["tags"]
         text = ", ".join(f"{t['address']} ({t['description']})" for t in dbs) or "no data blocks listed"
         first = int(dbs[0]["address"][2:]) if dbs else no_update
-        return no_update, f"{took}: {text}", None, no_update, first
-    return _rows_from(result["tags"], "discovered"), took, None, no_update, no_update
+        return no_update, f"{plural(len(dbs), 'data block')} found {took}: {text}", None, no_update, first
+    # Tags, not the folders (programs, objects) that hold them: the count agrees with "0 of N selected".
+    rows = _rows_from(result["tags"], "discovered")
+    tags = sum(1 for r in rows if r["selectable"])
+    folders = len(rows) - tags
+    took = f"{plural(tags, 'tag')} found" + (f" in {plural(folders, 'folder')}" if folders else "") + f" {took}"
+    return rows, took, None, no_update, no_update
 
 
 @callback(Output("mc-discovered", "data", allow_duplicate=True),
