@@ -12,9 +12,12 @@
 (function () {
   "use strict";
   var QUALITY = {0: ["good", "quality-good"], 1: ["uncertain", "quality-uncertain"], 2: ["bad", "quality-bad"]};
-  var COLUMNS = ["Machine", "Tag", "Address", "Type", "Role", "Value", "Quality", "Age", "Why not good"];
+  var COLUMNS = ["Machine", "Tag", "Address", "Type", "Role", "Value", "Quality", "Last changed", "Last read",
+                 "Why not good"];
+  var READS_EVERY_MS = 5000;
   var M = {
     catalog: null, tags: [], byId: {}, values: {}, text: "", quality: "", rows: {}, shown: [], offset: 0, page: 0,
+    reads: {},
     dirty: false, table: null,
     stats: {messages: 0, values: 0, cells: 0, draws: 0, snapshots: 0, closed: 0, busy_ms: 0}
   };
@@ -85,7 +88,7 @@
     cell(tr, t.data_type || "");
     cell(tr, t.role || "");
     var row = {tr: tr, value: cell(tr, "", "num value-cell"), quality: cell(tr, ""), age: cell(tr, "", "num"),
-               why: cell(tr, "", "small text-muted")};
+               read: cell(tr, "", "num"), why: cell(tr, "", "small text-muted")};
     paint(t.id, row);
     return row;
   }
@@ -99,6 +102,10 @@
   }
 
   function paintAge(tid, row, now) {
+    // Last read: the connection's last good poll (the collectors' health), which reads every tag; a value that has
+    // not changed for minutes was still read a second ago.
+    var read = M.reads[(M.byId[tid] || {}).connection];
+    setText(row.read, read ? duration(now - read) : "—", "num");
     var v = M.values[tid];
     if (!v || !v[0]) { setText(row.age, "—", "num"); return; }
     // The age of the value: since the collector read it as it is now (collectors send changes, so a steady good
@@ -126,7 +133,7 @@
     var more = document.createElement("nav");
     more.id = "plc-more";
     more.setAttribute("aria-label", "Pages of tags");
-    more.className = "d-flex align-items-center gap-2 small my-2";
+    more.className = "align-items-center gap-2 small my-2";  // not d-flex: its !important would keep it shown
     more.innerHTML = '<button type="button" id="plc-prev" class="btn btn-sm btn-outline-secondary">‹ Previous</button>'
       + '<span id="plc-rows-shown"></span>'
       + '<button type="button" id="plc-next" class="btn btn-sm btn-outline-secondary">Next ›</button>';
@@ -142,6 +149,7 @@
     M.table = table;
     M.rows = {};
     filter();
+    fetchReads();
   }
 
   // Show one page of the rows that match, in catalog order; rows are made when first shown and kept.
@@ -167,9 +175,11 @@
     var n = function (x) { return x.toLocaleString("en-US"); };
     document.getElementById("plc-rows-shown").textContent = shown.length
       ? "Tags " + n(first + 1) + "–" + n(first + shown.length) + " of " + n(matching) : "";
-    document.getElementById("plc-prev").disabled = M.page === 0;
-    document.getElementById("plc-next").disabled = M.page >= pages - 1;
-    document.getElementById("plc-more").style.display = pages > 1 ? "" : "none";
+    var prev = document.getElementById("plc-prev"), next = document.getElementById("plc-next");
+    prev.disabled = M.page === 0;
+    next.disabled = M.page >= pages - 1;
+    prev.style.display = next.style.display = pages > 1 ? "" : "none";
+    document.getElementById("plc-more").style.display = shown.length ? "flex" : "none";
     M.table.style.display = shown.length ? "" : "none";
     M.table.classList.toggle("plc-offline", !M.connected);
     document.getElementById("plc-none").style.display = shown.length || !M.tags.length ? "none" : "";
@@ -299,12 +309,29 @@
     }
   }
 
+  // The connections' last good poll from /healthz (not a Dash callback; only while the table is on the page).
+  function fetchReads() {
+    var holder = document.getElementById("plc-table");
+    if (!holder || !window.fetch) { return; }
+    fetch(holder.getAttribute("data-health-url") || "/healthz", {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (h) {
+        if (!h) { return; }
+        var reads = {};
+        (h.connections || []).forEach(function (c) { if (c.name && c.last_success) { reads[c.name] = c.last_success; } });
+        M.reads = reads;
+      })
+      .catch(function () {});
+  }
+
   function start() {
     if (!window.oeeLive) { setTimeout(start, 50); return; }
     window.oeeLive.subscribe(onMessage);
   }
   start();
   setInterval(tick, 1000);
+  setInterval(fetchReads, READS_EVERY_MS);
+
 
   window.oeePlcMonitor = {configure: configure, stats: M.stats, state: M, format: fmtValue, duration: duration};
 })();

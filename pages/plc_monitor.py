@@ -2,7 +2,8 @@
 
 Live values arrive over the WebSocket (/ws/plc/<machine_ids>/, docs/live.md), not by polling the server:
 assets/plc_monitor.js draws the table once from the tag catalog this page puts in a dcc.Store, then updates only
-the cells of the tags a `tag_update` names, ticks the ages every second in the browser, and applies the text and
+the cells of the tags a `tag_update` names, ticks the ages every second in the browser (when each value last
+changed, and when its connection was last read, from /healthz), shows one page of PAGE_SIZE rows, and applies the text and
 quality filters in the browser too. The server answers only when the filters change (to keep them in the URL) and
 when the machine filter changes (a socket for that machine alone, and its catalog). The page never talks to a PLC.
 
@@ -65,7 +66,7 @@ def layout(**query):
         html.Div(id="plc-sink", style={"display": "none"}),
         # Drawn and kept up to date by assets/plc_monitor.js (never by a callback: React leaves them alone).
         html.Div(id="plc-summary", className="mb-2"),
-        html.Div(id="plc-table", **{"data-page-size": str(PAGE_SIZE), "data-stale-after": str(STALE_AFTER_S)}),
+        html.Div(id="plc-table", **{"data-page-size": str(PAGE_SIZE), "data-health-url": dash.get_relative_path("/healthz"), "data-stale-after": str(STALE_AFTER_S)}),
     ], className="plc-monitor" + (" embedded" if embed else ""))
 
 

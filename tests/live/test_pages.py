@@ -75,8 +75,9 @@ def table(browser) -> dict[str, tuple[str, str, str]]:
 
 
 def seconds(age: str) -> float:
-    n, unit = age.split()
-    return float(n) * {"s": 1, "min": 60}.get(unit, 3600)
+    """components.format.duration read back: '45 s', '2 min 5 s', '1 h 20 min'."""
+    parts = age.split()
+    return sum(float(n) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[unit] for n, unit in zip(parts[::2], parts[1::2]))
 
 
 def test_plc_monitor_values_move_over_the_websocket_without_dash_requests(plant):
