@@ -154,7 +154,9 @@ def test_a_dropped_connection_is_shown_and_the_plc_monitor_comes_back_by_itself(
     b = plant.browser
     b.get(plant.base + "/plc-monitor/")
     wait_for(lambda: b.find_element(By.ID, "plc-live-0-status").text == "live", message="the socket live")
-    wait_for(lambda: len(table(b)) > 16 * 30, message="every tag of every machine")
+    wait_for(lambda: int(b.find_element(By.ID, "plc-count").text.split()[0].replace(",", "")) > 16 * 30,
+             message="every tag of every machine")
+    assert len(table(b)) == 100  # one page of them on screen
     connects = b.execute_script("return window.oeeLive.sockets['plc-live-0'].connects;")
     plant.proxy.cut()  # every connection dropped, new ones refused
     try:
