@@ -5,6 +5,7 @@ edit, disable and delete with a confirmation that says what happens to the histo
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -150,6 +151,15 @@ def discover(browser, protocol: str) -> int:
     fill(browser, "mc-scan-count", 36)
     click(browser, "#mc-discover-run")
     wait_text(browser, "#mc-scan-result", "36 addresses answered", timeout=30)
+    # The scan offers each register pair as 32-bit readings to pick: the cycle time's float at HR10 (the plant's
+    # words high first) reads as a plausible time there, and the total count as a UINT32 at HR0.
+    for key, low, high in (("HR10_FLOAT32_ABCD", 0.0, 100.0), ("HR0_UINT32_ABCD", 0, 10**7)):
+        fill(browser, "mc-filter", key)
+        text = wait_for(lambda key=key: (lambda t: t if key in t else None)(
+            browser.find_element(By.ID, "mc-pick").text))
+        value = float(re.search(r"= (-?[\d.,e+]+)", text).group(1).replace(",", ""))
+        assert low <= value <= high, (key, text)
+    fill(browser, "mc-filter", "")
     fill(browser, "mc-mb-map", MODBUS_MAP)
     click(browser, "#mc-mb-apply")
     wait_text(browser, "#mc-pick-count", "of 7 selected")
