@@ -177,7 +177,7 @@ def _numbers(query, _n):
     worst_row = None
     if worst:
         worst_row = html.Div([html.Span("Lowest OEE now: ", className="fw-semibold")] + [
-            dcc.Link([html.Strong(m), f" {machines[m]['name']} ", html.Span(pct(v), className="worst-value")],
+            dcc.Link([html.Strong(machines[m]["name"] or m), f" {m} ", html.Span(pct(v), className="worst-value")],
                      href=dash.get_relative_path(f"/machine/{m}"), className="worst-item")
             for v, m in worst], className="worst-strip", id="overview-worst-strip")
     elif collecting:

@@ -53,7 +53,7 @@ def layout(**query):
             dbc.Label("Filter tags", html_for="plc-filter", className="mb-0 small"),
             dbc.Input(id="plc-filter", value=query.get("q", ""), placeholder="Filter: machine, tag, address or role",
                       debounce=0.3, className="filter-text", type="search"),
-            dcc.Dropdown(id="plc-machine", options=[{"label": f"{m['machine_id']} · {m['name']}",
+            dcc.Dropdown(id="plc-machine", options=[{"label": f"{m['name']} · {m['machine_id']}",
                                                      "value": m["machine_id"]} for m in machines],
                          value=machine, placeholder="All machines", className="filter-select"),
             dcc.Dropdown(id="plc-quality", options=QUALITY_OPTIONS, value=query.get("quality", ""),

@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 
 from collectors import service
 from collectors.machine_model import STATE_PRESETS
+from components.format import plural
 from config.fields import FieldErrors, ValidationError
 from config.validation import PROTOCOL_LABELS, validate_machine_settings, validate_tags
 from db.models import TAG_ROLES
@@ -220,8 +221,8 @@ def map_next(n, draft, preset, codes_text, faults_text, *rest):
     convention = STATE_PRESETS[preset].label if preset in STATE_PRESETS else f"its own {len(state_codes or {})} codes"
     summary = [html.H5(f"{clean['machine_id']} · {clean['name']}"),
                html.P(f"{PROTOCOL_LABELS[clean['protocol']]} at {where}, read every {clean['poll_interval_ms']} ms; "
-                      f"{len(checked)} tags, roles: {', '.join(roles) or 'none'}."),
-               html.P(f"State: {convention}; {len(tables['fault_codes'])} fault codes described. Calendar: "
+                      f"{plural(len(checked), 'tag')}, roles: {', '.join(roles) or 'none'}."),
+               html.P(f"State: {convention}; {plural(len(tables['fault_codes']), 'fault code')} described. Calendar: "
                       f"{clean['calendar'] or 'the line’s (or none: every hour is planned)'}; ideal cycle time: "
                       f"{_seconds(clean['ideal_cycle_time_s'], 'the product’s')}; micro-stop threshold: "
                       f"{_seconds(clean['micro_stop_threshold_s'], 'the site’s, else 120 s')}.",

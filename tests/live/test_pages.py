@@ -181,7 +181,7 @@ def test_a_dropped_connection_is_shown_and_the_plc_monitor_comes_back_by_itself(
     # Choosing a machine: a socket of its own, its tags only, kept in the URL; the values keep moving.
     b.find_element(By.ID, "plc-machine").click()  # Dash 4's dropdown: a button opening a list of options
     option = wait_for(lambda: next((o for o in b.find_elements(By.CSS_SELECTOR, "[role='option']")
-                                    if o.text.startswith("LINE-013")), None), 10, "LINE-013 in the list")
+                                    if "LINE-013" in o.text), None), 10, "LINE-013 in the list")
     option.click()
     b.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     wait_for(lambda: b.find_element(By.ID, "plc-live-0").get_attribute("data-oee-live-url") == "/ws/plc/LINE-013/",
