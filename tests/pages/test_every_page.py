@@ -1,6 +1,6 @@
 """Every registered page at a desk's width (1600 px) and a phone's (390 px), in Chromium: no horizontal overflow,
-no chart whose text labels lie on each other, and no serious or critical accessibility violation (axe-core, the
-copy bundled with axe-selenium-python).
+no chart whose text labels lie on each other, no visible control taken out of the Tab order, and no serious or
+critical accessibility violation (axe-core, the copy bundled with axe-selenium-python).
 
 The pages come from dash.page_registry (read in a child process, as the app builds it), so a page added later is
 walked without a change here; a page whose path takes an argument gets a real id of the demo plant
@@ -158,6 +158,16 @@ return found.slice(0, 8);
 """
 
 
+# Controls taken out of the Tab order (Dash's drop-down button is: the search input before it takes the focus).
+UNREACHABLE_JS = """
+return [...document.querySelectorAll('a[href], button, input, select, textarea, [role=button], [role=tab]')]
+  .filter(e => e.offsetParent !== null && !e.disabled && e.tabIndex < 0 && !e.classList.contains('dash-dropdown')
+               && !e.closest('.modebar'))
+  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' "' + (e.textContent || '').trim().slice(0, 30) + '"')
+  .slice(0, 8);
+"""
+
+
 def layout_problems(browser) -> list[str]:
     problems = []
     overflow = browser.execute_script(OVERFLOW_JS)
@@ -165,6 +175,7 @@ def layout_problems(browser) -> list[str]:
         problems.append(f"horizontal overflow: {overflow['scrollWidth']} px wide in a {overflow['innerWidth']} px "
                         f"window, starting at {overflow['offenders']}")
     problems += [f"overlapping labels: {o}" for o in browser.execute_script(OVERLAP_JS)]
+    problems += [f"not reachable by keyboard (tabindex -1): {e}" for e in browser.execute_script(UNREACHABLE_JS)]
     return problems
 
 
