@@ -3,8 +3,8 @@
 Live values arrive over the WebSocket (/ws/plc/<machine_ids>/, docs/live.md), not by polling the server:
 assets/plc_monitor.js draws the table once from the tag catalog this page puts in a dcc.Store, then updates only
 the cells of the tags a `tag_update` names, ticks the ages every second in the browser (when each value last
-changed, and when its connection was last read, from /healthz), shows one page of PAGE_SIZE rows, and applies the text and
-quality filters in the browser too. The server answers only when the filters change (to keep them in the URL) and
+changed, and when its connection was last read, from /healthz), shows one page of PAGE_SIZE rows, and applies the
+text and quality filters in the browser too. The server answers only when the filters change (to keep them in the URL) and
 when the machine filter changes (a socket for that machine alone, and its catalog). The page never talks to a PLC.
 
 The catalog carries each tag's value as this process knows it when the page is drawn (the collectors' snapshot,
