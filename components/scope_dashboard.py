@@ -216,7 +216,8 @@ def machines_table(report: dict, states: dict, db_ids: dict) -> html.Table:
         rows.append(html.Tr([
             html.Td(dcc.Link(m["machine_id"], href=get_relative_path(f"/machine/{m['machine_id']}"))),
             html.Td(m["name"]),
-            html.Td(html.Span(STATE_LABELS.get(state, state), className="state-pill",
+            html.Td(html.Span("Disabled" if st.get("disabled") else STATE_LABELS.get(state, state),
+                              className="state-pill",
                               style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba"),
                                      "color": STATE_TEXT_COLORS.get(state, "#000")})),
             html.Td(pct(m["oee"]), className="num"), html.Td(pct(m["availability"]), className="num"),
@@ -281,7 +282,11 @@ def _oee(query, _n, config):
     table = None
     if scope == "line":
         extra = charts.speed_figure(report.get("machines") or [])
-        table = machines_table(report, context.machine_states(), ui_queries.machine_db_ids(context.store()))
+        states = context.machine_states()
+        for m in ui_queries.plant_machines(context.store()):
+            if not m.get("enabled", True):  # its last report is not its state now: the configuration's word wins
+                states[m["id"]] = {"state": "offline", "disabled": True}
+        table = machines_table(report, states, ui_queries.machine_db_ids(context.store()))
     else:
         extra = _cycle_figure(key, rng, tz)
     csv = export_url("oee", {scope: key, "start": rng.start, "end": rng.end, "bucket": bucket})

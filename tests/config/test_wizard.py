@@ -339,6 +339,8 @@ def test_state_presets_show_the_derived_state_and_the_settings_are_saved(browser
         {"name": "Day", "start": "06:00", "end": "18:00"}]})
     assert status in (201, 400)  # 400: made by an earlier run of this module's app
     start_new(browser, app, "MODBUS")
+    # a new machine's port comes filled in with the protocol's default
+    assert browser.find_element(By.ID, "mc-port").get_attribute("value") == "502"
     ep = endpoint(plant, "MODBUS")
     fill(browser, "mc-machine-id", "WIZ-STATE")
     fill(browser, "mc-name", "Own state codes")
@@ -350,6 +352,8 @@ def test_state_presets_show_the_derived_state_and_the_settings_are_saved(browser
     fill(browser, "mc-ideal", 2.5)
     fill(browser, "mc-micro", 45)
     click(browser, "#mc-settings-next")
+    if app.client.get("/api/plc/machines/WIZ-MODBUS/")[0] == 200:  # saved on this endpoint by the test above
+        wait_text(browser, "#mc-endpoint-dup", "already polled by WIZ-MODBUS")
     run_connection_test(browser)
     discover(browser, "MODBUS")
     click(browser, "#mc-discover-next")

@@ -25,9 +25,11 @@ def app(sqlite_url, tmp_path):
         s.add_all([line, on, off, Product(code="104", name="Cola 6x1.5L", ideal_cycle_time_s=1.0)])
         s.flush()
         ids = (on.id, off.id)
+        line_id = line.id
     now = time.time()
     runtime.store.write_batch(Batch("b", states=[(pk, now - 600, None, "running", None, "104") for pk in ids]))
     dash_app = create_app(runtime)
+    dash_app.line_id = line_id
     yield dash_app
     runtime.stop()
 
@@ -41,3 +43,15 @@ def test_a_disabled_machine_is_not_running_and_products_read_by_name(app):
     assert on["pill"] == "Running" and on["info"].startswith("Cola 6x1.5L (104)")
     assert off["pill"] == "Disabled" and off["state"] == "offline" and off["since"] == ""
     assert "info" not in off  # no product, no rate: it is not making anything
+
+
+def test_the_line_pages_machine_table_says_disabled_too(app):
+    from components import scope_dashboard
+
+    with app.server.test_request_context("/"):
+        out = scope_dashboard._oee({"range": "hour"}, 0, {"scope": "line", "key": str(app.line_id)})
+    rows = {}
+    for tr in out[6].children[1].children:
+        cells = tr.children
+        rows[cells[0].children.children] = cells[2].children.children
+    assert rows == {"ON-1": "Running", "OFF-1": "Disabled"}
