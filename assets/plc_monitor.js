@@ -211,8 +211,21 @@
         + "; waiting for the live connection.");
   }
 
+  // The catalog comes as one list per tag (pages/plc_monitor.py CATALOG_COLUMNS) and machine names once.
+  function tagsOf(catalog) {
+    if (catalog._tags) { return catalog._tags; }
+    var cols = catalog.columns || [], names = catalog.machines || {};
+    catalog._tags = (catalog.rows || []).map(function (r) {
+      var t = {};
+      cols.forEach(function (c, i) { t[c] = r[i]; });
+      t.machine_name = names[t.machine_id];
+      return t;
+    });
+    return catalog._tags;
+  }
+
   function signature(catalog) {
-    return (catalog.machine || "") + "|" + (catalog.tags || []).map(function (t) { return t.id; }).join(",");
+    return (catalog.machine || "") + "|" + tagsOf(catalog).map(function (t) { return t.id; }).join(",");
   }
 
   function configure(catalog, text, quality) {
@@ -224,7 +237,7 @@
     M.quality = quality;
     if (redraw) {
       M.catalog = catalog;
-      M.tags = catalog.tags || [];
+      M.tags = tagsOf(catalog);
       M.byId = {};
       M.tags.forEach(function (t) {
         t.hay = hay(t);
