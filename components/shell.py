@@ -58,10 +58,16 @@ def navbar() -> dbc.Navbar:
     )
 
 
+# The menu button opens and closes the folded links; following one of them closes them (the bar is not drawn
+# again when a link navigates inside the app).
 dash.clientside_callback(
-    "function (n, open) { return n ? !open : open; }",
+    """function (n, path, open) {
+        var t = (window.dash_clientside.callback_context.triggered || [])[0];
+        if (t && t.prop_id.indexOf("shell-url") === 0) { return false; }
+        return !open;
+    }""",
     dash.Output("shell-collapse", "is_open"), dash.Input("shell-toggler", "n_clicks"),
-    dash.State("shell-collapse", "is_open"), prevent_initial_call=True,
+    dash.Input("shell-url", "pathname"), dash.State("shell-collapse", "is_open"), prevent_initial_call=True,
 )
 
 

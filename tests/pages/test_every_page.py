@@ -258,5 +258,13 @@ def test_phone_navbar_folds_and_opens_by_keyboard_and_log_in_is_readable(demo_ap
         assert browser.switch_to.active_element == login, "Tab does not reach 'Log in'"
         problems = layout_problems(browser) + axe_problems(browser)
         assert not problems, problems
+        # Following a link closes the menu again (the bar is not drawn anew when a link navigates in the app).
+        downtime = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#shell-collapse a.nav-link")
+                        if a.text == "Downtime")
+        downtime.send_keys(Keys.ENTER)
+        deadline = time.monotonic() + 10
+        while login.is_displayed() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "/downtime/" in browser.current_url and not login.is_displayed(), "the menu stays open"
     finally:
         browser.set_window_size(1400, HEIGHT)
