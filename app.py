@@ -56,6 +56,7 @@ def create_app(runtime: Runtime) -> dash.Dash:
         update_title=None,
         add_log_handler=False,  # its lines go through the app's own handler (and format), once
     )
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers pick the voice
     app.layout = shell_layout
     _share_page_callbacks(app)
     install_auth(app, runtime)  # first: its before_request decides every request (auth/rules.py)

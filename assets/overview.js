@@ -150,6 +150,7 @@
       if (s.pill) {
         var pill = el("span", "state-pill", s.pill);
         pill.style.backgroundColor = s.color;
+        pill.style.color = s.text || "#fff";
         first.appendChild(pill);
       }
       first.appendChild(el("span", "state-for", s.since ? " " + s.since : ""));

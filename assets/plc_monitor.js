@@ -12,9 +12,12 @@
 (function () {
   "use strict";
   var QUALITY = {0: ["good", "quality-good"], 1: ["uncertain", "quality-uncertain"], 2: ["bad", "quality-bad"]};
-  var COLUMNS = ["Machine", "Tag", "Address", "Type", "Role", "Value", "Quality", "Age", "Why not good"];
+  var COLUMNS = ["Machine", "Tag", "Address", "Type", "Role", "Value", "Quality", "Last changed", "Last read",
+                 "Why not good"];
+  var READS_EVERY_MS = 5000;
   var M = {
-    catalog: null, tags: [], byId: {}, values: {}, text: "", quality: "", rows: {}, shown: [], offset: 0,
+    catalog: null, tags: [], byId: {}, values: {}, text: "", quality: "", rows: {}, shown: [], offset: 0, page: 0,
+    reads: {},
     dirty: false, table: null,
     stats: {messages: 0, values: 0, cells: 0, draws: 0, snapshots: 0, closed: 0, busy_ms: 0}
   };
@@ -35,15 +38,14 @@
   }
 
   function duration(s) {  // components.format.duration
-    if (s < 0) { s = 0; }
-    if (s < 90) { return Math.round(s) + " s"; }
-    if (s < 3600) { return Math.round(s / 60) + " min"; }
-    if (s < 86400) {
-      var m = Math.round(s / 60);
-      return Math.floor(m / 60) + " h " + ("0" + (m % 60)).slice(-2) + " min";
-    }
+    s = Math.max(s, 0);
+    var r = Math.round(s);
+    if (r < 60) { return r + " s"; }
+    if (r < 3600) { return Math.floor(r / 60) + " min" + (r % 60 ? " " + (r % 60) + " s" : ""); }
+    var m = Math.round(s / 60);
+    if (m < 1440) { return Math.floor(m / 60) + " h" + (m % 60 ? " " + (m % 60) + " min" : ""); }
     var h = Math.round(s / 3600);
-    return Math.floor(h / 24) + " d " + (h % 24) + " h";
+    return Math.floor(h / 24) + " d" + (h % 24 ? " " + (h % 24) + " h" : "");
   }
 
   function qualityOf(v) { return v ? (QUALITY[v[2]] || ["?", ""]) : ["no value", "text-muted"]; }
@@ -86,7 +88,7 @@
     cell(tr, t.data_type || "");
     cell(tr, t.role || "");
     var row = {tr: tr, value: cell(tr, "", "num value-cell"), quality: cell(tr, ""), age: cell(tr, "", "num"),
-               why: cell(tr, "", "small text-muted")};
+               read: cell(tr, "", "num"), why: cell(tr, "", "small text-muted")};
     paint(t.id, row);
     return row;
   }
@@ -100,6 +102,10 @@
   }
 
   function paintAge(tid, row, now) {
+    // Last read: the connection's last good poll (the collectors' health), which reads every tag; a value that has
+    // not changed for minutes was still read a second ago.
+    var read = M.reads[(M.byId[tid] || {}).connection];
+    setText(row.read, read ? duration(now - read) : "—", "num");
     var v = M.values[tid];
     if (!v || !v[0]) { setText(row.age, "—", "num"); return; }
     // The age of the value: since the collector read it as it is now (collectors send changes, so a steady good
@@ -112,7 +118,7 @@
     var holder = document.getElementById("plc-table");
     if (!holder) { return; }
     M.stats.draws += 1;
-    M.maxRows = parseInt(holder.getAttribute("data-max-rows") || "2000", 10);
+    M.pageSize = parseInt(holder.getAttribute("data-page-size") || "100", 10);
     M.staleAfter = parseFloat(holder.getAttribute("data-stale-after") || "30");
     holder.textContent = "";
     var table = document.createElement("table");
@@ -123,30 +129,37 @@
     head.appendChild(hr);
     table.appendChild(head);
     table.appendChild(document.createElement("tbody"));
-    var more = document.createElement("div");
+    // Pages of rows: a plant of 20,000 tags stays a table of pageSize rows (the values of all are kept).
+    var more = document.createElement("nav");
     more.id = "plc-more";
-    more.className = "text-muted small";
+    more.setAttribute("aria-label", "Pages of tags");
+    more.className = "align-items-center gap-2 small my-2";  // not d-flex: its !important would keep it shown
+    more.innerHTML = '<button type="button" id="plc-prev" class="btn btn-sm btn-outline-secondary">‹ Previous</button>'
+      + '<span id="plc-rows-shown"></span>'
+      + '<button type="button" id="plc-next" class="btn btn-sm btn-outline-secondary">Next ›</button>';
+    more.querySelector("#plc-prev").addEventListener("click", function () { M.page -= 1; filter(); });
+    more.querySelector("#plc-next").addEventListener("click", function () { M.page += 1; filter(); });
     var none = document.createElement("div");
     none.id = "plc-none";
     none.className = "alert alert-light";
     none.textContent = "No tag matches the filter.";
-    holder.appendChild(table);
     holder.appendChild(more);
+    holder.appendChild(table);
     holder.appendChild(none);
     M.table = table;
     M.rows = {};
     filter();
+    fetchReads();
   }
 
-  // Show the rows that match (at most maxRows), in catalog order; rows are made when first shown and kept.
+  // Show one page of the rows that match, in catalog order; rows are made when first shown and kept.
   function filter() {
     if (!M.table) { return; }
-    var body = M.table.tBodies[0], shown = [], matching = 0;
-    M.tags.forEach(function (t) {
-      if (!wanted(t)) { return; }
-      matching += 1;
-      if (shown.length < M.maxRows) { shown.push(t.id); }
-    });
+    var body = M.table.tBodies[0], ids = [];
+    M.tags.forEach(function (t) { if (wanted(t)) { ids.push(t.id); } });
+    var matching = ids.length, pages = Math.max(1, Math.ceil(matching / M.pageSize));
+    M.page = Math.min(Math.max(M.page, 0), pages - 1);
+    var first = M.page * M.pageSize, shown = ids.slice(first, first + M.pageSize);
     var same = shown.length === M.shown.length && shown.every(function (id, i) { return id === M.shown[i]; });
     if (!same) {
       var frag = document.createDocumentFragment();
@@ -159,9 +172,14 @@
       body.appendChild(frag);
       M.shown = shown;
     }
-    document.getElementById("plc-more").textContent = matching > shown.length
-      ? "Showing " + shown.length.toLocaleString("en-US") + " of " + matching.toLocaleString("en-US")
-        + " matching tags: filter to see the rest." : "";
+    var n = function (x) { return x.toLocaleString("en-US"); };
+    document.getElementById("plc-rows-shown").textContent = shown.length
+      ? "Tags " + n(first + 1) + "–" + n(first + shown.length) + " of " + n(matching) : "";
+    var prev = document.getElementById("plc-prev"), next = document.getElementById("plc-next");
+    prev.disabled = M.page === 0;
+    next.disabled = M.page >= pages - 1;
+    prev.style.display = next.style.display = pages > 1 ? "" : "none";
+    document.getElementById("plc-more").style.display = shown.length ? "flex" : "none";
     M.table.style.display = shown.length ? "" : "none";
     M.table.classList.toggle("plc-offline", !M.connected);
     document.getElementById("plc-none").style.display = shown.length || !M.tags.length ? "none" : "";
@@ -193,19 +211,33 @@
         + "; waiting for the live connection.");
   }
 
+  // The catalog comes as one list per tag (pages/plc_monitor.py CATALOG_COLUMNS) and machine names once.
+  function tagsOf(catalog) {
+    if (catalog._tags) { return catalog._tags; }
+    var cols = catalog.columns || [], names = catalog.machines || {};
+    catalog._tags = (catalog.rows || []).map(function (r) {
+      var t = {};
+      cols.forEach(function (c, i) { t[c] = r[i]; });
+      t.machine_name = names[t.machine_id];
+      return t;
+    });
+    return catalog._tags;
+  }
+
   function signature(catalog) {
-    return (catalog.machine || "") + "|" + (catalog.tags || []).map(function (t) { return t.id; }).join(",");
+    return (catalog.machine || "") + "|" + tagsOf(catalog).map(function (t) { return t.id; }).join(",");
   }
 
   function configure(catalog, text, quality) {
     if (!catalog) { return; }
     var redraw = catalog !== M.catalog && (!M.catalog || !M.table || !document.body.contains(M.table)
                                            || signature(catalog) !== signature(M.catalog));
+    if (text !== M.text || quality !== M.quality) { M.page = 0; }
     M.text = text;
     M.quality = quality;
     if (redraw) {
       M.catalog = catalog;
-      M.tags = catalog.tags || [];
+      M.tags = tagsOf(catalog);
       M.byId = {};
       M.tags.forEach(function (t) {
         t.hay = hay(t);
@@ -290,12 +322,29 @@
     }
   }
 
+  // The connections' last good poll from /healthz (not a Dash callback; only while the table is on the page).
+  function fetchReads() {
+    var holder = document.getElementById("plc-table");
+    if (!holder || !window.fetch) { return; }
+    fetch(holder.getAttribute("data-health-url") || "/healthz", {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (h) {
+        if (!h) { return; }
+        var reads = {};
+        (h.connections || []).forEach(function (c) { if (c.name && c.last_success) { reads[c.name] = c.last_success; } });
+        M.reads = reads;
+      })
+      .catch(function () {});
+  }
+
   function start() {
     if (!window.oeeLive) { setTimeout(start, 50); return; }
     window.oeeLive.subscribe(onMessage);
   }
   start();
   setInterval(tick, 1000);
+  setInterval(fetchReads, READS_EVERY_MS);
+
 
   window.oeePlcMonitor = {configure: configure, stats: M.stats, state: M, format: fmtValue, duration: duration};
 })();

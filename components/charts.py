@@ -20,7 +20,9 @@ from components.format import (
     local,
     local_iso,
     pct,
+    plural,
 )
+from components.format import product as product_label
 
 FONT = {"family": "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 14, "color": "#1d2733"}
 MAX_EXACT_BARS = 1000  # above this the timeline is drawn from bins of the range, each in its dominant state
@@ -70,6 +72,17 @@ def _hline(y: float, line: dict, text: str | None = None) -> tuple[dict, dict | 
     return shape, note
 
 
+# Time axes: one line per tick ("21:13", or "Mon 07 Dec" across days), standing off the value axis: Plotly's two-line first tick ("21:12:40 / Dec 6, 2026") lay on the "0" of the value axis and on
+# its neighbour at 390 px.
+TIME_TICKS = [{"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+              {"dtickrange": [60_000, 86_400_000], "value": "%H:%M"},
+              {"dtickrange": [86_400_000, None], "value": "%a %d %b"}]
+
+
+def time_axis(**extra) -> dict:
+    return {"type": "date", "tickformatstops": TIME_TICKS, "ticklabelstandoff": 6, **extra}
+
+
 def base_layout(fig: Figure, *, height: int = 320, legend: bool = True, uirevision=None) -> Figure:
     return fig.update_layout(
         template=TEMPLATE, font=FONT, height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -88,7 +101,8 @@ def empty_figure(message: str, height: int = 320) -> Figure:
 
 
 def sparkline(xs: list, ys: list, color: str, target: float | None = None) -> Figure:
-    line = {"type": "scatter", "x": list(xs), "y": list(ys), "mode": "lines", "line": {"color": color, "width": 2},
+    line = {"type": "scatter", "x": list(xs), "y": list(ys), "mode": "lines",
+            "line": {"color": color, "width": 2, "shape": "hv"},
             "fill": "tozeroy", "fillcolor": "rgba(31,78,121,0.08)", "hoverinfo": "skip", "connectgaps": False}
     layout = {"xaxis": {"visible": False, "fixedrange": True},
               "yaxis": {"visible": False, "fixedrange": True,
@@ -124,11 +138,14 @@ def trend_figure(buckets: list[dict], tz: str, targets: dict | None = None, buck
                      "hovertemplate": f"{label} %{{y:.1f}} %<extra>%{{customdata}}</extra>"})
     layout: dict = {"yaxis": {"title": {"text": "%"}, "rangemode": "tozero"}}
     if targets and targets.get("oee") is not None:
-        shape, note = _hline(targets["oee"] * 100, {"color": "#1f4e79", "dash": "dot", "width": 1},
-                             f"target {targets['oee'] * 100:.0f} %")
-        layout["shapes"], layout["annotations"] = [shape], [note]
+        # The line across the plot, its name in the legend: a label on the line sat on the first OEE bar.
+        style = {"color": "#1f4e79", "dash": "dot", "width": 1}
+        shape, _ = _hline(targets["oee"] * 100, style)
+        layout["shapes"] = [shape]
+        data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "line": style,
+                     "name": f"OEE target {targets['oee'] * 100:.0f} %", "hoverinfo": "skip"})
     if bucket != "shift":
-        layout["xaxis"] = {"type": "date",
+        layout["xaxis"] = {**time_axis(),
                            "range": [local_iso(buckets[0]["start"], tz), local_iso(buckets[-1]["end"], tz)]}
     return base_layout(Figure(data, layout), height=320)
 
@@ -144,7 +161,7 @@ def waterfall_figure(steps: list[dict]) -> Figure:
         return empty_figure("No time in this range yet.")
     measure, xs, ys, text = [], [], [], []
     top = steps[0]["seconds"] or 1.0
-    unit, per = ("minutes", 60.0) if top < 3 * 3600 else (("hours", 3600.0) if top < 4 * 86400 else ("days", 86400.0))
+    unit, per = time_unit(top)
     for i, s in enumerate(steps):
         value = s["seconds"] / per
         if s["kind"] == "level":
@@ -155,17 +172,23 @@ def waterfall_figure(steps: list[dict]) -> Figure:
             ys.append(-value)
         xs.append(s["label"])
         text.append(f"{duration(s['seconds'])} ({s['seconds'] / top * 100:.1f} %)")
+    # Each step's amount under its name, on the axis: a bar's own text beside a short loss bar lay on the names.
+    names = [f"{x}<br><span style='font-size:12px;color:#5c6670'>{t}</span>" for x, t in zip(xs, text)]
+    # Horizontal: each step's name on its own row, never rotated into its neighbours, at a desk's width and a
+    # phone's; the first level on top.
     fig = Figure([{
-        "type": "waterfall", "x": xs, "y": ys, "measure": measure, "text": text, "textposition": "outside",
-        "cliponaxis": False, "hovertemplate": "%{x}<br>%{text}<extra></extra>",
+        "type": "waterfall", "orientation": "h", "y": xs, "x": ys, "measure": measure, "text": text,
+        "textposition": "none", "hovertemplate": "%{y}<br>%{text}<extra></extra>",
         "decreasing": {"marker": {"color": "#d64545"}}, "totals": {"marker": {"color": "#1f4e79"}},
         "increasing": {"marker": {"color": "#1f4e79"}}, "connector": {"line": {"color": "#c3cad1", "width": 1}},
-    }], {"yaxis": {"title": {"text": unit}}, "xaxis": {"tickangle": -30, "automargin": True},
-         "uniformtext": {"minsize": 10, "mode": "hide"}})
-    return base_layout(fig, height=400, legend=False)
+    }], {"xaxis": {"title": {"text": unit}, "rangemode": "tozero"},
+         "yaxis": {"autorange": "reversed", "automargin": True, "tickmode": "array", "tickvals": xs,
+                   "ticktext": names}})
+    return base_layout(fig, height=max(280, 46 * len(xs) + 60), legend=False)
 
 
-def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None) -> Figure:
+def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, height: int | None = None,
+                    product_names: dict | None = None) -> Figure:
     """States over time, one row per machine (a machine's "fault_names" say what its codes mean, over the
     fault_names given for all): one horizontal bar trace per state (bars with base = start and
     length = duration), so thousands of intervals are a handful of traces. Above MAX_EXACT_BARS intervals the
@@ -191,7 +214,7 @@ def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, he
             if extra:
                 what = f"mostly {what} ({extra[0] * 100:.0f} %), {extra[1]} changes"
             b["text"].append(f"{what}<br>{local(s, tz, '%a %H:%M:%S')} – {local(e, tz, '%H:%M:%S')} "
-                             f"({duration(e - s)})" + (f"<br>product {product}" if product else ""))
+                             f"({duration(e - s)})" + (f"<br>{product_label(product, product_names)}" if product else ""))
     data = []
     for state in STATE_ORDER + tuple(k for k in bars if k not in STATE_ORDER):
         if state not in bars:
@@ -203,7 +226,7 @@ def timeline_figure(timeline: dict, tz: str, fault_names: dict | None = None, he
                      "customdata": b["text"], "hovertemplate": "%{customdata}<extra></extra>"})
     fig = Figure(data, {
         "barmode": "overlay", "bargap": 0.25,
-        "xaxis": {"type": "date", "range": [local_iso(timeline["start"], tz), local_iso(timeline["end"], tz)]},
+        "xaxis": time_axis(range=[local_iso(timeline["start"], tz), local_iso(timeline["end"], tz)]),
         "yaxis": {"autorange": "reversed", "categoryorder": "array",
                   "categoryarray": [m["machine_id"] for m in machines]}})
     return base_layout(fig, height=height or max(150, 70 + 42 * len(machines)))
@@ -246,21 +269,31 @@ def _bins(intervals: list, start: float, end: float, bins: int = TIMELINE_BINS) 
     return out
 
 
+def time_unit(largest_s: float) -> tuple[str, float]:
+    """The unit an axis of durations reads in, from its largest value: a 3 s stop is '3 seconds', not 0.05 min."""
+    if largest_s < 120:
+        return "seconds", 1.0
+    if largest_s < 3 * 3600:
+        return "minutes", 60.0
+    return ("hours", 3600.0) if largest_s < 4 * 86400 else ("days", 86400.0)
+
+
 def pareto_figure(groups: list[dict], top: int = 12) -> Figure:
     """Stop time by cause, largest first, with the cumulative share as a line."""
     groups = [g for g in groups if g["seconds"] > 0][:top]
     if not groups:
         return empty_figure("No stops in this range.")
     labels = [g["label"] for g in groups]
+    unit, per = time_unit(max(g["seconds"] for g in groups))
     fig = Figure([
-        {"type": "bar", "x": labels, "y": [g["seconds"] / 60 for g in groups], "name": "Minutes",
+        {"type": "bar", "x": labels, "y": [g["seconds"] / per for g in groups], "name": unit.capitalize(),
          "marker": {"color": ["#9aa5b1" if g["planned"] else "#d64545" for g in groups]},
-         "customdata": [[duration(g["seconds"]), g["count"]] for g in groups],
-         "hovertemplate": "%{x}<br>%{customdata[0]} in %{customdata[1]} stops<extra></extra>"},
+         "customdata": [[duration(g["seconds"]), g["count"], plural(g["count"], "stop")] for g in groups],
+         "hovertemplate": "%{x}<br>%{customdata[0]} in %{customdata[2]}<extra></extra>"},
         {"type": "scatter", "x": labels, "y": [g["cumulative"] * 100 for g in groups], "name": "Cumulative %",
          "yaxis": "y2", "mode": "lines+markers", "line": {"color": "#1f4e79"},
          "hovertemplate": "%{y:.0f} % of stop time<extra></extra>"},
-    ], {"yaxis": {"title": {"text": "minutes"}},
+    ], {"yaxis": {"title": {"text": unit}},
         "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
                    "title": {"text": "cumulative %"}},
         "xaxis": {"tickangle": -30, "automargin": True}})
@@ -283,7 +316,7 @@ def progress_figure(progress: dict, tz: str, target_oee: float | None = None) ->
                          {"color": "#1f4e79", "dash": "dot"}))
     data.append(line(progress["total"], "Actual (total)", {"color": "#e07b24"}))
     data.append(line(progress["good"], "Actual (good)", {"color": "#2e9d4f", "width": 3}))
-    return base_layout(Figure(data, {"xaxis": {"type": "date"},
+    return base_layout(Figure(data, {"xaxis": time_axis(),
                                      "yaxis": {"title": {"text": "units"}, "rangemode": "tozero"}}), height=320)
 
 
@@ -308,7 +341,7 @@ def cycle_figure(actual: dict | None, ideal: dict | None, tz: str) -> Figure:
         data.append({"type": "scatter", "x": ixs, "y": ideal["v"] + [ideal["v"][-1]], "name": "Ideal",
                      "mode": "lines", "line": {"color": "#2e9d4f", "width": 2, "shape": "hv"},
                      "hovertemplate": "%{y:.2f} s<extra>ideal</extra>"})
-    return base_layout(Figure(data, {"xaxis": {"type": "date"},
+    return base_layout(Figure(data, {"xaxis": time_axis(),
                                      "yaxis": {"title": {"text": "seconds"}, "rangemode": "tozero"}}), height=320)
 
 
@@ -336,7 +369,7 @@ def live_figure(tags: list[dict], history: dict, tz: str) -> Figure:
         data.append({"type": "scatter", "x": [local_iso(x, tz) for x in h["t"]], "y": list(h["v"]),
                      "name": t["name"], "mode": "lines", "line": {"width": 1.5},
                      "meta": {"tag_id": t["id"]}})  # assets/live.js appends by tag id
-    return base_layout(Figure(data, {"xaxis": {"type": "date"}}), height=300, uirevision="live")
+    return base_layout(Figure(data, {"xaxis": time_axis()}), height=300, uirevision="live")
 
 
 def kpi_color(value: float | None, target: float | None) -> str:

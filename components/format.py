@@ -16,6 +16,8 @@ STATE_COLORS = {
     "offline": "#5c6670",
     "unknown": "#aab2ba",
 }
+# The text on a state's colour (pills): dark where white would read under 4.5:1 (WCAG AA).
+STATE_TEXT_COLORS = {state: "#fff" if state == "offline" else "#000" for state in STATE_COLORS}
 STATE_LABELS = {
     "running": "Running",
     "idle": "Idle (starved)",
@@ -56,21 +58,35 @@ def count(value) -> str:
 
 
 def duration(seconds, none: str = "—") -> str:
-    """Seconds as '45 s', '12 min', '3 h 05 min', '2 d 4 h'."""
+    """Seconds in the units that fit their size: '3 s', '2 min 5 s', '1 h 20 min', '2 d 4 h' (the smaller unit left
+    out when it is zero: '5 min', '2 h')."""
     if seconds is None:
         return none
-    s = float(seconds)
-    if s < 0:
-        s = 0.0
-    if s < 90:
+    s = max(float(seconds), 0.0)
+    if round(s) < 60:
         return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.0f} min"
-    if s < 86400:
+    if round(s) < 3600:
+        m, rest = divmod(int(round(s)), 60)
+        return f"{m} min {rest} s" if rest else f"{m} min"
+    if round(s / 60) < 1440:
         h, m = divmod(int(round(s / 60)), 60)
-        return f"{h} h {m:02d} min"
-    d, rest = divmod(int(round(s / 3600)), 24)
-    return f"{d} d {rest} h"
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(int(round(s / 3600)), 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def plural(n, one: str, many: str | None = None) -> str:
+    """'1 stop', '3 stops', '1,204 entries' (many defaults to one + 's')."""
+    word = one if n == 1 else (many or one + "s")
+    return f"{count(n)} {word}"
+
+
+def product(code, names: dict | None = None) -> str:
+    """'Cola 0.5 L (104)': a product by its name, the code after; 'product 104' when it has no name."""
+    if code is None or code == "":
+        return "—"
+    name = (names or {}).get(str(code))
+    return f"{name} ({code})" if name else f"product {code}"
 
 
 def local(t: float | None, tz: str | None, fmt: str = "%H:%M") -> str:

@@ -12,6 +12,9 @@ from components.charts import kpi_color, sparkline
 from components.format import FACTOR_COLORS, count, duration, pct
 
 TARGETS = {"oee": 0.85, "availability": 0.90, "performance": 0.95, "quality": 0.99}
+# A machine's first minutes say little (a few cycles, counters not yet moved): its numbers are shown, but judged
+# against the targets, and listed among the lowest, only after this much planned time.
+JUDGE_AFTER_S = 600
 FACTORS = (("oee", "OEE"), ("availability", "Availability"), ("performance", "Performance"), ("quality", "Quality"))
 
 
@@ -29,11 +32,28 @@ def warning_mark(text: str | None, id_: str | None = None) -> html.Span | None:
                      **({"id": id_} if id_ else {}))
 
 
+def data_span_s(report: dict) -> float:
+    """How much data a report stands on: the planned time of its longest-reporting machine (a line's or site's
+    planned time is the sum of its machines', which would pass the mark after seconds on a fresh plant)."""
+    rows = report.get("machines") or []
+    if rows:
+        return max((r.get("planned_time_s") or 0.0) for r in rows)
+    return report.get("planned_time_s") or 0.0
+
+
+def collecting_text(span_s: float) -> str:
+    return (f"collecting: judged against target after {duration(JUDGE_AFTER_S)} of data "
+            f"({duration(span_s)} so far)")
+
+
 def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spark_y=None,
-             warning: str | None = None) -> dbc.Col:
-    color = kpi_color(value, target)
+             warning: str | None = None, collecting_s: float | None = None) -> dbc.Col:
+    """collecting_s: the data span so far when it is too short to judge (JUDGE_AFTER_S): no colour, no delta."""
+    color = kpi_color(value, target) if collecting_s is None else "secondary"
     delta = ""
-    if value is not None and target is not None:
+    if collecting_s is not None:
+        delta = collecting_text(collecting_s)
+    elif value is not None and target is not None:
         diff = (value - target) * 100
         delta = f"{diff:+.1f} pp vs target {target * 100:.0f} %"
     elif target is not None:
@@ -52,9 +72,15 @@ def kpi_card(prefix: str, key: str, label: str, value, target, spark_x=None, spa
 
 
 def kpi_row(prefix: str, report: dict, buckets: list[dict] | None = None) -> dbc.Row:
-    xs = [b["start"] for b in buckets or []]
+    span = data_span_s(report)
+    collecting = span if span < JUDGE_AFTER_S else None
+    # Each bucket a flat step over its own time, the last one up to its end: the current hour draws from its first
+    # minute (one point per bucket drew nothing until the second bucket began).
+    buckets = [b for b in buckets or [] if b.get("end") is not None]
+    xs = [b["start"] for b in buckets] + [buckets[-1]["end"]] if buckets else []
     cards = [kpi_card(prefix, key, label, report.get(key), TARGETS[key], xs,
-                      [b.get(key) for b in buckets or []], warning_text(report, key)) for key, label in FACTORS]
+                      [b.get(key) for b in buckets] + [buckets[-1].get(key)] if buckets else [],
+                      warning_text(report, key), collecting) for key, label in FACTORS]
     return dbc.Row(cards, className="kpi-row")
 
 

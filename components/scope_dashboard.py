@@ -19,7 +19,8 @@ from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, 
 import oee
 from components import charts, context, range_picker, timerange
 from components.download import export_url
-from components.format import STATE_COLORS, STATE_LABELS, duration, pct
+from components.format import product as product_label
+from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, pct
 from components.kpi import TARGETS, facts, flag_notes, kpi_row
 from components.live import live_graph_attrs, live_socket
 from db import downtime_queries, ui_queries
@@ -215,8 +216,10 @@ def machines_table(report: dict, states: dict, db_ids: dict) -> html.Table:
         rows.append(html.Tr([
             html.Td(dcc.Link(m["machine_id"], href=get_relative_path(f"/machine/{m['machine_id']}"))),
             html.Td(m["name"]),
-            html.Td(html.Span(STATE_LABELS.get(state, state), className="state-pill",
-                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")})),
+            html.Td(html.Span("Disabled" if st.get("disabled") else STATE_LABELS.get(state, state),
+                              className="state-pill",
+                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba"),
+                                     "color": STATE_TEXT_COLORS.get(state, "#000")})),
             html.Td(pct(m["oee"]), className="num"), html.Td(pct(m["availability"]), className="num"),
             html.Td(pct(m["performance"]), className="num"), html.Td(pct(m["quality"]), className="num"),
         ]))
@@ -279,7 +282,11 @@ def _oee(query, _n, config):
     table = None
     if scope == "line":
         extra = charts.speed_figure(report.get("machines") or [])
-        table = machines_table(report, context.machine_states(), ui_queries.machine_db_ids(context.store()))
+        states = context.machine_states()
+        for m in ui_queries.plant_machines(context.store()):
+            if not m.get("enabled", True):  # its last report is not its state now: the configuration's word wins
+                states[m["id"]] = {"state": "offline", "disabled": True}
+        table = machines_table(report, states, ui_queries.machine_db_ids(context.store()))
     else:
         extra = _cycle_figure(key, rng, tz)
     csv = export_url("oee", {scope: key, "start": rng.start, "end": rng.end, "bucket": bucket})
@@ -314,7 +321,8 @@ def _states(query, _n, config):
     except (ScopeError, TooMuchData) as exc:
         msg = charts.empty_figure(str(exc))
         return msg, msg
-    return (charts.timeline_figure(timeline, context.tz()),  # fault texts come with each machine's intervals
+    return (charts.timeline_figure(timeline, context.tz(),  # fault texts come with each machine's intervals
+                                   product_names=ui_queries.product_names(s)),
             charts.pareto_figure(downtime_queries.downtime_pareto(events)))
 
 
@@ -352,13 +360,15 @@ def _status(_n, config):
         st = states.get(m["id"])
         state = (st or {}).get("state", "unknown")
         why = context.not_reporting(m, st, health.get(m["connection_id"]))
-        text = [html.Strong(STATE_LABELS.get(state, state))]
+        if not m.get("enabled", True):  # what it last reported is not its state now
+            st, state = None, "offline"
+        text = [html.Strong("Disabled" if not m.get("enabled", True) else STATE_LABELS.get(state, state))]
         if st and st.get("since"):
             text.append(f" for {duration(now - st['since'])}")
         if st and st.get("fault_code") and state == "faulted":
             text.append(f" · fault {st['fault_code']}")
         if st and st.get("product_code"):
-            text.append(f" · product {st['product_code']}")
+            text.append(" · " + product_label(st["product_code"], ui_queries.product_names(context.store())))
         label = [html.Span(m["machine_id"] + " ", className="chip-id")] if scope == "line" else []
         chip = html.Span(label + text, className="state-chip", title=why or "",
                          style={"borderColor": STATE_COLORS.get(state, "#aab2ba"),

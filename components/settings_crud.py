@@ -66,14 +66,15 @@ class CrudSection:
             opts = f.options() if callable(f.options) else (f.options or [])
             return dbc.Select(id=fid, options=opts, value=f.default)
         if f.kind == "switch":
-            return dbc.Switch(id=fid, value=bool(f.default), label="")
+            return dbc.Switch(id=fid, value=bool(f.default), label=f.label)
         if f.kind == "textarea":
             return dbc.Textarea(id=fid, value=f.default or "", rows=5, className="font-monospace")
         return dbc.Input(id=fid, type=f.kind, value=f.default)
 
     def layout(self) -> html.Div:
         form = dbc.Row([
-            dbc.Col(html.Div([dbc.Label(f.label, html_for=self.fid(f.key)), self._control(f),
+            dbc.Col(html.Div([dbc.Label(f.label, html_for=self.fid(f.key)) if f.kind != "switch" else None,
+                              self._control(f),
                               dbc.FormFeedback(id=f"{self.fid(f.key)}-fb", type="invalid"),
                               dbc.FormText(f.help) if f.help else None], className="mb-2"), md=f.width)
             for f in self.fields

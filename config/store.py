@@ -121,6 +121,33 @@ def _connection_of(session: Session, machine: Machine) -> Connection | None:
     return conns[0] if conns else None
 
 
+def endpoint_of(protocol: str, host, port, protocol_config: dict | None) -> tuple:
+    """What a connection polls: host:port, and the unit (Modbus), rack and slot (S7), slot (EtherNet/IP) behind it;
+    an OPC-UA endpoint by its URL (else host:port)."""
+    from collectors.base import PROTOCOL_DEFAULT_PORTS
+
+    c = protocol_config or {}
+    if protocol == "OPCUA" and c.get("endpoint"):
+        return (protocol, str(c["endpoint"]).rstrip("/").lower())
+    base = (protocol, str(host or "").lower(), int(port or PROTOCOL_DEFAULT_PORTS.get(protocol, 0)))
+    unit = {"MODBUS": (c.get("unit_id", 1),), "S7": (c.get("rack", 0), c.get("slot", 1)),
+            "ETHERNET_IP": (c.get("slot", 0),)}.get(protocol, ())
+    return base + tuple(unit)
+
+
+def machines_polling(engine: Engine, protocol: str, host, port, protocol_config: dict | None,
+                     except_pk: int | None = None) -> list[str]:
+    """The ids of the other machines whose connection polls this endpoint (two machines on one PLC are fine when
+    meant; the wizard says so before the second is saved)."""
+    want = endpoint_of(protocol, host, port, protocol_config)
+    with Session(engine) as session:
+        rows = session.execute(select(Connection, Machine.machine_id, Machine.id)
+                               .join(Machine, Connection.machine_id == Machine.id)
+                               .where(Connection.protocol == protocol)).all()
+    return sorted({mid for conn, mid, pk in rows if pk != except_pk
+                   and endpoint_of(conn.protocol, conn.host, conn.port, conn.protocol_config) == want})
+
+
 def list_machines(engine: Engine, *, offset: int = 0, limit: int = 50) -> tuple[int, list[dict]]:
     with Session(engine) as session:
         total = session.scalar(select(func.count()).select_from(Machine))

@@ -399,7 +399,7 @@ def role_type_problem(role: str | None, data_type: str) -> str | None:
     """Why a data type cannot carry a role, or None."""
     if not role:
         return None
-    t = data_type.strip().upper()
+    t = data_type.strip().upper().removesuffix("_ABCD").removesuffix("_CDAB")  # Modbus: a tag's own word order
     if "[" in t and not t.startswith("STRING"):
         return f"{role} needs a single value; {data_type} is an array (pick one element)"
     is_text = t.startswith("STRING") or t in ("CHAR",)

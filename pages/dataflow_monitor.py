@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components import context, timerange
-from components.format import ago, count, duration, local
+from components.format import ago, count, duration, local, plural
 
 dash.register_page(__name__, path="/dataflow-monitor/", name="Data flow", title="OEE · Data flow", order=40)
 
@@ -188,7 +188,7 @@ def _refresh(_n):
         "Last success", "Failures", "Retry in", "Last error")]))
     failing = sum(1 for c in conns if c.get("state") in ("failing", "config_error"))
     body = dbc.Card([
-        dbc.CardHeader([html.Span(f"Collectors: {len(conns)} connections"),
+        dbc.CardHeader([html.Span(f"Collectors: {plural(len(conns), 'connection')}"),
                         dbc.Badge(f"{failing} failing" if failing else "all reporting",
                                   color="danger" if failing else "success", className="ms-2",
                                   id="dataflow-failing")]),

@@ -16,7 +16,7 @@ from auth.web import may
 from components import context, range_picker, timerange
 from components.download import DownloadLinkAIO
 from components.loss_pareto import LossParetoAIO
-from components.format import STATE_COLORS, STATE_LABELS, duration, local
+from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, local, plural
 from db import downtime_queries, ui_queries
 from db.oee_queries import TooMuchData
 from oee.vocabulary import LABELS, PLANNED_CATEGORIES, STOP_CATEGORIES, UNKNOWN
@@ -156,7 +156,7 @@ def _list(query, _n, _saved):
     open_ = sum(1 for e in events if e["source"] != "operator" and not e["planned"])
     summary = html.Div([
         html.Div([html.Strong(rng.label), " · ", rng.text], className="range-caption"),
-        html.Span(f"{len(events):,} stops", id="downtime-count", className="fact-value me-3"),
+        html.Span(plural(len(events), "stop"), id="downtime-count", className="fact-value me-3"),
         html.Span(f"{duration(total)} in this range", className="me-3"),
         html.Span(f"{open_:,} unplanned without an operator's reason", className="text-muted"),
     ] + ([dbc.Alert(rng.note, color="info", className="py-1 px-2 mt-2 mb-0 small")] if rng.note else []))
@@ -173,11 +173,13 @@ def _list(query, _n, _saved):
         cause = e["reason_name"] or e["fault_label"] or ""
         rows.append(html.Tr([
             html.Td(local(e["start"], tz, "%a %d %b %H:%M:%S")),
-            html.Td(dcc.Link(e["machine_id"], href=dash.get_relative_path(f"/machine/{e['machine_id']}")),
-                    title=e["machine_name"]),
+            html.Td(dcc.Link([e["machine_name"] or e["machine_id"], " ",
+                              html.Span(e["machine_id"], className="text-muted small")],
+                             href=dash.get_relative_path(f"/machine/{e['machine_id']}")), title=e["machine_id"]),
             html.Td(duration(e["duration_s"]) + (" (ongoing)" if e["open"] else ""), className="num"),
             html.Td(html.Span(STATE_LABELS.get(state, state), className="state-pill",
-                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba")})),
+                              style={"backgroundColor": STATE_COLORS.get(state, "#aab2ba"),
+                                     "color": STATE_TEXT_COLORS.get(state, "#000")})),
             html.Td([cause, html.Span(" minor" if e["minor"] else "", className="text-muted small")]),
             html.Td(e["category_label"] + (" (planned)" if e["planned"] else ""),
                     className="fw-semibold" if e["source"] == "operator" else ""),
@@ -221,7 +223,7 @@ def _open(clicks, events):
     tz = context.tz()
     end = ev["end"] if ev["end"] is not None else time.time()
     facts = html.Div([
-        html.Div([html.Strong(ev["machine_id"]), f" {ev['machine_name']}"]),
+        html.Div([html.Strong(ev["machine_name"] or ev["machine_id"]), f" {ev['machine_id']}"]),
         html.Div(f"{local(ev['start'], tz, '%a %d %b %H:%M:%S')} – "
                  f"{local(ev['end'], tz, '%H:%M:%S') if ev['end'] else 'ongoing'} ({duration(end - ev['start'])})"),
         html.Div(f"{STATE_LABELS.get(ev['state'], ev['state'])}"
@@ -230,7 +232,7 @@ def _open(clicks, events):
     ])
     middle = local((ev["start"] + end) / 2, tz, "%H:%M:%S")
     reason = ev["reason_code"] if ev.get("source") == "operator" else None  # a fault's own reason is no decision
-    return True, ev, f"Stop on {ev['machine_id']}", facts, reason, ev["note"], middle, ""
+    return True, ev, f"Stop on {ev['machine_name'] or ev['machine_id']}", facts, reason, ev["note"], middle, ""
 
 
 @callback(

@@ -16,8 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import oee
 from components import context, range_picker, timerange
-from components.format import STATE_COLORS, STATE_LABELS, duration, local, pct, range_text
-from components.kpi import flag_notes, kpi_row
+from components.format import product as fmt_product
+from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, local, pct, range_text
+from components.kpi import JUDGE_AFTER_S, flag_notes, kpi_row
 from components.loss_pareto import LossParetoAIO
 from db import ui_queries
 from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
@@ -153,7 +154,7 @@ def _numbers(query, _n):
     ranges = _shift_ranges(list(machines.values()), now)
     # One read for every tile, each over its machine's own shift.
     tile_reports = machine_reports(s, {mid: (a, b) for mid, (a, b, _label) in ranges.items() if b - a >= 1})
-    tiles, scored = {}, []
+    tiles, scored, collecting = {}, [], []
     for mid in machines:
         if mid not in ranges:
             continue
@@ -164,7 +165,10 @@ def _numbers(query, _n):
         r = tile_reports.get(mid)
         if r is None:
             continue
-        scored.append((r["oee"], mid))
+        if (r.get("planned_time_s") or 0) >= JUDGE_AFTER_S:  # a machine's first minutes are not its OEE yet
+            scored.append((r["oee"], mid))
+        else:
+            collecting.append(r.get("planned_time_s") or 0.0)
         warn = " ".join(dict.fromkeys(w["text"] for w in r.get("warnings") or ()))
         tiles[mid] = {"warn": warn or None,
             "value": pct(r["oee"]), "start": repr(a), "end": repr(b), "label": f"OEE {label}",
@@ -175,9 +179,14 @@ def _numbers(query, _n):
     worst_row = None
     if worst:
         worst_row = html.Div([html.Span("Lowest OEE now: ", className="fw-semibold")] + [
-            dcc.Link([html.Strong(m), f" {machines[m]['name']} ", html.Span(pct(v), className="worst-value")],
+            dcc.Link([html.Strong(machines[m]["name"] or m), f" {m} ", html.Span(pct(v), className="worst-value")],
                      href=dash.get_relative_path(f"/machine/{m}"), className="worst-item")
             for v, m in worst], className="worst-strip", id="overview-worst-strip")
+    elif collecting:
+        worst_row = html.Div([html.Span("Lowest OEE: ", className="fw-semibold"),
+                              f"machines are listed after {duration(JUDGE_AFTER_S)} of data "
+                              f"({duration(max(collecting))} so far)."],
+                             className="worst-strip text-muted", id="overview-worst-strip")
     line_machines: dict[str, list[str]] = {}
     for m in machines.values():
         line_machines.setdefault(str(m["line_id"]), []).append(m["machine_id"])
@@ -200,14 +209,16 @@ def _status(_n):
     machines = ui_queries.plant_machines(context.store())
     states = context.machine_states()
     health = context.connections_health()
-    faults = None
+    faults = products = None
     tiles = {}
     for m in machines:
         st = states.get(m["id"])
         why = context.not_reporting(m, st, health.get(m["connection_id"]))
         state = (st or {}).get("state") or "unknown"
-        tile = {"state": state, "pill": STATE_LABELS.get(state, state),
-                "color": STATE_COLORS.get(state, "#aab2ba"),
+        if not m.get("enabled", True):  # what it last reported is not its state now: the configuration's word wins
+            st, state = None, "offline"
+        tile = {"state": state, "pill": "Disabled" if not m.get("enabled", True) else STATE_LABELS.get(state, state),
+                "color": STATE_COLORS.get(state, "#aab2ba"), "text": STATE_TEXT_COLORS.get(state, "#000"),
                 "since": duration(now - st["since"]) if st and st.get("since") else ""}
         if state == "faulted" and st and st.get("fault_code"):
             code = st["fault_code"]
@@ -217,7 +228,9 @@ def _status(_n):
             tile["fault"] = f"Fault {code}" + (f" {text}" if text else "") + f" · {duration(now - st['since'])}"
         info = []
         if st and st.get("product_code"):
-            info.append(f"Product {st['product_code']}")
+            if products is None:
+                products = ui_queries.product_names(context.store())
+            info.append(fmt_product(st["product_code"], products))
         if st and st.get("last_cycle_time_s") and st.get("ideal_cycle_time_s") and state == "running":
             rate = st["ideal_cycle_time_s"] / st["last_cycle_time_s"]
             info.append(f"rate {rate * 100:.0f} % of ideal ({60 / st['last_cycle_time_s']:.0f}/min)")

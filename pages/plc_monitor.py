@@ -2,8 +2,9 @@
 
 Live values arrive over the WebSocket (/ws/plc/<machine_ids>/, docs/live.md), not by polling the server:
 assets/plc_monitor.js draws the table once from the tag catalog this page puts in a dcc.Store, then updates only
-the cells of the tags a `tag_update` names, ticks the ages every second in the browser, and applies the text and
-quality filters in the browser too. The server answers only when the filters change (to keep them in the URL) and
+the cells of the tags a `tag_update` names, ticks the ages every second in the browser (when each value last
+changed, and when its connection was last read, from /healthz), shows one page of PAGE_SIZE rows, and applies the
+text and quality filters in the browser too. The server answers only when the filters change (to keep them in the URL) and
 when the machine filter changes (a socket for that machine alone, and its catalog). The page never talks to a PLC.
 
 The catalog carries each tag's value as this process knows it when the page is drawn (the collectors' snapshot,
@@ -27,7 +28,7 @@ from live.websocket import MAX_MACHINES_IN_PATH
 dash.register_page(__name__, path="/plc-monitor/", name="PLC monitor", title="OEE · PLC monitor", order=30)
 
 PREFIX = "plc"
-MAX_ROWS = 2000  # rows drawn at most (the browser keeps every tag's value; filter to see the rest)
+PAGE_SIZE = 100  # rows drawn at once (the browser keeps every tag's value; the pager shows the others)
 QUALITY_OPTIONS = [{"label": "Any quality", "value": ""}, {"label": "Not good", "value": "notgood"},
                    {"label": "Bad", "value": "bad"}, {"label": "Uncertain", "value": "uncertain"},
                    {"label": "No value", "value": "none"}]
@@ -49,9 +50,10 @@ def layout(**query):
         html.H2("PLC monitor", className="page-title"),
         dcc.Location(id="plc-url", refresh=False),
         html.Div([
+            dbc.Label("Filter tags", html_for="plc-filter", className="mb-0 small"),
             dbc.Input(id="plc-filter", value=query.get("q", ""), placeholder="Filter: machine, tag, address or role",
                       debounce=0.3, className="filter-text", type="search"),
-            dcc.Dropdown(id="plc-machine", options=[{"label": f"{m['machine_id']} · {m['name']}",
+            dcc.Dropdown(id="plc-machine", options=[{"label": f"{m['name']} · {m['machine_id']}",
                                                      "value": m["machine_id"]} for m in machines],
                          value=machine, placeholder="All machines", className="filter-select"),
             dcc.Dropdown(id="plc-quality", options=QUALITY_OPTIONS, value=query.get("quality", ""),
@@ -64,7 +66,7 @@ def layout(**query):
         html.Div(id="plc-sink", style={"display": "none"}),
         # Drawn and kept up to date by assets/plc_monitor.js (never by a callback: React leaves them alone).
         html.Div(id="plc-summary", className="mb-2"),
-        html.Div(id="plc-table", **{"data-max-rows": str(MAX_ROWS), "data-stale-after": str(STALE_AFTER_S)}),
+        html.Div(id="plc-table", **{"data-page-size": str(PAGE_SIZE), "data-health-url": dash.get_relative_path("/healthz"), "data-stale-after": str(STALE_AFTER_S)}),
     ], className="plc-monitor" + (" embedded" if embed else ""))
 
 
@@ -76,8 +78,13 @@ def sockets(machine: str | None, machines: list[dict]) -> list:
             for i, group in enumerate(groups)]
 
 
+CATALOG_COLUMNS = ("id", "machine_id", "name", "address", "data_type", "role", "connection", "value")
+
+
 def catalog(machine: str | None) -> dict:
-    """The tags to show, with what the table's fixed columns need and the value as this process knows it now."""
+    """The tags to show, with what the table's fixed columns need and the value as this process knows it now: one
+    list per tag in CATALOG_COLUMNS' order, machine names once (20,000 tags as objects with their keys and machine
+    name repeated were 169 bytes a tag)."""
     s = context.store()
     rt = context.runtime()
     tags = ui_queries.tag_catalog(s, machine or None)
@@ -87,18 +94,18 @@ def catalog(machine: str | None) -> dict:
     else:
         values = ui_queries.latest_samples(s, None, since_s=3600)
         source = "stored"
-    rows = []
+    rows, names = [], {}
     for t in tags:
         item = values.get(t["id"])
         value = None
         if item:
             when, v, q = item[0], clean_value(item[1]), item[2]
             reason = item[3] if len(item) > 3 else None
-            value = [when, v, q] + ([reason] if reason and q != 0 else [])
-        rows.append({"id": t["id"], "machine_id": t["machine_id"], "machine_name": t["machine_name"],
-                     "name": t["name"], "address": t["address"], "data_type": t["data_type"], "role": t["role"],
-                     "connection": t["connection"], "value": value})
-    return {"machine": machine, "source": source, "tags": rows}
+            value = [round(when, 3), v, q] + ([reason] if reason and q != 0 else [])
+        names[t["machine_id"]] = t["machine_name"]
+        rows.append([t["id"], t["machine_id"], t["name"], t["address"], t["data_type"], t["role"], t["connection"],
+                     value])
+    return {"machine": machine, "source": source, "columns": CATALOG_COLUMNS, "machines": names, "rows": rows}
 
 
 @callback(

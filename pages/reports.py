@@ -52,9 +52,11 @@ def layout(**query):
     shift = query.get("shift") or shift
     embed = timerange.is_embed(query)
     controls = html.Div([
+        dbc.Label("Date", html_for="report-date", className="mb-0 small"),
         dbc.Input(id="report-date", value=day, type="text", placeholder="YYYY-MM-DD", className="range-input",
                   debounce=True),
-        dcc.Dropdown(id="report-shift", value=shift, clearable=False, className="filter-select-sm"),
+        dbc.Label("Shift", html_for="report-shift", className="mb-0 small"),
+        dcc.Dropdown(id="report-shift", value=shift, clearable=False, placeholder="Shift", className="filter-select-sm"),
         dcc.Dropdown(id="report-line", value=line, clearable=False, className="filter-select",
                      options=[{"label": f"{ln['name']} ({ln['area']})", "value": str(ln["id"])} for ln in lines]
                      + [{"label": "Whole plant", "value": "site"}]),

@@ -93,8 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(
         prog="python app.py",
-        description="OEE analytics: collectors, storage and dashboards in one process. Every option can also be "
-                    "set by the environment variable shown.",
+        usage="python app.py [options]\n       python app.py {create-admin,grafana-role,oee-summary} [options]",
+        description="OEE analytics: collectors, storage and dashboards. With the default role 'all' the app runs\n"
+                    "as two processes: the web server (pages, API, WebSockets) and a collector process it starts\n"
+                    "and watches (--single-process: one). Every option can also be set by the environment\n"
+                    "variable shown.",
+        epilog="commands (each has its own --help):\n"
+               "  create-admin   create an admin user, or --reset one's password\n"
+               "  grafana-role   create or update a read-only PostgreSQL role for Grafana\n"
+               "  oee-summary    compute the OEE by hour and shift that Grafana reads\n\n"
+               "first start: the app prints a one-time password for the user 'admin' to its console (once);\n"
+               "log in at /login and choose your own. The machine wizard is at /machine-config/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=env("OEE_HOST", "127.0.0.1"), help="address to listen on [OEE_HOST] (default 127.0.0.1)")
     p.add_argument("--port", default=env("OEE_PORT", "8050"), help="HTTP port [OEE_PORT] (default 8050)")

@@ -104,6 +104,11 @@ def test_help_lists_every_option():
     assert result.returncode == 0
     for option in ("--host", "--port", "--database-url", "--no-demo", "--role", "OEE_DATABASE_URL"):
         assert option in result.stdout
+    # the commands too, and how many processes the app really is (it said "in one process" where it runs two)
+    for command in ("create-admin", "grafana-role", "oee-summary"):
+        assert command in result.stdout
+    assert "one process" not in result.stdout and "two processes" in result.stdout
+    assert "/machine-config/" in result.stdout and "one-time password" in result.stdout
 
 
 @pytest.mark.parametrize("args, env, expected", [

@@ -24,7 +24,13 @@ Addresses (case-insensitive, no spaces):
 Data types: BOOL (coils, discrete inputs, a register bit, or a whole register read as != 0), INT16, UINT16,
 INT32, UINT32, FLOAT32 (2 registers), INT64, UINT64, FLOAT64 (4 registers), STRING[n] (n characters, (n+1)//2
 registers, byte_order applies and word_order does not; trailing NULs are dropped). Aliases such as INT, DINT,
-REAL, WORD and DWORD are accepted and normalised.
+REAL, WORD and DWORD are accepted and normalised. A 32- or 64-bit type may name its word order, overriding the
+connection's word_order for that tag: FLOAT32_ABCD (high word first), FLOAT32_CDAB (low word first); the same for
+INT32, UINT32, INT64, UINT64 and FLOAT64 (byte_order still applies inside each register).
+
+Discovery scans a range of one table; with pairs=True (registers only) it also offers each pair of neighbouring
+registers that both answered as UINT32, INT32 and FLOAT32 in both word orders, with the value each reading gives
+(floats that are not finite left out), so a counter or a float is picked, not typed.
 
 Plan: tags are grouped per (unit, table), sorted, and neighbours are merged into one request while the span stays
 within max_registers_per_request (max_bits_per_request for bits) and the hole between them is at most max_gap.
@@ -98,6 +104,9 @@ UNIT_ID_HINT = ("Check the unit id (unit_id, 1 by default): a gateway answers fo
 _ADDR_RE = re.compile(r"^(HR|IR|DI|C)(\d+)(?:\.(\d+))?$")
 _MODICON_RE = re.compile(r"^(\d{5,6})(?:\.(\d+))?$")
 _STRING_RE = re.compile(r"^STRING\s*\[\s*(\d+)\s*\]$")
+WORD_ORDER_SUFFIXES = {"_ABCD": "big", "_CDAB": "little"}  # a tag's own word order (see the data types above)
+PAIR_TYPES = ("UINT32", "INT32", "FLOAT32")  # what discovery offers for two neighbouring registers
+MAX_PAIR_SCAN = 250  # registers of a scan that get their pairs offered (each pair is six rows)
 
 
 # --- addresses ---------------------------------------------------------------------------------------------------
@@ -114,6 +123,7 @@ class ModbusAddress:
     length: int = 0  # characters, STRING only
     unit: int | None = None  # None: the connection's unit_id
     modicon: bool = False  # Modicon numbers are 1-based by definition
+    word_order: str | None = None  # the tag's own ("big" / "little"); None: the connection's
 
     @property
     def size(self) -> int:
@@ -166,7 +176,13 @@ def parse_modbus_address(address: str, data_type: str, zero_based: bool = True) 
         if not unit_text.isdigit() or not 0 <= int(unit_text) <= 255:
             raise _expected(raw, f"unit {unit_text!r} before ':' must be a number from 0 to 255")
         unit = int(unit_text)
-    dtype, length = _parse_data_type(data_type)
+    type_text, word_order = (data_type or "").strip().upper(), None
+    for suffix, order in WORD_ORDER_SUFFIXES.items():
+        if type_text.endswith(suffix):
+            type_text, word_order = type_text[:-len(suffix)], order
+    dtype, length = _parse_data_type(type_text)
+    if word_order is not None and REGISTERS.get(dtype, 1) < 2:
+        raise ConfigError("data_type", f"{data_type!r}: a word order (_ABCD, _CDAB) is for the 32- and 64-bit types")
     m = _ADDR_RE.match(text)
     modicon = False
     if m:
@@ -203,7 +219,7 @@ def parse_modbus_address(address: str, data_type: str, zero_based: bool = True) 
     if table in BIT_TABLES and dtype != "BOOL":
         raise ConfigError("data_type", f"{raw!r} is a {TABLE_NAMES[table]}, a single bit: its data type is BOOL, "
                                        f"not {data_type}")
-    addr = ModbusAddress(table, number, dtype, bit, length, unit, modicon)
+    addr = ModbusAddress(table, number, dtype, bit, length, unit, modicon, word_order)
     if addr.offset(zero_based) + addr.size > 65536:
         raise _expected(raw, f"{dtype} at {addr.label()} runs past the last register (65535)")
     return addr
@@ -488,7 +504,7 @@ class ModbusDriver(Driver):
             raw = b"".join(r.to_bytes(2, "big") for r in regs)[:addr.length]
             return Reading(raw.split(b"\x00", 1)[0].decode("utf-8", errors="replace"))
         value = ModbusTcpClient.convert_from_registers(regs, ModbusTcpClient.DATATYPE[dt],
-                                                       word_order=self.config["word_order"])
+                                                       word_order=addr.word_order or self.config["word_order"])
         if isinstance(value, float) and not math.isfinite(value):
             return Reading(None, BAD, f"{DEVICE_ERROR}: {addr.label()} holds {value} (not a number)")
         return Reading(value)
@@ -588,10 +604,11 @@ class ModbusDriver(Driver):
     # --- discovery ---
 
     def discover(self, table: str = "HR", start: int | None = None, count: int = 200, unit: int | None = None,
-                 block: int | None = None, **_options) -> list[DiscoveredTag]:
+                 block: int | None = None, pairs: bool = False, **_options) -> list[DiscoveredTag]:
         """Scan `count` addresses of one table from `start` (in the configured numbering) in blocks; a block that
         answers with an exception is bisected, so every address that answers is found. Returns one DiscoveredTag
-        per answering address with its current raw value (UINT16, or BOOL for bits). Raises DriverError for the link."""
+        per answering address with its current raw value (UINT16, or BOOL for bits), then, with pairs (registers
+        only, the first MAX_PAIR_SCAN), each pair's readings (_pair_readings). Raises DriverError for the link."""
         table = str(table).upper()
         if table not in TABLES:
             raise ConfigError("table", f"{table!r}: use one of {', '.join(TABLES)}")
@@ -635,7 +652,33 @@ class ModbusDriver(Driver):
         finally:
             if own:
                 self.close()
+        if pairs and not bits:
+            found += self._pair_readings(found[:MAX_PAIR_SCAN], table)
         return found
+
+    def _pair_readings(self, registers: list[DiscoveredTag], table: str) -> list[DiscoveredTag]:
+        """Each two neighbouring registers that answered, read as UINT32, INT32 and FLOAT32, high word first (_ABCD)
+        and low word first (_CDAB), decoded as the collector will (byte_order applies)."""
+        by_number = {int(t.name[len(table):]): t for t in registers}
+        out = []
+        for number, first in sorted(by_number.items()):
+            second = by_number.get(number + 1)
+            if second is None:
+                continue
+            words = [first.value, second.value]
+            for dtype in PAIR_TYPES:
+                for suffix, order in WORD_ORDER_SUFFIXES.items():
+                    addr = ModbusAddress(table, number, dtype, word_order=order)
+                    reading = self._value(addr, words)
+                    if reading.value is None:  # a float that is not a number: not a float tag
+                        continue
+                    name = f"{first.name}_{dtype}{suffix}"
+                    words_text = "high word first" if order == "big" else "low word first"
+                    out.append(DiscoveredTag(
+                        address=first.address, data_type=f"{dtype}{suffix}", name=name,
+                        description=f"{first.name}-{second.name} as {dtype}, {words_text}",
+                        writable=first.writable, value=reading.value))
+        return out
 
 
 def _looks_bit_table(address: str) -> bool:

@@ -12,6 +12,7 @@ from pages.machine_config.settings_step import SETTING_INPUTS, connection_of
 
 def test_panel() -> list:
     return [
+        html.Div(id="mc-endpoint-warning"),
         dbc.Button("Test connection", id="mc-test-run", color="primary", className="mb-2"),
         dcc.Loading(html.Div(id="mc-test-result")),
         nav_buttons("mc-test"),

@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from collectors import service
+from components.format import plural
 from config.validation import suggest_roles
 from pages.machine_config.forms import field, nav_buttons, show_value, text_input
 from pages.machine_config.map_step import map_table
@@ -72,7 +73,11 @@ def discover_panel() -> html.Div:
 def _rows_from(tags: list[dict], source: str) -> list[dict]:
     rows = []
     for r in service.flatten(tags):
-        rows.append({"address": r["address"], "data_type": r["data_type"], "name": r["name"] or r["address"],
+        # the key a row is picked by: its address, and for a scan's readings its data type too (HR10 as UINT16, as
+        # FLOAT32_ABCD, ... are different picks)
+        key = f"{r['address']} {r['data_type']}" if source == "scan" else r["address"]
+        rows.append({"key": key, "address": r["address"], "data_type": r["data_type"],
+                     "name": r["name"] or r["address"],
                      "description": r.get("description") or "", "value": r.get("value"), "depth": r["depth"],
                      "selectable": not r["container"] and bool(r["data_type"]) and r["data_type"] != "DB",
                      "source": source})
@@ -86,13 +91,17 @@ def _label(r: dict):
                      style={"paddingLeft": f"{r['depth'] * 1.2}rem"})
 
 
+def _key(r: dict) -> str:
+    return r.get("key") or r["address"]
+
+
 def _options(rows: list[dict], text: str, selected: list[str]) -> list[dict]:
     text = (text or "").strip().lower()
     out = []
     for r in rows:
         shown = not text or text in f"{r['name']} {r['address']} {r['data_type']} {r['description']}".lower()
-        if shown or r["address"] in selected:
-            out.append({"label": _label(r), "value": r["address"], "disabled": not r["selectable"]})
+        if shown or _key(r) in selected:
+            out.append({"label": _label(r), "value": _key(r), "disabled": not r["selectable"]})
     return out
 
 
@@ -130,23 +139,34 @@ def run_discover(n, draft, rows, table, start, count, *values):
         return no_update, "", dbc.Alert("The settings are not valid any more: go back.", color="danger"), \
             no_update, no_update
     protocol = clean["protocol"]
-    options = {"table": table, "start": start, "count": count} if protocol == "MODBUS" else {}
+    options = {"table": table, "start": start, "count": count, "pairs": True} if protocol == "MODBUS" else {}
     result = service.discover(protocol, clean["ip_address"], clean["port"], clean["protocol_config"], **options)
     if not result["ok"]:
         return no_update, "", dbc.Alert([html.Strong(result["error_text"]), f": {result['message']}",
                                          html.Div(result.get("suggestion", ""))], color="danger",
                                         id="mc-discover-failed"), no_update, no_update
-    took = f"{result['count']} found in {result['duration_ms']:.0f} ms"
+    took = f"in {result['duration_ms']:.0f} ms"
     if protocol == "MODBUS":
-        found = service.flatten(result["tags"])
+        # The registers as they are, and each pair of them as the 32-bit readings the driver offers: pick them below.
+        found = [t for t in service.flatten(result["tags"]) if t["data_type"] in ("UINT16", "BOOL")]
+        took = f"{plural(len(found), 'address', 'addresses')} answered {took}"
         cells = [html.Span(f"{t['address']}={t['value']}", className="me-2 mc-scanned") for t in found[:400]]
-        return no_update, took, None, [html.Div(f"{len(found)} addresses answered:"), html.Div(cells)], no_update
+        pairs = len(result["tags"]) - len(found)
+        note = (f" Below: each one to pick, and each pair of neighbours as UINT32, INT32 and FLOAT32 in both word "
+                f"orders ({plural(pairs, 'reading')}); filter by FLOAT32 or a value.") if pairs else ""
+        return (_rows_from(result["tags"], "scan"), took, None,
+                [html.Div(f"{len(found)} addresses answered.{note}"), html.Div(cells)], no_update)
     if protocol == "S7":
         dbs = result["tags"]
         text = ", ".join(f"{t['address']} ({t['description']})" for t in dbs) or "no data blocks listed"
         first = int(dbs[0]["address"][2:]) if dbs else no_update
-        return no_update, f"{took}: {text}", None, no_update, first
-    return _rows_from(result["tags"], "discovered"), took, None, no_update, no_update
+        return no_update, f"{plural(len(dbs), 'data block')} found {took}: {text}", None, no_update, first
+    # Tags, not the folders (programs, objects) that hold them: the count agrees with "0 of N selected".
+    rows = _rows_from(result["tags"], "discovered")
+    tags = sum(1 for r in rows if r["selectable"])
+    folders = len(rows) - tags
+    took = f"{plural(tags, 'tag')} found" + (f" in {plural(folders, 'folder')}" if folders else "") + f" {took}"
+    return rows, took, None, no_update, no_update
 
 
 @callback(Output("mc-discovered", "data", allow_duplicate=True),
@@ -208,18 +228,17 @@ def pick(rows, text, _shown, _suggested, _clear, selected):
         selected = []
     elif trigger == "mc-pick-shown":
         shown = {o["value"] for o in _options(rows, text, []) if not o["disabled"]}
-        selected = selected + [r["address"] for r in selectable if r["address"] in shown and r["address"]
-                               not in selected]
+        selected = selected + [_key(r) for r in selectable if _key(r) in shown and _key(r) not in selected]
     elif trigger == "mc-pick-suggested":
         best = suggest_roles([r["name"] for r in selectable])
         seen: set[str] = set()
         for r in selectable:  # one tag per role: the first of equal names (controller Running, not a program's)
             if r["name"] in best and r["name"] not in seen:
                 seen.add(r["name"])
-                if r["address"] not in selected:
-                    selected.append(r["address"])
+                if _key(r) not in selected:
+                    selected.append(_key(r))
     elif trigger == "mc-discovered":
-        known = {r["address"] for r in rows}
+        known = {_key(r) for r in rows}
         selected = [a for a in selected if a in known]
     return _options(rows, text, selected), selected, f"{len(selected)} of {len(selectable)} selected"
 
@@ -231,8 +250,8 @@ def pick(rows, text, _shown, _suggested, _clear, selected):
 def discover_next(n, selected, rows, draft):
     if not n:
         return no_update, no_update, no_update
-    by_address = {r["address"]: r for r in rows or []}
-    chosen = [by_address[a] for a in selected or [] if a in by_address]
+    by_key = {_key(r): r for r in rows or []}
+    chosen = [by_key[k] for k in selected or [] if k in by_key]
     kept = {t["address"]: t for t in draft.get("tags") or [] if t["address"] in (selected or [])}  # edits keep theirs
     if not chosen and not kept:
         return no_update, no_update, dbc.Alert("Select at least one tag to collect.", color="danger",
@@ -240,7 +259,7 @@ def discover_next(n, selected, rows, draft):
     tags = list(kept.values())
     used = {t["name"] for t in tags}
     for r in chosen:
-        if r["address"] not in kept:
+        if r["address"] not in kept or r.get("source") == "scan":
             name = _tag_name(r["name"])
             name = name if name not in used else r["address"]  # Program:Conveyor.Running beside Running
             used.add(name)

@@ -49,8 +49,13 @@ def show_value(value) -> str:
     return str(value)
 
 
+# The value of a drop-down's "unset" entry: dbc.Select keeps a hidden placeholder option of value "", so an
+# entry of value "" showed as a blank beside "(no line)".
+UNSET = "__unset__"
+
+
 def line_options():
-    return [{"label": "(no line)", "value": ""}] + [{"label": o["path"], "value": str(o["id"])}
+    return [{"label": "(no line)", "value": UNSET}] + [{"label": o["path"], "value": str(o["id"])}
                                                     for o in cs.line_options(engine())]
 
 

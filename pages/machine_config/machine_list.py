@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 
 from collectors import service
+from components.format import plural
 from config import admin as machine_admin
 from config import store as cs
 from config.validation import PROTOCOL_LABELS
@@ -85,7 +86,7 @@ def ask_delete(clicks):
         return False, "", None
     text = [
         html.P([html.Strong(f"{impact['machine_id']} ({impact['name']})"), " will be deleted with its connection and "
-                f"its {impact['tags']} tags."]),
+                f"its {plural(impact['tags'], 'tag')}."]),
         html.P([f"Its history goes with it, for good: {impact['samples']:,} samples, {impact['states']:,} state "
                 f"intervals, {impact['counts']:,} production count rows and {impact['downtime_events']:,} downtime "
                 "events. OEE reports will no longer show this machine."], id="mc-delete-impact"),
@@ -106,8 +107,8 @@ def do_delete(_confirm, _cancel, pk, version):
         removed = machine_admin.delete_machine(runtime(), pk)
     except cs.NotFound:
         return False, version + 1, no_update
-    return False, version + 1, dbc.Alert(f"Deleted {removed['machine_id']} with {removed['tags']} tags and "
-                                         f"{removed['samples']:,} samples.", color="warning", dismissable=True,
+    return False, version + 1, dbc.Alert(f"Deleted {removed['machine_id']} with {plural(removed['tags'], 'tag')} and "
+                                         f"{plural(removed['samples'], 'sample')}.", color="warning", dismissable=True,
                                          id="mc-deleted")
 
 

@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, callback, dcc, html, no_update
 
 from collectors import service
 from collectors.machine_model import STATE_PRESETS
+from components.format import plural
 from config.fields import FieldErrors, ValidationError
 from config.validation import PROTOCOL_LABELS, validate_machine_settings, validate_tags
 from db.models import TAG_ROLES
@@ -24,6 +25,7 @@ from pages.machine_config.forms import (
     preset_options,
     show_value,
     state_codes_text,
+    UNSET,
 )
 from pages.machine_config.settings_step import SETTING_INPUTS, connection_of
 
@@ -87,7 +89,7 @@ MAP_FIELDS = ("name", "data_type", "role", "scale", "offset", "deadband", "sampl
 
 
 def map_table(tags: list[dict]) -> dbc.Table:
-    roles = [{"label": "(process value)", "value": ""}] + [{"label": r, "value": r} for r in TAG_ROLES]
+    roles = [{"label": "(process value)", "value": UNSET}] + [{"label": r, "value": r} for r in TAG_ROLES]
     rows = []
     for i, t in enumerate(tags):
         rows.append(html.Tr([
@@ -95,8 +97,8 @@ def map_table(tags: list[dict]) -> dbc.Table:
                      html.Small(t["address"], className="text-muted", id={"type": "mc-map-address", "index": i})]),
             html.Td(dbc.Input(id={"type": "mc-map-data_type", "index": i}, value=t["data_type"], size="sm",
                               style={"width": "7rem"})),
-            html.Td(dbc.Select(id={"type": "mc-map-role", "index": i}, options=roles, value=t.get("role") or "",
-                               size="sm", className=f"mc-role-{i}")),
+            html.Td(dbc.Select(id={"type": "mc-map-role", "index": i}, options=roles, value=t.get("role") or UNSET,
+                               size="sm", className=f"mc-role-{i}", style={"minWidth": "12rem"})),
             html.Td(dbc.Input(id={"type": "mc-map-scale", "index": i}, type="number", value=t.get("scale", 1.0),
                               size="sm", style={"width": "5rem"})),
             html.Td(dbc.Input(id={"type": "mc-map-offset", "index": i}, type="number", value=t.get("offset", 0.0),
@@ -124,7 +126,7 @@ def collect_tags(addresses, *columns) -> list[dict]:
         row = {"address": address}
         for f, col in zip(MAP_FIELDS, columns, strict=True):
             row[f] = col[i]
-        row["role"] = row["role"] or None
+        row["role"] = None if row["role"] in ("", None, UNSET) else row["role"]
         for f in ("scale", "offset", "deadband"):
             row[f] = {"scale": 1.0}.get(f, 0.0) if row[f] in (None, "") else row[f]
         row["sampling_interval_ms"] = row["sampling_interval_ms"] or None
@@ -219,8 +221,8 @@ def map_next(n, draft, preset, codes_text, faults_text, *rest):
     convention = STATE_PRESETS[preset].label if preset in STATE_PRESETS else f"its own {len(state_codes or {})} codes"
     summary = [html.H5(f"{clean['machine_id']} · {clean['name']}"),
                html.P(f"{PROTOCOL_LABELS[clean['protocol']]} at {where}, read every {clean['poll_interval_ms']} ms; "
-                      f"{len(checked)} tags, roles: {', '.join(roles) or 'none'}."),
-               html.P(f"State: {convention}; {len(tables['fault_codes'])} fault codes described. Calendar: "
+                      f"{plural(len(checked), 'tag')}, roles: {', '.join(roles) or 'none'}."),
+               html.P(f"State: {convention}; {plural(len(tables['fault_codes']), 'fault code')} described. Calendar: "
                       f"{clean['calendar'] or 'the line’s (or none: every hour is planned)'}; ideal cycle time: "
                       f"{_seconds(clean['ideal_cycle_time_s'], 'the product’s')}; micro-stop threshold: "
                       f"{_seconds(clean['micro_stop_threshold_s'], 'the site’s, else 120 s')}.",

@@ -54,12 +54,14 @@ def layout(machine=None, **_query):
         dcc.Interval(id="mc-tick", interval=1500),
         dcc.Interval(id="mc-preview-tick", interval=1500, disabled=True),
         html.H2("Machines"),
+        # The wizard first and wide (its map step is a table of eight columns); the list beside it only on wide
+        # screens, under it otherwise.
         dbc.Row([
             dbc.Col([
                 dbc.Button("New machine", id="mc-new", color="primary", className="mb-2"),
                 html.Div(id="mc-list"),
-            ], lg=5),
-            dbc.Col(wizard, lg=7),
+            ], xxl=4, className="order-2 order-xxl-1"),
+            dbc.Col(wizard, xxl=8, className="order-1 order-xxl-2 mb-3"),
         ]),
         dbc.Modal([
             dbc.ModalHeader(dbc.ModalTitle("Delete machine")),

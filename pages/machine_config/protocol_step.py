@@ -5,11 +5,11 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 
+from collectors.base import PROTOCOL_DEFAULT_PORTS
 from config.validation import PROTOCOL_LABELS
 from db.models import PROTOCOLS
 from pages.machine_config.forms import line_options
 
-DEFAULT_PORTS = {"ETHERNET_IP": 44818, "S7": 102, "OPCUA": 4840, "MODBUS": 502, "SPARKPLUG_B": 1883, "MQTT": 1883}
 BROKER_PROTOCOLS = ("SPARKPLUG_B", "MQTT")  # the address is an MQTT broker's; they share its sign-in and TLS
 CARD_TEXT = {
     "ETHERNET_IP": "ControlLogix and CompactLogix over EtherNet/IP: reads tags by name, lists the controller's tags.",
@@ -38,19 +38,21 @@ def protocol_cards() -> dbc.Row:
           Output("mc-wizard-title", "children"), Output("mc-line", "options"),
           Output("mc-discovered", "data", allow_duplicate=True), Output("mc-pick", "value", allow_duplicate=True),
           Output("mc-save-result", "children", allow_duplicate=True), Output("mc-test-result", "children"),
-          Output("mc-saved", "data", allow_duplicate=True),
+          Output("mc-saved", "data", allow_duplicate=True), Output("mc-port", "value", allow_duplicate=True),
           Input("mc-new", "n_clicks"), Input({"type": "mc-protocol", "protocol": ALL}, "n_clicks"),
           State("mc-draft", "data"), prevent_initial_call=True)
 def choose_protocol(_new, _cards, draft):
-    """New machine: back to the cards. A card: that protocol, on to its settings."""
+    """New machine: back to the cards. A card: that protocol, on to its settings (a new machine's port filled in
+    with the protocol's default; an edited machine keeps its own)."""
     if ctx.triggered_id == "mc-new":
-        return 1, {"pk": None, "protocol": None}, "New machine", line_options(), [], [], None, None, None
+        return 1, {"pk": None, "protocol": None}, "New machine", line_options(), [], [], None, None, None, None
     if not ctx.triggered[0]["value"]:
-        return (no_update,) * 9
+        return (no_update,) * 10
     protocol = ctx.triggered_id["protocol"]
     keep = draft if draft.get("pk") and draft.get("protocol") == protocol else {"pk": None}
+    port = no_update if keep.get("pk") else PROTOCOL_DEFAULT_PORTS.get(protocol)
     return (2, {**keep, "protocol": protocol, "tested": False}, f"New {PROTOCOL_LABELS[protocol]} machine"
-            if not keep.get("pk") else no_update, line_options(), [], [], None, None, None)
+            if not keep.get("pk") else no_update, line_options(), [], [], None, None, None, port)
 
 
 @callback([Output(f"mc-group-{p}", "style") for p in PROTOCOLS], Output("mc-address-group", "style"),
@@ -64,4 +66,5 @@ def protocol_fields(draft):
              "MQTT": "Listen for topics"}.get(protocol, "Discover tags")
     return (*shown, {"display": "none"} if protocol == "OPCUA" else {},
             *[{} if p == protocol else {"display": "none"} for p in ("S7", "MODBUS")],
-            str(DEFAULT_PORTS.get(protocol, "")), label, {} if protocol in BROKER_PROTOCOLS else {"display": "none"})
+            str(PROTOCOL_DEFAULT_PORTS.get(protocol, "")), label,
+            {} if protocol in BROKER_PROTOCOLS else {"display": "none"})

@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, html, no_update
 
 from collectors import service
+from components.format import plural
 from config import admin as machine_admin
 from config import store as cs
 from config.fields import ValidationError
@@ -43,7 +44,7 @@ def save(n, draft, version, *values):
                          id="mc-save-invalid"), no_update, no_update, no_update
     except cs.NotFound:
         return dbc.Alert("The machine was deleted meanwhile.", color="danger"), no_update, no_update, no_update
-    text = (f"Saved {machine['machine_id']} with {machine['tag_count']} tags; the collectors poll it now, no "
+    text = (f"Saved {machine['machine_id']} with {plural(machine['tag_count'], 'tag')}; the collectors poll it now, no "
             "restart needed.")
     return (dbc.Alert(text, color="success", id="mc-saved-ok"), machine["id"], version + 1,
             {**draft, "pk": machine["id"]})

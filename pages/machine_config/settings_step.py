@@ -18,6 +18,7 @@ from pages.machine_config.forms import (
     preset_of,
     state_codes_text,
     text_input,
+    UNSET,
 )
 
 SETTING_INPUTS = ["mc-machine-id", "mc-name", "mc-description", "mc-line", "mc-poll", "mc-calendar", "mc-ideal",
@@ -52,11 +53,11 @@ def settings_form() -> html.Div:
         field("Machine id", text_input("mc-machine-id", placeholder="LINE-017"),
               "Stable id used in reports and URLs: letters, digits, - _ .", "mc-machine-id"),
         field("Name", text_input("mc-name", placeholder="Filler 17"), "What people call it.", "mc-name"),
-        field("Line", dbc.Select(id="mc-line", options=[]), "Where it stands (Settings → Hierarchy).", "mc-line"),
+        field("Line", dbc.Select(id="mc-line", options=[], value=UNSET), "Where it stands (Settings → Hierarchy).", "mc-line"),
         field("Poll interval (ms)", text_input("mc-poll", "number", value=1000),
               "How often the collector reads it: 100 ms to 1 hour.", "mc-poll"),
         field("Description", text_input("mc-description"), "", "mc-description", width=12),
-        field("Shift calendar", dbc.Select(id="mc-calendar", options=[], value=""),
+        field("Shift calendar", dbc.Select(id="mc-calendar", options=[], value=UNSET),
               "When it is planned to run (Settings → Shift calendars); unset: its line's.", "mc-calendar", 4),
         field("Ideal cycle time (s)", text_input("mc-ideal", "number", placeholder="the product's"),
               "Seconds per part at full speed, for products without their own.", "mc-ideal", 4),
@@ -147,7 +148,7 @@ def settings_form() -> html.Div:
 
 
 def _blank(v):
-    return None if v in ("", None) else v
+    return None if v in ("", None, UNSET) else v
 
 
 def form_machine(protocol: str, v: dict, pk: int | None) -> dict:
@@ -183,7 +184,7 @@ def form_machine(protocol: str, v: dict, pk: int | None) -> dict:
             config["topic_filter"] = _blank(v["mc-mq-filter"])
     body = {"name": v["mc-name"], "machine_id": v["mc-machine-id"], "description": v["mc-description"],
             "protocol": protocol, "protocol_config": {k: x for k, x in config.items() if x is not None},
-            "poll_interval_ms": v["mc-poll"], "line": int(v["mc-line"]) if v["mc-line"] else None,
+            "poll_interval_ms": v["mc-poll"], "line": int(v["mc-line"]) if _blank(v["mc-line"]) else None,
             "calendar": _blank(v["mc-calendar"]), "ideal_cycle_time_s": _blank(v["mc-ideal"]),
             "micro_stop_threshold_s": _blank(v["mc-micro"])}
     if protocol != "OPCUA":
@@ -249,6 +250,24 @@ def settings_next(n, draft, *values):
     return 3, {**draft, "tested": False}, *invalid, *texts, None
 
 
+@callback(Output("mc-endpoint-warning", "children"), Input("mc-step", "data"), State("mc-draft", "data"),
+          [State(i, "value") for i in SETTING_INPUTS])
+def endpoint_warning(step, draft, *values):
+    """On the test step: a warning when another machine already polls this PLC (host:port and unit or slot)."""
+    if step != 3 or not (draft or {}).get("protocol"):
+        return None
+    clean, _ = check_settings(draft, dict(zip(SETTING_INPUTS, values, strict=True)))
+    if clean is None:
+        return None
+    others = cs.machines_polling(engine(), clean["protocol"], clean.get("ip_address"), clean.get("port"),
+                                 clean.get("protocol_config"), except_pk=draft.get("pk"))
+    if not others:
+        return None
+    return dbc.Alert([html.Strong("This PLC is already polled"), f" by {', '.join(others)} (the same address, port "
+                      "and unit or slot). Saving makes a second connection to it; each poll adds to its load."],
+                     color="warning", id="mc-endpoint-dup")
+
+
 EDIT_OUTPUTS = 4 + len(SETTING_INPUTS) + 6
 
 
@@ -280,8 +299,8 @@ def edit(_clicks, requested):
     c = m["protocol_config"] or {}
     v = {i: no_update for i in SETTING_INPUTS}
     v.update({"mc-machine-id": m["machine_id"], "mc-name": m["name"], "mc-description": m["description"],
-              "mc-line": str(m["line"]) if m["line"] else "", "mc-poll": m["poll_interval_ms"],
-              "mc-calendar": m["calendar"] or "", "mc-ideal": m["ideal_cycle_time_s"],
+              "mc-line": str(m["line"]) if m["line"] else UNSET, "mc-poll": m["poll_interval_ms"],
+              "mc-calendar": m["calendar"] or UNSET, "mc-ideal": m["ideal_cycle_time_s"],
               "mc-micro": m["micro_stop_threshold_s"], "mc-host": m["ip_address"], "mc-port": m["port"]})
     p = m["protocol"]
     if p == "ETHERNET_IP":
@@ -323,7 +342,7 @@ def calendar_options(line, _step):
         except cs.NotFound:
             pass
     unset = f"(the line's: {inherited})" if inherited else "(none: every hour is planned)"
-    return [{"label": unset, "value": ""}] + [{"label": c["name"], "value": c["name"]}
+    return [{"label": unset, "value": UNSET}] + [{"label": c["name"], "value": c["name"]}
                                               for c in cs.list_items(engine(), "calendars", limit=500)[1]]
 
 
@@ -333,4 +352,4 @@ def calendar_options(line, _step):
           prevent_initial_call=True)
 def new_machine_settings(n):
     """A new machine starts with its settings unset (inherited), not with those of the machine edited before."""
-    return ("", None, None, "demo", "") if n else (no_update,) * 5
+    return (UNSET, None, None, "demo", "") if n else (no_update,) * 5

@@ -643,3 +643,39 @@ def test_plant_machine_reads_as_documented(plant):
     assert result.ok, result.as_dict()
     wrong_unit = make(ep["port"], **{**ep["protocol_config"], "unit_id": 9}).test_connection()
     assert not wrong_unit.ok and "unit id" in wrong_unit.steps[-1].suggestion
+
+
+# --- 32-bit values offered by the scan (the wizard picks them, nobody types them) --------------------------------
+
+
+def test_a_word_order_suffix_overrides_the_connections(driver):
+    got = driver.read(driver.plan(tags(("HR6", "FLOAT32_ABCD"), ("HR28", "FLOAT32_CDAB"), ("HR34", "INT32_CDAB"),
+                                       ("HR4", "UINT32_ABCD"))))
+    assert [got[i].value for i in (1, 2, 3, 4)] == [3.5, 3.5, -7, 3_000_000_000]
+    with pytest.raises(ConfigError) as info:
+        ModbusDriver.parse_address("HR0", "UINT16_CDAB")
+    assert info.value.field == "data_type" and "32- and 64-bit" in info.value.message
+
+
+def test_discover_offers_each_pair_as_uint32_int32_and_float32_in_both_word_orders(sim, driver):
+    found = driver.discover(table="HR", start=0, count=40, pairs=True)
+    registers = [t for t in found if t.data_type == "UINT16"]
+    assert len(registers) == 40
+    pairs = {(t.address, t.data_type): t.value for t in found if t.data_type != "UINT16"}
+    # the float at HR6 (high word first) and HR28 (low word first): found under its own word order
+    assert pairs[("HR6", "FLOAT32_ABCD")] == 3.5 and pairs[("HR28", "FLOAT32_CDAB")] == 3.5
+    assert pairs[("HR6", "FLOAT32_CDAB")] != 3.5
+    # the 32-bit counter at HR4 and the negative INT32 at HR2 and HR34
+    assert pairs[("HR4", "UINT32_ABCD")] == 3_000_000_000
+    assert pairs[("HR2", "INT32_ABCD")] == -100000 and pairs[("HR34", "INT32_CDAB")] == -7
+    assert pairs[("HR2", "UINT32_ABCD")] == 2**32 - 100000
+    # every neighbouring pair, six readings each, but no float that is not a number (the NaN at HR31)
+    assert ("HR31", "FLOAT32_ABCD") not in pairs
+    assert len([k for k in pairs if k[0] == "HR10"]) == 6
+    # every reading the scan offers reads back the same through the collector's own path
+    picked = [(a, dt) for (a, dt) in pairs if a in ("HR4", "HR6", "HR28")]
+    got = driver.read(driver.plan(tags(*picked)))
+    assert [got[i + 1].value for i in range(len(picked))] == [pairs[p] for p in picked]
+    # coils have no pairs; without pairs=True the scan is registers only
+    assert all(t.data_type == "BOOL" for t in driver.discover(table="C", count=16, pairs=True))
+    assert all(t.data_type == "UINT16" for t in driver.discover(table="HR", count=10))

@@ -5,6 +5,7 @@ edit, disable and delete with a confirmation that says what happens to the histo
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -150,6 +151,15 @@ def discover(browser, protocol: str) -> int:
     fill(browser, "mc-scan-count", 36)
     click(browser, "#mc-discover-run")
     wait_text(browser, "#mc-scan-result", "36 addresses answered", timeout=30)
+    # The scan offers each register pair as 32-bit readings to pick: the cycle time's float at HR10 (the plant's
+    # words high first) reads as a plausible time there, and the total count as a UINT32 at HR0.
+    for key, low, high in (("HR10_FLOAT32_ABCD", 0.0, 100.0), ("HR0_UINT32_ABCD", 0, 10**7)):
+        fill(browser, "mc-filter", key)
+        text = wait_for(lambda key=key: (lambda t: t if key in t else None)(
+            browser.find_element(By.ID, "mc-pick").text))
+        value = float(re.search(r"= (-?[\d.,e+]+)", text).group(1).replace(",", ""))
+        assert low <= value <= high, (key, text)
+    fill(browser, "mc-filter", "")
     fill(browser, "mc-mb-map", MODBUS_MAP)
     click(browser, "#mc-mb-apply")
     wait_text(browser, "#mc-pick-count", "of 7 selected")
@@ -329,6 +339,8 @@ def test_state_presets_show_the_derived_state_and_the_settings_are_saved(browser
         {"name": "Day", "start": "06:00", "end": "18:00"}]})
     assert status in (201, 400)  # 400: made by an earlier run of this module's app
     start_new(browser, app, "MODBUS")
+    # a new machine's port comes filled in with the protocol's default
+    assert browser.find_element(By.ID, "mc-port").get_attribute("value") == "502"
     ep = endpoint(plant, "MODBUS")
     fill(browser, "mc-machine-id", "WIZ-STATE")
     fill(browser, "mc-name", "Own state codes")
@@ -340,6 +352,8 @@ def test_state_presets_show_the_derived_state_and_the_settings_are_saved(browser
     fill(browser, "mc-ideal", 2.5)
     fill(browser, "mc-micro", 45)
     click(browser, "#mc-settings-next")
+    if app.client.get("/api/plc/machines/WIZ-MODBUS/")[0] == 200:  # saved on this endpoint by the test above
+        wait_text(browser, "#mc-endpoint-dup", "already polled by WIZ-MODBUS")
     run_connection_test(browser)
     discover(browser, "MODBUS")
     click(browser, "#mc-discover-next")

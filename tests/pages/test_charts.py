@@ -2,6 +2,8 @@
 empty figure says why, the waterfall runs from all time down to fully productive time."""
 from __future__ import annotations
 
+import pytest
+
 import random
 import time
 
@@ -59,7 +61,9 @@ def test_waterfall_levels_are_totals_and_losses_drops():
     fig = charts.waterfall_figure(steps)
     w = fig.data[0]
     assert list(w["measure"]) == ["absolute", "relative", "total", "relative", "total"]  # zero and unknown steps left out
-    assert list(w["y"]) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout["yaxis"]["title"]["text"] == "hours"
+    assert list(w["x"]) == [8.0, -0.5, 7.5, -1.0, 6.5] and fig.layout["xaxis"]["title"]["text"] == "hours"
+    # Horizontal, the first level on top: the steps' names are rows, never rotated labels on each other.
+    assert w["orientation"] == "h" and list(w["y"])[0] == "All time" and fig.layout["yaxis"]["autorange"] == "reversed"
 
 
 def test_every_figure_is_valid_for_plotly():
@@ -95,3 +99,23 @@ def test_every_figure_is_valid_for_plotly():
     for fig in figures + [reports_style]:
         go.Figure(fig)  # raises ValueError naming the property
     assert charts.TEMPLATE["layout"]["xaxis"] == charts.TEMPLATE["layout"]["yaxis"]  # merges copied, not mutated
+
+
+def test_pareto_reads_in_the_unit_of_its_largest_stop():
+    """A 3 s stop was '0.05 minutes': the axis takes the unit that fits the largest bar."""
+    short = charts.pareto_figure([{"label": "Jam", "seconds": 3.0, "planned": False, "count": 1, "cumulative": 1.0}])
+    assert short.layout["yaxis"]["title"]["text"] == "seconds" and list(short.data[0]["y"]) == [3.0]
+    assert short.data[0]["customdata"][0][2] == "1 stop"
+    long = charts.pareto_figure([{"label": "Jam", "seconds": 5400.0, "planned": False, "count": 4,
+                                  "cumulative": 1.0}])
+    assert long.layout["yaxis"]["title"]["text"] == "minutes" and list(long.data[0]["y"]) == [90.0]
+    assert long.data[0]["customdata"][0][:1] == ["1 h 30 min"]
+
+
+def test_the_oee_target_is_named_in_the_legend_not_on_the_bars():
+    buckets = [{"start": 1_795_800_000.0, "end": 1_795_803_600.0, "oee": 0.9, "availability": 0.9,
+                "performance": 1.0, "quality": 1.0}]
+    fig = charts.trend_figure(buckets, "UTC", {"oee": 0.85})
+    assert not fig.layout.get("annotations")
+    assert fig.layout["shapes"][0]["y0"] == pytest.approx(85.0)
+    assert any(t.get("name") == "OEE target 85 %" for t in fig.data)

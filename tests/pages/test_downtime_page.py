@@ -40,7 +40,7 @@ def closed_unplanned_stop(browser, base: str) -> dict:
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#downtime-rows, #downtime-none"), 30,
                  message="the list")
         for r in rows(browser):
-            if (r["machine"].startswith("LINE-") and "ongoing" not in r["duration"]
+            if ("LINE-" in r["machine"] and "ongoing" not in r["duration"]
                     and r["state"] in ("FAULTED", "IDLE (STARVED)", "BLOCKED")):
                 return r
         time.sleep(5)
