@@ -46,13 +46,22 @@ def sparkplug_id(name) -> str:
     return "".join("_" if ch in "/+#" else ch for ch in text)
 
 
-def tag_datatype(data_type: str | None) -> DataType:
+# Roles whose tags hold whole numbers (config.validation refuses a float or text type for them).
+WHOLE_NUMBER_ROLES = ("counter.", "state.code", "fault.code")
+
+
+def tag_datatype(data_type: str | None, role: str | None = None) -> DataType:
+    """A tag's metric type. Counters, state and fault codes are Int64, so that a host reading this node (another
+    app's SPARKPLUG_B machine) can give them the same roles; every other number is a Double, as the collectors hand
+    it over (scaled)."""
     kind = (data_type or "").upper()
     if kind in BOOLEAN_TYPES:
         return DataType.BOOLEAN
     if kind in TEXT_TYPES:
         return DataType.STRING
-    return DataType.DOUBLE  # the collectors hand every other value over as a float (scaled)
+    if role and role.startswith(WHOLE_NUMBER_ROLES):
+        return DataType.INT64
+    return DataType.DOUBLE
 
 
 def fit(value, kind: DataType):
@@ -64,7 +73,7 @@ def fit(value, kind: DataType):
     if kind is DataType.BOOLEAN:
         return bool(value) if isinstance(value, (bool, int, float)) else None
     if kind is DataType.INT64:
-        return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        return int(round(value)) if isinstance(value, (int, float)) and math.isfinite(value) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     if isinstance(value, bool):
@@ -243,7 +252,7 @@ class SparkplugNode:
                 known.setdefault(name, (DataType.DOUBLE, None))
             for tid in catalog.tags_by_machine.get(mid, ()):
                 tag = catalog.tags[tid]
-                kind = tag_datatype(tag.get("data_type"))
+                kind = tag_datatype(tag.get("data_type"), tag.get("role"))
                 current = tags.get(tid)
                 value = fit(current[1], kind) if current and current[2] != 2 else None
                 known.setdefault(TAG_FOLDER + tag["name"], (kind, value))
