@@ -47,7 +47,7 @@ def test_a_sparkplug_edge_node_through_the_wizard(browser, app, edge_node):  # n
     WebDriverWait(browser, 10).until(EC.visibility_of_element_located((By.ID, "mc-discover-run")))
     assert browser.find_element(By.ID, "mc-discover-run").text == "List BIRTH metrics"
     click(browser, "#mc-discover-run")
-    wait_text(browser, "#mc-discover-status", "5 found in", timeout=30)
+    wait_text(browser, "#mc-discover-status", "5 tags found", timeout=30)
     assert pick_suggested(browser) >= 3  # Counts/Good, Counts/Total, Line/Running, Line/State by their names
     map_and_save(browser, roles_expected=("counter.good", "counter.total", "state.running"))
     wait_for(lambda: browser.execute_script(
@@ -88,7 +88,7 @@ def test_json_topics_through_the_wizard(browser, app, edge_node):  # noqa: F811
         run_connection_test(browser)
         WebDriverWait(browser, 10).until(EC.visibility_of_element_located((By.ID, "mc-discover-run")))
         click(browser, "#mc-discover-run")
-        wait_text(browser, "#mc-discover-status", "found in", timeout=30)
+        wait_text(browser, "#mc-discover-status", "found", timeout=30)
         assert pick_suggested(browser) >= 3  # /counts/good, /counts/total, /running, /state by their names
         map_and_save(browser, roles_expected=("counter.good", "counter.total", "state.running"))
         pub.publish(topic, {"counts": {"good": 41, "total": 43}, "running": True, "state": 1}, retain=True)
