@@ -111,7 +111,24 @@ def tiles(machines: list[dict], live: dict | None, nums: dict | None, now: float
                       html.Div(html.Div(className="andon-bar-fill",
                                         style={"width": f"{(order.get('share') or 0) * 100:.0f}%"}),
                                className="andon-bar")] if order_text else [], className="andon-order"),
-        ], className=f"andon-tile andon-{facts['state']}", style={"--andon-color": STATE_COLORS.get(
-            facts["state"], "#aab2ba")}, id={"type": "andon-tile", "machine": m["machine_id"]},
+        ], className=f"andon-tile andon-{facts['state']}", style=_tile_style(facts["state"], running),
+            id={"type": "andon-tile", "machine": m["machine_id"]},
             **{"data-state": facts["state"]}))
     return out
+
+
+TILE = "#161b22"  # a running tile; a stopped one is tinted with its state's colour
+
+
+def _tile_style(state: str, running: bool) -> dict:
+    colour = STATE_COLORS.get(state, "#aab2ba")
+    style = {"--andon-color": colour}
+    if not running:
+        style["backgroundColor"] = _mix(colour, TILE, 0.28)
+    return style
+
+
+def _mix(colour: str, base: str, share: float) -> str:
+    """share of colour over base, as #rrggbb."""
+    a, b = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (colour, base))
+    return "#" + "".join(f"{round(x * share + y * (1 - share)):02x}" for x, y in zip(a, b))

@@ -48,7 +48,8 @@ def figure(groups: list[dict]):
                    "yaxis": {"title": {"text": unit}}, "clickmode": "event",
                    "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 105], "ticksuffix": " %",
                               "showgrid": False},
-                   "xaxis": {"tickangle": -30, "automargin": True}},
+                   # upright names: slanted ones reach left over the value axis on a phone's narrow chart
+                   "xaxis": {"tickangle": -90, "automargin": True}},
     }
 
 
@@ -65,11 +66,15 @@ class LossParetoAIO(html.Div):
         ids = self.ids
         super().__init__([
             html.Div([html.H4(title, className="mb-0 me-2"),
-                      dbc.Select(id=ids.what(aio_id), value=what, size="sm", className="w-auto",
-                                 options=[{"label": "Downtime (stops)", "value": "downtime"},
-                                          {"label": "All six losses", "value": "losses"}]),
-                      dbc.Select(id=ids.by(aio_id), value=by, size="sm", className="w-auto",
-                                 options=[{"label": f"by {b}", "value": b} for b in loss_pareto.BY]),
+                      html.Label([html.Span("Show", className="small me-1"),
+                                  dbc.Select(id=ids.what(aio_id), value=what, size="sm", className="w-auto",
+                                             options=[{"label": "Downtime (stops)", "value": "downtime"},
+                                                      {"label": "All six losses", "value": "losses"}])],
+                                 className="d-flex align-items-center mb-0"),
+                      html.Label([html.Span("Group", className="small me-1"),
+                                  dbc.Select(id=ids.by(aio_id), value=by, size="sm", className="w-auto",
+                                             options=[{"label": f"by {b}", "value": b} for b in loss_pareto.BY])],
+                                 className="d-flex align-items-center mb-0"),
                       html.Span(id=ids.caption(aio_id), className="text-muted small")],
                      className="d-flex flex-wrap align-items-center gap-2 mb-1"),
             dcc.Store(id=ids.data(aio_id)),

@@ -25,7 +25,9 @@ def waterfall(browser) -> dict:
     return browser.execute_script(
         "const g = document.querySelector(arguments[0]);"
         "if (!g || !g.data || !g.data.length) return null;"
-        "const out = {}; g.data[0].x.forEach((x, i) => out[x] = g.data[0].y[i]); return out;", sel)
+        "const d = g.data[0], h = d.orientation === 'h';"  # horizontal: names on y, amounts on x
+        "const names = h ? d.y : d.x, amounts = h ? d.x : d.y;"
+        "const out = {}; names.forEach((x, i) => out[x] = amounts[i]); return out;", sel)
 
 
 def machine_asking(app) -> tuple[str, dict]:
