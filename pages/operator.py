@@ -19,7 +19,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from auth.web import require
 from components import context, floor
-from components.format import duration, local
+from components.format import STATE_TEXT_COLORS, duration, local
 from components.live import live_socket
 from db import downtime_queries, floor_queries, ui_queries
 from db import faults as fault_store
@@ -75,6 +75,7 @@ def layout(target: str | None = None, **_query):
             dbc.Col([
                 dbc.Card(dbc.CardBody([html.H4("Stop", className="card-title"), html.Div(id="op-stop-facts"),
                                        html.Div(id="op-reasons", className="op-buttons mt-2"),
+                                       dbc.Label("Note", html_for="op-note", className="mt-2 mb-0"),
                                        dbc.Textarea(id="op-note", placeholder="Note (what happened, what was done)",
                                                     rows=2, className="op-note mt-2"),
                                        html.Div(id="op-reason-message", className="mt-2")]),
@@ -90,12 +91,14 @@ def layout(target: str | None = None, **_query):
                     html.H4("Rejects found", className="card-title"),
                     html.Div("Parts the machine counted good that are not: they count against quality.",
                              className="text-muted small mb-2"),
+                    dbc.Label("Parts", html_for="op-reject-count", className="mb-1"),
                     dbc.InputGroup([dbc.Button("−", id="op-reject-less", color="secondary", className="op-step"),
                                     dbc.Input(id="op-reject-count", type="number", min=1, step=1, value=1,
                                               className="op-count", inputMode="numeric"),
                                     dbc.Button("+", id="op-reject-more", color="secondary", className="op-step")],
                                    size="lg"),
-                    dbc.Input(id="op-reject-note", placeholder="Why (optional)", className="mt-2"),
+                    dbc.Label("Why (optional)", html_for="op-reject-note", className="mt-2 mb-0"),
+                    dbc.Input(id="op-reject-note", placeholder="e.g. label skewed"),
                     dbc.Button("Count as rejects", id="op-reject-save", color="danger", size="lg",
                                className="mt-2 w-100 op-button"),
                     html.Div(id="op-reject-message", className="mt-2"),
@@ -132,7 +135,9 @@ def _refresh(_n, _live, _saved, machine_id, shown, shown_faults):
     status = context.machine_states([m["id"]]).get(m["id"])
     facts = floor.state_facts(m, status, floor.fault_texts([m["id"]]).get(m["id"], {}), now)
     state = html.Span([html.Span(facts["label"], className="state-pill op-pill", id="op-state-pill",
-                                 style={"backgroundColor": facts["color"]}, **{"data-state": facts["state"]}),
+                                 style={"backgroundColor": facts["color"],
+                                        "color": STATE_TEXT_COLORS.get(facts["state"], "#000")},
+                                 **{"data-state": facts["state"]}),
                        html.Span(" " + floor.stop_text(facts), className="op-since")])
     stop = floor_queries.current_stop(s, machine_id, now)
     if stop is None:

@@ -52,7 +52,9 @@ def _template_values(demo_app) -> dict[str, str]:
     assert status == 200, lines
     machines = machines["results"] if isinstance(machines, dict) else machines
     lines = lines["results"] if isinstance(lines, dict) else lines
-    return {"machine_id": str(machines[0]["machine_id"]), "line_id": str(lines[0]["id"])}
+    # /operator/<target>: a machine (a line's terminal first asks which machine)
+    return {"machine_id": str(machines[0]["machine_id"]), "line_id": str(lines[0]["id"]),
+            "target": str(machines[0]["machine_id"])}
 
 
 def page_url(page: dict, values: dict[str, str]) -> str:

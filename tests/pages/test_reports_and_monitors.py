@@ -67,7 +67,8 @@ def test_dataflow_monitor_shows_connections_writer_and_database(demo_app, browse
     rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#dataflow-table tbody tr"), 20,
                     message="connections")
     assert len(rows) == len(health["connections"]) == 16
-    assert {r.find_elements(By.TAG_NAME, "td")[1].text for r in rows} == {"ETHERNET_IP", "OPCUA", "S7", "MODBUS"}
+    assert {r.find_elements(By.TAG_NAME, "td")[1].text for r in rows} == {"ETHERNET_IP", "OPCUA", "S7", "MODBUS",
+                                                                          "SPARKPLUG_B"}
     assert browser.find_element(By.ID, "dataflow-drops").text == "0"
     assert int(browser.find_element(By.ID, "dataflow-written").text.replace(",", "")) > 0
     # the collectors, the writer and their numbers are those of the child process `python app.py` started
