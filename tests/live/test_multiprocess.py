@@ -229,16 +229,18 @@ def test_collector_process_and_two_web_processes_over_redis(tmp_path, redis_url)
     db = f"sqlite:///{tmp_path / 'oee.sqlite3'}"
     env = {"OEE_DATABASE_URL": db, "OEE_REDIS_URL": redis_url, "OEE_LIVE_CHANNEL": "oee_test_live",
            "OEE_WS_HEARTBEAT_S": "1"}
-    # Two web processes behind one port would need a proxy; two ports show the same thing: each sees everything.
-    ports = [free_port(), free_port()]
-    webs = [(f"web{i}", [sys.executable, "app.py", "--role", "web", "--port", str(p), "--data-dir",
-                         str(tmp_path / f"web{i}")], env) for i, p in enumerate(ports)]
     collector = Proc("collector", [sys.executable, "app.py", "--role", "collector", "--time-scale", "60",
                                    "--data-dir", str(tmp_path / "collector")], tmp_path, env)
     procs = [collector]
     clients = []
     try:
         wait_for(lambda: "collectors: 16 connections running" in collector.output(), 60, procs, "collectors start")
+        # Two web processes behind one port would need a proxy; two ports show the same thing: each sees everything.
+        # Their ports are chosen once the collector's simulated plant holds its own (a port picked before could be
+        # taken by one of the plant's servers meanwhile: "Address already in use").
+        ports = [free_port(), free_port()]
+        webs = [(f"web{i}", [sys.executable, "app.py", "--role", "web", "--port", str(p), "--data-dir",
+                             str(tmp_path / f"web{i}")], env) for i, p in enumerate(ports)]
         for name, argv, e in webs:
             procs.append(Proc(name, argv, tmp_path, e))
         wait_for(lambda: all(http_ok(p) for p in ports), 60, procs, "web processes answer")
