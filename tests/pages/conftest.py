@@ -33,6 +33,12 @@ def browser():
 
 @pytest.fixture(scope="session")
 def demo_app(tmp_path_factory):
+    yield from running_demo_app(tmp_path_factory)
+
+
+def running_demo_app(tmp_path_factory):
+    """The demo app the page tests share (a module whose tests need a plant no other test has touched starts its
+    own with this)."""
     folder = tmp_path_factory.mktemp("demo")
     # The demo plant without its daily breaks: these tests wait for running machines and unplanned stops.
     app = RunningApp(folder, "--frame-ancestors", f"'self' {FRAMER_ORIGIN}",

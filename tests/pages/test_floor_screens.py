@@ -8,15 +8,23 @@ import json
 import time
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import text
 
-from tests.pages.conftest import click, console_errors, screenshot, wait_for
+from tests.pages.conftest import click, console_errors, running_demo_app, screenshot, wait_for
 from tests.support.auth import SessionClient, browser_login, browser_logout
 from tests.support.browser import By
 
 
 def _store(app):
     return SimpleNamespace(engine=app.engine(), backend_name="sqlite")
+
+
+@pytest.fixture(scope="module")
+def demo_app(tmp_path_factory):
+    """A demo plant of this module's own: in the shared one, earlier modules' tests have given reasons to stops and
+    changed counts, and the terminal's stop and reason buttons are then not the fresh ones these tests expect."""
+    yield from running_demo_app(tmp_path_factory)
 
 
 def waterfall(browser) -> dict:
