@@ -36,6 +36,14 @@ def plotted(browser, name: str, aio: str = "machine") -> int:
         "return g && g.data ? g.data.length : 0;", part(name, aio))
 
 
+def plant_epoch(text: str, tz: str = "America/Chicago") -> float:
+    """A minute as the URL takes it (plant time, see past_range), as epoch seconds."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M").replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+
 def query_of(browser) -> dict:
     return {k: v[0] for k, v in parse_qs(urlparse(browser.current_url).query).items()}
 
@@ -115,7 +123,10 @@ def test_the_range_picker_writes_the_url_and_a_bookmark_restores_it(demo_app, br
     browser.find_element(By.XPATH, "//button[text()='Apply']").click()
     wait_for(lambda: query_of(browser).get("start") == start and query_of(browser).get("end") == end,
              message="the custom range in the URL")
-    wait_for(lambda: caption().text.startswith("Custom"), message="the custom range shown")
+    # the caption says "Custom" as soon as the preset is picked, still over the range before: wait for the one applied
+    wanted = tuple(plant_epoch(v) for v in (start, end))
+    wait_for(lambda: caption().text.startswith("Custom") and tuple(map(float, range_shown()[:2])) == wanted,
+             message="the custom range shown")
     shown = range_shown()
 
     bookmark = browser.current_url
