@@ -15,8 +15,10 @@ The body, so that scripts can rely on it:
   metric: oee (default), availability, performance or quality; window: hour (default) or shift.
 - for_s: how long the condition must hold before the alert fires (the delay); reset_s: how long it must be gone
   before the alert resolves, so that a flapping signal does not flood anyone. 0 to 86,400 s each.
-- webhook_url: http:// or https://; webhook_secret (optional, 16 to 200 characters): the key of the
-  X-OEE-Signature HMAC-SHA256; stored encrypted, never shown back (webhook_secret_set says whether one is set).
+- webhook_url: http:// or https://. Shown back masked (scheme and host, the rest as ***: a chat or automation
+  hook's path or query is often its token); sending the masked form back keeps the stored URL.
+  webhook_secret (optional, 16 to 200 characters): the key of the X-OEE-Signature HMAC-SHA256; stored encrypted,
+  never shown back (webhook_secret_set says whether one is set).
   Without one the key is derived from this installation's master key (keys/).
 - email_to: a list of e-mail addresses (at most 20).
 """
@@ -110,6 +112,24 @@ def _webhook_url(errors: FieldErrors, value) -> str | None:
     return value.strip()
 
 
+MASK = "***"
+
+
+def masked_url(url: str | None) -> str | None:
+    """The URL as pages, the API and the audit log show it: scheme://host[:port] and *** for any user, path or
+    query (a Slack- or Teams-style hook carries its token there)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    hidden = parts.username or parts.password or parts.path.strip("/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{netloc}/{MASK}" if hidden else f"{parts.scheme}://{netloc}/"
+
+
 def _emails(errors: FieldErrors, value) -> list[str]:
     if value in (None, ""):
         return []
@@ -178,13 +198,16 @@ def public(session: Session, r: AlertRule) -> dict:
     elif r.site_id is not None:
         out["site"] = session.scalar(select(Site.name).where(Site.id == r.site_id))
     out.update({"for_s": r.for_s, "reset_s": r.reset_s, "threshold": r.threshold, "metric": r.metric,
-                "window": r.window, "webhook_url": r.webhook_url, "webhook_secret_set": r.webhook_secret is not None,
+                "window": r.window, "webhook_url": masked_url(r.webhook_url),
+                "webhook_secret_set": r.webhook_secret is not None,
                 "email_to": list(r.email_to or []), "enabled": r.enabled, "last_sent": iso(r.last_sent),
                 "last_error": r.last_error, "last_error_at": iso(r.last_error_at)})
     return out
 
 
 def _apply(r: AlertRule, clean: dict, credentials) -> None:
+    if clean["webhook_url"] and r.webhook_url and clean["webhook_url"] == masked_url(r.webhook_url):
+        clean = {**clean, "webhook_url": r.webhook_url}  # the masked form sent back: unchanged
     for key in ("name", "kind", "machine_id", "line_id", "area_id", "site_id", "for_s", "reset_s", "threshold",
                 "metric", "window", "webhook_url", "email_to", "enabled"):
         setattr(r, key, clean[key])

@@ -188,3 +188,27 @@ def test_another_collector_processes_alerts_are_left_to_it(setup):
     for _ in range(3):
         step(world, evaluator, 5)
     assert alert_store.list_alerts(store.engine, states=["active"])[0] == 3
+
+
+def test_a_webhook_url_is_shown_masked_and_kept_when_the_masked_form_comes_back(setup):
+    """A Slack- or Teams-style hook URL is its own token: the API, the settings page (to_form) and the audit log
+    show scheme and host only; a rule saved again with that masked form (a page's form, a PATCH of the answer)
+    still posts to the real URL."""
+    store, hook, world, evaluator = setup
+    token = "T0001/B0002/tokenXYZ123secret"
+    real = f"{hook.url}/{token}?sig=abc"
+    rule = alert_rules.create_rule(store.engine, {"name": "Stopped", "kind": "machine_stopped", "machine": "M-1",
+                                                  "for_s": 1, "webhook_url": real})
+    assert rule["webhook_url"] == f"http://127.0.0.1:{hook.server.server_address[1]}/***"
+    again = alert_rules.update_rule(store.engine, rule["id"], {**rule, "for_s": 2})  # the answer, sent back
+    assert again["for_s"] == 2 and again["webhook_url"] == rule["webhook_url"]
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT webhook_url FROM alert_rules")).scalar() == real
+        audit = " ".join(str(r) for r in conn.execute(text("SELECT * FROM audit_log")).all())
+    assert "tokenXYZ123secret" not in audit and "sig=abc" not in audit and "/***" in audit
+    step(world, evaluator, 1, "faulted")
+    step(world, evaluator, 3)
+    wait_for(lambda: len(hook.received) == 1, timeout=10)  # the alert, posted to the real URL
+    assert hook.paths == [f"/hook/{token}?sig=abc"]
+    moved = alert_rules.update_rule(store.engine, rule["id"], {**again, "webhook_url": "https://hooks.example/"})
+    assert moved["webhook_url"] == "https://hooks.example/"  # nothing after the host: nothing to hide

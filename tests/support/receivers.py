@@ -13,16 +13,19 @@ from tests.support.pgcluster import free_port
 
 
 class WebhookReceiver:
-    """status: what it answers (500 to test retries); received: [(headers dict, body bytes)]."""
+    """status: what it answers (500 to test retries); received: [(headers dict, body bytes)]; paths: the path and
+    query of each POST, in the same order."""
 
     def __init__(self, status: int = 200):
         self.status = status
         self.received: list[tuple[dict, bytes]] = []
+        self.paths: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.paths.append(self.path)
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
