@@ -177,6 +177,49 @@ class Child:
         return out
 
 
+class CollectorGroup:
+    """--collector-processes N collector processes, each polling the connections assigned to its node (the app's
+    collector_node), seen as one: their stats lines merged, their CPU and memory added up."""
+
+    def __init__(self, db_url: str, folder: Path, life_s: float, nodes: list[str], extra: list[str]):
+        self.children = []
+        try:
+            for node in nodes:
+                argv = ["-m", "bench.collect_app", "--database-url", db_url, "--data-dir", str(folder / f"data-{node}"),
+                        "--max-seconds", str(life_s), *extra] + (["--node", node] if len(nodes) > 1 else [])
+                self.children.append(Child("collector" if len(nodes) == 1 else f"collector-{node}", argv, folder))
+        except BaseException:
+            self.stop(10)
+            raise
+        self.pids = [c.pid for c in self.children]
+
+    def next(self, timeout: float) -> dict:
+        said = [c.next(timeout) for c in self.children]
+        if len(said) == 1:
+            return said[0]
+        merged = {"t": max(x.get("t", 0) for x in said), "event": said[0].get("event"),
+                  "connections": [c for x in said for c in x.get("connections", [])],
+                  "events": [e for x in said for e in x.get("events", [])]}
+        for key in ("writer", "writer_after_stop"):
+            parts = [x.get(key) for x in said if x.get(key)]
+            if parts:
+                merged[key] = {k: sum(p.get(k) or 0 for p in parts) for k in parts[0]
+                               if isinstance(parts[0][k], (int, float)) and not isinstance(parts[0][k], bool)}
+        return merged
+
+    def stop(self, timeout: float = 30.0) -> list[dict]:
+        said = [c.stop(timeout) for c in self.children]
+        if len(said) == 1:
+            return said[0]
+        stopped = [next((x for x in s if x.get("event") == "stopped"), None) for s in said]
+        parts = [x.get("writer_after_stop") for x in stopped if x and x.get("writer_after_stop")]
+        return [{"event": "stopped", "writer_after_stop": {k: sum(p.get(k) or 0 for p in parts) for k in parts[0]
+                                                            if isinstance(parts[0][k], (int, float))}}] if parts else []
+
+    def log_tail(self) -> str:
+        return "\n".join(c.log_tail() for c in self.children)
+
+
 # --- scenarios ---------------------------------------------------------------------------------------------------
 
 
@@ -280,8 +323,10 @@ class Database:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
 
-def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
-    """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id."""
+def configure(db: Database, servers: dict, nodes: list[str]) -> dict[tuple[str, int, int], int]:
+    """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id. With more than one
+    node, connections are assigned to them in turn (collector_node, as the wizard would), each protocol's spread
+    over all of them."""
     from sqlalchemy import text
 
     from config.demo_plant import sync_demo_plant
@@ -297,6 +342,12 @@ def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
     store = open_store(db.url)
     try:
         sync_demo_plant(store.engine, {"name": "Collect bench"}, endpoints, [])
+        if len(nodes) > 1:
+            with store.engine.begin() as conn:
+                ids = [r[0] for r in conn.execute(text("SELECT id FROM connections ORDER BY protocol, id"))]
+                for k, cid in enumerate(ids):
+                    conn.execute(text("UPDATE connections SET collector_node = :n WHERE id = :i"),
+                                 {"n": nodes[k % len(nodes)], "i": cid})
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT c.name, t.name, t.id FROM tags t JOIN connections c "
                                      "ON c.id = t.connection_id WHERE t.name LIKE 'Probe%'")).all()
@@ -362,8 +413,8 @@ class Sampler:
     """CPU seconds of the collector, the servers, this process, the database server's backends for the run's
     database (PostgreSQL) and the machine, at one moment."""
 
-    def __init__(self, collector_pid: int, server_pids: dict[str, int], db: Database):
-        self.collector_pid = collector_pid
+    def __init__(self, collector_pids: list[int], server_pids: dict[str, int], db: Database):
+        self.collector_pids = collector_pids
         self.server_pids = server_pids
         self.db = db
         self._conn = db.connect() if db.backend == "postgresql" else None
@@ -381,7 +432,7 @@ class Sampler:
 
     def take(self) -> dict:
         busy, total = machine_busy_s()
-        return {"mono": time.monotonic(), "collector": proc_cpu_s(self.collector_pid), "database": self.database(),
+        return {"mono": time.monotonic(), "collector": sum(proc_cpu_s(pid) or 0.0 for pid in self.collector_pids), "database": self.database(),
                 "servers": {p: proc_cpu_s(pid) for p, pid in self.server_pids.items()},
                 "bench": self_cpu_s(), "busy": busy, "total": total}
 
@@ -419,13 +470,12 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
     db = None
     try:
         db = Database(args.database_url, folder)
-        probe_ids = configure(db, servers)
+        nodes = [f"bench-{k + 1}" for k in range(args.collector_processes)]
+        probe_ids = configure(db, servers, nodes)
         tags = sum(len(p["tags"]) for _c, info in servers.values() for p in info["plcs"])
         plcs = sum(len(info["plcs"]) for _c, info in servers.values())
         base = baseline(servers) if not args.no_baseline else {}
-        collector = Child("collector", ["-m", "bench.collect_app", "--database-url", db.url,
-                                        "--data-dir", str(folder / "data"), "--max-seconds", str(life_s),
-                                        *diagnostic_args(args)], folder)
+        collector = CollectorGroup(db.url, folder, life_s, nodes, diagnostic_args(args))
         collector.next(timeout=120)  # started
         deadline = time.monotonic() + 180
         while True:  # every connection connected and has read
@@ -439,7 +489,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         ready_at = time.monotonic()
         while time.monotonic() - ready_at < args.warmup:
             collector.next(timeout=30)
-        sampler = Sampler(collector.pid, {p: c.pid for p, (c, _i) in servers.items()}, db)
+        sampler = Sampler(collector.pids, {p: c.pid for p, (c, _i) in servers.items()}, db)
         s0 = collector.next(timeout=30)
         c0 = sampler.take()
         watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
@@ -448,7 +498,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         latency_ms = {p: [] for p in plan}
         while True:
             s1 = collector.next(timeout=30)
-            rss.append(proc_status_kb(collector.pid, "VmRSS"))
+            rss.append(sum(proc_status_kb(pid, "VmRSS") or 0 for pid in collector.pids))
             queue_rows.append(((s1["writer"] or {}).get("queue_rows") or 0, s1["t"] - s0["t"]))
             events += [e for e in s1.get("events", []) if e[1] >= s0["t"]]
             for c in s1["connections"]:
@@ -458,7 +508,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
                 break
         c1 = sampler.take()
         sampler.close()
-        hwm = proc_status_kb(collector.pid, "VmHWM")
+        hwm = sum(proc_status_kb(pid, "VmHWM") or 0 for pid in collector.pids)
         t0, t1 = s0["t"], s1["t"]
         grace_until = time.monotonic() + 4.0  # let changes made near t1 reach the database
         while time.monotonic() < grace_until:
@@ -681,6 +731,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server URL (a database is made on it per run and dropped); "
                              "default: SQLite in a temporary folder")
+    parser.add_argument("--collector-processes", type=int, default=1,
+                        help="collector processes sharing the connections (each polls those assigned to its "
+                             "node, collector_node); CPU and memory are their sum; default 1")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--reload-interval", type=float, default=None,
                         help="diagnostics: the collectors' configuration reload interval (default: the app's, 10 s)")
@@ -700,6 +753,8 @@ def main(argv: list[str] | None = None) -> None:
     for s in scenarios:
         if s != "mixed" and s not in BY_SHORT:
             parser.error(f"--scenarios: {s!r}; use logix, s7, opcua, modbus or mixed")
+    if not 1 <= args.collector_processes <= 8:
+        parser.error("--collector-processes 1..8")
     if not 4 <= args.tags <= 200_000 or not 5 <= args.seconds <= 3600 or not 1 <= args.repeat <= 20:
         parser.error("--tags 4..200000, --seconds 5..3600, --repeat 1..20")
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
@@ -716,7 +771,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average at start: {loadavg()}")
     print(f"database: {'PostgreSQL at ' + args.database_url.rsplit('/', 1)[0] if args.database_url else 'SQLite'}; "
           f"polling every {INTERVAL_S:g} s; mixed run {args.tags:,} tags, each protocol alone {args.tags // 4:,}; "
-          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario"
+          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario; "
+          f"{args.collector_processes} collector process(es)"
           + (f"; DIAGNOSTIC settings: {' '.join(diagnostic_args(args))}" if diagnostic_args(args) else "") + "\n")
     results = []
     with tempfile.TemporaryDirectory(prefix="oee-collect-") as workdir:

@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long")
     parser.add_argument("--stats-interval", type=float, default=1.0)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--node", default=None, help="this collector's node name: it polls the connections assigned "
+                                                     "to it (collector_node); default: the host's name")
     parser.add_argument("--reload-interval", type=float, default=None,
                         help="diagnostics only: CollectorManager reload_interval_s (default: the app's)")
     parser.add_argument("--rollup-interval", type=float, default=None,
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s collector %(levelname)s %(name)s: %(message)s")
     settings = Settings(database_url=args.database_url, data_dir=Path(args.data_dir), demo=False, role="collector",
-                        log_level=args.log_level)
+                        log_level=args.log_level, **({"node_name": args.node} if args.node else {}))
     stop = threading.Event()
 
     def watch_stdin() -> None:
