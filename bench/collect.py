@@ -149,6 +149,8 @@ class Child:
         if item is None:
             self.lines.put(None)
             raise RuntimeError(f"{self.name} ended (exit code {self.proc.poll()}); its log ends:\n{self.log_tail()}")
+        if item.get("event") == "failed":
+            raise RuntimeError(f"{self.name} failed: {item.get('error')}; its log ends:\n{self.log_tail()}")
         return item
 
     def stop(self, timeout: float = 30.0) -> list[dict]:

@@ -254,11 +254,23 @@ def main(argv: list[str] | None = None) -> None:
             emit(stats)
             next_at += args.stats_interval
             stop.wait(max(0.0, next_at - time.monotonic()))
+    except BaseException as exc:
+        # Said first and on stdout too: what follows (runtime.stop(), jobs that then cannot be scheduled:
+        # APScheduler's "cannot schedule new futures after shutdown") used to bury the cause in the log.
+        logging.getLogger("bench").exception("collector stopping on %r", exc)
+        try:
+            emit({"event": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
+        except OSError:  # the bench is gone (its pipe closed)
+            pass
+        raise
     finally:
         final = snapshot(runtime)
         runtime.stop()
         final["writer_after_stop"] = runtime.writer.stats() if runtime.writer else None
-        emit({"event": "stopped", **final})
+        try:
+            emit({"event": "stopped", **final})
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
