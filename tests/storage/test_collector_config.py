@@ -79,3 +79,23 @@ def test_core_load_equals_the_orm_reading(backend, request):
     assert loaded[1]["machines"][1]["fault_kinds"] == {"3": "starved", "12": "fault"}
     assert loaded == expected
     assert [fingerprint(c) for c in loaded] == [fingerprint(c) for c in expected]
+
+
+def test_live_catalog_tags_read_as_columns_equal_the_orm_reading(sqlite_url):
+    """db.live_queries.live_catalog reads tags as columns (every live service reloads it every 30 s)."""
+    from db.live_queries import live_catalog
+
+    store = open_store(sqlite_url)
+    try:
+        _plant(store.engine)
+        tags = live_catalog(store.engine)["tags"]
+        with Session(store.engine) as s:
+            expected = [{"id": t.id, "name": t.name, "machine": t.machine_id or c.machine_id,
+                         "data_type": t.data_type, "role": t.role, "enabled": t.enabled}
+                        for t, c in s.execute(select(Tag, Connection).join(Connection, Tag.connection_id == Connection.id)
+                                              .order_by(Tag.id)).all()]
+    finally:
+        store.close()
+    assert [t["id"] for t in tags] == [7, 8, 11, 12, 13, 30]  # disabled ones too: the catalog names every tag
+    assert next(t for t in tags if t["id"] == 30)["machine"] == 1  # the connection's machine
+    assert tags == expected
