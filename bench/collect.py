@@ -1,7 +1,9 @@
 """Collect benchmark: tag values per second from real protocol servers into the database, with CPU, RSS and latency.
 
     python -m bench.collect                      # quick: --tags 2000 --seconds 20 (about 3 minutes)
-    python -m bench.collect --full               # the target: --tags 50000 --seconds 60 --repeat 3
+    python -m bench.collect --full               # the target: --tags 50000 --seconds 60 --repeat 3, on SQLite
+                                                 # and on PostgreSQL (--backends), 2 collector processes
+    python -m bench.collect --scenarios mixed --tags 50000 --seconds 20 --collector-processes 2 --backends sqlite
     python -m bench.collect --scenarios mixed --tags 20000 --seconds 60 --repeat 3
     python -m bench.collect --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
@@ -58,7 +60,12 @@ Measured per run, over a window of --seconds that starts --warmup seconds after 
                  scenario's tags, as "% of one core at 1 Hz". app / baseline is what the app costs on top of
                  the protocol libraries. Libraries hand back what they decode: pycomm3 and asyncua decode values,
                  snap7 and pymodbus return bytes and registers (decoding those is the app's work).
-Every run prints its figures as it ends; the summary quotes medians over --repeat runs.
+  processes      --collector-processes N (2 with --full): N collector processes, each with its own Runtime,
+                 writer and GIL, polling the connections assigned to its node (the app's collector_node, given
+                 in turn so that each protocol is spread over all); their CPU and memory are added up. One process
+                 at 50,000 tags held its GIL 70 % of the time (py-spy --gil) and fell behind.
+Every run prints its figures as it ends; the summary quotes medians over --repeat runs, and the verdicts, per
+backend (--backends; both with --full); a run that failed counts as a missed target.
 
 House rules: traffic to 127.0.0.1 only; every loop bounded in count and time (servers and collector stop by
 themselves after --seconds + --warmup + 300 s; the bench kills its own children by pid if they do not stop).
@@ -68,6 +75,7 @@ Figures: see the end of this docstring; they are replaced when measured again.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -107,6 +115,7 @@ PROTOCOLS = ("ETHERNET_IP", "S7", "OPCUA", "MODBUS")
 SHORT = {"ETHERNET_IP": "logix", "S7": "s7", "OPCUA": "opcua", "MODBUS": "modbus"}
 BY_SHORT = {v: k for k, v in SHORT.items()}
 INTERVAL_S = 1.0
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 WATCH_EVERY_S = 0.02
 
 
@@ -149,6 +158,8 @@ class Child:
         if item is None:
             self.lines.put(None)
             raise RuntimeError(f"{self.name} ended (exit code {self.proc.poll()}); its log ends:\n{self.log_tail()}")
+        if item.get("event") == "failed":
+            raise RuntimeError(f"{self.name} failed: {item.get('error')}; its log ends:\n{self.log_tail()}")
         return item
 
     def stop(self, timeout: float = 30.0) -> list[dict]:
@@ -175,6 +186,49 @@ class Child:
             out.append(item)
         self._log.close()
         return out
+
+
+class CollectorGroup:
+    """--collector-processes N collector processes, each polling the connections assigned to its node (the app's
+    collector_node), seen as one: their stats lines merged, their CPU and memory added up."""
+
+    def __init__(self, db_url: str, folder: Path, life_s: float, nodes: list[str], extra: list[str]):
+        self.children = []
+        try:
+            for node in nodes:
+                argv = ["-m", "bench.collect_app", "--database-url", db_url, "--data-dir", str(folder / f"data-{node}"),
+                        "--max-seconds", str(life_s), *extra] + (["--node", node] if len(nodes) > 1 else [])
+                self.children.append(Child("collector" if len(nodes) == 1 else f"collector-{node}", argv, folder))
+        except BaseException:
+            self.stop(10)
+            raise
+        self.pids = [c.pid for c in self.children]
+
+    def next(self, timeout: float) -> dict:
+        said = [c.next(timeout) for c in self.children]
+        if len(said) == 1:
+            return said[0]
+        merged = {"t": max(x.get("t", 0) for x in said), "event": said[0].get("event"),
+                  "connections": [c for x in said for c in x.get("connections", [])],
+                  "events": [e for x in said for e in x.get("events", [])]}
+        for key in ("writer", "writer_after_stop"):
+            parts = [x.get(key) for x in said if x.get(key)]
+            if parts:
+                merged[key] = {k: sum(p.get(k) or 0 for p in parts) for k in parts[0]
+                               if isinstance(parts[0][k], (int, float)) and not isinstance(parts[0][k], bool)}
+        return merged
+
+    def stop(self, timeout: float = 30.0) -> list[dict]:
+        said = [c.stop(timeout) for c in self.children]
+        if len(said) == 1:
+            return said[0]
+        stopped = [next((x for x in s if x.get("event") == "stopped"), None) for s in said]
+        parts = [x.get("writer_after_stop") for x in stopped if x and x.get("writer_after_stop")]
+        return [{"event": "stopped", "writer_after_stop": {k: sum(p.get(k) or 0 for p in parts) for k in parts[0]
+                                                            if isinstance(parts[0][k], (int, float))}}] if parts else []
+
+    def log_tail(self) -> str:
+        return "\n".join(c.log_tail() for c in self.children)
 
 
 # --- scenarios ---------------------------------------------------------------------------------------------------
@@ -280,8 +334,10 @@ class Database:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
 
-def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
-    """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id."""
+def configure(db: Database, servers: dict, nodes: list[str]) -> dict[tuple[str, int, int], int]:
+    """Write connections and tags as the wizard would; returns (protocol, plc, probe) -> tag id. With more than one
+    node, connections are assigned to them in turn (collector_node, as the wizard would), each protocol's spread
+    over all of them."""
     from sqlalchemy import text
 
     from config.demo_plant import sync_demo_plant
@@ -297,6 +353,12 @@ def configure(db: Database, servers: dict) -> dict[tuple[str, int, int], int]:
     store = open_store(db.url)
     try:
         sync_demo_plant(store.engine, {"name": "Collect bench"}, endpoints, [])
+        if len(nodes) > 1:
+            with store.engine.begin() as conn:
+                ids = [r[0] for r in conn.execute(text("SELECT id FROM connections ORDER BY protocol, id"))]
+                for k, cid in enumerate(ids):
+                    conn.execute(text("UPDATE connections SET collector_node = :n WHERE id = :i"),
+                                 {"n": nodes[k % len(nodes)], "i": cid})
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT c.name, t.name, t.id FROM tags t JOIN connections c "
                                      "ON c.id = t.connection_id WHERE t.name LIKE 'Probe%'")).all()
@@ -362,8 +424,8 @@ class Sampler:
     """CPU seconds of the collector, the servers, this process, the database server's backends for the run's
     database (PostgreSQL) and the machine, at one moment."""
 
-    def __init__(self, collector_pid: int, server_pids: dict[str, int], db: Database):
-        self.collector_pid = collector_pid
+    def __init__(self, collector_pids: list[int], server_pids: dict[str, int], db: Database):
+        self.collector_pids = collector_pids
         self.server_pids = server_pids
         self.db = db
         self._conn = db.connect() if db.backend == "postgresql" else None
@@ -381,7 +443,7 @@ class Sampler:
 
     def take(self) -> dict:
         busy, total = machine_busy_s()
-        return {"mono": time.monotonic(), "collector": proc_cpu_s(self.collector_pid), "database": self.database(),
+        return {"mono": time.monotonic(), "collector": sum(proc_cpu_s(pid) or 0.0 for pid in self.collector_pids), "database": self.database(),
                 "servers": {p: proc_cpu_s(pid) for p, pid in self.server_pids.items()},
                 "bench": self_cpu_s(), "busy": busy, "total": total}
 
@@ -419,13 +481,12 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
     db = None
     try:
         db = Database(args.database_url, folder)
-        probe_ids = configure(db, servers)
+        nodes = [f"bench-{k + 1}" for k in range(args.collector_processes)]
+        probe_ids = configure(db, servers, nodes)
         tags = sum(len(p["tags"]) for _c, info in servers.values() for p in info["plcs"])
         plcs = sum(len(info["plcs"]) for _c, info in servers.values())
         base = baseline(servers) if not args.no_baseline else {}
-        collector = Child("collector", ["-m", "bench.collect_app", "--database-url", db.url,
-                                        "--data-dir", str(folder / "data"), "--max-seconds", str(life_s),
-                                        *diagnostic_args(args)], folder)
+        collector = CollectorGroup(db.url, folder, life_s, nodes, diagnostic_args(args))
         collector.next(timeout=120)  # started
         deadline = time.monotonic() + 180
         while True:  # every connection connected and has read
@@ -439,7 +500,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         ready_at = time.monotonic()
         while time.monotonic() - ready_at < args.warmup:
             collector.next(timeout=30)
-        sampler = Sampler(collector.pid, {p: c.pid for p, (c, _i) in servers.items()}, db)
+        sampler = Sampler(collector.pids, {p: c.pid for p, (c, _i) in servers.items()}, db)
         s0 = collector.next(timeout=30)
         c0 = sampler.take()
         watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
@@ -448,7 +509,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         latency_ms = {p: [] for p in plan}
         while True:
             s1 = collector.next(timeout=30)
-            rss.append(proc_status_kb(collector.pid, "VmRSS"))
+            rss.append(sum(proc_status_kb(pid, "VmRSS") or 0 for pid in collector.pids))
             queue_rows.append(((s1["writer"] or {}).get("queue_rows") or 0, s1["t"] - s0["t"]))
             events += [e for e in s1.get("events", []) if e[1] >= s0["t"]]
             for c in s1["connections"]:
@@ -458,7 +519,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
                 break
         c1 = sampler.take()
         sampler.close()
-        hwm = proc_status_kb(collector.pid, "VmHWM")
+        hwm = sum(proc_status_kb(pid, "VmHWM") or 0 for pid in collector.pids)
         t0, t1 = s0["t"], s1["t"]
         grace_until = time.monotonic() + 4.0  # let changes made near t1 reach the database
         while time.monotonic() < grace_until:
@@ -614,6 +675,9 @@ def print_run(r: dict) -> None:
 
 
 def summarise(results: list[dict], args) -> None:
+    if not results:
+        print("no run finished: targets MISSED (see the failures above)")
+        return
     print(f"\nSummary: medians of {args.repeat} run(s) per scenario; CPU in % of one core (collector; base = the raw "
           f"libraries, drv = the app's drivers alone, same reads); latency in seconds from the change in the PLC to "
           f"the row visible in the database, polling at {INTERVAL_S:g} s; other = CPU used by other processes")
@@ -654,6 +718,8 @@ def summarise(results: list[dict], args) -> None:
         lines.append(verdict(cpu / base if base else None, 1.5, "x", bound="at most",
                              what="collector CPU against the raw libraries' (same reads), median"))
         lines.append(verdict(mixed[0]["tags"], target_tags, "tags", bound="at least", what="tags polled"))
+        lines.append(verdict(len(mixed), args.repeat, "runs", bound="at least",
+                             what="mixed runs that finished (a failed run counts as missed)"))
         print(f"\nTargets (>= {target_tags:,} tags mixed at 1 Hz, no skipped cycles, p99 < 1 s beyond the interval, "
               f"CPU at most 1.5x the raw libraries'):")
         for line in lines:
@@ -681,6 +747,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server URL (a database is made on it per run and dropped); "
                              "default: SQLite in a temporary folder")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated: sqlite, postgresql (at --database-url, default " + DEFAULT_PG
+                             + "); each gets its runs and its verdicts; default: sqlite,postgresql with --full, "
+                               "else the one --database-url names")
+    parser.add_argument("--collector-processes", type=int, default=None,
+                        help="collector processes sharing the connections (each polls those assigned to its "
+                             "node, collector_node); CPU and memory are their sum; default 1, 2 with --full")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--reload-interval", type=float, default=None,
                         help="diagnostics: the collectors' configuration reload interval (default: the app's, 10 s)")
@@ -696,10 +769,18 @@ def main(argv: list[str] | None = None) -> None:
     args.seconds = args.seconds or (60 if args.full else 20)
     args.warmup = args.warmup if args.warmup is not None else (10 if args.full else 5)
     args.repeat = args.repeat or (3 if args.full else 1)
+    args.collector_processes = args.collector_processes or (2 if args.full else 1)
+    backends = [b.strip() for b in (args.backends or ("sqlite,postgresql" if args.full else
+                                                      "postgresql" if args.database_url else "sqlite")).split(",")
+                if b.strip()]
+    if not backends or any(b not in ("sqlite", "postgresql") for b in backends):
+        parser.error("--backends: sqlite, postgresql or both")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for s in scenarios:
         if s != "mixed" and s not in BY_SHORT:
             parser.error(f"--scenarios: {s!r}; use logix, s7, opcua, modbus or mixed")
+    if not 1 <= args.collector_processes <= 8:
+        parser.error("--collector-processes 1..8")
     if not 4 <= args.tags <= 200_000 or not 5 <= args.seconds <= 3600 or not 1 <= args.repeat <= 20:
         parser.error("--tags 4..200000, --seconds 5..3600, --repeat 1..20")
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
@@ -714,27 +795,34 @@ def main(argv: list[str] | None = None) -> None:
     print(f"libraries: {versions()}")
     print(f"code: {code_version()}")
     print(f"load average at start: {loadavg()}")
-    print(f"database: {'PostgreSQL at ' + args.database_url.rsplit('/', 1)[0] if args.database_url else 'SQLite'}; "
+    pg_server = args.database_url or DEFAULT_PG
+    print(f"databases: {', '.join('PostgreSQL at ' + pg_server.rsplit('/', 1)[0] if b == 'postgresql' else 'SQLite' for b in backends)}; "
           f"polling every {INTERVAL_S:g} s; mixed run {args.tags:,} tags, each protocol alone {args.tags // 4:,}; "
-          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario"
+          f"window {args.seconds:g} s after {args.warmup:g} s warm-up; {args.repeat} run(s) per scenario; "
+          f"{args.collector_processes} collector process(es)"
           + (f"; DIAGNOSTIC settings: {' '.join(diagnostic_args(args))}" if diagnostic_args(args) else "") + "\n")
     results = []
     with tempfile.TemporaryDirectory(prefix="oee-collect-") as workdir:
         if args.keep:
             workdir = tempfile.mkdtemp(prefix="oee-collect-kept-")
             print(f"run folders kept under {workdir}")
-        for run in range(1, args.repeat + 1):
-            for name in scenarios:
-                try:
-                    r = run_scenario(name, args, run, epoch, Path(workdir))
-                except Exception as exc:
-                    print(f"  {name} run {run}: FAILED: {exc!r}", flush=True)
-                    traceback.print_exc()
-                    continue
-                results.append(r)
-                print_run(r)
-    if results:
-        summarise(results, args)
+        for backend in backends:
+            run_args = copy.copy(args)
+            run_args.database_url = pg_server if backend == "postgresql" else None
+            print(f"\n== {backend} ==", flush=True)
+            for run in range(1, args.repeat + 1):
+                for name in scenarios:
+                    try:
+                        r = run_scenario(name, run_args, run, epoch, Path(workdir))
+                    except Exception as exc:
+                        print(f"  {name} run {run}: FAILED: {exc!r}", flush=True)
+                        traceback.print_exc()
+                        continue
+                    results.append(r)
+                    print_run(r)
+    for backend in backends:
+        print(f"\n== {backend}: {args.collector_processes} collector process(es) ==")
+        summarise([r for r in results if r["backend"] == backend], args)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long")
     parser.add_argument("--stats-interval", type=float, default=1.0)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--node", default=None, help="this collector's node name: it polls the connections assigned "
+                                                     "to it (collector_node); default: the host's name")
     parser.add_argument("--reload-interval", type=float, default=None,
                         help="diagnostics only: CollectorManager reload_interval_s (default: the app's)")
     parser.add_argument("--rollup-interval", type=float, default=None,
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s collector %(levelname)s %(name)s: %(message)s")
     settings = Settings(database_url=args.database_url, data_dir=Path(args.data_dir), demo=False, role="collector",
-                        log_level=args.log_level)
+                        log_level=args.log_level, **({"node_name": args.node} if args.node else {}))
     stop = threading.Event()
 
     def watch_stdin() -> None:
@@ -252,11 +254,23 @@ def main(argv: list[str] | None = None) -> None:
             emit(stats)
             next_at += args.stats_interval
             stop.wait(max(0.0, next_at - time.monotonic()))
+    except BaseException as exc:
+        # Said first and on stdout too: what follows (runtime.stop(), jobs that then cannot be scheduled:
+        # APScheduler's "cannot schedule new futures after shutdown") used to bury the cause in the log.
+        logging.getLogger("bench").exception("collector stopping on %r", exc)
+        try:
+            emit({"event": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
+        except OSError:  # the bench is gone (its pipe closed)
+            pass
+        raise
     finally:
         final = snapshot(runtime)
         runtime.stop()
         final["writer_after_stop"] = runtime.writer.stats() if runtime.writer else None
-        emit({"event": "stopped", **final})
+        try:
+            emit({"event": "stopped", **final})
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

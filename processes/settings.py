@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-demo", action="store_true", default=not _env_bool("OEE_DEMO", True),
                    help="do not start the simulated plant [OEE_DEMO=0]")
     p.add_argument("--role", default=env("OEE_ROLE", "all"), help="all, web or collector [OEE_ROLE]")
+    p.add_argument("--node-name", default=env("OEE_NODE_NAME", ""),
+                   help="this collector's node: it polls the connections assigned to this name (collector_node), "
+                        "so that several collector processes, on one host too, share the PLCs [OEE_NODE_NAME] "
+                        "(default: the host's name)")
     p.add_argument("--single-process", action="store_true", default=_env_bool("OEE_SINGLE_PROCESS", False),
                    help="role all: poll the PLCs in the web server's own process instead of a child collector "
                         "process [OEE_SINGLE_PROCESS=1] (slower pages with many PLCs; for debugging)")
@@ -377,6 +381,7 @@ def from_args(argv: list[str] | None = None) -> Settings:
         data_dir=Path(args.data_dir),
         demo=not args.no_demo,
         role=args.role,
+        **({"node_name": args.node_name.strip()} if args.node_name.strip() else {}),
         collector_process=collector_process,
         timescaledb=args.timescaledb,
         samples_retention_days=retention or None,

@@ -93,3 +93,16 @@ def test_a_database_outage_keeps_the_running_connections(tmp_path, plant, caplog
             assert len([m for m in said if "cannot read" in m]) == 1 and len(said) == 2
         finally:
             node.stop()
+
+
+def test_the_node_name_comes_from_the_option_or_the_environment(monkeypatch):
+    """Two collector processes on one host need names of their own to share the PLCs by collector_node."""
+    import os
+
+    from processes.settings import from_args
+
+    monkeypatch.delenv("OEE_NODE_NAME", raising=False)
+    assert from_args(["--role", "collector"]).node_name == os.uname().nodename
+    assert from_args(["--role", "collector", "--node-name", "line-2"]).node_name == "line-2"
+    monkeypatch.setenv("OEE_NODE_NAME", "line-3")
+    assert from_args(["--role", "collector"]).node_name == "line-3"

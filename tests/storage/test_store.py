@@ -200,3 +200,21 @@ def test_count_rows_with_one_start_add_up_and_keep_the_later_end(any_url):
         assert (backends.epoch_of(end), total, good) == (1059.5, 32, 31)
     finally:
         store.close()
+
+
+def test_a_large_batch_lands_row_for_row(any_url):
+    """SQLite inserts samples with multi-row statements of SQLITE_ROWS_PER_INSERT rows: a batch of two full
+    statements and a part, with text values, reasons and None, must land whole and unchanged on every backend."""
+    store = open_store(any_url)
+    try:
+        t0 = time.time() - 3600
+        n = 2 * backends.SQLITE_ROWS_PER_INSERT + 123
+        rows = [(t0 + i / 1000, 1 + i % 97, None if i % 11 == 0 else i * 0.5, "on" if i % 13 == 0 else None,
+                 2 if i % 11 == 0 else 0, "timeout" if i % 11 == 0 else None) for i in range(n)]
+        assert store.write_batch(Batch("big", samples=rows)) is True
+        with store.engine.connect() as conn:
+            got = conn.execute(text("SELECT tag_id, value, value_text, quality, reason FROM samples "
+                                    "ORDER BY time, tag_id")).all()
+        assert [tuple(r) for r in got] == [r[1:] for r in rows]
+    finally:
+        store.close()
