@@ -1,0 +1,125 @@
+"""Keeps the hourly OEE summaries (db/oee_hours.py) up to date: resets a machine whose fingerprint changed,
+cuts back one whose operators' reasons changed or that got late rows, then computes its settled hours a day at a
+time with the OEE engine over one-minute count rows (machines at the same point together, as many as one
+report's rows allow). Run by the processes that refresh oee_summary, and once at start for the backfill."""
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from db import backend as backends
+from db.models import Machine
+from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, overlapping,
+                          reasoned_events, run_start, valid_until)
+from db.oee_queries import MAX_ROWS, _analyze, _summary_context
+
+
+def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_steps: int | None = None,
+            history_s: float = HISTORY_S) -> dict:
+    """Bring every machine's summaries up to its settled hours: reset those whose fingerprint changed, cut back
+    those whose operators' reasons changed, then compute missing hours a step (a day) at a time, machines that
+    are at the same point together. Returns {'hours': written, 'steps': n, 'seconds': t}."""
+    t0 = time.perf_counter()
+    now = time.time() if now is None else now
+    name = store.backend_name
+    plan: dict[int, list] = {}  # pk -> [machine, from, until, target, fingerprint, generation]
+    with Session(store.engine) as session:
+        machines = list(session.scalars(select(Machine).order_by(Machine.id)))
+        if not machines:
+            return {"hours": 0, "steps": 0, "seconds": 0.0}
+        (mconf, _by_id, _ideal, tz), prints = _summary_context(session, machines, None, None)
+        ids = [m.id for m in machines]
+        horizons = {mid: (f, u, fp, json.loads(o), g) for mid, f, u, fp, o, g in session.execute(text(
+            "SELECT machine_id, from_s, until_s, fingerprint, overrides, generation FROM oee_hour_horizons"))}
+        events = reasoned_events(session, name, ids)
+    with store.engine.begin() as conn:
+        for m in machines:
+            last = run_start(conn, name, m.id)
+            limit = now - MARGIN_S if last is None else min(now - MARGIN_S, last)
+            target = hour_floor(limit, tz)
+            h = horizons.get(m.id)
+            if h is None or h[2] != prints[m.machine_id]:
+                first = conn.execute(text("SELECT min(start) FROM machine_states WHERE machine_id = :m"),
+                                     {"m": m.id}).scalar()
+                first = backends.epoch_of(first)
+                begin = hour_floor(max(first if first is not None else target, now - history_s), tz)
+                conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m"), {"m": m.id})
+                if h is None:
+                    conn.execute(text("INSERT INTO oee_hour_horizons (machine_id, from_s, until_s, fingerprint, "
+                                      "overrides, computed_at, generation) VALUES (:m, :f, :f, :fp, '[]', :t, 0)"),
+                                 {"m": m.id, "f": int(begin), "fp": prints[m.machine_id],
+                                  "t": backends.db_time(name, now)})
+                    gen = 0
+                else:
+                    gen = h[4]
+                    conn.execute(text("UPDATE oee_hour_horizons SET from_s = :f, until_s = :f, fingerprint = :fp, "
+                                      "overrides = '[]' WHERE machine_id = :m"),
+                                 {"m": m.id, "f": int(begin), "fp": prints[m.machine_id]})
+                plan[m.id] = [m, begin, begin, target, prints[m.machine_id], gen]
+                continue
+            begin, until, gen = float(h[0]), float(h[1]), h[4]
+            valid = hour_floor(valid_until(h[3], events.get(m.id, []), begin, until), tz) if until > begin \
+                else until
+            valid = max(begin, min(valid, hour_floor(until, tz)))
+            if valid < until:
+                conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
+                             {"m": m.id, "u": int(valid)})
+                conn.execute(text("UPDATE oee_hour_horizons SET until_s = :u, overrides = :o WHERE machine_id = :m"),
+                             {"m": m.id, "u": int(valid),
+                              "o": json.dumps(overlapping(events.get(m.id, []), begin, valid))})
+            plan[m.id] = [m, begin, valid, target, prints[m.machine_id], gen]
+    hours = steps = 0
+    per_step = max(1, int(MAX_ROWS * 0.8 / (ROWS_PER_MACHINE_DAY * step_s / 86400.0)))
+    while max_steps is None or steps < max_steps:
+        due: dict[tuple, list] = {}
+        for p in plan.values():
+            m, begin, until, target = p[:4]
+            if until < target:
+                end = min(target, hour_floor(until + step_s, tz) if until + step_s < target else target)
+                if end > until:
+                    due.setdefault((until, end), []).append(p)
+        if not due:
+            break
+        (until, end), group = next(iter(sorted(due.items(), key=lambda kv: kv[0])))
+        for i in range(0, len(group), per_step):
+            chunk = group[i:i + per_step]
+            hours += _compute(store, chunk, until, end, tz, now)
+            steps += 1
+    return {"hours": hours, "steps": steps, "seconds": time.perf_counter() - t0}
+
+
+def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: float) -> int:
+    """Compute and store the hours [until, end) of the machines in chunk (same until), then move their horizons
+    unless a late row moved one meanwhile (its generation changed: that machine's hours are dropped)."""
+    name = store.backend_name
+    machines = [p[0] for p in chunk]
+    with Session(store.engine) as session:  # the operators' reasons as they are before the rows are read
+        events = reasoned_events(session, name, [m.id for m in machines])
+    configs, result, _tz = _analyze(store, lambda _s: machines, until, end, bucket="hour", max_buckets=10**6,
+                                    tz=tz, grain=60)
+    written = 0
+    with store.engine.begin() as conn:
+        for p, mc, analysis in zip(chunk, configs, result, strict=True):
+            m, begin = p[0], p[1]
+            moved = conn.execute(text(
+                "UPDATE oee_hour_horizons SET until_s = :e, overrides = :o, computed_at = :t "
+                "WHERE machine_id = :m AND until_s = :u AND generation = :g AND fingerprint = :fp"),
+                {"e": int(end), "u": int(until), "g": p[5], "fp": p[4], "m": m.id, "t": backends.db_time(name, now),
+                 "o": json.dumps(overlapping(events.get(m.id, []), begin, end))}).rowcount
+            if not moved:
+                p[3] = p[2]  # the horizon moved under us: the next refresh starts again from it
+                continue
+            conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
+                         {"m": m.id, "u": int(until)})
+            rows = [{"m": m.id, "s": int(bk.start), "e": int(bk.end), "notes": " ".join(sorted(t.notes)),
+                     **{f: getattr(t, f) for f in FIELDS}} for bk, t in analysis.buckets]
+            if rows:
+                cols = ", ".join(f'"{f}"' for f in FIELDS)
+                conn.execute(text(f'INSERT INTO oee_hours (machine_id, start, "end", {cols}, notes) VALUES '
+                                  f"(:m, :s, :e, {', '.join(':' + f for f in FIELDS)}, :notes)"), rows)
+            written += len(rows)
+            p[2] = end
+    return written

@@ -1,0 +1,194 @@
+"""The hourly summaries (db.oee_hours) give the raw computation's numbers (one-minute count rows) to 1e-9, and
+follow every change that the raw computation follows: reasons, calendars, ideal cycle times, thresholds, late
+rows. The history is the simulated plant's (plant.model via bench.oee: micro-stops, failures, breaks, startup
+rejects, several products)."""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+import oee
+from bench.oee import history, load
+from db import oee_hours
+from db.oee_hours_refresh import refresh
+from db.models import DowntimeEvent, Machine, PlannedDowntime, Product, ReasonCode, ShiftCalendar
+from db.oee_queries import _analyze, _resolve, oee_report, oee_report_with_machines
+from db.spool import Batch, Spool
+from db.writer import Writer
+from oee.totals import Totals
+
+FIELDS = oee_hours.FIELDS
+RATIOS = ("availability", "performance", "quality", "oee")
+MACHINES, DAYS = 3, 2
+
+
+@pytest.fixture(scope="module")
+def plant():
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(days=DAYS)
+    layout, data = history(MACHINES, DAYS + 0.5, start)  # reaches past now: the last rows are not settled
+    cut = time.time()
+    data = {m: ([s for s in st if s[0] < cut], [c for c in cn if c[1] <= cut]) for m, (st, cn) in data.items()}
+    for m, (st, _cn) in data.items():  # the last interval is open, as the collector leaves it
+        st[-1] = (*st[-1][:1], None, *st[-1][2:])
+    return layout, data, start.timestamp()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, plant, tmp_path):
+    url = f"sqlite:///{tmp_path}/s.sqlite3" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    layout, data, _t0 = plant
+    store = load(url, layout, data)
+    yield store
+    store.close()
+
+
+def raw(store, scope, key, a, b, bucket=None):
+    """Today's engine over the raw rows at one-minute count rows: the reference."""
+    configs, analyses, _tz = _analyze(store, lambda s: _resolve(s, scope, key), a, min(b, time.time()),
+                                      bucket=bucket, grain=60)
+    return oee.rollup_analyses(analyses), dict(zip([c.machine_id for c in configs], analyses))
+
+
+def close(x, y):
+    if x is None or y is None:
+        return x is y
+    return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_same_totals(got: Totals, want: Totals, where=""):
+    for f in FIELDS:
+        assert close(getattr(got, f), getattr(want, f)), (where, f, getattr(got, f), getattr(want, f))
+    assert got.notes == want.notes, where
+    g, w = got.result().as_dict(), want.result().as_dict()
+    for r in RATIOS:
+        assert close(g[r], w[r]), (where, r, g[r], w[r])
+
+
+def assert_same(store, scope, key, a, b, bucket=None):
+    want, want_machines = raw(store, scope, key, a, b, bucket)
+    report, machines = oee_report_with_machines(store, scope, key, a, b, bucket=bucket)
+    got = oee.rollup_analyses(machines.values())
+    assert_same_totals(got.totals, want.totals, "whole")
+    assert [bk for bk, _t in got.buckets] == [bk for bk, _t in want.buckets]
+    for (bk, g), (_bk, w) in zip(got.buckets, want.buckets):
+        assert_same_totals(g, w, bk.label)
+    for m, analysis in machines.items():
+        assert_same_totals(analysis.totals, want_machines[m].totals, m)
+    plain = oee_report(store, scope, key, a, b, bucket=bucket)  # the roll-up read without per-machine buckets
+    for r in RATIOS:
+        assert close(plain[r], report[r])
+    for pb, rb in zip(plain.get("buckets", []), report.get("buckets", [])):
+        for r in RATIOS + ("total_count", "planned_time_s"):
+            assert close(pb[r], rb[r]), (pb["label"], r)
+    return report
+
+
+def used(store, a, b) -> bool:
+    """Whether every machine's summaries reach from a to the last hour before b that they can (settled)."""
+    with store.engine.connect() as conn:
+        spans = conn.execute(text("SELECT from_s, until_s FROM oee_hour_horizons")).all()
+    return bool(spans) and all(f <= a + 3600 and u >= min(b, time.time()) - oee_hours.MARGIN_S - 2 * 3600
+                               for f, u in spans)
+
+
+def test_summaries_give_the_raw_numbers(store, plant):
+    _layout, _data, t0 = plant
+    stats = refresh(store)
+    assert stats["hours"] > 0
+    now = time.time()
+    assert used(store, t0, now)
+    # Ranges whose edges are inside hours (a stop across the start), the whole history up to now (the tail is not
+    # settled), a day by hour, by day and by shift, one machine.
+    for a, b, bucket in [(t0 + 1234.5, now, None), (t0, now, "hour"), (t0 + 3 * 3600 + 17, t0 + 30 * 3600 + 5, "day"),
+                         (t0, now, "shift"), (t0 + 7200, t0 + 7200 + 86400, "hour")]:
+        assert_same(store, "site", "Bench site", a, b, bucket)
+    assert_same(store, "machine", "M002", t0 + 600, now - 3 * 3600, "hour")
+
+
+def test_no_summary_for_an_unsettled_hour(store, plant):
+    refresh(store)
+    with store.engine.connect() as conn:
+        horizons = conn.execute(text("SELECT machine_id, until_s FROM oee_hour_horizons")).all()
+        last_start = dict(conn.execute(text("SELECT machine_id, max(start) FROM machine_states GROUP BY machine_id")).all())
+        latest = dict(conn.execute(text('SELECT machine_id, max("end") FROM oee_hours GROUP BY machine_id')).all())
+    from db import backend as backends
+    for mid, until in horizons:
+        assert until <= time.time() - oee_hours.MARGIN_S
+        assert until <= backends.epoch_of(last_start[mid])  # the open interval's hour is not summarized
+        assert latest[mid] <= until
+
+
+def _give_reason(store, machine="M001", offset=5 * 3600):
+    """An operator's reason on the first stop after t0 + offset."""
+    with Session(store.engine) as s, s.begin():
+        m = s.scalar(select(Machine).where(Machine.machine_id == machine))
+        reason = ReasonCode(code=f"R{uuid.uuid4().hex[:6]}", name="Waiting for material", loss_category="planned_maintenance")
+        s.add(reason)
+        s.flush()
+        row = s.execute(text("SELECT start, \"end\" FROM machine_states WHERE machine_id = :m AND state NOT IN ('running', 'planned_stop') "
+                             "AND \"end\" IS NOT NULL ORDER BY start"), {"m": m.id}).all()
+        from db import backend as backends
+        t = [r for r in row if backends.epoch_of(r[0]) > backends.epoch_of(row[0][0]) + offset][0]
+        s.add(DowntimeEvent(machine_id=m.id, start=t[0], end=t[1], reason_id=reason.id, planned=False))
+
+
+def test_a_reason_given_later_changes_the_answer_to_the_raw_one(store, plant):
+    _layout, _data, t0 = plant
+    refresh(store)
+    now = time.time()
+    before = oee_report(store, "site", "Bench site", t0, now)
+    _give_reason(store)
+    after = assert_same(store, "site", "Bench site", t0, now, "hour")
+    assert after["oee"] != before["oee"] or after["losses"] != before["losses"]
+    refresh(store)  # recomputed from the reason on
+    assert used(store, t0, now)
+    assert_same(store, "site", "Bench site", t0, now, "hour")
+
+
+@pytest.mark.parametrize("change", ["calendar", "ideal", "threshold"])
+def test_settings_changes_reach_the_summaries(store, plant, change):
+    _layout, _data, t0 = plant
+    refresh(store)
+    now = time.time()
+    with Session(store.engine) as s, s.begin():
+        if change == "calendar":
+            cal = s.scalars(select(ShiftCalendar)).first()
+            s.add(PlannedDowntime(calendar_id=cal.id, start=datetime.fromtimestamp(t0 + 8 * 3600, timezone.utc),
+                                  end=datetime.fromtimestamp(t0 + 9.5 * 3600, timezone.utc)))
+        elif change == "ideal":
+            for p in s.scalars(select(Product)):
+                p.ideal_cycle_time_s = (p.ideal_cycle_time_s or 1.0) * 1.25
+        else:
+            for m in s.scalars(select(Machine)):
+                m.micro_stop_threshold_s = 30.0
+    assert_same(store, "site", "Bench site", t0, now, "hour")
+    refresh(store)
+    assert used(store, t0, now)
+    assert_same(store, "site", "Bench site", t0, now, "day")
+
+
+def test_late_count_rows_through_the_writer(store, plant, tmp_path):
+    _layout, _data, t0 = plant
+    refresh(store)
+    now = time.time()
+    with Session(store.engine) as s:
+        mid = s.scalar(select(Machine.id).where(Machine.machine_id == "M003"))
+    writer = Writer(store, Spool(tmp_path / "spool"))
+    writer.start()
+    try:
+        late = t0 + 6 * 3600 + 30  # parts the collector had buffered, written hours later
+        assert writer.submit_counts([(mid, late, late + 60, None, 40, 35, 5)])
+        assert writer.flush()
+    finally:
+        writer.stop()
+    report = assert_same(store, "site", "Bench site", t0, now, "hour")
+    refresh(store)
+    assert used(store, t0, now)
+    assert oee_report(store, "site", "Bench site", t0, now, bucket="hour")["total_count"] == report["total_count"]
