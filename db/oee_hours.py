@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import time
 from dataclasses import fields
@@ -46,7 +45,6 @@ from db.models import DowntimeEvent, ReasonCode
 from oee.events import RUNNING
 from oee.totals import Totals
 
-log = logging.getLogger(__name__)
 
 FIELDS = tuple(f.name for f in fields(Totals) if f.name != "notes")
 INT_FIELDS = ("stop_count", "minor_stop_count", "failure_count")  # ints in the engine's Totals
@@ -74,11 +72,18 @@ def _canon(x):
     return x
 
 
-def fingerprint(tz: str, mc, ideal: dict, periods, tag_id) -> str:
+def fingerprint(tz: str, mc, ideal: dict, periods, tag_id, memo: dict | None = None) -> str:
     """Everything not local in time that a machine's analysis depends on (the operators' reasons are compared
-    event by event instead: see valid_until)."""
-    data = (tz, mc.calendar, mc.config, mc.fault_reasons, mc.default_ideal_s, ideal, periods, tag_id)
-    return hashlib.sha256(repr(_canon(data)).encode()).hexdigest()
+    event by event instead: see valid_until). memo: {id(object): text} for objects machines share (calendars,
+    the products' table), kept by the caller while those objects live."""
+    memo = {} if memo is None else memo
+    parts = []
+    for x in (tz, mc.calendar, mc.config, mc.fault_reasons, mc.default_ideal_s, ideal, periods, tag_id):
+        key = id(x)
+        if key not in memo:
+            memo[key] = repr(_canon(x))
+        parts.append(memo[key])
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def reasoned_events(session: Session, backend: str, ids: list[int]) -> dict[int, list[tuple]]:

@@ -5,6 +5,7 @@ report's rows allow). Run by the processes that refresh oee_summary, and once at
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from sqlalchemy import select, text
@@ -15,6 +16,8 @@ from db.models import Machine
 from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, overlapping,
                           reasoned_events, run_start, valid_until)
 from db.oee_queries import MAX_ROWS, _analyze, _summary_context
+
+log = logging.getLogger(__name__)
 
 
 def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_steps: int | None = None,
@@ -123,3 +126,20 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
             written += len(rows)
             p[2] = end
     return written
+
+
+def schedule(scheduler, store) -> None:
+    """Add the refresh to the runtime's scheduler (every backend): at start (the backfill: one run may take
+    minutes; the scheduler never runs it twice at once) and then every minute."""
+    from datetime import datetime
+
+    def run() -> None:
+        try:
+            stats = refresh(store)
+            if stats["hours"]:
+                log.info("oee_hours: %s machine-hours summarized in %.1f s", stats["hours"], stats["seconds"])
+        except Exception as exc:  # the database is away: the next round tries again; the writer says it loudly
+            log.warning("oee_hours refresh failed: %s", exc)
+
+    scheduler.add_job(run, "interval", seconds=60, id="oee_hours", replace_existing=True,
+                      next_run_time=datetime.now().astimezone())

@@ -492,7 +492,9 @@ def _summary_context(session: Session, machines: list[Machine], config, tz):
     ids = [m.id for m in machines]
     periods = lifetime.periods(session, ids)
     tags = _ideal_tags(session, ids)
-    prints = {m.machine_id: oee_hours.fingerprint(tz, mconf[m.machine_id], ideal, periods.get(m.id), tags.get(m.id))
+    memo: dict = {}  # the objects it keys stay alive in mconf, ideal, periods and tags until the end
+    prints = {m.machine_id: oee_hours.fingerprint(tz, mconf[m.machine_id], ideal, periods.get(m.id), tags.get(m.id),
+                                                  memo)
               for m in machines}
     return (mconf, by_id, ideal, tz), prints
 
