@@ -9,7 +9,9 @@ read raw with the existing path. It equals the raw computation with one-minute c
 tests/oee_summary). Today's raw path reads count rows of long ranges summed into 5-, 15- or 60-minute rows
 (db.oee_queries.count_grain_s), which places a summed row's parts at its middle: the two answers differ only in
 what that moves (the startup-reject / process-defect split, and for parts that take the machine's
-cycle.ideal_time tag the tag value they are given); the summaries are the finer of the two.
+cycle.ideal_time tag the tag value they are given); the summaries are the finer of the two. Measured on the
+simulated plant (3 machines, 2 days): every field and A, P, Q, OEE equal to 1e-9 except startup_reject_count and
+startup_reject_time_s (76 and 107 s at hourly rows against 148 and 202 s at minute rows over 48 h).
 
 What an hour depends on, and how a change reaches the summaries:
 - Everything that is not local in time (the calendar with its planned downtime, the products' ideal cycle times,

@@ -192,3 +192,31 @@ def test_late_count_rows_through_the_writer(store, plant, tmp_path):
     refresh(store)
     assert used(store, t0, now)
     assert oee_report(store, "site", "Bench site", t0, now, bucket="hour")["total_count"] == report["total_count"]
+
+
+def test_a_late_state_row_through_the_writer(store, plant, tmp_path):
+    """A stop the collector had buffered, written hours later inside a running interval it cuts short."""
+    _layout, _data, t0 = plant
+    refresh(store)
+    now = time.time()
+    from db import backend as backends
+    with Session(store.engine) as s:
+        mid = s.scalar(select(Machine.id).where(Machine.machine_id == "M001"))
+        run = [(backends.epoch_of(a), backends.epoch_of(b)) for a, b in s.execute(text(
+            "SELECT start, \"end\" FROM machine_states WHERE machine_id = :m AND state = 'running' AND \"end\" IS NOT NULL "
+            "ORDER BY start"), {"m": mid}).all() if backends.epoch_of(b) - backends.epoch_of(a) > 300]
+    a, _b = next(r for r in run if r[0] > t0 + 10 * 3600)
+    before = oee_report(store, "machine", "M001", t0, now)
+    writer = Writer(store, Spool(tmp_path / "spool"))
+    writer.start()
+    try:
+        assert writer.submit_states([(mid, a + 100, a + 160, "idle", None, None), (mid, a + 160, None, "running", None, None)])
+        assert writer.flush()
+    finally:
+        writer.stop()
+    after = assert_same(store, "site", "Bench site", t0, now, "hour")
+    assert oee_report(store, "machine", "M001", t0, now)["losses"] != before["losses"]
+    refresh(store)
+    assert used(store, t0, now)
+    assert_same(store, "site", "Bench site", t0, now, "day")
+    assert after["oee"] == pytest.approx(oee_report(store, "site", "Bench site", t0, now)["oee"], rel=1e-9)
