@@ -237,8 +237,10 @@ def note_late_rows(store, batch, now: float | None = None) -> int:
                 mid = owners.get(tid)
                 if mid is not None:
                     earliest[mid] = min(t, earliest.get(mid, t))
+        # To the start of the plant's hour: the horizon is an hour edge or the end of a row (see the refresher).
+        tz = conn.execute(text("SELECT timezone FROM sites ORDER BY id LIMIT 1")).scalar() or "UTC"
         for mid, t in earliest.items():
             conn.execute(text("UPDATE oee_hour_horizons SET until_s = CASE WHEN until_s > :t THEN :t ELSE until_s END, "
                               "generation = generation + 1 WHERE machine_id = :m"),
-                         {"m": mid, "t": int(math.floor(t))})
+                         {"m": mid, "t": int(hour_floor(t, tz))})
     return len(earliest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from sqlalchemy import select, text
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from db import backend as backends
 from db.models import Machine
 from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, overlapping,
-                          reasoned_events, run_start, valid_until)
+                          reasoned_events, run_start, totals_of, valid_until)
 from db.oee_queries import MAX_ROWS, _analyze, _summary_context
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
         for m in machines:
             last = run_start(conn, name, m.id)
             limit = now - MARGIN_S if last is None else min(now - MARGIN_S, last)
-            target = hour_floor(limit, tz)
+            target = math.floor(limit / 60.0) * 60.0  # the last hour is kept as a partial row that grows
             h = horizons.get(m.id)
             if h is None or h[2] != prints[m.machine_id]:
                 first = conn.execute(text("SELECT min(start) FROM machine_states WHERE machine_id = :m"),
@@ -64,9 +65,10 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
                 plan[m.id] = [m, begin, begin, target, prints[m.machine_id], gen]
                 continue
             begin, until, gen = float(h[0]), float(h[1]), h[4]
-            valid = hour_floor(valid_until(h[3], events.get(m.id, []), begin, until), tz) if until > begin \
-                else until
-            valid = max(begin, min(valid, hour_floor(until, tz)))
+            # until is an hour edge or the end of the partial row the last refresh wrote (the late-row hook moves
+            # it to an hour edge); a change of the operators' reasons cuts back to the hour it touches.
+            changed = valid_until(h[3], events.get(m.id, []), begin, until) if until > begin else until
+            valid = until if changed >= until else max(begin, hour_floor(changed, tz))
             if valid < until:
                 conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
                              {"m": m.id, "u": int(valid)})
@@ -117,8 +119,23 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
                 continue
             conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
                          {"m": m.id, "u": int(until)})
-            rows = [{"m": m.id, "s": int(bk.start), "e": int(bk.end), "notes": " ".join(sorted(t.notes)),
-                     **{f: getattr(t, f) for f in FIELDS}} for bk, t in analysis.buckets]
+            pieces = [(bk.start, bk.end, t) for bk, t in analysis.buckets]
+            h0 = hour_floor(until, tz)
+            if h0 < until and pieces:  # the partial row of this hour and the new piece of it become one row
+                cols = ", ".join(f'"{f}"' for f in FIELDS)
+                prev = conn.execute(text(f"SELECT {cols}, notes FROM oee_hours WHERE machine_id = :m AND start = :h "
+                                         'AND "end" = :u'), {"m": m.id, "h": int(h0), "u": int(until)}).first()
+                if prev is None:  # cannot happen (until is an hour edge or such a row's end): redo the hour
+                    conn.execute(text("UPDATE oee_hour_horizons SET until_s = :h, generation = generation + 1 "
+                                      "WHERE machine_id = :m"), {"m": m.id, "h": int(h0)})
+                    p[3] = p[2]
+                    continue
+                conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start = :h"),
+                             {"m": m.id, "h": int(h0)})
+                s0, e0, t0 = pieces[0]
+                pieces[0] = (h0, e0, totals_of(prev[:-1], prev[-1]) + t0)
+            rows = [{"m": m.id, "s": int(s), "e": int(e), "notes": " ".join(sorted(t.notes)),
+                     **{f: getattr(t, f) for f in FIELDS}} for s, e, t in pieces]
             if rows:
                 cols = ", ".join(f'"{f}"' for f in FIELDS)
                 conn.execute(text(f'INSERT INTO oee_hours (machine_id, start, "end", {cols}, notes) VALUES '

@@ -532,21 +532,24 @@ def _summarized(store, machines_of, start: float, end: float, *, bucket: str | N
         h = horizons.get(m.id)
         if h is None or h[2] != prints[m.machine_id]:
             continue
-        lo_h, hi_h = float(h[0]), float(h[1])
-        hi_h = oee_hours.valid_until(h[3], events.get(m.id, []), lo_h, hi_h)
+        lo_h, until = float(h[0]), float(h[1])
+        hi_h = oee_hours.valid_until(h[3], events.get(m.id, []), lo_h, until)
         lo, hi = max(lo_h, start), min(hi_h, end)
-        i, j = bisect_right(grid, lo - 1e-9), bisect_right(grid, hi) - 1  # first edge >= lo, last edge <= hi
-        if i >= len(grid) or j < 0 or grid[i] >= grid[j]:
+        edges = grid
+        if hi_h == until and start < until < end and until not in grid_set:  # the end of the hour's partial row
+            edges = sorted([*grid, until])
+        i, j = bisect_right(edges, lo - 1e-9), bisect_right(edges, hi) - 1  # first edge >= lo, last edge <= hi
+        if i >= len(edges) or j < 0 or edges[i] >= edges[j]:
             continue
-        pieces, a = [], grid[i]
+        pieces, a = [], edges[i]
         for c in cuts:
-            if grid[i] < c < grid[j]:
-                k = bisect_right(grid, c)
-                if grid[k - 1] > a:
-                    pieces.append((a, grid[k - 1]))
-                a = grid[k]
-        if grid[j] > a:
-            pieces.append((a, grid[j]))
+            if edges[i] < c < edges[j]:
+                k = bisect_right(edges, c)
+                if edges[k - 1] > a:
+                    pieces.append((a, edges[k - 1]))
+                a = edges[k]
+        if edges[j] > a:
+            pieces.append((a, edges[j]))
         if pieces:
             windows[m.id] = pieces
     if not horizons:  # never summarized (no refresher runs here): the caller reads raw, as before

@@ -220,3 +220,26 @@ def test_a_late_state_row_through_the_writer(store, plant, tmp_path):
     assert used(store, t0, now)
     assert_same(store, "site", "Bench site", t0, now, "day")
     assert after["oee"] == pytest.approx(oee_report(store, "site", "Bench site", t0, now)["oee"], rel=1e-9)
+
+
+def test_the_partial_last_hour_grows_into_a_whole_one(store, plant):
+    """The refresher summarizes up to the settled minute: the last hour is a partial row that the next refresh
+    extends (the two pieces added up), so a report's raw tail stays short."""
+    _layout, _data, t0 = plant
+    earlier = time.time() - 5 * 3600 - 1234
+    refresh(store, now=earlier)
+    with store.engine.connect() as conn:
+        partial = dict(conn.execute(text("SELECT machine_id, until_s FROM oee_hour_horizons")).all())
+    assert any(u % 3600 for u in partial.values())  # inside an hour (the plant's zone has whole-hour offsets)
+    now = time.time()
+    assert_same(store, "site", "Bench site", t0, now, "hour")  # a partial row read as one
+    refresh(store)
+    with store.engine.connect() as conn:
+        rows = conn.execute(text('SELECT machine_id, start, "end" FROM oee_hours ORDER BY machine_id, start')).all()
+        until = dict(conn.execute(text("SELECT machine_id, until_s FROM oee_hour_horizons")).all())
+    for mid, s, e in rows:
+        assert s % 3600 == 0, (mid, s)  # one row an hour, from its start
+        assert e % 3600 == 0 or e == until[mid]
+    assert all(until[m] > partial[m] for m in until)
+    assert_same(store, "site", "Bench site", t0, now, "day")
+    assert_same(store, "site", "Bench site", t0 + 1800, now, "hour")
