@@ -146,9 +146,10 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
 
 
 def schedule(scheduler, store) -> None:
-    """Add the refresh to the runtime's scheduler (every backend): at start (the backfill: one run may take
-    minutes; the scheduler never runs it twice at once) and then every minute."""
-    from datetime import datetime
+    """Add the refresh to the runtime's scheduler (every backend): half a minute after start, when the collectors
+    have connected (the backfill: one run may take minutes; the scheduler never runs it twice at once), and then
+    every minute."""
+    from datetime import datetime, timedelta
 
     def run() -> None:
         try:
@@ -159,4 +160,4 @@ def schedule(scheduler, store) -> None:
             log.warning("oee_hours refresh failed: %s", exc)
 
     scheduler.add_job(run, "interval", seconds=60, id="oee_hours", replace_existing=True,
-                      next_run_time=datetime.now().astimezone())
+                      next_run_time=datetime.now().astimezone() + timedelta(seconds=30))
