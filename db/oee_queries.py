@@ -518,7 +518,9 @@ def _summarized(store, machines_of, start: float, end: float, *, bucket: str | N
         horizons = {mid: (f, u, fp, json.loads(o)) for mid, f, u, fp, o in session.execute(text(
             "SELECT machine_id, from_s, until_s, fingerprint, overrides FROM oee_hour_horizons "
             f"WHERE machine_id IN ({','.join(map(str, ids))})"))}
-        events = oee_hours.reasoned_events(session, name, ids) if horizons else {}
+        if not horizons:  # never summarized (no refresher runs here): the caller reads raw, as before
+            return None
+        events = oee_hours.reasoned_events(session, name, ids)
     configs = [mconf[m.machine_id] for m in machines]
     buckets = make_buckets(configs, bucket, start, end, tz, max_buckets)
     grid = oee_hours.hour_edges(start, end, tz)
@@ -552,8 +554,6 @@ def _summarized(store, machines_of, start: float, end: float, *, bucket: str | N
             pieces.append((a, edges[j]))
         if pieces:
             windows[m.id] = pieces
-    if not horizons:  # never summarized (no refresher runs here): the caller reads raw, as before
-        return None
 
     # The summarized hours, summed in SQL.
     flat = [(mid, lo, hi) for mid, ps in windows.items() for lo, hi in ps] or [(0, 0, 0)]  # (0, 0, 0): no hour
