@@ -156,6 +156,22 @@ def totals_of(values, notes) -> Totals:
     return Totals(*out, notes=frozenset((notes or "").replace(",", " ").split()))
 
 
+def longest(conn, backend: str, machine_pks: list[int], lo: float | None = None, hi: float | None = None) -> dict:
+    """{machine pk: (longest closed state row, longest count row)} in seconds among rows starting in [lo, hi)
+    (all rows without bounds); None where a machine has none."""
+    out = {m: [None, None] for m in machine_pks}
+    if not machine_pks:
+        return out
+    length = 'max("end" - start)' if backend == backends.SQLITE else 'extract(epoch from max("end" - start))'
+    where = "" if lo is None else " AND start >= :lo AND start < :hi"
+    params = {"lo": backends.db_time(backend, lo), "hi": backends.db_time(backend, hi)}
+    for k, table in enumerate(("machine_states", "production_counts")):
+        for mid, x in conn.execute(text(f"SELECT machine_id, {length} FROM {table} WHERE machine_id IN "
+                                        f"({','.join(map(str, machine_pks))}){where} GROUP BY machine_id"), params):
+            out[mid][k] = None if x is None else float(x)
+    return out
+
+
 # --- settled hours ---------------------------------------------------------------------------------------------
 
 
@@ -213,6 +229,15 @@ def note_late_rows(store, batch, now: float | None = None) -> int:
         return 0
     name = store.backend_name
     earliest: dict[int, float] = {}
+    longest_rows: dict[int, list[float]] = {}  # the reads of the raw rest rely on the longest rows being known
+    for r in batch.counts:
+        if r[1] < cutoff:
+            x = longest_rows.setdefault(r[0], [0.0, 0.0])
+            x[1] = max(x[1], r[2] - r[1])
+    for r in batch.states:
+        if r[1] < cutoff and r[2] is not None:
+            x = longest_rows.setdefault(r[0], [0.0, 0.0])
+            x[0] = max(x[0], r[2] - r[1])
     for mid, s in counts:
         earliest[mid] = min(s, earliest.get(mid, s))
     with store.engine.begin() as conn:
@@ -240,7 +265,11 @@ def note_late_rows(store, batch, now: float | None = None) -> int:
         # To the start of the plant's hour: the horizon is an hour edge or the end of a row (see the refresher).
         tz = conn.execute(text("SELECT timezone FROM sites ORDER BY id LIMIT 1")).scalar() or "UTC"
         for mid, t in earliest.items():
+            ms, mc = longest_rows.get(mid, (0.0, 0.0))
             conn.execute(text("UPDATE oee_hour_horizons SET until_s = CASE WHEN until_s > :t THEN :t ELSE until_s END, "
-                              "generation = generation + 1 WHERE machine_id = :m"),
-                         {"m": mid, "t": int(hour_floor(t, tz))})
+                              "generation = generation + 1, "
+                              "max_state_s = CASE WHEN max_state_s < :ms THEN :ms ELSE max_state_s END, "
+                              "max_count_s = CASE WHEN max_count_s < :mc THEN :mc ELSE max_count_s END "
+                              "WHERE machine_id = :m"),
+                         {"m": mid, "t": int(hour_floor(t, tz)), "ms": ms, "mc": mc})
     return len(earliest)

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from db import backend as backends
 from db.models import Machine
-from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, overlapping,
-                          reasoned_events, run_start, totals_of, valid_until)
+from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, longest,
+                          overlapping, reasoned_events, run_start, totals_of, valid_until)
 from db.oee_queries import MAX_ROWS, _analyze, _summary_context
 
 log = logging.getLogger(__name__)
@@ -51,17 +51,20 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
                 first = backends.epoch_of(first)
                 begin = hour_floor(max(first if first is not None else target, now - history_s), tz)
                 conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m"), {"m": m.id})
+                ms, mc = longest(conn, name, [m.id])[m.id]  # all its rows; each step adds its own
                 if h is None:
                     conn.execute(text("INSERT INTO oee_hour_horizons (machine_id, from_s, until_s, fingerprint, "
-                                      "overrides, computed_at, generation) VALUES (:m, :f, :f, :fp, '[]', :t, 0)"),
+                                      "overrides, computed_at, generation, max_state_s, max_count_s) "
+                                      "VALUES (:m, :f, :f, :fp, '[]', :t, 0, :ms, :mc)"),
                                  {"m": m.id, "f": int(begin), "fp": prints[m.machine_id],
-                                  "t": backends.db_time(name, now)})
+                                  "t": backends.db_time(name, now), "ms": ms or 0.0, "mc": mc or 0.0})
                     gen = 0
                 else:
                     gen = h[4]
                     conn.execute(text("UPDATE oee_hour_horizons SET from_s = :f, until_s = :f, fingerprint = :fp, "
-                                      "overrides = '[]' WHERE machine_id = :m"),
-                                 {"m": m.id, "f": int(begin), "fp": prints[m.machine_id]})
+                                      "overrides = '[]', max_state_s = :ms, max_count_s = :mc WHERE machine_id = :m"),
+                                 {"m": m.id, "f": int(begin), "fp": prints[m.machine_id], "ms": ms or 0.0,
+                                  "mc": mc or 0.0})
                 plan[m.id] = [m, begin, begin, target, prints[m.machine_id], gen]
                 continue
             begin, until, gen = float(h[0]), float(h[1]), h[4]
@@ -107,13 +110,18 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
                                     tz=tz, grain=60)
     written = 0
     with store.engine.begin() as conn:
+        lengths = longest(conn, name, [m.id for m in machines], until, end)
         for p, mc, analysis in zip(chunk, configs, result, strict=True):
             m, begin = p[0], p[1]
+            ms, mcount = lengths[m.id]
             moved = conn.execute(text(
-                "UPDATE oee_hour_horizons SET until_s = :e, overrides = :o, computed_at = :t "
+                "UPDATE oee_hour_horizons SET until_s = :e, overrides = :o, computed_at = :t, "
+                "max_state_s = CASE WHEN max_state_s < :ms THEN :ms ELSE max_state_s END, "
+                "max_count_s = CASE WHEN max_count_s < :mc THEN :mc ELSE max_count_s END "
                 "WHERE machine_id = :m AND until_s = :u AND generation = :g AND fingerprint = :fp"),
                 {"e": int(end), "u": int(until), "g": p[5], "fp": p[4], "m": m.id, "t": backends.db_time(name, now),
-                 "o": json.dumps(overlapping(events.get(m.id, []), begin, end))}).rowcount
+                 "o": json.dumps(overlapping(events.get(m.id, []), begin, end)), "ms": ms or 0.0,
+                 "mc": mcount or 0.0}).rowcount
             if not moved:
                 p[3] = p[2]  # the horizon moved under us: the next refresh starts again from it
                 continue

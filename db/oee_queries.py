@@ -186,16 +186,19 @@ def _calendar_edges(calendar, a: float, b: float) -> set[float]:
 
 
 def _count_rows(session: Session, backend: str, marks: str, start: float, end: float, grain: int | None = None,
-                limit: int = MAX_ROWS):
-    """Count rows of the machines over the range at the grain; raises TooMuchData past `limit` rows."""
+                limit: int = MAX_ROWS, floor: float | None = None):
+    """Count rows of the machines over the range at the grain; raises TooMuchData past `limit` rows. floor: no
+    row that reaches the range starts before it (db.oee_hours knows the longest row), so the index scan stops
+    there instead of at the machine's first row."""
     lo, hi = backends.db_time(backend, start), backends.db_time(backend, end)
     grain = grain or count_grain_s(start, end)
     cols = 'machine_id, start, "end", product_code, total, good'
-    cap = {"lo": lo, "hi": hi, "cap": limit + 1}
+    cap = {"lo": lo, "hi": hi, "cap": limit + 1, "floor": backends.db_time(backend, floor)}
     if grain == 60:
+        bounded = " AND start >= :floor" if floor is not None else ""
         rows = session.execute(text(
             f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND start < :hi AND \"end\" >= :lo "
-            "ORDER BY machine_id, start LIMIT :cap"), cap).all()
+            f"{bounded} ORDER BY machine_id, start LIMIT :cap"), cap).all()
     else:
         bucket = backends.bucket_sql(backend, "start", grain)
         rows = session.execute(text(  # rows of zeros say nothing was made: left out, they moved the middle
@@ -369,7 +372,8 @@ def make_buckets(configs: list[MachineConfig], bucket: str | None, start: float,
 
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
              config: oee.Config | None = None, tz: str | None = None,
-             jobs: list[tuple[str, float, float]] | None = None, grain: int | None = None, context=None):
+             jobs: list[tuple[str, float, float]] | None = None, grain: int | None = None, context=None,
+             floors: tuple[float | None, float | None] = (None, None)):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
     analyse each. jobs ((machine_id, a, b), within [start, end], a machine as often as wanted) gives ranges of
     their own: each job gets exactly the rows its own read would (the union is read once and cut per job in
@@ -407,10 +411,13 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
             bounds = [(stored(a - lookback), stored(b)) for a, b in span]
             read = 0
+            # floors: (states, counts) no row that reaches the range starts before (db.oee_hours); None: unknown
+            state_floor = "" if floors[0] is None else " AND start >= :floor"
             for mid, s, e, st, fault, product in session.execute(text(
                     f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
-                    f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
-                    f"ORDER BY machine_id, start LIMIT :cap"), {"lo": lo, "hi": hi, "cap": MAX_ROWS + 1}):
+                    f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo){state_floor} '
+                    f"ORDER BY machine_id, start LIMIT :cap"),
+                    {"lo": lo, "hi": hi, "cap": MAX_ROWS + 1, "floor": backends.db_time(name, floors[0])}):
                 read += 1
                 if read > MAX_ROWS:
                     raise TooMuchData("state changes")
@@ -437,7 +444,7 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                 for j in members:
                     by_machine.setdefault(pk[j], []).append(j)
                 rows = _count_rows(session, name, ",".join(map(str, sorted(by_machine))), a, b, job_grain,
-                                   MAX_ROWS - read)
+                                   MAX_ROWS - read, floors[1] if job_grain == 60 else None)
                 read += len(rows)
                 for mid, s, e, product, total, good in rows:
                     s, e = backends.epoch_of(s), backends.epoch_of(e)
@@ -515,9 +522,9 @@ def _summarized(store, machines_of, start: float, end: float, *, bucket: str | N
         context, prints = _summary_context(session, machines, config, tz)
         mconf, _by_id, _ideal, tz = context
         ids = [m.id for m in machines]
-        horizons = {mid: (f, u, fp, json.loads(o)) for mid, f, u, fp, o in session.execute(text(
-            "SELECT machine_id, from_s, until_s, fingerprint, overrides FROM oee_hour_horizons "
-            f"WHERE machine_id IN ({','.join(map(str, ids))})"))}
+        horizons = {mid: (f, u, fp, json.loads(o), ms, mc) for mid, f, u, fp, o, ms, mc in session.execute(text(
+            "SELECT machine_id, from_s, until_s, fingerprint, overrides, max_state_s, max_count_s "
+            f"FROM oee_hour_horizons WHERE machine_id IN ({','.join(map(str, ids))})"))}
         if not horizons:  # never summarized (no refresher runs here): the caller reads raw, as before
             return None
         events = oee_hours.reasoned_events(session, name, ids)
@@ -604,8 +611,14 @@ def _summarized(store, machines_of, start: float, end: float, *, bucket: str | N
         names = {j[0] for j in cluster}
         chosen = [by_machine_id[n] for n in sorted(names)]
         lo, hi = min(j[1] for j in cluster), max(j[2] for j in cluster)
+        # The longest state and count row of these machines (every row before their horizon was seen by the
+        # refresher or moved the horizon back): no row reaching [lo, hi) starts earlier than lo minus that.
+        longest = [horizons[m.id][4:6] for m in chosen]
+        lookback = max(mc.config.startup_window_s for mc in mconf.values())  # as _analyze reads
+        floors = tuple(None if any(x[k] is None for x in longest) else lo - lookback - max(x[k] for x in longest) - 1
+                       for k in (0, 1))
         cfgs, result, _tz = _analyze(store, lambda _s, chosen=chosen: chosen, lo, hi, config=config, tz=tz,
-                                     jobs=cluster, grain=60, context=context)
+                                     jobs=cluster, grain=60, context=context, floors=floors)
         for job, analysis in zip(cluster, result, strict=True):
             raw.setdefault(job[0], []).append((job[1], analysis.totals))
     today = {}

@@ -243,3 +243,30 @@ def test_the_partial_last_hour_grows_into_a_whole_one(store, plant):
     assert all(until[m] > partial[m] for m in until)
     assert_same(store, "site", "Bench site", t0, now, "day")
     assert_same(store, "site", "Bench site", t0 + 1800, now, "hour")
+
+
+@pytest.mark.parametrize("when", ["before", "late"])
+def test_a_long_count_row_reaching_into_the_head(store, plant, tmp_path, when):
+    """A count row of hours (a counter read after the collector was away) whose middle falls in a report's raw
+    head: the reads of the raw rest start early enough for it, whether the refresher saw it or it came late."""
+    _layout, _data, t0 = plant
+    with Session(store.engine) as s:
+        mid = s.scalar(select(Machine.id).where(Machine.machine_id == "M002"))
+    row = (mid, t0 + 3 * 3600 + 17, t0 + 10 * 3600 + 1217, None, 500, 450, 50)  # middle: t0 + 6 h 40 min
+    if when == "before":
+        store.write_batch(Batch(uuid.uuid4().hex, counts=[row]))
+        refresh(store)
+    else:
+        refresh(store)
+        writer = Writer(store, Spool(tmp_path / "spool"))
+        writer.start()
+        try:
+            assert writer.submit_counts([row])
+            assert writer.flush()
+        finally:
+            writer.stop()
+    now = time.time()
+    report = assert_same(store, "site", "Bench site", t0 + 6.5 * 3600, now, "hour")
+    refresh(store)
+    again = assert_same(store, "site", "Bench site", t0 + 6.5 * 3600, now, "day")
+    assert again["total_count"] == report["total_count"]

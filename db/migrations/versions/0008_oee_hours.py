@@ -8,7 +8,8 @@ oee_hours: one row per machine and hour of the plant's time zone (start, end in 
 field of oee.totals.Totals, computed by the OEE engine from the raw rows (db/oee_hours.py). Reports of long
 ranges add these up instead of reading the raw rows.
 oee_hour_horizons: per machine, the hours [from_s, until_s) that are summarized, the fingerprint of the settings
-they were computed with, and the operators' reasons they saw (a read compares both with today's).
+they were computed with, the operators' reasons they saw (a read compares both with today's), and the longest
+state and count rows seen (a read of the raw rest need not scan further back).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -49,6 +50,8 @@ def upgrade() -> None:
         sa.Column('overrides', sa.Text(), nullable=False),
         sa.Column('computed_at', T, nullable=False),
         sa.Column('generation', sa.BigInteger(), nullable=False),  # moved on by every late batch (db.oee_hours)
+        sa.Column('max_state_s', db.types.Double, nullable=True),  # the longest closed state row seen; None: unknown
+        sa.Column('max_count_s', db.types.Double, nullable=True),  # the longest count row seen
         sa.ForeignKeyConstraint(['machine_id'], ['machines.id'],
                                 name=op.f('fk_oee_hour_horizons_machine_id_machines'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('machine_id', name=op.f('pk_oee_hour_horizons')),
