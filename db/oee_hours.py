@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import time
 from dataclasses import fields
@@ -46,6 +47,8 @@ from db import backend as backends
 from db.models import DowntimeEvent, ReasonCode
 from oee.events import RUNNING
 from oee.totals import Totals
+
+log = logging.getLogger(__name__)
 
 
 FIELDS = tuple(f.name for f in fields(Totals) if f.name != "notes")
@@ -217,6 +220,16 @@ def run_start(conn, backend: str, machine_pk: int, before: float | None = None) 
 
 
 def note_late_rows(store, batch, now: float | None = None) -> int:
+    """_note_late_rows(), never raising into the writer: a failure is logged (the summaries of that machine stay
+    as they were until its fingerprint or reasons change: say so loudly)."""
+    try:
+        return _note_late_rows(store, batch, now)
+    except Exception:  # the writer's thread must go on; its commit stands
+        log.exception("oee_hours: late rows not noted; hourly OEE summaries may be stale until the next reset")
+        return 0
+
+
+def _note_late_rows(store, batch, now: float | None = None) -> int:
     """After the writer's commit: state, count and cycle.ideal_time rows older than now - MARGIN_S may fall in
     summarized hours, so each machine's horizon moves back to where they start to matter (one UPDATE per
     machine). Normal batches (rows within the margin) cost a scan of their times. Returns machines touched."""
