@@ -17,6 +17,7 @@ from db.models import Machine
 from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, longest,
                           overlapping, reasoned_events, run_start, totals_of, valid_until)
 from db.oee_queries import MAX_ROWS, _analyze, _summary_context
+from oee.events import RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,16 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
         events = reasoned_events(session, name, ids)
     with store.engine.begin() as conn:
         for m in machines:
-            last = run_start(conn, name, m.id)
-            limit = now - MARGIN_S if last is None else min(now - MARGIN_S, last)
+            limit = now - MARGIN_S
+            tail = conn.execute(text('SELECT state, "end" FROM machine_states WHERE machine_id = :m '
+                                     "ORDER BY start DESC LIMIT 1"), {"m": m.id}).first()
+            if tail is not None and tail[0] == RUNNING:
+                # Running time is running however long it lasts: its hours are settled; after a closed last row
+                # comes a gap that is still growing.
+                if tail[1] is not None:
+                    limit = min(limit, backends.epoch_of(tail[1]))
+            elif tail is not None:  # a stop: its minor-stop class waits for its whole length
+                limit = min(limit, run_start(conn, name, m.id))
             target = math.floor(limit / 60.0) * 60.0  # the last hour is kept as a partial row that grows
             h = horizons.get(m.id)
             if h is None or h[2] != prints[m.machine_id]:
