@@ -22,8 +22,11 @@ What an hour depends on, and how a change reaches the summaries:
   with today's and uses hours only before the first difference.
 - Late rows (state, count or cycle.ideal_time rows older than now - MARGIN_S): the writer calls note_late_rows()
   after its commit, which moves the horizon back (one UPDATE per machine, only for such batches).
-- Only settled hours are summarized: they end before now - MARGIN_S and before the start of the machine's last
-  event (contiguous rows of one state: it may still grow, and its micro-stop class is judged on its whole length).
+- Only settled time is summarized: before now - MARGIN_S, and when the machine's last row is a stop, before the
+  start of its event (contiguous rows of one state: its micro-stop class is judged on its whole length); when it
+  is a closed running row, before its end (the gap after it still grows). The summaries run to the settled
+  minute: the last hour is a partial row that the next refresh extends. The horizon also keeps the longest state
+  and count row seen, so that the raw rest is read from its start minus that, not from the machine's first row.
 
 db.oee_hours_refresh.refresh() brings every machine's summaries up to date, a day per machine per step;
 db.oee_queries reads them (oee_report). This module holds what both need: the table's format, the fingerprint,
