@@ -24,8 +24,10 @@ Conventions that live here (the math is oee/'s):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
@@ -35,12 +37,14 @@ import oee
 from db import backend as backends
 from db import deadline
 from db import machine_lifetime as lifetime
+from db import oee_hours
 from db.machine_settings import EffectiveSettings, effective_settings
 from db.models import (Area, Connection, DowntimeEvent, Line, Machine, PlannedDowntime, Product, ReasonCode, Shift,
                        ShiftBreak, ShiftCalendar, Site, Tag)
 from oee.engine import CountIncrement
 from oee.events import Reason, ReasonOverride, StateInterval
 from oee.shifts import BreakDef, Calendar, ShiftDef
+from oee.totals import Totals, rollup
 
 SCOPES = ("machine", "line", "area", "site")
 # Time a machine was not in service (not yet added, disabled) is planned downtime of this category: nothing could
@@ -181,21 +185,36 @@ def _calendar_edges(calendar, a: float, b: float) -> set[float]:
     return {x for x in edges if a < x < b}
 
 
+END = '"end"'  # the column's name, quoted (a keyword)
+
+
+def _epoch(backend: str, column: str) -> str:
+    """A time column as epoch seconds in SQL: PostgreSQL's exact value rounded to a double once, as
+    datetime.timestamp() rounds it, without building a datetime per row in Python (a fifth of a plant's report)."""
+    if backend == backends.SQLITE:
+        return column
+    return f"extract(epoch from {column})::float8"
+
+
 def _count_rows(session: Session, backend: str, marks: str, start: float, end: float, grain: int | None = None,
-                limit: int = MAX_ROWS):
-    """Count rows of the machines over the range at the grain; raises TooMuchData past `limit` rows."""
+                limit: int = MAX_ROWS, floor: float | None = None):
+    """Count rows of the machines over the range at the grain; raises TooMuchData past `limit` rows. floor: no
+    row that reaches the range starts before it (db.oee_hours knows the longest row), so the index scan stops
+    there instead of at the machine's first row."""
     lo, hi = backends.db_time(backend, start), backends.db_time(backend, end)
     grain = grain or count_grain_s(start, end)
-    cols = 'machine_id, start, "end", product_code, total, good'
-    cap = {"lo": lo, "hi": hi, "cap": limit + 1}
+    cols = f'machine_id, {_epoch(backend, "start")}, {_epoch(backend, END)}, product_code, total, good'
+    cap = {"lo": lo, "hi": hi, "cap": limit + 1, "floor": backends.db_time(backend, floor)}
     if grain == 60:
+        bounded = " AND start >= :floor" if floor is not None else ""
         rows = session.execute(text(
             f"SELECT {cols} FROM production_counts WHERE machine_id IN ({marks}) AND start < :hi AND \"end\" >= :lo "
-            "ORDER BY machine_id, start LIMIT :cap"), cap).all()
+            f"{bounded} ORDER BY machine_id, start LIMIT :cap"), cap).all()
     else:
         bucket = backends.bucket_sql(backend, "start", grain)
         rows = session.execute(text(  # rows of zeros say nothing was made: left out, they moved the middle
-            f'SELECT machine_id, min(start), max("end"), product_code, sum(total), sum(good) FROM production_counts '
+            f'SELECT machine_id, {_epoch(backend, "min(start)")}, {_epoch(backend, f"max({END})")}, '
+            f'product_code, sum(total), sum(good) FROM production_counts '
             f'WHERE machine_id IN ({marks}) AND start >= :lo AND "end" <= :hi AND (total <> 0 OR good <> 0) '
             f"GROUP BY machine_id, {bucket}, product_code LIMIT :cap"), cap).all()
         rows += session.execute(text(  # rows across either end of the range stay whole, as the engine expects
@@ -244,8 +263,8 @@ def oee_report(store, scope: str, key: str, start: float, end: float, *, bucket:
 
     Raises ScopeError (unknown scope), oee.TooManyBuckets, ValueError (bad range).
     """
-    report, _ = oee_report_with_machines(store, scope, key, start, end, bucket=bucket, max_buckets=max_buckets,
-                                         config=config, tz=tz)
+    report, _ = _report(store, scope, key, start, end, bucket=bucket, max_buckets=max_buckets, config=config, tz=tz,
+                        machine_buckets=False)
     return report
 
 
@@ -254,15 +273,33 @@ def oee_report_with_machines(store, scope: str, key: str, start: float, end: flo
                              tz: str | None = None) -> tuple[dict, dict[str, "oee.Analysis"]]:
     """oee_report() and each machine's analysis (by machine_id), so that a page can roll up any group of them
     (a line within a site) with oee.rollup_analyses() instead of reading the same rows again."""
+    return _report(store, scope, key, start, end, bucket=bucket, max_buckets=max_buckets, config=config, tz=tz,
+                   machine_buckets=True)
+
+
+SUMMARIES_FROM_S = 3600.0  # ranges that can hold a whole hour try the hourly summaries (db.oee_hours)
+
+
+def _report(store, scope: str, key: str, start: float, end: float, *, bucket: str | None, max_buckets: int,
+            config: oee.Config | None, tz: str | None, machine_buckets: bool) -> tuple[dict, dict]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
     start, end = _clip(start, end)
-    configs, analyses, tz = _analyze(store, lambda session: _resolve(session, scope, key), start, end,
-                                     bucket=bucket, max_buckets=max_buckets, config=config, tz=tz)
+    resolve = lambda session: _resolve(session, scope, key)  # noqa: E731
+    summarized = None
+    if end - start >= SUMMARIES_FROM_S:
+        summarized = _summarized(store, resolve, start, end, bucket=bucket, max_buckets=max_buckets,
+                                        config=config, tz=tz, machine_buckets=machine_buckets)
+    if summarized is None:
+        configs, analyses, tz = _analyze(store, resolve, start, end, bucket=bucket, max_buckets=max_buckets,
+                                         config=config, tz=tz)
+        whole = oee.rollup_analyses(analyses) if analyses else None
+    else:
+        configs, analyses, tz, whole = summarized
     if not analyses:
         raise ScopeError(scope, f"{scope} {key!r} has no machines")
     per_machine = [_machine_row(mc, analysis) for mc, analysis in zip(configs, analyses)]
-    out = oee.rollup_analyses(analyses).as_dict()
+    out = whole.as_dict()
     out.update({"scope": scope, "key": key, "timezone": tz, "bucket": bucket, "machines": per_machine})
     return out, {mc.machine_id: a for mc, a in zip(configs, analyses)}
 
@@ -316,9 +353,39 @@ def _clip(start: float, end: float) -> tuple[float, float]:
     return start, max(end, start)
 
 
+def machine_context(session: Session, machines: list[Machine], config: oee.Config | None, tz: str | None):
+    """What the engine needs besides the rows: ({machine_id: MachineConfig}, reasons by id, ideal cycle time by
+    product code, the plant's time zone (tz when given))."""
+    calendars = _calendars(session)
+    by_id, by_fault = _reasons(session)
+    ideal = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
+    site = session.scalar(select(Site).order_by(Site.id))
+    tz = tz or (site.timezone if site else "UTC")
+    line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
+    settings = effective_settings(session, [m.id for m in machines])
+    mconf = {m.machine_id: MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id),
+                                         m.ideal_cycle_time_s, calendars.get(settings[m.id].calendar_id),
+                                         machine_config(config, settings[m.id]),
+                                         settings[m.id].reasons_for(by_fault)) for m in machines}
+    return mconf, by_id, ideal, tz
+
+
+def make_buckets(configs: list[MachineConfig], bucket: str | None, start: float, end: float, tz: str,
+                 max_buckets: int) -> list | None:
+    """The report's buckets (shift buckets follow the first machine with a calendar)."""
+    if not bucket:
+        return None
+    first_cal = next((c.calendar for c in configs if c.calendar), None)
+    schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
+    if bucket == "shift" and schedule is None:
+        raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
+    return oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
+
+
 def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
              config: oee.Config | None = None, tz: str | None = None,
-             jobs: list[tuple[str, float, float]] | None = None):
+             jobs: list[tuple[str, float, float]] | None = None, grain: int | None = None, context=None,
+             floors: tuple[float | None, float | None] = (None, None)):
     """Read what the machines that machines_of(session) picks need over the range, in one query per kind, and
     analyse each. jobs ((machine_id, a, b), within [start, end], a machine as often as wanted) gives ranges of
     their own: each job gets exactly the rows its own read would (the union is read once and cut per job in
@@ -329,17 +396,8 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
     name = store.backend_name
     with Session(store.engine) as session:
         machines = machines_of(session)
-        calendars = _calendars(session)
-        by_id, by_fault = _reasons(session)
-        ideal = {p.code: p.ideal_cycle_time_s for p in session.scalars(select(Product))}
-        site = session.scalar(select(Site).order_by(Site.id))
-        tz = tz or (site.timezone if site else "UTC")
-        line_names = dict(session.execute(select(Line.id, Line.name)).all())  # not one lazy load per machine
-        settings = effective_settings(session, [m.id for m in machines])
-        mconf = {m.machine_id: MachineConfig(m.id, m.machine_id, m.name, line_names.get(m.line_id),
-                                             m.ideal_cycle_time_s, calendars.get(settings[m.id].calendar_id),
-                                             machine_config(config, settings[m.id]),
-                                             settings[m.id].reasons_for(by_fault)) for m in machines}
+        # context: machine_context()'s answer when the caller has it already (db.oee_hours)
+        mconf, by_id, ideal, tz = context or machine_context(session, machines, config, tz)
         if jobs is None:
             jobs = [(m.machine_id, start, end) for m in machines]
         jobs = [j for j in jobs if j[0] in mconf]
@@ -365,10 +423,14 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             lo, hi = backends.db_time(name, start - lookback), backends.db_time(name, end)
             bounds = [(stored(a - lookback), stored(b)) for a, b in span]
             read = 0
+            # floors: (states, counts) no row that reaches the range starts before (db.oee_hours); None: unknown
+            state_floor = "" if floors[0] is None else " AND start >= :floor"
             for mid, s, e, st, fault, product in session.execute(text(
-                    f'SELECT machine_id, start, "end", state, fault_code, product_code FROM machine_states '
-                    f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo) '
-                    f"ORDER BY machine_id, start LIMIT :cap"), {"lo": lo, "hi": hi, "cap": MAX_ROWS + 1}):
+                    f'SELECT machine_id, {_epoch(name, "start")}, {_epoch(name, END)}, state, '
+                    f'fault_code, product_code FROM machine_states '
+                    f'WHERE machine_id IN ({marks}) AND start < :hi AND ("end" IS NULL OR "end" > :lo){state_floor} '
+                    f"ORDER BY machine_id, start LIMIT :cap"),
+                    {"lo": lo, "hi": hi, "cap": MAX_ROWS + 1, "floor": backends.db_time(name, floors[0])}):
                 read += 1
                 if read > MAX_ROWS:
                     raise TooMuchData("state changes")
@@ -385,22 +447,23 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
             # on the range: jobs whose range needs coarser rows are read with their own range.
             reads: dict[tuple, list[int]] = {}
             for j, (a, b) in enumerate(span):
-                grain = count_grain_s(a, b)
-                if grain > 60:
-                    grain = calendar_grain_s(grain, _calendar_edges(mconf[jobs[j][0]].calendar, a, b))
-                reads.setdefault((60, start, end) if grain == 60 else (grain, a, b), []).append(j)
-            for (grain, a, b), members in reads.items():
+                job_grain = grain or count_grain_s(a, b)
+                if job_grain > 60:
+                    job_grain = calendar_grain_s(job_grain, _calendar_edges(mconf[jobs[j][0]].calendar, a, b))
+                reads.setdefault((60, start, end) if job_grain == 60 else (job_grain, a, b), []).append(j)
+            for (job_grain, a, b), members in reads.items():
                 cut = {j: (stored(span[j][0]), stored(span[j][1])) for j in members}
                 by_machine: dict[int, list[int]] = {}
                 for j in members:
                     by_machine.setdefault(pk[j], []).append(j)
-                rows = _count_rows(session, name, ",".join(map(str, sorted(by_machine))), a, b, grain, MAX_ROWS - read)
+                rows = _count_rows(session, name, ",".join(map(str, sorted(by_machine))), a, b, job_grain,
+                                   MAX_ROWS - read, floors[1] if job_grain == 60 else None)
                 read += len(rows)
                 for mid, s, e, product, total, good in rows:
                     s, e = backends.epoch_of(s), backends.epoch_of(e)
                     inc = CountIncrement(s, e, total, good, product)
                     for j in by_machine[mid]:
-                        if grain == 60 and not (s < cut[j][1] and e >= cut[j][0]):
+                        if job_grain == 60 and not (s < cut[j][1] and e >= cut[j][0]):
                             continue
                         counts[j].append(inc)
             for ev in session.scalars(select(DowntimeEvent).where(
@@ -427,14 +490,8 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                 if pk[j] in tags:
                     series[j] = ideal_series(session, name, tags[pk[j]], span[j][0] - lookback, span[j][1])
 
-    buckets = None
     configs = [mconf[m] for m, _a, _b in jobs]
-    if bucket:
-        first_cal = next((c.calendar for c in configs if c.calendar), None)
-        schedule = oee.expand(first_cal, start, end) if (bucket == "shift" and first_cal) else None
-        if bucket == "shift" and schedule is None:
-            raise ValueError("bucket: 'shift' needs a shift calendar; none is configured for these machines")
-        buckets = oee.make_buckets(bucket, start, end, tz=tz, schedule=schedule, limit=max_buckets)
+    buckets = make_buckets(configs, bucket, start, end, tz, max_buckets)
 
     deadline.check()
     analyses = [oee.analyze(*span[j], states=states[j], counts=counts[j], calendar=mc.calendar,
@@ -444,3 +501,199 @@ def _analyze(store, machines_of, start: float, end: float, *, bucket: str | None
                             config=mc.config, buckets=buckets)
                 for j, mc in enumerate(configs)]
     return configs, analyses, tz
+
+
+# --- reports from the hourly summaries (db/oee_hours.py) ------------------------------------------------
+
+
+def _summary_context(session: Session, machines: list[Machine], config, tz):
+    """machine_context() plus each machine's fingerprint (by machine_id)."""
+    mconf, by_id, ideal, tz = machine_context(session, machines, config, tz)
+    ids = [m.id for m in machines]
+    periods = lifetime.periods(session, ids)
+    tags = _ideal_tags(session, ids)
+    memo: dict = {}  # the objects it keys stay alive in mconf, ideal, periods and tags until the end
+    prints = {m.machine_id: oee_hours.fingerprint(tz, mconf[m.machine_id], ideal, periods.get(m.id), tags.get(m.id),
+                                                  memo)
+              for m in machines}
+    return (mconf, by_id, ideal, tz), prints
+
+
+def _summarized(store, machines_of, start: float, end: float, *, bucket: str | None = None, max_buckets: int = 1000,
+             config: oee.Config | None = None, tz: str | None = None, machine_buckets: bool = True):
+    """db.oee_queries._analyze()'s answer from the summaries where they hold, the rest read raw at one-minute count
+    rows (as the summaries were made, so that an answer does not change when summaries go stale), or as before
+    when that is more than a report reads. None when nothing was ever summarized here (then the caller reads raw,
+    as before). Returns (configs, analyses, tz, whole):
+    whole is the analyses rolled up (with the buckets); each machine's analysis carries buckets only with
+    machine_buckets (their per-machine sums cost a larger read)."""
+    name = store.backend_name
+    with Session(store.engine) as session:
+        machines = machines_of(session)
+        if not machines:
+            return None
+        context, prints = _summary_context(session, machines, config, tz)
+        mconf, _by_id, _ideal, tz = context
+        ids = [m.id for m in machines]
+        horizons = {mid: (f, u, fp, json.loads(o), ms, mc) for mid, f, u, fp, o, ms, mc in session.execute(text(
+            "SELECT machine_id, from_s, until_s, fingerprint, overrides, max_state_s, max_count_s "
+            f"FROM oee_hour_horizons WHERE machine_id IN ({','.join(map(str, ids))})"))}
+        if not horizons:  # never summarized (no refresher runs here): the caller reads raw, as before
+            return None
+        events = oee_hours.reasoned_events(session, name, ids)
+    configs = [mconf[m.machine_id] for m in machines]
+    buckets = make_buckets(configs, bucket, start, end, tz, max_buckets)
+    grid = oee_hours.hour_edges(start, end, tz)
+    grid_set = set(grid)
+    cuts = sorted({x for bk in buckets or () for x in (bk.start, bk.end) if start < x < end and x not in grid_set})
+
+    # Each machine's summarized windows: whole hours within [from, until) and the range, split where a bucket edge
+    # falls inside an hour (that hour is read raw).
+    windows: dict[int, list[tuple[float, float]]] = {}
+    for m in machines:
+        h = horizons.get(m.id)
+        if h is None or h[2] != prints[m.machine_id]:
+            continue
+        lo_h, until = float(h[0]), float(h[1])
+        hi_h = oee_hours.valid_until(h[3], events.get(m.id, []), lo_h, until)
+        lo, hi = max(lo_h, start), min(hi_h, end)
+        edges = grid
+        if hi_h == until and start < until < end and until not in grid_set:  # the end of the hour's partial row
+            edges = sorted([*grid, until])
+        i, j = bisect_right(edges, lo - 1e-9), bisect_right(edges, hi) - 1  # first edge >= lo, last edge <= hi
+        if i >= len(edges) or j < 0 or edges[i] >= edges[j]:
+            continue
+        pieces, a = [], edges[i]
+        for c in cuts:
+            if edges[i] < c < edges[j]:
+                k = bisect_right(edges, c)
+                if edges[k - 1] > a:
+                    pieces.append((a, edges[k - 1]))
+                a = edges[k]
+        if edges[j] > a:
+            pieces.append((a, edges[j]))
+        if pieces:
+            windows[m.id] = pieces
+
+    # The summarized hours, summed in SQL.
+    flat = [(mid, lo, hi) for mid, ps in windows.items() for lo, hi in ps] or [(0, 0, 0)]  # (0, 0, 0): no hour
+    per_machine: dict[int, Totals] = {}
+    edges = sorted({x for bk in buckets or () for x in (bk.start, bk.end)})
+    slot_of = {}  # interval of edges (width_bucket's answer) -> bucket index
+    for k, bk in enumerate(buckets or ()):
+        slot_of[bisect_right(edges, bk.start)] = k
+    bucket_sums: dict[tuple, list[Totals]] = {}  # (machine pk or None, bucket index) -> Totals
+    with store.engine.connect() as conn:
+        for mid, *vals, notes in conn.execute(text(oee_hours.summary_sql(name, flat, True, None))):
+            per_machine[mid] = oee_hours.totals_of(vals, notes)
+        if buckets:
+            for row in conn.execute(text(oee_hours.summary_sql(name, flat, machine_buckets, edges))):
+                mid = row[0] if machine_buckets else None
+                slot = row[1] if machine_buckets else row[0]
+                vals, notes = row[-len(oee_hours.FIELDS) - 1:-1], row[-1]
+                if name == backends.SQLITE:
+                    slot = bisect_right(edges, slot)
+                k = slot_of.get(slot)
+                if k is not None:
+                    bucket_sums.setdefault((mid, k), []).append(oee_hours.totals_of(vals, notes))
+
+    # The rest of each machine's range, read raw (one-minute count rows, as the summaries were made).
+    raw_jobs = []
+    whole_raw = []  # machines without a usable hour: their whole range as today
+    b_edges = sorted({x for bk in buckets or () for x in (bk.start, bk.end)} | {start, end})
+    for m in machines:
+        ps = windows.get(m.id)
+        if ps is None:
+            whole_raw.append(m)
+            continue
+        t = start
+        gaps = []
+        for lo, hi in ps:
+            if lo > t:
+                gaps.append((t, lo))
+            t = hi
+        if t < end:
+            gaps.append((t, end))
+        for lo, hi in gaps:
+            cut = [x for x in b_edges if lo < x < hi]
+            for x, y in zip([lo, *cut], [*cut, hi]):
+                raw_jobs.append((m.machine_id, x, y))
+    raw: dict[str, list[tuple[float, Totals]]] = {}
+    by_machine_id = {m.machine_id: m for m in machines}
+    for cluster in _clusters(raw_jobs):
+        names = {j[0] for j in cluster}
+        chosen = [by_machine_id[n] for n in sorted(names)]
+        lo, hi = min(j[1] for j in cluster), max(j[2] for j in cluster)
+        # The longest state and count row of these machines (every row before their horizon was seen by the
+        # refresher or moved the horizon back): no row reaching [lo, hi) starts earlier than lo minus that.
+        longest = [horizons[m.id][4:6] for m in chosen]
+        lookback = max(mc.config.startup_window_s for mc in mconf.values())  # as _analyze reads
+        floors = tuple(None if any(x[k] is None for x in longest) else lo - lookback - max(x[k] for x in longest) - 1
+                       for k in (0, 1))
+        cfgs, result, _tz = _analyze(store, lambda _s, chosen=chosen: chosen, lo, hi, config=config, tz=tz,
+                                     jobs=cluster, grain=60, context=context, floors=floors)
+        for job, analysis in zip(cluster, result, strict=True):
+            raw.setdefault(job[0], []).append((job[1], analysis.totals))
+    today = {}
+    if whole_raw:  # at one-minute count rows like the summaries when they fit in a report's rows, else as today
+        try:
+            cfgs, result, _tz = _analyze(store, lambda _s: whole_raw, start, end, bucket=bucket,
+                                         max_buckets=max_buckets, config=config, tz=tz, context=context, grain=60)
+        except TooMuchData:
+            cfgs, result, _tz = _analyze(store, lambda _s: whole_raw, start, end, bucket=bucket,
+                                         max_buckets=max_buckets, config=config, tz=tz, context=context)
+        today = {mc.machine_id: a for mc, a in zip(cfgs, result, strict=True)}
+
+    # Together: each machine's range and buckets; the roll-up.
+    starts = [bk.start for bk in buckets or ()]
+
+    def bucket_of(t: float) -> int | None:
+        k = bisect_right(starts, t) - 1
+        return k if k >= 0 and buckets[k].start <= t < buckets[k].end else None
+
+    out = []
+    raw_in_bucket: dict[tuple, list[Totals]] = {}
+    for m in machines:
+        if m.machine_id in today:
+            a = today[m.machine_id]
+            out.append(a if machine_buckets else oee.Analysis(a.start, a.end, a.totals))
+            for k, (_bk, t) in enumerate(a.buckets):
+                raw_in_bucket.setdefault((None, k), []).append(t)
+            continue
+        parts = raw.get(m.machine_id, [])
+        whole = rollup([per_machine.get(m.id, Totals()), *[t for _s, t in parts]])
+        for s, t in parts:
+            k = bucket_of(s)
+            if k is not None:
+                raw_in_bucket.setdefault((m.id if machine_buckets else None, k), []).append(t)
+                if machine_buckets:
+                    raw_in_bucket.setdefault((None, k), []).append(t)
+        if machine_buckets and buckets:
+            per = tuple((bk, rollup([*bucket_sums.get((m.id, k), []), *raw_in_bucket.get((m.id, k), [])]))
+                        for k, bk in enumerate(buckets))
+            out.append(oee.Analysis(start, end, whole, per))
+        else:
+            out.append(oee.Analysis(start, end, whole))
+    if buckets and not machine_buckets:
+        whole = oee.Analysis(start, end, rollup(a.totals for a in out), tuple(
+            (bk, rollup([*bucket_sums.get((None, k), []), *raw_in_bucket.get((None, k), [])]))
+            for k, bk in enumerate(buckets)))
+    else:
+        whole = oee.rollup_analyses(out)
+    return configs, out, tz, whole
+
+
+def _clusters(jobs: list[tuple]) -> list[list[tuple]]:
+    """Jobs whose ranges overlap or touch, together: one raw read each (heads near the start, tails near the end)."""
+    out: list[list[tuple]] = []
+    hi = -math.inf
+    for job in sorted(jobs, key=lambda j: (j[1], j[2])):
+        if out and job[1] <= hi:
+            out[-1].append(job)
+            hi = max(hi, job[2])
+        else:
+            out.append([job])
+            hi = job[2]
+    return out
+
+

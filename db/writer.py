@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import deque
 
+from db.oee_hours import note_late_rows
 from db.spool import Batch, Spool
 from db.store import Store
 
@@ -206,6 +207,7 @@ class Writer:
             return False
         self._mark_up()
         if committed:
+            note_late_rows(self.store, batch)  # rows older than a few minutes may fall in summarized OEE hours
             self.written_rows += batch.rows
             self.written_batches += 1
             span = batch.span()

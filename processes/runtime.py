@@ -82,6 +82,9 @@ class Runtime:
             from db.oee_summary import schedule as schedule_oee_summary
 
             schedule_oee_summary(self.scheduler, self.store)  # OEE by hour and shift for Grafana (PostgreSQL)
+            from db.oee_hours_refresh import schedule as schedule_oee_hours
+
+            schedule_oee_hours(self.scheduler, self.store)  # exact hourly Totals behind long reports (db/oee_hours.py)
             from alerting.evaluator import start_alerting
 
             self.alerting = start_alerting(self)  # against this process's own machines, connections and writer

@@ -31,7 +31,7 @@ def test_migrations_build_the_schema_and_are_idempotent(any_url):
     store = open_store(any_url)
     try:
         assert store.backend_name == _backend_of(any_url)
-        assert store.schema_version == migrate.head_revision() == "0007"
+        assert store.schema_version == migrate.head_revision() == "0008"
         tables = set(inspect(store.engine).get_table_names())
         assert EXPECTED_TABLES <= tables
     finally:
