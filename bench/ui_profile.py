@@ -1,0 +1,100 @@
+"""Where a page callback's server time goes: replays the callback requests a `bench.ui --keep` run recorded, in this
+process, under cProfile.
+
+    python -m bench.ui --machines 100 --quick --keep      # prints the kept folder
+    python -m bench.ui_profile FOLDER [--repeat 3] [--only overview] [--top 25]
+
+Opens the kept folder's SQLite database as a web process would (role web: no collectors, no simulated plant) and
+POSTs each recorded /_dash-update-component body to the app's own Flask test client, once as a warm-up and then
+--repeat times. Prints per callback the server time (median, max, count) and, for the slowest ones, the functions
+where cProfile saw the time (cumulative). The data stopped growing when the bench ended; ranges that end "now" read
+up to then.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import loadavg, machine_description  # noqa: E402
+from bench.ui import callback_name  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path, help="a folder kept by python -m bench.ui --keep")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", default="", help="only callbacks whose page or name contains this")
+    p.add_argument("--top", type=int, default=25, help="functions listed per profiled callback")
+    p.add_argument("--profiles", type=int, default=4, help="how many of the slowest callbacks to profile")
+    args = p.parse_args(argv)
+    calls = json.loads((args.folder / "callbacks.json").read_text())
+    seen, unique = set(), []
+    for c in calls:  # one of each request: the passes repeat them
+        name = callback_name(c["output"])
+        key = (c["page"], name)
+        if key in seen or not c.get("body") or (args.only and args.only not in c["page"] + name):
+            continue
+        seen.add(key)
+        unique.append((c["page"], name, c["body"]))
+
+    os.environ.update({"OEE_ROLE": "web", "OEE_DEMO": "0", "OEE_LOG_LEVEL": "WARNING",
+                       "OEE_DATABASE_URL": f"sqlite:///{args.folder / 'data' / 'oee.sqlite3'}",
+                       "OEE_DATA_DIR": tempfile.mkdtemp(prefix="ui-profile-")})
+    from app import create_app, start_runtime
+    from processes.settings import from_args
+
+    runtime = start_runtime(from_args([]))
+    try:
+        from tests.support.auth import PASSWORD, make_user
+
+        client = create_app(runtime).server.test_client()
+        origin = {"Origin": "http://localhost"}  # as a browser's same-origin fetch (auth/web.py refuses others)
+        client.get("/")  # Dash's set-up on the first request
+        # The operator terminal's callbacks need an operator; the other pages are a viewer's, which it also is.
+        user = make_user(runtime.store.engine, "operator").username
+        signed_in = client.post("/login", data={"username": user, "password": PASSWORD}, headers=origin)
+        if signed_in.status_code != 302:
+            raise SystemExit(f"login as {user} failed: HTTP {signed_in.status_code}")
+        timing: dict[tuple[str, str], list[float]] = {}
+        profiles: dict[tuple[str, str], cProfile.Profile] = {}
+        for page, name, body in unique:
+            client.post("/_dash-update-component", data=body, content_type="application/json", headers=origin)  # warm-up
+            prof = cProfile.Profile()
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                prof.enable()
+                answer = client.post("/_dash-update-component", data=body, content_type="application/json", headers=origin)
+                prof.disable()
+                timing.setdefault((page, name), []).append((time.perf_counter() - started) * 1000)
+                if answer.status_code not in (200, 204):
+                    print(f"{page} {name}: HTTP {answer.status_code}", file=sys.stderr)
+            profiles[(page, name)] = prof
+        print(f"{machine_description()}; load average {loadavg()}; {args.repeat} runs each, in-process, no network")
+        print(f"{'median ms':>10} {'max ms':>8}  page  callback")
+        ranked = sorted(timing.items(), key=lambda kv: -statistics.median(kv[1]))
+        for (page, name), ms in ranked:
+            print(f"{statistics.median(ms):10.1f} {max(ms):8.1f}  {page}  {name}")
+        for (page, name), _ms in ranked[:args.profiles]:
+            out = io.StringIO()
+            pstats.Stats(profiles[(page, name)], stream=out).sort_stats("cumulative").print_stats(args.top)
+            print(f"\n=== {page} {name}: cumulative, {args.repeat} runs ===")
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+    finally:
+        runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
