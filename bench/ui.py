@@ -1,19 +1,26 @@
 """The dashboards' speed in a real browser: time to a fully rendered overview, and the pages' callback latencies.
 
-    python -m bench.ui [--machines 50] [--runs 5] [--warmup 60] [--keep] [--single-process | --split PG_URL]
+    python -m bench.ui [--machines 50] [--runs 5] [--passes 3] [--warmup 60] [--quick] [--keep]
+                       [--single-process | --split PG_URL]
 
 Starts `python app.py` with the demo plant on a free port and a fresh SQLite database (the web server in one
 process, the collectors in the child process it starts), lets it collect for --warmup seconds, then in headless
-Chromium:
+Chromium, signed in as an operator (the operator terminal needs one; the other pages are a viewer's):
 - loads / --runs times and measures the time from navigation until every tile shows its OEE and the KPI row is
   drawn ("fully rendered");
-- opens each page (overview, a machine, a line, downtime, reports, PLC monitor, data flow), waits until it has
-  settled and no callback request is in flight (a fetch wrapper counts them), and reads the browser's Resource
-  Timing entries of /_dash-update-component: every callback round trip, server time included;
+- --passes times: opens each page (overview, a machine, a line, downtime, reports, PLC monitor, data flow, andon
+  board, operator terminal), waits until it has settled and no callback request is in flight (a fetch wrapper
+  counts them), and reads the browser's Resource Timing entries of /_dash-update-component: every callback round
+  trip, server time included; the fetch wrapper also names each request by its outputs, for a table of the
+  slowest callbacks (page, callback, p95, p50, max, count);
 - as the same-run baseline, the same measurements of Dash's own "404 - Page not found" page in the same app and
   browser: what loading the scripts, the layout and the router callback cost before any page of ours does work.
-Prints one JSON document: overview render times (median, max) and callback latency per page (count, p50, p95, max),
-each beside the baseline's.
+Prints one JSON document (overview render times, callback latency per page, each beside the baseline's), the
+slowest callbacks, the machine (bench/machine.py) with the load average while measuring and at the end, and a
+verdict per target (bench/verdict.py): the overview's median render, the median of the passes' callback p95, and
+the p95 of all passes' callbacks together. --quick (--warmup 20 --runs 3 --passes 1) is a first look; the targets
+are judged on the defaults. --keep keeps the folder and the requests as sent: `python -m bench.ui_profile FOLDER`
+replays them in-process under cProfile (where a callback's server time goes).
 --split POSTGRESQL_URL runs the app as deployed for many machines instead: a collector process (`python app.py
 --role collector`, which also runs the simulated plant) and gunicorn -w 2 web workers (wsgi.py), on a fresh database
 of that server (dropped after), live updates over LISTEN/NOTIFY; the pages' callbacks then do not share an
@@ -22,7 +29,8 @@ and pages in one process, as before the collectors moved to a child (for compari
 Targets from the issue: overview under 1.5 s, callbacks p95 under 300 ms (on the machine the numbers come from;
 say which when quoting them). --machines 16 is the demo plant as shipped; any other number runs a plant file made
 from it (--plant-file) with more lines of the same machines, four protocols in the demo's proportions, so the
-overview has that many tiles and the collectors poll that many simulated PLCs.
+overview has that many tiles and the collectors poll that many simulated PLCs. The machine has two cores shared by
+the simulated PLCs, the app and Chromium: quote figures with the load average printed beside them.
 """
 from __future__ import annotations
 
@@ -42,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import loadavg, machine_description  # noqa: E402
 from bench.verdict import all_met, verdict  # noqa: E402
 
+from tests.support.auth import browser_login  # noqa: E402
 from tests.support.browser import make_browser  # noqa: E402
 from tests.test_app import RunningApp  # noqa: E402
 
@@ -201,6 +210,13 @@ class SplitApp:
                              stderr=subprocess.STDOUT),
         ]
 
+    def user(self, role: str) -> str:
+        """A user of this role in the app's database (as RunningApp.user), to sign the browser in with."""
+        from db.engine import make_engine
+        from tests.support.auth import make_user
+
+        return make_user(make_engine(self.url), role).username
+
     def wait_healthy(self, timeout: float) -> None:
         import urllib.request
 
@@ -259,6 +275,8 @@ def main(argv=None) -> int:
         base = f"http://127.0.0.1:{app.port}"
         browser = make_browser()
         browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_CALLBACKS_IN_FLIGHT})
+        # Signed in as an operator: the operator terminal needs one; the other pages are a viewer's (no sign-in).
+        browser_login(browser, base, app.user("operator"))
         browser.get(base + "/")  # the first load warms the browser's cache of the scripts
         time.sleep(3)
         load_measuring = loadavg()

@@ -70,3 +70,9 @@ def site_report(store, site_key: str, start: float, end: float) -> tuple[dict, d
                     _kept.pop(min(_kept, key=lambda k: _kept[k][0]))
                 _kept[key] = (time.monotonic(), flight.value)
         flight.done.set()
+
+
+def forget() -> None:
+    """Drop what is kept (bench.ui_profile, between its page loads)."""
+    with _lock:
+        _kept.clear()
