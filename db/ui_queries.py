@@ -12,7 +12,7 @@ import math
 import time
 from datetime import datetime, timezone
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 import oee
@@ -300,18 +300,16 @@ def machine_status(store, machine_ids: list[int] | None = None) -> dict[int, dic
     """The latest stored state of every machine (db id), or of these: {state, since, fault_code, product_code,
     last_seen}. What a page shows when this process does not collect (the web role), or before the first cycle."""
     with Session(store.engine) as session:
-        if machine_ids is None:
-            machine_ids = list(session.scalars(select(Machine.id)))
-        if not machine_ids:
-            return {}
         # Each machine's newest row found through the primary key (machine_id, start): one index seek a machine.
-        # A max(start) grouped by machine read every state row instead (90 ms at 1M rows, a month of 100 machines,
-        # for pages that ask every few seconds); a join on a correlated max was planned as a scan on SQLite.
-        newest = lambda mid: select(func.max(MachineState.start)).where(  # noqa: E731
-            MachineState.machine_id == mid).scalar_subquery()
-        rows = session.execute(select(MachineState).where(or_(*(
-            (MachineState.machine_id == int(mid)) & (MachineState.start == newest(int(mid))) for mid in machine_ids
-        )))).scalars()
+        # A max(start) grouped by machine read every state row instead (50 ms at 1M rows, a month of 100 machines,
+        # for pages that ask every few seconds); a join on the correlated max was planned as a scan on SQLite.
+        newest = select(func.max(MachineState.start)).where(MachineState.machine_id == Machine.id) \
+            .correlate(Machine).scalar_subquery()
+        latest = select(Machine.id, newest)
+        if machine_ids is not None:
+            latest = latest.where(Machine.id.in_(machine_ids))
+        rows = session.execute(select(MachineState).where(
+            tuple_(MachineState.machine_id, MachineState.start).in_(latest))).scalars()
         out = {}
         for r in rows:
             out[r.machine_id] = {"state": r.state if r.end is None else "unknown",
