@@ -38,7 +38,7 @@ _flying: dict[tuple, _Flight] = {}
 
 def site_report(store, site_key: str, start: float, end: float) -> tuple[dict, dict]:
     """oee_report_with_machines(store, "site", site_key, start, end, bucket=bucket_for(start, end)), shared."""
-    key = (id(store), str(site_key), start, end)
+    key = (str(store.engine.url), str(site_key), start, end)  # the database, not the object (ids are reused)
     now = time.monotonic()
     with _lock:
         for k in [k for k, (at, _) in _kept.items() if now - at > TTL_S]:
