@@ -16,7 +16,7 @@ from db import backend as backends
 from db import downtime_queries as dq
 from db import ui_queries as q
 from db.models import Area, Line, Machine, Product, ReasonCode, Site
-from db.oee_queries import machine_reports, oee_report
+from db.oee_queries import machine_reports, oee_report, oee_report_with_machines
 from db.store import open_store
 
 T0 = (int(time.time()) // 3600) * 3600 - 3 * 3600  # a whole hour, three hours ago
@@ -195,3 +195,31 @@ def test_plant_lists_status_and_shifts(store):
     assert q.data_start(store, "line", "Line A") == pytest.approx(T0)
     assert q.shift_at(store, "machine", "M1") is None  # no calendar
     assert sorted(r["code"] for r in dq.reason_codes(store)) == ["101", "ADJ", "PM"]  # SPEED cannot apply to a stop
+
+
+def test_callbacks_asking_for_the_same_site_report_together_share_one_read(store):
+    """The overview's KPIs and its loss Pareto run side by side over the same range (components/site_report.py):
+    one reads, the others wait for that answer; it equals a call of its own and is kept only a few seconds."""
+    import threading
+
+    from components import site_report
+
+    site = q.site_info(store)["id"]
+    start, end = float(T0), float(T0 + 3600)
+    site_report.forget()
+    answers: list = []
+    threads = [threading.Thread(target=lambda: answers.append(site_report.site_report(store, site, start, end)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 4 and all(a is answers[0] for a in answers)  # one read, the same answer for all
+    report, analyses = answers[0]
+    own_report, own_analyses = oee_report_with_machines(store, "site", str(site), start, end, bucket="hour")
+    assert report == own_report and report["total_count"] > 0
+    assert {m: a.as_dict() for m, a in analyses.items()} == {m: a.as_dict() for m, a in own_analyses.items()}
+    assert site_report.site_report(store, site, start, end + 1) is not answers[0]  # another range: its own read
+    site_report.forget()
+    again = site_report.site_report(store, site, start, end)
+    assert again is not answers[0] and again[0] == report
