@@ -71,6 +71,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"login as {user} failed: HTTP {signed_in.status_code}")
         timing: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}  # this thread's CPU time: the request runs in it; load-proof
+        size: dict[tuple[str, str], int] = {}  # bytes of the answer
         profiles = {(page, name): cProfile.Profile() for page, name, _body in unique}
 
         def post(body: str):
@@ -90,15 +91,16 @@ def main(argv=None) -> int:
                 profiles[(page, name)].disable()
                 timing.setdefault((page, name), []).append((time.perf_counter() - started) * 1000)
                 cpu.setdefault((page, name), []).append((time.thread_time() - started_cpu) * 1000)
+                size[(page, name)] = len(answer.data)
                 if answer.status_code not in (200, 204):
                     print(f"{page} {name}: HTTP {answer.status_code}", file=sys.stderr)
         print(f"{machine_description()}; load average {loadavg()}; {args.repeat} runs each, in-process, no network")
         print("CPU: the thread's CPU time (what the load average does not change much); wall: elapsed time")
-        print(f"{'CPU median ms':>14} {'wall median ms':>15} {'wall max ms':>12}  page  callback")
+        print(f"{'CPU median ms':>14} {'wall median ms':>15} {'wall max ms':>12} {'answer kB':>10}  page  callback")
         ranked = sorted(timing.items(), key=lambda kv: -statistics.median(cpu[kv[0]]))
         for (page, name), ms in ranked:
-            print(f"{statistics.median(cpu[(page, name)]):14.1f} {statistics.median(ms):15.1f} {max(ms):12.1f}  "
-                  f"{page}  {name}")
+            print(f"{statistics.median(cpu[(page, name)]):14.1f} {statistics.median(ms):15.1f} {max(ms):12.1f} "
+                  f"{size[(page, name)] / 1000:10.1f}  {page}  {name}")
         print(f"sum of the CPU medians per page: " + ", ".join(
             f"{pg} {sum(statistics.median(v) for (p2, _n), v in cpu.items() if p2 == pg):.0f} ms"
             for pg in dict.fromkeys(p2 for p2, _n in cpu)))
