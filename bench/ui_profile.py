@@ -6,7 +6,7 @@ process, under cProfile.
 
 Opens the kept folder's SQLite database as a web process would (role web: no collectors, no simulated plant) and
 POSTs each recorded /_dash-update-component body (one of each page's callbacks) to the app's own Flask test client:
-all once as a warm-up, then --repeat runs of every page in turn. Prints per callback its thread's CPU time (median;
+all once as a warm-up, then --repeat runs of every page in turn, one callback after the other. Prints per callback its thread's CPU time (median;
 the load of other processes changes it little) and the wall time, the sum per page, and for the slowest callbacks
 the functions where cProfile saw the time (cumulative). The data stopped growing when the bench ended; ranges that end "now" read
 up to then.
@@ -54,7 +54,6 @@ def main(argv=None) -> int:
                        "OEE_DATABASE_URL": f"sqlite:///{args.folder / 'data' / 'oee.sqlite3'}",
                        "OEE_DATA_DIR": tempfile.mkdtemp(prefix="ui-profile-")})
     from app import create_app, start_runtime
-    from components import site_report
     from processes.settings import from_args
 
     runtime = start_runtime(from_args([]))
@@ -80,10 +79,10 @@ def main(argv=None) -> int:
 
         for _page, _name, body in unique:  # warm-up: imports, Dash's first-call work, SQLite's page cache
             post(body)
-        # As page loads: each run replays every page's callbacks once, in the order the browser saw them answered;
-        # what a page's callbacks share (components/site_report.py) is emptied between runs, as between loads.
+        # As page loads: each run replays every page's callbacks once, in the order the browser saw them answered
+        # (one after the other: what callbacks asking at the same time share, components/site_report.py, is not
+        # seen here; bench.ui sees it).
         for _ in range(args.repeat):
-            site_report.forget()
             for page, name, body in unique:
                 started, started_cpu = time.perf_counter(), time.thread_time()
                 profiles[(page, name)].enable()

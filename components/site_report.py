@@ -1,22 +1,20 @@
-"""The site's OEE report over a range, read once for the callbacks of a page that draw from it at the same time.
+"""The site's OEE report over a range, read once for the callbacks of a page that ask for it at the same time.
 
 The overview's KPIs and its lines' OEE (pages/overview.py) and its plant-wide loss Pareto (components/loss_pareto.py)
-both need db.oee_queries.oee_report_with_machines for the site over the same range, and Dash runs their callbacks
-side by side: each read the same rows and analysed 100 machines again (at 100 machines about 40 ms of a ~120 ms
-callback). Here the first caller reads, a caller asking for the same range meanwhile waits for that answer instead
-of reading too, and the answer is kept TTL_S seconds. The key is the exact range: the numbers are the ones a call of
-its own gives (the same function, the same arguments). Ranges that end now share an end because context.resolve
-counts now in whole seconds. Callers must not change what they get (it is shared).
+both need db.oee_queries.oee_report_with_machines for the site over the same range, and Dash sends their callbacks
+together on load: each read the same rows and analysed 100 machines again (at 100 machines about 40 ms of a ~120 ms
+callback, both competing for the one interpreter). Here the first caller reads, and a caller asking for the same
+range while that read runs waits for it and takes its answer. Nothing is kept after: a later call reads anew, so a
+reason given meanwhile shows at once (and a report of 100 machines, many objects, does not stay on the heap). The
+key is the exact range: the answer is the one a call of its own gives (the same function, the same arguments).
+Ranges that end now share their end because context.resolve counts now in whole seconds. Callers must not change
+what they get (it is shared).
 """
 from __future__ import annotations
 
 import threading
-import time
 
 from db.oee_queries import oee_report_with_machines
-
-TTL_S = 5.0  # a reason given or a calendar changed shows in the next read after this at the latest
-MAX_KEPT = 16
 
 
 def bucket_for(start: float, end: float) -> str:
@@ -32,19 +30,14 @@ class _Flight:
 
 
 _lock = threading.Lock()
-_kept: dict[tuple, tuple[float, tuple]] = {}
 _flying: dict[tuple, _Flight] = {}
 
 
 def site_report(store, site_key: str, start: float, end: float) -> tuple[dict, dict]:
-    """oee_report_with_machines(store, "site", site_key, start, end, bucket=bucket_for(start, end)), shared."""
+    """oee_report_with_machines(store, "site", site_key, start, end, bucket=bucket_for(start, end)), shared with
+    the callers asking for the same while it runs."""
     key = (str(store.engine.url), str(site_key), start, end)  # the database, not the object (ids are reused)
-    now = time.monotonic()
     with _lock:
-        for k in [k for k, (at, _) in _kept.items() if now - at > TTL_S]:
-            del _kept[k]
-        if key in _kept:
-            return _kept[key][1]
         flight = _flying.get(key)
         mine = flight is None
         if mine:
@@ -65,14 +58,4 @@ def site_report(store, site_key: str, start: float, end: float) -> tuple[dict, d
     finally:
         with _lock:
             _flying.pop(key, None)
-            if flight.error is None:
-                if len(_kept) >= MAX_KEPT:
-                    _kept.pop(min(_kept, key=lambda k: _kept[k][0]))
-                _kept[key] = (time.monotonic(), flight.value)
         flight.done.set()
-
-
-def forget() -> None:
-    """Drop what is kept (bench.ui_profile, between its page loads)."""
-    with _lock:
-        _kept.clear()

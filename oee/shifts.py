@@ -329,7 +329,7 @@ def expand(calendar: Calendar | None, start, end, *, downtime: Iterable[PlannedD
 # calendar are analysed over the same shift (a page's tiles, the site's report), ~0.1 ms each. Every argument is
 # frozen (the dataclasses above, tuples, floats) and so is the Schedule: a kept answer is the one a new call gives.
 _EXPANDED: dict[tuple, Schedule] = {}
-_EXPANDED_MAX = 1024
+_EXPANDED_MAX = 256  # ranges that end now make new keys every second: keep few, to keep the heap small
 
 
 def _expand_once(calendar: Calendar | None, a: float, b: float, downtime: tuple[PlannedDowntime, ...]) -> Schedule:
