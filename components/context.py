@@ -40,9 +40,7 @@ def resolve(query: dict, scope: str | None = None, key: str | None = None, *, cl
             now: float | None = None) -> timerange.Range:
     """The query's range for a scope (None: the whole plant), in epoch seconds, with the shift from the scope's
     calendar and the start clamped to when its data begins."""
-    # Now in whole seconds: the callbacks of a page that run together resolve a range that ends now to the same
-    # range, and so share one read of it (components/site_report.py).
-    now = float(int(time.time())) if now is None else now
+    now = time.time() if now is None else now
     s = store()
     preset = timerange.normalize(query).get("range")
     shift = ui_queries.shift_at(s, scope, key, now) if preset == "shift" else None

@@ -7,8 +7,10 @@ callback, both competing for the one interpreter). Here the first caller reads, 
 range while that read runs waits for it and takes its answer. Nothing is kept after: a later call reads anew, so a
 reason given meanwhile shows at once (and a report of 100 machines, many objects, does not stay on the heap). The
 key is the exact range: the answer is the one a call of its own gives (the same function, the same arguments).
-Ranges that end now share their end because context.resolve counts now in whole seconds. Callers must not change
-what they get (it is shared).
+So ranges that have ended (a custom range, yesterday, the last shift) are shared; a range that ends now is not, as
+each callback resolves its own now (counting now in whole seconds made them meet, but cut up to a second off the
+newest data, and a fresh plant's first-minute KPIs showed it: tests/pages/test_first_minute.py). Callers must not
+change what they get (it is shared).
 """
 from __future__ import annotations
 
