@@ -8,7 +8,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, State, callback, dcc, get_relative_path, html, no_update
 
-from components import context
+from components import context, site_report
 from components.charts import empty_figure
 from components.format import duration, local
 from components.range_picker import TimeRangeAIO
@@ -96,9 +96,12 @@ class LossParetoAIO(html.Div):
 )
 def _draw(what, by, query):
     rng = context.resolve(query or {})
+    store, site_key = context.store(), str(context.site()["id"])
+    # To the millisecond, as the overview's KPIs: the same range, so the site's analyses are read once for both.
+    start, end = round(rng.start, 3), round(rng.end, 3)
     try:
-        found = loss_pareto.pareto(context.store(), rng.start, rng.end, what=what or "downtime", by=by or "reason",
-                                   site_key=str(context.site()["id"]))
+        found = loss_pareto.pareto(store, start, end, what=what or "downtime", by=by or "reason", site_key=site_key,
+                                   site_report=lambda a, b: site_report.site_report(store, site_key, a, b))
     except (ValueError, LookupError, ScopeError, TooMuchData) as exc:
         return empty_figure(str(exc)), None, "", None
     groups = found["groups"]

@@ -122,9 +122,11 @@ def order_tags(store, machine_ids: list[int]) -> dict[int, dict[str, int]]:
     if not machine_ids:
         return {}
     owner = func.coalesce(Tag.machine_id, Connection.machine_id)
-    with Session(store.engine) as session:
-        rows = session.execute(select(owner, Tag.id, Tag.name).join(Connection, Tag.connection_id == Connection.id)
-                               .where(owner.in_(machine_ids)).order_by(Tag.id)).all()
+    # Columns through a plain connection, not a Session: every tag of the board's machines (9,000 at 100 machines)
+    # went through the ORM's row loading, 13-37 ms against 6 ms, every time the andon board reads its numbers.
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(owner, Tag.id, Tag.name).join(Connection, Tag.connection_id == Connection.id)
+                            .where(owner.in_(machine_ids)).order_by(Tag.id)).all()
     out: dict[int, dict[str, int]] = {}
     for mid, tid, name in rows:
         base = _base_name(name or "")

@@ -9,6 +9,8 @@ six losses is the stops by reason plus reduced speed, process defects and startu
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from db.downtime_queries import downtime_events
 from db.oee_queries import oee_report_with_machines
 from oee.vocabulary import LABELS
@@ -54,9 +56,12 @@ def _finish(groups: dict) -> list[dict]:
     return out
 
 
-def pareto(store, start: float, end: float, *, what: str = "downtime", by: str = "reason", site_key: str = "") -> dict:
+def pareto(store, start: float, end: float, *, what: str = "downtime", by: str = "reason", site_key: str = "",
+           site_report: Callable[[float, float], tuple[dict, dict]] | None = None) -> dict:
     """{"groups": [{key, label, seconds, count, share, cumulative, events: [event keys], parts}], "events": {key:
-    event}}: largest first. Raises ValueError for a what or by it does not know, TooMuchData as its readers do."""
+    event}}: largest first. Raises ValueError for a what or by it does not know, TooMuchData as its readers do.
+    site_report(start, end): the site's (report, analyses) as oee_report_with_machines gives them, for a caller
+    that shares one read between callbacks (components/site_report.py); by default read here."""
     if what not in WHAT:
         raise ValueError(f"what: use one of {', '.join(WHAT)}")
     if by not in BY:
@@ -80,7 +85,10 @@ def pareto(store, start: float, end: float, *, what: str = "downtime", by: str =
             add(*_cause(ev, by), ev["in_range_s"], ev)
         return {"groups": _finish(groups), "events": {e["key"]: e for e in events}}
 
-    report, analyses = oee_report_with_machines(store, "site", site_key, start, end)
+    if site_report is None:
+        report, analyses = oee_report_with_machines(store, "site", site_key, start, end)
+    else:
+        report, analyses = site_report(start, end)
     lines = {m["machine_id"]: m.get("line") for m in report.get("machines", [])}
     # Time losses: the engine's per machine and category (what the API says); the stops behind them by category.
     for mid, analysis in analyses.items():

@@ -12,7 +12,7 @@ import math
 import time
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 import oee
@@ -200,13 +200,18 @@ def data_start(store, scope: str | None = None, key: str | None = None) -> float
     """When the scope's data can begin: the earliest of its machines' coming into service (db/machine_lifetime.py)
     and their first state interval. Nothing before it is any machine's planned time."""
     with Session(store.engine) as session:
-        q = select(func.min(MachineState.start))
+        # Each machine's first row through the primary key (machine_id, start), then the earliest of those: a
+        # min(start) over the whole table read every state row (35-170 ms at 1M rows, a month of 100 machines) for
+        # every plant-wide range a page resolves.
+        first = select(func.min(MachineState.start)).where(MachineState.machine_id == Machine.id) \
+            .correlate(Machine).scalar_subquery()
+        q = select(func.min(first)).select_from(Machine)
         ids = None
         if scope and key:
             ids = [m.id for m in _resolve(session, scope, str(key))]
             if not ids:
                 return None
-            q = q.where(MachineState.machine_id.in_(ids))
+            q = q.where(Machine.id.in_(ids))
         value = session.scalar(q)
         first = value.timestamp() if value is not None else None
         added = lifetime.first_in_service(session, ids)
@@ -295,12 +300,16 @@ def machine_status(store, machine_ids: list[int] | None = None) -> dict[int, dic
     """The latest stored state of every machine (db id), or of these: {state, since, fault_code, product_code,
     last_seen}. What a page shows when this process does not collect (the web role), or before the first cycle."""
     with Session(store.engine) as session:
-        latest = select(MachineState.machine_id, func.max(MachineState.start).label("s"))
+        # Each machine's newest row found through the primary key (machine_id, start): one index seek a machine.
+        # A max(start) grouped by machine read every state row instead (50 ms at 1M rows, a month of 100 machines,
+        # for pages that ask every few seconds); a join on the correlated max was planned as a scan on SQLite.
+        newest = select(func.max(MachineState.start)).where(MachineState.machine_id == Machine.id) \
+            .correlate(Machine).scalar_subquery()
+        latest = select(Machine.id, newest)
         if machine_ids is not None:
-            latest = latest.where(MachineState.machine_id.in_(machine_ids))
-        latest = latest.group_by(MachineState.machine_id).subquery()
-        rows = session.execute(select(MachineState).join(
-            latest, (MachineState.machine_id == latest.c.machine_id) & (MachineState.start == latest.c.s))).scalars()
+            latest = latest.where(Machine.id.in_(machine_ids))
+        rows = session.execute(select(MachineState).where(
+            tuple_(MachineState.machine_id, MachineState.start).in_(latest))).scalars()
         out = {}
         for r in rows:
             out[r.machine_id] = {"state": r.state if r.end is None else "unknown",

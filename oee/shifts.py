@@ -318,6 +318,32 @@ def expand(calendar: Calendar | None, start, end, *, downtime: Iterable[PlannedD
     shift that time keeps its label. calendar None: the whole range is production.
     """
     a, b = check_range(start, end)
+    downtime = tuple(downtime)
+    try:
+        return _expand_once(calendar, a, b, downtime)
+    except TypeError:  # something in it cannot be a cache key (not one of the frozen types above): no cache
+        return _expand(calendar, a, b, downtime)
+
+
+# The same calendar over the same range is asked for again and again: once per machine when 100 machines on one
+# calendar are analysed over the same shift (a page's tiles, the site's report), ~0.1 ms each. Every argument is
+# frozen (the dataclasses above, tuples, floats) and so is the Schedule: a kept answer is the one a new call gives.
+_EXPANDED: dict[tuple, Schedule] = {}
+_EXPANDED_MAX = 256  # ranges that end now make new keys every second: keep few, to keep the heap small
+
+
+def _expand_once(calendar: Calendar | None, a: float, b: float, downtime: tuple[PlannedDowntime, ...]) -> Schedule:
+    key = (calendar, a, b, downtime)
+    found = _EXPANDED.get(key)
+    if found is None:
+        found = _expand(calendar, a, b, downtime)
+        if len(_EXPANDED) >= _EXPANDED_MAX:
+            _EXPANDED.clear()  # ranges that end now move on: start again rather than keep the old ones
+        _EXPANDED[key] = found
+    return found
+
+
+def _expand(calendar: Calendar | None, a: float, b: float, downtime: tuple[PlannedDowntime, ...]) -> Schedule:
     if calendar is None:
         return Schedule.always(a, b).with_downtime(downtime)
     tz = zone(calendar.timezone)

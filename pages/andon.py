@@ -92,6 +92,9 @@ def _numbers(_n, config):
     Input("andon-numbers", "data"),
     Input("andon-tick", "n_intervals"),
     State("andon-config", "data"),
+    # The layout drew the tiles just now from the same states: drawn again when the numbers or the socket bring
+    # something (the numbers are read at once), not a second time on load (100 tiles: ~100 ms of the server).
+    prevent_initial_call=True,
 )
 def _tiles(live, nums, _n, config):
     config = config or {}

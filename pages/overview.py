@@ -15,13 +15,13 @@ from dash import Input, Output, callback, clientside_callback, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
 import oee
-from components import context, range_picker, timerange
+from components import context, range_picker, site_report, timerange
 from components.format import product as fmt_product
 from components.format import STATE_COLORS, STATE_LABELS, STATE_TEXT_COLORS, duration, local, pct, range_text
 from components.kpi import JUDGE_AFTER_S, flag_notes, kpi_row
 from components.loss_pareto import LossParetoAIO
 from db import ui_queries
-from db.oee_queries import ScopeError, machine_reports, oee_report_with_machines
+from db.oee_queries import ScopeError, machine_reports
 
 dash.register_page(__name__, path="/", name="Overview", title="OEE · Overview", order=0)
 
@@ -140,8 +140,8 @@ def _numbers(query, _n):
     start, end = round(rng.start, 3), round(rng.end, 3)
     analyses, problem = {}, []
     try:
-        bucket = "hour" if end - start <= 2 * 86400 else "day"
-        report, analyses = oee_report_with_machines(s, "site", str(site["id"]), start, end, bucket=bucket)
+        # Shared with the loss Pareto below, which asks for the same range at the same time.
+        report, analyses = site_report.site_report(s, site["id"], start, end)
     except (ScopeError, ValueError) as exc:
         report, problem = None, [dbc.Alert(str(exc), color="warning")]
     caption = html.Div([html.Strong(rng.label), " · ", rng.text], className="range-caption",

@@ -252,3 +252,19 @@ def test_engine_look_back_from_a_range_in_the_far_future_is_refused():
     with pytest.raises(RangeTooLong):
         analyze(far, far, states=stop, calendar=THREE_SHIFTS)
     assert analyze(now, now + 3600, states=stop, calendar=THREE_SHIFTS).totals.all_time_s == 3600
+
+
+def test_expand_keeps_its_answer_for_the_same_calendar_and_range():
+    """Pages analyse 100 machines of one calendar over one shift: the calendar is expanded once, and what is kept is
+    what a fresh expansion gives (a changed calendar is another key)."""
+    from oee import shifts
+
+    a, b = local(2024, 3, 4, 6), local(2024, 3, 5, 6)
+    first = expand(THREE_SHIFTS, a, b)
+    assert expand(THREE_SHIFTS, a, b) is first
+    assert first == shifts._expand(THREE_SHIFTS, a, b, ())
+    other = Calendar("America/Chicago", THREE_SHIFTS.shifts, frozenset({date(2024, 3, 4)}))  # a holiday added
+    assert expand(other, a, b) != first
+    assert expand(other, a, b) == shifts._expand(other, a, b, ())
+    down = (PlannedDowntime(local(2024, 3, 4, 8), local(2024, 3, 4, 9)),)
+    assert expand(THREE_SHIFTS, a, b, downtime=down) == shifts._expand(THREE_SHIFTS, a, b, down) != first

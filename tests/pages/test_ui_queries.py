@@ -16,7 +16,7 @@ from db import backend as backends
 from db import downtime_queries as dq
 from db import ui_queries as q
 from db.models import Area, Line, Machine, Product, ReasonCode, Site
-from db.oee_queries import machine_reports, oee_report
+from db.oee_queries import machine_reports, oee_report, oee_report_with_machines
 from db.store import open_store
 
 T0 = (int(time.time()) // 3600) * 3600 - 3 * 3600  # a whole hour, three hours ago
@@ -195,3 +195,33 @@ def test_plant_lists_status_and_shifts(store):
     assert q.data_start(store, "line", "Line A") == pytest.approx(T0)
     assert q.shift_at(store, "machine", "M1") is None  # no calendar
     assert sorted(r["code"] for r in dq.reason_codes(store)) == ["101", "ADJ", "PM"]  # SPEED cannot apply to a stop
+
+
+def test_callbacks_asking_for_the_same_site_report_together_share_one_read(store):
+    """The overview's KPIs and its loss Pareto ask side by side for the same range (components/site_report.py):
+    one reads, those asking while it runs take its answer; it equals a call of its own; a later call reads anew."""
+    import threading
+
+    from components import site_report
+
+    site = q.site_info(store)["id"]
+    start, end = float(T0), float(T0 + 3600)
+    together = threading.Barrier(8)
+    answers: list = []
+
+    def ask():
+        together.wait()
+        answers.append(site_report.site_report(store, site, start, end))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 8 and len({id(a) for a in answers}) < 8  # asked at once: fewer reads than callers
+    own_report, own_analyses = oee_report_with_machines(store, "site", str(site), start, end, bucket="hour")
+    for report, analyses in answers:
+        assert report == own_report and report["total_count"] > 0
+        assert {m: a.as_dict() for m, a in analyses.items()} == {m: a.as_dict() for m, a in own_analyses.items()}
+    again = site_report.site_report(store, site, start, end)
+    assert all(again is not a for a in answers) and again[0] == own_report  # nothing kept after the read
