@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Connection, Fault, Machine, MachineFaultCode, MachineState, Tag, samples
+from db.models import AuditEntry, Connection, Fault, Machine, MachineFaultCode, MachineState, Tag, samples
 
 
 def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
@@ -81,6 +81,27 @@ def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
             },
         })
     return out
+
+
+def config_stamp(engine: Engine) -> tuple:
+    """A cheap summary of everything load_collector_config reads, for the collectors' timed reload to skip the
+    full read (0.3-0.5 s of CPU and up to 4 s of wall at 50,000 tags) when it has not changed. Five one-row
+    aggregates on one connection: counts, newest ids and enabled counts of the tables read, the connections'
+    newest updated_at (config.store sets it on every save of a machine or of its tags) and the audit log's newest
+    id (every other change made through config.store is audited). An edit that moves none of these (an UPDATE by
+    hand) is caught by the manager's periodic full reload instead."""
+    def enabled(column):
+        return func.coalesce(func.sum(case((column.is_(True), 1), else_=0)), 0)
+
+    parts = [
+        select(func.count(), func.max(Tag.id), enabled(Tag.enabled)),
+        select(func.count(), func.max(Connection.id), enabled(Connection.enabled), func.max(Connection.updated_at)),
+        select(func.count(), func.max(Machine.id), enabled(Machine.enabled)),
+        select(func.count(), func.max(MachineFaultCode.id)),
+        select(func.max(AuditEntry.id)),
+    ]
+    with engine.connect() as c:
+        return tuple(value for part in parts for value in c.execute(part).one())
 
 
 def seal_stored_secrets(engine: Engine, credentials) -> int:
