@@ -6,8 +6,8 @@
 - `reload()` compares each connection's configuration with what runs and restarts only what changed; it runs
   every few seconds and when the API or the wizard saves, so changes need no restart. The timed one first reads
   a cheap stamp of the configuration (collector_config.config_stamp) and reads the tags again only when the stamp
-  moved, or every full_reload_s whatever it says (an edit by hand moves no stamp); an explicit reload() always
-  reads everything.
+  moved, or every full_reload_s whatever it says (an edit by hand that keeps every sum of the stamp); an explicit
+  reload() always reads everything.
 - Several collector processes can share one PostgreSQL: a connection assigned to a node (collector_node) is
   polled by that node only; the others are claimed with PostgreSQL advisory locks held on a session of their own,
   so when a node dies its locks go with its session and another node takes its connections at its next reload.

@@ -104,8 +104,8 @@ def test_live_catalog_tags_read_as_columns_equal_the_orm_reading(sqlite_url):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_configuration_stamp_moves_with_each_kind_of_change(backend, request):
     """config_stamp lets the timed reload skip reading every tag: it must move when a tag, a connection, a machine
-    or a fault code is added, removed or enabled/disabled, when a connection is saved (updated_at) and when
-    anything is audited; and stay put when nothing changed."""
+    or a fault code is added, removed, enabled/disabled or edited (by hand too), when a connection is saved
+    (updated_at) and when anything is audited; and stay put when nothing changed."""
     from sqlalchemy import delete, update
 
     from db import audit
@@ -122,6 +122,12 @@ def test_the_configuration_stamp_moves_with_each_kind_of_change(backend, request
             update(Connection).where(Connection.id == 5).values(updated_at=1_800_000_000.0),
             update(Machine).where(Machine.id == 2).values(enabled=True),
             delete(MachineFaultCode).where(MachineFaultCode.code == 3),
+            # by hand, as an UPDATE in the database: no updated_at, no audit entry
+            update(Tag).where(Tag.id == 30).values(address="HR100"),
+            update(Tag).where(Tag.id == 30).values(deadband=0.5),
+            update(Tag).where(Tag.id == 7).values(options={"rollover": 10}),
+            update(Connection).where(Connection.id == 5).values(poll_interval_ms=250),
+            update(Machine).where(Machine.id == 1).values(state_code_map={"1": "running"}),
         ]
         stamps = [config_stamp(engine)]
         assert config_stamp(engine) == stamps[0]
@@ -138,4 +144,4 @@ def test_the_configuration_stamp_moves_with_each_kind_of_change(backend, request
         assert config_stamp(engine) == stamps[-1]
     finally:
         store.close()
-    assert len(set(stamps)) == len(stamps)  # each change moved it
+    assert all(before != after for before, after in zip(stamps, stamps[1:]))  # each change moved it
