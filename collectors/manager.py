@@ -115,6 +115,7 @@ class CollectorManager:
         self._config_ok = True
         self.full_reload_s = full_reload_s
         self._loaded: tuple | None = None  # (stamp, configuration, monotonic time) of the last full read
+        self._fingerprinted: dict[int, tuple[dict, str]] = {}  # connection id -> (configuration, fingerprint)
         self.full_reads = 0  # full reads of the configuration (tests and the bench count them)
         self.on_change = None  # called after a reload that changed what runs (the collector process re-freezes gc)
 
@@ -219,8 +220,14 @@ class CollectorManager:
                     self.config_errors.pop(cid, None)
                     self.config_error_names.pop(cid, None)
                     self._fingerprints.pop(cid, None)
+            for cid in [c for c in self._fingerprinted if c not in wanted_by_id]:
+                del self._fingerprinted[cid]
             for cid, cfg in wanted_by_id.items():
-                fp = collector_config.fingerprint(cfg)
+                # The same dict as last time (the stamp did not move): its fingerprint, a JSON dump of all its
+                # tags (0.2-0.3 s at 50,000 tags), is the one computed then.
+                seen = self._fingerprinted.get(cid)
+                fp = seen[1] if seen is not None and seen[0] is cfg else collector_config.fingerprint(cfg)
+                self._fingerprinted[cid] = (cfg, fp)
                 if self._fingerprints.get(cid) == fp:
                     continue
                 restarted = cid in self.pollers
