@@ -761,7 +761,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
     parser.add_argument("--what-if", default="", help="diagnostics: changes to the app tried in the collector "
                                                       "process only, comma-separated: multirow-insert, "
-                                                      "core-config-load, gc-freeze, gc-threshold, gc-default (Python's own gc settings) "
+                                                      "core-config-load, gc-freeze, gc-threshold, gc-young-200k, gc-default "
+                                                      "(Python's own gc settings) "
                                                       "(see bench/collect_app.py)")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
     args = parser.parse_args(argv)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, case, cast, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from db.models import Connection, Fault, Machine, MachineFaultCode, MachineState, Tag, samples
+from db.models import AuditEntry, Connection, Fault, Machine, MachineFaultCode, MachineState, Tag, samples
 
 
 def _open_config(conn: Connection, credentials) -> tuple[dict, str | None]:
@@ -81,6 +81,36 @@ def load_collector_config(engine: Engine, credentials=None) -> list[dict]:
             },
         })
     return out
+
+
+def config_stamp(engine: Engine) -> tuple:
+    """A cheap summary of everything load_collector_config reads, for the collectors' timed reload to skip the
+    full read (0.3-0.5 s of CPU and up to 4 s of wall at 50,000 tags) when it has not changed: the connections,
+    machines and fault codes whole (hundreds of rows), and of the tags one row of aggregates computed by the
+    database (counts, newest id, sums of every column read, text columns by length), plus the audit log's newest
+    id. Any save through config.store moves it, and so does nearly any edit by hand; one that keeps every sum
+    (two tags' addresses swapped by hand) is caught by the manager's periodic full reload."""
+    def total(value):
+        return func.coalesce(func.sum(value), 0)
+
+    def length(column):
+        return total(func.length(cast(column, String)))
+
+    tags = select(func.count(), func.max(Tag.id), total(Tag.connection_id), total(Tag.machine_id),
+                  total(case((Tag.enabled.is_(True), Tag.id), else_=0)),
+                  total(case((Tag.report_by_exception.is_(True), Tag.id), else_=0)),
+                  total(Tag.scale * Tag.id), total(Tag.offset * Tag.id), total(Tag.deadband * Tag.id),
+                  total(Tag.sampling_interval_ms), length(Tag.name), length(Tag.address), length(Tag.data_type),
+                  length(Tag.role), length(Tag.options))
+    with engine.connect() as c:
+        return (tuple(c.execute(tags).one()),
+                tuple(tuple(r) for r in c.execute(select(Connection).order_by(Connection.id)
+                                                  .with_only_columns(*Connection.__table__.c))),
+                tuple(tuple(r) for r in c.execute(select(Machine.id, Machine.machine_id, Machine.state_code_map,
+                                                         Machine.enabled).order_by(Machine.id))),
+                tuple(tuple(r) for r in c.execute(select(MachineFaultCode.machine_id, MachineFaultCode.code,
+                                                         MachineFaultCode.kind).order_by(MachineFaultCode.id))),
+                c.execute(select(func.max(AuditEntry.id))).scalar())
 
 
 def seal_stored_secrets(engine: Engine, credentials) -> int:

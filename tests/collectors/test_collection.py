@@ -228,3 +228,65 @@ def test_scaling_deadband_and_report_by_exception(tmp_path, plant):
         assert 1 <= stored <= 3  # once, and again only on a product change; not every cycle
     finally:
         runtime.stop()
+
+
+def test_the_timed_reload_reads_the_tags_only_when_the_configuration_changed(tmp_path, plant):
+    """The timed reload (every 10 s) read every tag each time, 0.3-0.5 s of CPU at 50,000 tags, for nothing most of
+    the time. Now a stamp first: unchanged, no statement reads the tags; a change saved through config.store (the
+    API's and the wizard's path) is picked up at the next timed reload; an explicit reload() reads everything."""
+    from sqlalchemy import event
+
+    from config import store as config_store
+    from db.models import Machine
+
+    endpoints = [e for e in demo_endpoints(plant.endpoints(), plant.layout) if e["protocol"] == "S7"][:1]
+    runtime = make_runtime(tmp_path, endpoints, plant.layout)
+    engine = runtime.store.engine
+    statements = []
+
+    def tag_rows_read() -> list[str]:
+        """The collectors' reads of the tags row by row (the stamp's aggregate is one row; the live catalog, which
+        reads no address, is another service's)."""
+        return [s for s in statements if "tags.address" in s and "count(*)" not in s]
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        manager = runtime.collectors
+        wait_for(lambda: len(manager.pollers) == 1)
+        reads = manager.full_reads
+        statements.clear()
+        assert manager.reload_if_changed() == {"added": [], "removed": [], "restarted": []}
+        assert manager.full_reads == reads
+        assert statements and not tag_rows_read()
+
+        with Session(engine) as session:
+            pk = session.scalar(select(Machine.id).where(Machine.machine_id == "LINE-013"))
+        tags = config_store.machine_tags(engine, pk)
+        tags[0]["deadband"] = (tags[0]["deadband"] or 0.0) + 0.5
+        config_store.replace_tags(engine, pk, tags)
+        statements.clear()
+        changes = manager.reload_if_changed()
+        assert changes["restarted"] == [next(iter(manager.pollers))]
+        assert manager.full_reads == reads + 1
+        assert tag_rows_read()
+        poller = next(iter(manager.pollers.values()))
+        assert next(t for t in poller.tags if t.tag_id == tags[0]["id"]).deadband == tags[0]["deadband"]
+
+        # An edit by hand that keeps every sum of the stamp (two tags' addresses swapped): the timed reload misses
+        # it until its periodic full read; reload() (what the API calls after a save) reads everything at once.
+        first, second = tags[0], next(t for t in tags[1:] if t["address"] != tags[0]["address"])
+        with engine.begin() as conn:
+            for tag, address in ((first, "swap"), (second, first["address"]), (first, second["address"])):
+                conn.execute(text("UPDATE tags SET address = :a WHERE id = :t"), {"a": address, "t": tag["id"]})
+        assert manager.reload_if_changed()["restarted"] == []
+        manager.full_reload_s = 0.0
+        assert manager.reload_if_changed()["restarted"] == [poller.id]
+        manager.full_reload_s = 300.0
+        assert manager.reload()["restarted"] == []
+        assert manager.full_reads == reads + 3
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        runtime.stop()

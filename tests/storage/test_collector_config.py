@@ -99,3 +99,49 @@ def test_live_catalog_tags_read_as_columns_equal_the_orm_reading(sqlite_url):
     assert [t["id"] for t in tags] == [7, 8, 11, 12, 13, 30]  # disabled ones too: the catalog names every tag
     assert next(t for t in tags if t["id"] == 30)["machine"] == 1  # the connection's machine
     assert tags == expected
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_configuration_stamp_moves_with_each_kind_of_change(backend, request):
+    """config_stamp lets the timed reload skip reading every tag: it must move when a tag, a connection, a machine
+    or a fault code is added, removed, enabled/disabled or edited (by hand too), when a connection is saved
+    (updated_at) and when anything is audited; and stay put when nothing changed."""
+    from sqlalchemy import delete, update
+
+    from db import audit
+    from db.collector_config import config_stamp
+
+    store = open_store(request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url"))
+    engine = store.engine
+    try:
+        _plant(engine)
+        changes = [
+            update(Tag).where(Tag.id == 8).values(enabled=True),
+            delete(Tag).where(Tag.id == 13),
+            update(Connection).where(Connection.id == 9).values(enabled=True),
+            update(Connection).where(Connection.id == 5).values(updated_at=1_800_000_000.0),
+            update(Machine).where(Machine.id == 2).values(enabled=True),
+            delete(MachineFaultCode).where(MachineFaultCode.code == 3),
+            # by hand, as an UPDATE in the database: no updated_at, no audit entry
+            update(Tag).where(Tag.id == 30).values(address="HR100"),
+            update(Tag).where(Tag.id == 30).values(deadband=0.5),
+            update(Tag).where(Tag.id == 7).values(options={"rollover": 10}),
+            update(Connection).where(Connection.id == 5).values(poll_interval_ms=250),
+            update(Machine).where(Machine.id == 1).values(state_code_map={"1": "running"}),
+        ]
+        stamps = [config_stamp(engine)]
+        assert config_stamp(engine) == stamps[0]
+        for change in changes:
+            with engine.begin() as c:
+                c.execute(change)
+            stamps.append(config_stamp(engine))
+        with Session(engine) as s, s.begin():
+            s.add(Tag(id=40, connection_id=2, name="New", address="DB1.DBW8", data_type="INT"))
+        stamps.append(config_stamp(engine))
+        with Session(engine) as s, s.begin():
+            audit.record(s, None, "machine.update", "machine M-1", {"state_code_map": {}}, {"state_code_map": {}})
+        stamps.append(config_stamp(engine))
+        assert config_stamp(engine) == stamps[-1]
+    finally:
+        store.close()
+    assert all(before != after for before, after in zip(stamps, stamps[1:]))  # each change moved it
