@@ -190,7 +190,7 @@ def watch_gc() -> None:
 
 
 timed(Writer, "_write", "commit", lambda args: args[0].rows)
-timed(Writer, "refresh_rollups", "rollup")
+timed(Writer, "_rollup_step", "rollup")
 timed(CollectorManager, "reload", "reload")
 watch_gc()
 

@@ -286,30 +286,35 @@ def add_counts(conn: Connection, backend: str, rows: list[tuple]) -> None:
 # --- App-maintained rollups -----------------------------------------------------------------------------------
 
 
-def refresh_rollups(conn: Connection, backend: str, since_epoch: float, until_epoch: float) -> None:
-    """Recompute the 1-minute and 1-hour rollups for buckets overlapping [since, until), in SQL.
+def refresh_rollups(conn: Connection, backend: str, since_epoch: float, until_epoch: float,
+                    tag_ids: tuple[int, int] | None = None) -> None:
+    """Recompute the 1-minute and 1-hour rollups for buckets overlapping [since, until), in SQL; with tag_ids
+    (lo, hi) only the tags lo <= tag_id < hi (the writer refreshes a plant in slices, committing rows between).
 
     TimescaleDB keeps its continuous aggregates itself (and answers real-time for the newest buckets).
     """
     if backend == TIMESCALEDB:
         return
+    tags = " AND tag_id >= :tlo AND tag_id < :thi" if tag_ids else ""
     for name, width in ROLLUPS:
         start = math.floor(since_epoch / width) * width
-        lo, hi = db_time(backend, start), db_time(backend, until_epoch)
-        conn.execute(text(f"DELETE FROM {name} WHERE bucket >= :lo AND bucket < :hi"), {"lo": lo, "hi": hi})
+        args = {"lo": db_time(backend, start), "hi": db_time(backend, until_epoch)}
+        if tag_ids:
+            args.update(tlo=tag_ids[0], thi=tag_ids[1])
+        conn.execute(text(f"DELETE FROM {name} WHERE bucket >= :lo AND bucket < :hi{tags}"), args)
         if name == "samples_1m":
             conn.execute(text(
                 f"INSERT INTO {name} (bucket, tag_id, n, vavg, vmin, vmax) "
                 f"SELECT {bucket_sql(backend, 'time', width)} AS b, tag_id, count(value), avg(value), "
-                "min(value), max(value) FROM samples WHERE time >= :lo AND time < :hi GROUP BY 1, 2"
-            ), {"lo": lo, "hi": hi})
+                f"min(value), max(value) FROM samples WHERE time >= :lo AND time < :hi{tags} GROUP BY 1, 2"
+            ), args)
         else:
             conn.execute(text(
                 f"INSERT INTO {name} (bucket, tag_id, n, vavg, vmin, vmax) "
                 f"SELECT {bucket_sql(backend, 'bucket', width)} AS b, tag_id, sum(n), "
                 "sum(vavg * n) / nullif(sum(n), 0), min(vmin), max(vmax) FROM samples_1m "
-                "WHERE bucket >= :lo AND bucket < :hi GROUP BY 1, 2"
-            ), {"lo": lo, "hi": hi})
+                f"WHERE bucket >= :lo AND bucket < :hi{tags} GROUP BY 1, 2"
+            ), args)
 
 
 def refresh_continuous_aggregates(engine: Engine, since_epoch: float, until_epoch: float) -> None:

@@ -52,11 +52,17 @@ class Store:
             conn.execute(text("DELETE FROM writer_batches WHERE committed_at < :t"),
                          {"t": backends.db_time(self.backend.name, time.time() - older_than_s)})
 
-    def refresh_rollups(self, since: float, until: float) -> None:
+    def refresh_rollups(self, since: float, until: float, tag_ids: tuple[int, int] | None = None) -> None:
         if self.backend.name == backends.TIMESCALEDB:
             return
         with self.engine.begin() as conn:
-            backends.refresh_rollups(conn, self.backend.name, since, until)
+            backends.refresh_rollups(conn, self.backend.name, since, until, tag_ids)
+
+    def tag_id_span(self) -> tuple[int, int] | None:
+        """(lowest, highest) tag id, or None without tags: the range the writer's rollup slices cover."""
+        with self.engine.connect() as conn:
+            lo, hi = conn.execute(text("SELECT min(id), max(id) FROM tags")).first()
+        return None if lo is None else (lo, hi)
 
     def timescaledb_jobs(self) -> dict:
         """Our TimescaleDB policies and their last runs (db.backend.read_jobs); no jobs on other backends."""

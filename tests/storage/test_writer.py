@@ -11,6 +11,7 @@ from db.spool import Batch, Spool
 from db.store import open_store
 from db.writer import Writer
 from tests.support.pgcluster import PgCluster
+from tests.support.waiting import wait_for
 
 
 def _values(store) -> list[float]:
@@ -165,3 +166,41 @@ def test_database_outage_in_the_middle_of_a_stream_loses_nothing_and_doubles_not
         assert sum("database write failed" in m for m in messages) == 1  # said once when it went away
         assert sum("work again" in m for m in messages) == 1  # and once when it came back
         store.close()
+
+
+def test_rollups_are_refreshed_in_slices_of_tags_with_commits_between(any_url, tmp_path, monkeypatch):
+    """The writer refreshes the minute and hour rollups a slice of tag ids per transaction (a minute of 50,000
+    tags held commits back for seconds in one); every tag is covered, those below the lowest and above the highest
+    tag row too, and rows written while a refresh is under way are in the next one."""
+    import db.writer as writer_module
+    from db.queries import tag_series
+
+    monkeypatch.setattr(writer_module, "ROLLUP_SLICE_TAGS", 3)
+    store = open_store(any_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO connections (id, name, protocol, host, port, protocol_config, "
+                          "poll_interval_ms, enabled) VALUES (1, 'plc', 'MODBUS', '127.0.0.1', 502, '{}', 1000, "
+                          "true)"))
+        for tid in range(10, 20):
+            conn.execute(text("INSERT INTO tags (id, connection_id, name, address, data_type, scale, \"offset\", "
+                              "deadband, report_by_exception, enabled) VALUES (:i, 1, :n, '40001', 'INT16', 1, 0, "
+                              "0, false, true)"), {"i": tid, "n": f"t{tid}"})
+    writer = Writer(store, Spool(tmp_path / "spool"), commit_interval_s=0.05, rollup_interval_s=0.2)
+    steps = []
+    step = writer._rollup_step
+    monkeypatch.setattr(writer, "_rollup_step", lambda: (steps.append(writer._rollup_job is not None), step())[1])
+    t0 = (time.time() // 60) * 60 - 120
+    tags = [3, *range(10, 20), 25]  # below the lowest tag row, the tag rows, above the highest
+    writer.start()
+    try:
+        assert writer.submit_samples([(t0 + i, tid, float(i), None, 0, None) for i in range(60) for tid in tags])
+        assert writer.flush(10)
+        for tid in tags:
+            wait_for(lambda tid=tid: [m["n"] for m in tag_series(store, tid, t0 - 60, t0 + 120, "1m")] == [60],
+                     timeout=15)
+        assert writer.submit_samples([(t0 + 60 + i, 25, 1.0, None, 0, None) for i in range(30)])
+        wait_for(lambda: [m["n"] for m in tag_series(store, 25, t0 - 60, t0 + 120, "1m")] == [60, 30], timeout=15)
+    finally:
+        writer.stop()
+        store.close()
+    assert steps.count(True) >= 4  # at least 4 slices: ..13, 13..16, 16..19, 19.. (one job carried on)
