@@ -315,18 +315,6 @@ class Writer:
         self.timescaledb_jobs = found
         return found
 
-    def refresh_rollups(self) -> None:
-        """Bring the app-maintained rollups up to date now, all tags (no-op on TimescaleDB)."""
-        self._last_rollup = time.monotonic()
-        if self._dirty_from is None:
-            return
-        since, until = self._dirty_from, time.time() + 1
-        try:
-            self.store.refresh_rollups(since, until)
-            self._dirty_from = None
-        except Exception as exc:
-            log.warning("rollup refresh failed, will retry: %s", exc)
-
     def _rollup_step(self) -> None:
         """One slice of ROLLUP_SLICE_TAGS tag ids of the rollup refresh, on the writer thread. A minute of 50,000
         tags at 1 Hz is 3 million samples: refreshed in one transaction it held commits back for 2-4 s (the
