@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     configure_logging(settings.log_level, settings.log_format, settings.role)
     runtime = start_runtime(settings, argv)
-    if runtime.collects:
-        runtime.tune_garbage_collector()
+    runtime.tune_garbage_collector()
     exit_on_sigterm(CHILD_STOP_DEADLINE_S if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1" else STOP_DEADLINE_S)
     if os.environ.get("OEE_STOP_ON_STDIN_EOF") == "1":
         # Ctrl+C in a terminal reaches the whole process group: the parent stops us (standard input) once it has

@@ -27,4 +27,5 @@ except SystemExit:
     raise RuntimeError("cannot start the app: see the error above") from None
 first_start(runtime)  # the first worker to get there makes the first admin; the others see it
 app = create_app(runtime)
+runtime.tune_garbage_collector()  # as app.py does: fewer collections, the started heap frozen out of their sight
 application = app.server

@@ -155,6 +155,7 @@ def what_if_gc_threshold() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+REFREEZES_SEEN = [0]  # how many of runtime.refreezes were emitted
 AFTER_TUNING: list = []  # run after the app's own gc tuning: see what_if_gc_young_200k
 
 
@@ -170,6 +171,7 @@ def what_if_gc_young_200k() -> None:
 WHAT_IF = {"multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
            "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold,
            "gc-young-200k": what_if_gc_young_200k,
+           "full-refreeze": lambda: None,  # the freeze after the start collects everything first (before 2026-12-07)
            "gc-default": lambda: None}  # gc-default: Python's own thresholds, no freeze (the app before tuning)
 
 def watch_gc() -> None:
@@ -204,6 +206,15 @@ def snapshot(runtime: Runtime) -> dict:
                       "bad_tags": p.bad_tags, "latency_ms": p.last_latency_ms,
                       "error": p.last_error.message if p.last_error and p.state == "failing" else None})
     events = []
+    refreezes = getattr(runtime, "refreezes", [])
+    while len(refreezes) > REFREEZES_SEEN[0]:  # the gc refreezes (Runtime.tune_garbage_collector): full or young
+        at, seconds, full = refreezes[REFREEZES_SEEN[0]]
+        REFREEZES_SEEN[0] += 1
+        events.append(("refreeze-full" if full else "refreeze-young", at, seconds, None))
+    skips = collectors.skips if collectors is not None else ()
+    while skips:  # why each skipped cycle was skipped (CollectorManager.skip_cause)
+        why = skips.popleft()
+        events.append(("skip", why["at"], 0.0, why))
     while EVENTS:
         events.append(EVENTS.popleft())
     return {"t": time.time(), "connections": conns, "writer": runtime.writer.stats() if runtime.writer else None,
@@ -256,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
         runtime.tune_garbage_collector()  # as app.py's main does for a collecting process
         for change in AFTER_TUNING:
             change()
+        if "full-refreeze" in args.what_if and runtime.collectors is not None:
+            runtime.collectors.on_change()  # as a change that removed a connection: the first refreeze is full
     if args.rollup_interval is not None and runtime.writer is not None:
         runtime.writer.rollup_interval_s = args.rollup_interval
     emit({"event": "started", "t": time.time()})

@@ -1,6 +1,7 @@
 """The collectors: one scheduler job per connection, built from the configuration in the database.
 
-- Jobs never overlap themselves (max_instances=1, coalesce); a cycle that would is skipped and counted, and the
+- Jobs never overlap themselves (max_instances=1, coalesce); a cycle that would is skipped, counted, and why is kept
+  (CollectorManager.skips: the cycle in progress, the read and process time of the one before), and the
   count is logged at most once a minute per connection, not once per skipped cycle.
 - Start times are jittered across the first interval so that many PLCs are not polled in the same instant.
 - `reload()` compares each connection's configuration with what runs and restarts only what changed; it runs
@@ -14,6 +15,7 @@
 """
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import threading
@@ -110,6 +112,7 @@ class CollectorManager:
         self.tracker_locks: dict[int, threading.Lock] = {}
         self._reload_lock = threading.Lock()
         self._skip_logged: dict[int, float] = {}
+        self.skips: collections.deque = collections.deque(maxlen=200)  # the causes of the last skipped cycles
         self._started = False
         self._stopping = threading.Event()
         self._config_ok = True
@@ -117,7 +120,7 @@ class CollectorManager:
         self._loaded: tuple | None = None  # (stamp, configuration, monotonic time) of the last full read
         self._fingerprinted: dict[int, tuple[dict, str]] = {}  # connection id -> (configuration, fingerprint)
         self.full_reads = 0  # full reads of the configuration (tests and the bench count them)
-        self.on_change = None  # called after a reload that changed what runs (the collector process re-freezes gc)
+        self.on_change = None  # on_change(changes) after a reload that changed what runs (the process re-freezes gc)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -241,7 +244,7 @@ class CollectorManager:
                 log.info("collectors: %d connections running (added %s, removed %s, restarted %s)",
                          len(self.pollers), changes["added"], changes["removed"], changes["restarted"])
                 if self.on_change is not None:
-                    self.on_change()
+                    self.on_change(changes)
             return changes
 
     def _tracker_for(self, machine_id: int, cfg: dict) -> None:
@@ -314,12 +317,36 @@ class CollectorManager:
         if poller is None:
             return
         poller.skipped_cycles += 1
+        why = self.skip_cause(event, poller)
+        self.skips.append(why)
+        log.debug("connection %s: cycle skipped: %s", poller.name, why)  # the warning below: once a minute
         now = time.monotonic()
         if now - self._skip_logged.get(cid, 0.0) >= 60:
             self._skip_logged[cid] = now
-            poller.log.warning("connection %s: previous cycle still running, cycle skipped (%d skipped so far); "
-                               "the PLC or the plan is slower than the %.0f ms interval", poller.name,
-                               poller.skipped_cycles, poller.interval_s * 1000)
+            poller.log.warning("connection %s: cycle skipped (%d skipped so far; %s); the PLC, the plan or the "
+                               "process is slower than the %.0f ms interval", poller.name, poller.skipped_cycles,
+                               why, poller.interval_s * 1000)
+
+    @staticmethod
+    def skip_cause(event, poller: ConnectionPoller) -> dict:
+        """Why a cycle was skipped: APScheduler's kind (max_instances: the previous cycle still ran when this
+        one was due; missed: submitted later than misfire_grace_time), how late the scheduler saw it, and the
+        timing of the cycle in progress or the one before."""
+        now = time.time()
+        due = [t.timestamp() for t in (getattr(event, "scheduled_run_times", None) or [])]
+        if not due and getattr(event, "scheduled_run_time", None) is not None:
+            due = [event.scheduled_run_time.timestamp()]
+        why = {"connection": poller.name, "at": round(now, 3),
+               "kind": "max_instances" if event.code == EVENT_JOB_MAX_INSTANCES else "missed",
+               "due_s_ago": round(now - due[-1], 3) if due else None}
+        began = poller.cycle_started_at
+        if began is not None:
+            why["running_for_s"] = round(now - began, 3)
+        if poller.last_cycle is not None:
+            last_began, read_s, process_s = poller.last_cycle
+            why.update(last_began_s_ago=round(now - last_began, 3), last_read_s=round(read_s, 3),
+                       last_process_s=round(process_s, 3))
+        return why
 
     # --- reading ---------------------------------------------------------------------------------------------
 

@@ -50,10 +50,12 @@ class TagRuntime:
     last_stored: float = 0.0
     scaled: bool = False  # scale or offset other than 1 and 0: set from them
     always_store: bool = True  # neither report by exception nor a deadband: every reading is stored
+    plain: bool = False  # stored on every read, unscaled, not text, no machine role: _process's short way
 
     def __post_init__(self) -> None:
         self.scaled = self.scale != 1.0 or self.offset != 0.0
         self.always_store = not (self.report_by_exception or self.deadband > 0)
+        self.plain = self.always_store and not self.scaled and not self.is_text and not (self.role and self.machine_id)
 
 
 @dataclass
@@ -121,6 +123,9 @@ class ConnectionPoller:
         self.last_success: float | None = None
         self.cycles = 0
         self.skipped_cycles = 0
+        # Timing of the cycles, for the log line of a skipped one (wall-clock times, seconds):
+        self.cycle_started_at: float | None = None  # the cycle in progress began (None: idle)
+        self.last_cycle: tuple[float, float, float] | None = None  # (began, read s, process s) of the last one
         self.samples_stored = 0
         self.last_latency_ms: float | None = None
         self.latency_total_s = 0.0  # of successful cycles: with `cycles`, a Prometheus summary
@@ -161,6 +166,7 @@ class ConnectionPoller:
         if self.state == FAILING and time.monotonic() < self.next_attempt:
             return  # backing off: not a skipped cycle, a deliberate wait
         started = time.perf_counter()
+        self.cycle_started_at = began = time.time()
         with self._call_lock:
             self._call_started = time.monotonic()
         error = None
@@ -177,13 +183,21 @@ class ConnectionPoller:
         with self._call_lock:
             self._call_started = None
             overrun, self._overrun = self._overrun, False
-        if overrun or self.state == STOPPED:  # aborted (watchdog, stop): whatever came back is stale
-            self.driver.close()
-            self.connected = False
-            return
-        if error is not None:
-            self._failed(error)
-            return
+        read_s = time.perf_counter() - started
+        try:
+            if overrun or self.state == STOPPED:  # aborted (watchdog, stop): whatever came back is stale
+                self.driver.close()
+                self.connected = False
+                return
+            if error is not None:
+                self._failed(error)
+                return
+            self._succeeded(started, readings)
+        finally:
+            self.cycle_started_at = None
+            self.last_cycle = (began, read_s, time.perf_counter() - started - read_s)
+
+    def _succeeded(self, started: float, readings: dict) -> None:
         now = time.time()
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         self.latency_total_s += self.last_latency_ms / 1000
@@ -311,6 +325,20 @@ class ConnectionPoller:
         for tag in tags:
             tag_id = tag.tag_id
             reading = get(tag_id)
+            if tag.plain and not partial and reading is not None and reading.quality == GOOD and reading.reason is None:
+                # The bulk of a plant: a good number for a tag stored on every read (no deadband, no report by
+                # exception, no scale, no role, not text). The same outcome as the general way below, with
+                # a tenth of its tests.
+                value = reading.value
+                kind = value.__class__
+                if kind is float or kind is int:
+                    value = float(value)
+                    items[tag_id] = (now, value, GOOD, None)
+                    if publish and (value != tag.last_value or tag.last_quality != GOOD):
+                        changed[tag_id] = [now, value, GOOD]
+                    append((now, tag_id, value if isfinite(value) else None, None, GOOD, None))
+                    tag.last_value, tag.last_quality, tag.last_stored = value, GOOD, now
+                    continue
             if reading is None:
                 value, quality, reason = None, BAD, "no reading"
             else:

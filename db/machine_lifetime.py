@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.backend import ids_in
 from db.models import MachineLifetime
 
 # The gap before a machine's first period starts here (finite, so that the OEE engine takes it as planned
@@ -63,7 +64,7 @@ def periods(session: Session, machine_pks: list[int]) -> dict[int, list[tuple[fl
     if not machine_pks:
         return out
     rows = session.execute(select(MachineLifetime.machine_id, MachineLifetime.start, MachineLifetime.end)
-                           .where(MachineLifetime.machine_id.in_(machine_pks))
+                           .where(ids_in(MachineLifetime.machine_id, machine_pks))
                            .order_by(MachineLifetime.machine_id, MachineLifetime.start)).all()
     for mid, s, e in rows:
         out.setdefault(mid, []).append((s.timestamp(), None if e is None else e.timestamp()))
@@ -91,6 +92,6 @@ def first_in_service(session: Session, machine_pks: list[int] | None = None) -> 
 
     q = select(func.min(MachineLifetime.start))
     if machine_pks is not None:
-        q = q.where(MachineLifetime.machine_id.in_(machine_pks))
+        q = q.where(ids_in(MachineLifetime.machine_id, machine_pks))
     value = session.scalar(q)
     return value.timestamp() if value is not None else None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.backend import ids_in
 from db.models import Area, Line, Machine, MachineFaultCode, ShiftCalendar, Site
 
 NO_CALENDAR_TEXT = "no calendar: every hour is planned"
@@ -55,7 +56,7 @@ def effective_settings(session: Session, machine_ids: list[int] | None = None) -
     q = select(Machine.id, Machine.calendar_id, Machine.micro_stop_threshold_s, Line.calendar_id,
                Area.site_id).outerjoin(Line, Machine.line_id == Line.id).outerjoin(Area, Line.area_id == Area.id)
     if machine_ids is not None:
-        q = q.where(Machine.id.in_(list(machine_ids)))
+        q = q.where(ids_in(Machine.id, machine_ids))
     rows = session.execute(q).all()
     calendars = dict(session.execute(select(ShiftCalendar.id, ShiftCalendar.name)).all())
     sites = session.execute(select(Site.id, Site.micro_stop_threshold_s).order_by(Site.id)).all()
@@ -64,7 +65,7 @@ def effective_settings(session: Session, machine_ids: list[int] | None = None) -
     faults: dict[int, dict[int, tuple[str, str]]] = {}
     fq = select(MachineFaultCode)
     if machine_ids is not None:
-        fq = fq.where(MachineFaultCode.machine_id.in_(list(machine_ids)))
+        fq = fq.where(ids_in(MachineFaultCode.machine_id, machine_ids))
     for f in session.scalars(fq):
         faults.setdefault(f.machine_id, {})[f.code] = (f.text, f.kind)
     out = {}

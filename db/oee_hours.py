@@ -22,11 +22,15 @@ What an hour depends on, and how a change reaches the summaries:
   with today's and uses hours only before the first difference.
 - Late rows (state, count or cycle.ideal_time rows older than now - MARGIN_S): the writer calls note_late_rows()
   after its commit, which moves the horizon back (one UPDATE per machine, only for such batches).
-- Only settled time is summarized: before now - MARGIN_S, and when the machine's last row is a stop, before the
-  start of its event (contiguous rows of one state: its micro-stop class is judged on its whole length); when it
-  is a closed running row, before its end (the gap after it still grows). The summaries run to the settled
-  minute: the last hour is a partial row that the next refresh extends. The horizon also keeps the longest state
-  and count row seen, so that the raw rest is read from its start minus that, not from the machine's first row.
+- Only settled time is summarized: before now - MARGIN_S, and when the machine's last row is a stop shorter than
+  the micro-stop threshold so far, before the start of its event (contiguous rows of one state: its micro-stop
+  class is judged on its whole length; one already as long as the threshold can never be a minor stop); when it
+  is a closed row, before its end (the gap after it still grows). The summaries run to the settled minute: the
+  last hour is a partial row that the next refresh extends. The horizon also keeps the longest count row seen, so
+  that the raw rest's count rows are read from its start minus that, not from the machine's first row (its state
+  rows from the last row starting at or before it: only that one can reach into it).
+- Day rows (oee_days): the sum of each whole plant day's hours, written when the day's last hour is, dropped with
+  its hours; a report reads whole days from them (30 rows a machine for a month instead of 720).
 
 db.oee_hours_refresh.refresh() brings every machine's summaries up to date, a day per machine per step;
 db.oee_queries reads them (oee_report). This module holds what both need: the table's format, the fingerprint,
@@ -56,7 +60,14 @@ log = logging.getLogger(__name__)
 
 FIELDS = tuple(f.name for f in fields(Totals) if f.name != "notes")
 INT_FIELDS = ("stop_count", "minor_stop_count", "failure_count")  # ints in the engine's Totals
-MARGIN_S = 600.0  # rows may reach the database this late (collector buffering, writer batches)
+# Rows reach the database this late in normal running: a count row carries its minute's start and is written
+# every 5 s until the minute ends (collectors/poller.py), so it is at most ~65 s old at its last commit (the writer
+# commits every 0.5 s); a state row is written when the state begins. 120 s leaves the writer ~55 s of lag. What
+# comes later (a spool replay, a writer far behind, the closing row of a state longer than this) goes through the
+# writer's hook, note_late_rows(), which moves the machine's horizon back: correct whatever the margin, a shorter
+# one only makes the hook cut back more often. A report reads the margin raw per machine (its tail): 600 s cost
+# ~11 minutes of raw rows for each of a plant's machines in every report ending now.
+MARGIN_S = 120.0
 STEP_S = 86400.0  # a refresh computes at most this much of a machine at a time
 HISTORY_S = 400 * 86400.0  # the backfill goes back at most this far
 ROWS_PER_MACHINE_DAY = 2500  # about: minute count rows plus state changes, to keep a step under MAX_ROWS
@@ -103,7 +114,7 @@ def reasoned_events(session: Session, backend: str, ids: list[int]) -> dict[int,
     by_id = {r.id: [r.code, r.loss_category, r.name] for r in session.scalars(select(ReasonCode))}
     for mid, s, e, rid in session.execute(select(DowntimeEvent.machine_id, DowntimeEvent.start, DowntimeEvent.end,
                                                  DowntimeEvent.reason_id).where(
-            DowntimeEvent.machine_id.in_(ids), DowntimeEvent.reason_id.is_not(None))):
+            backends.ids_in(DowntimeEvent.machine_id, ids), DowntimeEvent.reason_id.is_not(None))):
         if rid in by_id:  # as db.oee_queries reads them
             out.setdefault(mid, []).append((backends.epoch_of(s), backends.epoch_of(e), by_id[rid]))
     for v in out.values():
@@ -134,24 +145,92 @@ def hour_edges(a: float, b: float, tz: str) -> list[float]:
     return edges + [b] if hour_floor(b, tz) == b else edges
 
 
-def summary_sql(backend: str, windows: list[tuple], by_machine: bool, edges: list[float] | None):
-    """SELECT the sums of the hours inside the windows [(machine pk, lo, hi)], grouped by machine and/or by the
-    interval of `edges` (PostgreSQL: width_bucket; SQLite: by hour, bucketed in Python)."""
-    sums = ", ".join(f'sum(h."{f}")' for f in FIELDS)
-    notes = ("string_agg(DISTINCT NULLIF(h.notes, ''), ' ')" if backend != backends.SQLITE
-             else "group_concat(DISTINCT NULLIF(h.notes, ''))")
-    values = ", ".join(f"({m}, {int(lo)}, {int(hi)})" for m, lo, hi in windows)
+def day_edges(a: float, b: float, tz: str) -> list[float]:
+    """The plant's midnights within [a, b] (the edges of the day rows, oee_days)."""
+    days = oee.day_buckets(a - 2 * 86400.0, b + 1.0, tz)
+    return [d.start for d in days[1:] if a <= d.start <= b]
+
+
+def _notes_agg(backend: str, column: str) -> str:
+    if backend == backends.SQLITE:
+        return f"group_concat(DISTINCT NULLIF({column}, ''))"
+    return f"string_agg(DISTINCT NULLIF({column}, ''), ' ')"
+
+
+def summary_sql(backend: str, windows: list[tuple], by_machine: bool, edges: list[float] | None,
+                days: list[tuple] = (), sets: bool = False):
+    """SELECT the sums of the hours inside the windows [(machine pk, lo, hi)] and of the day rows inside `days`
+    (same form), grouped by machine and/or by the interval of `edges` (PostgreSQL: width_bucket; SQLite: by row
+    start, bucketed in Python). Each window's rows are summed per group and notes where they are read (on
+    PostgreSQL a LATERAL index scan per window), then the few sums per group with the distinct notes: summing
+    the whole rows at once sorted 26,000 rows of 590 bytes (500 machines x 30 days), spilling to disk.
+    sets (PostgreSQL, by_machine and edges): the machine sums and the interval sums (over all machines) in one read,
+    GROUPING SETS; each row starts with 0 for a machine's sums (k0 the machine, k1 NULL), 1 for an interval's."""
+    sums = ", ".join(f'sum(x."{f}") AS "{f}"' for f in FIELDS)
+    outer = ", ".join(f'sum(g."{f}")' for f in FIELDS)
+
+    def values(ws):
+        return ", ".join(f"({m}, {int(lo)}, {int(hi)})" for m, lo, hi in ws) or "(0, 0, 0)"
+
     keys = []
     if by_machine:
-        keys.append("h.machine_id")
+        keys.append("x.machine_id")
     if edges is not None:
         if backend == backends.SQLITE:
-            keys.append("h.start")
+            keys.append("x.start")
         else:
-            keys.append(f"width_bucket(h.start, ARRAY[{','.join(str(int(e)) for e in edges)}]::bigint[])")
-    group = ", ".join(keys) if keys else "1"
-    return (f"WITH v(m, lo, hi) AS (VALUES {values}) SELECT {group}, {sums}, {notes} FROM oee_hours h JOIN v "
-            f'ON h.machine_id = v.m AND h.start >= v.lo AND h."end" <= v.hi GROUP BY {group}')
+            keys.append(f"width_bucket(x.start, ARRAY[{','.join(str(int(e)) for e in edges)}]::bigint[])")
+    keys = keys or ["1"]
+    names = [f"k{i}" for i in range(len(keys))]
+    inner_keys = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
+    group = ", ".join(names)
+
+    def inside(table: str, w: str) -> str:  # the table's rows inside each window (by its primary key), summed
+        cond = f'x.machine_id = {w}.m AND x.start >= {w}.lo AND x.start < {w}.hi AND x."end" <= {w}.hi'
+        select = f"SELECT {inner_keys}, {sums}, x.notes AS notes"
+        if backend == backends.SQLITE:
+            return f"{select} FROM {w} JOIN {table} x ON {cond} GROUP BY {group}, x.notes"
+        # LATERAL, OFFSET 0: an index scan per window; a plain join read all of a 30-day table (a seq scan of
+        # 360,000 hours for a day's report: 100 ms)
+        return (f"SELECT z.* FROM {w} CROSS JOIN LATERAL ({select} FROM {table} x WHERE {cond} "
+                f"GROUP BY {group}, x.notes OFFSET 0) z")
+
+    rows = inside("oee_hours", "v")
+    if days:
+        rows += " UNION ALL " + inside("oee_days", "d")
+    with_days = f", d(m, lo, hi) AS (VALUES {values(days)})" if days else ""
+    if sets:
+        if backend == backends.SQLITE or names != ["k0", "k1"]:
+            raise ValueError("grouping sets need PostgreSQL, machines and edges")
+        return (f"WITH v(m, lo, hi) AS (VALUES {values(windows)}){with_days} "
+                f"SELECT GROUPING(k0), k0, k1, {outer}, {_notes_agg(backend, 'g.notes')} FROM ({rows}) g "
+                "GROUP BY GROUPING SETS ((k0), (k1))")
+    return (f"WITH v(m, lo, hi) AS (VALUES {values(windows)}){with_days} "
+            f"SELECT {group}, {outer}, {_notes_agg(backend, 'g.notes')} FROM ({rows}) g GROUP BY {group}")
+
+
+def write_days(conn, backend: str, tz: str, begins: dict[int, float], until: float, end: float) -> int:
+    """The day rows (oee_days) of the plant days that the machines' hours now cover whole: days ending in
+    (until, end] that start at or after the machine's from_s (begins: {machine pk: from_s}), each the sum of its
+    hours. Returns rows written."""
+    if not begins:
+        return 0
+    cols = ", ".join(f'"{f}"' for f in FIELDS)
+    sums = ", ".join(f'sum("{f}")' for f in FIELDS)
+    edges = day_edges(hour_floor(until, tz) - 86400.0 * 2, end, tz)
+    written = 0
+    for ds, de in zip(edges, edges[1:]):
+        if not until < de <= end:
+            continue
+        ids = sorted(m for m, b in begins.items() if b <= ds)
+        if not ids:
+            continue
+        written += conn.execute(text(
+            f'INSERT INTO oee_days (machine_id, start, "end", {cols}, notes) '
+            f"SELECT machine_id, {int(ds)}, {int(de)}, {sums}, coalesce({_notes_agg(backend, 'notes')}, '') "
+            f"FROM oee_hours WHERE machine_id IN ({','.join(map(str, ids))}) AND start >= {int(ds)} "
+            f'AND "end" <= {int(de)} GROUP BY machine_id')).rowcount
+    return written
 
 
 def totals_of(values, notes) -> Totals:
@@ -222,25 +301,28 @@ def run_start(conn, backend: str, machine_pk: int, before: float | None = None) 
 # --- late rows ----------------------------------------------------------------------------------------------
 
 
-def note_late_rows(store, batch, now: float | None = None) -> int:
+def note_late_rows(store, batch, now: float | None = None, earliest_sample: float | None = None) -> int:
     """_note_late_rows(), never raising into the writer: a failure is logged (the summaries of that machine stay
-    as they were until its fingerprint or reasons change: say so loudly)."""
+    as they were until its fingerprint or reasons change: say so loudly). earliest_sample: the batch's earliest
+    sample time when the caller knows it (the writer does: Batch.span())."""
     try:
-        return _note_late_rows(store, batch, now)
+        return _note_late_rows(store, batch, now, earliest_sample)
     except Exception:  # the writer's thread must go on; its commit stands
         log.exception("oee_hours: late rows not noted; hourly OEE summaries may be stale until the next reset")
         return 0
 
 
-def _note_late_rows(store, batch, now: float | None = None) -> int:
+def _note_late_rows(store, batch, now: float | None = None, earliest_sample: float | None = None) -> int:
     """After the writer's commit: state, count and cycle.ideal_time rows older than now - MARGIN_S may fall in
     summarized hours, so each machine's horizon moves back to where they start to matter (one UPDATE per
     machine). Normal batches (rows within the margin) cost a scan of their times. Returns machines touched."""
     cutoff = (time.time() if now is None else now) - MARGIN_S
     counts = [(r[0], r[1]) for r in batch.counts if r[1] < cutoff]
     states = [(r[0], r[1], r[3], r[4]) for r in batch.states if r[1] < cutoff]
+    if batch.samples and earliest_sample is None:
+        earliest_sample = batch.span()[0]
     samples = [(r[1], r[0]) for r in batch.samples if r[0] < cutoff] if batch.samples and \
-        min(r[0] for r in batch.samples) < cutoff else []
+        earliest_sample < cutoff else []
     if not (counts or states or samples):
         return 0
     name = store.backend_name

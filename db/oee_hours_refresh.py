@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from db import backend as backends
 from db.models import Machine
 from db.oee_hours import (FIELDS, HISTORY_S, MARGIN_S, ROWS_PER_MACHINE_DAY, STEP_S, hour_floor, longest,
-                          overlapping, reasoned_events, run_start, totals_of, valid_until)
+                          overlapping, reasoned_events, run_start, totals_of, valid_until, write_days)
 from db.oee_queries import MAX_ROWS, _analyze, _summary_context
 from oee.events import RUNNING
 
@@ -35,7 +37,7 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
         machines = list(session.scalars(select(Machine).order_by(Machine.id)))
         if not machines:
             return {"hours": 0, "steps": 0, "seconds": 0.0}
-        (mconf, _by_id, _ideal, tz), prints = _summary_context(session, machines, None, None)
+        (mconf, _by_id, _ideal, tz), prints, _periods = _summary_context(session, machines, None, None)
         ids = [m.id for m in machines]
         horizons = {mid: (f, u, fp, json.loads(o), g) for mid, f, u, fp, o, g in session.execute(text(
             "SELECT machine_id, from_s, until_s, fingerprint, overrides, generation FROM oee_hour_horizons"))}
@@ -50,8 +52,17 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
                 # comes a gap that is still growing.
                 if tail[1] is not None:
                     limit = min(limit, backends.epoch_of(tail[1]))
-            elif tail is not None:  # a stop: its minor-stop class waits for its whole length
-                limit = min(limit, run_start(conn, name, m.id))
+            elif tail is not None:
+                # A stop: its minor-stop class waits for its whole length, unless it is already as long as the
+                # threshold (it can only grow: never a minor stop then; a plant's night stop would otherwise
+                # leave hours raw). A closed one is followed by a growing gap, as above.
+                began = run_start(conn, name, m.id)
+                ended = None if tail[1] is None else backends.epoch_of(tail[1])
+                if min(limit, ended if ended is not None else limit) - began \
+                        >= mconf[m.machine_id].config.micro_stop_threshold_s:
+                    limit = min(limit, ended) if ended is not None else limit
+                else:
+                    limit = min(limit, began)
             target = math.floor(limit / 60.0) * 60.0  # the last hour is kept as a partial row that grows
             h = horizons.get(m.id)
             if h is None or h[2] != prints[m.machine_id]:
@@ -60,6 +71,7 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
                 first = backends.epoch_of(first)
                 begin = hour_floor(max(first if first is not None else target, now - history_s), tz)
                 conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m"), {"m": m.id})
+                conn.execute(text("DELETE FROM oee_days WHERE machine_id = :m"), {"m": m.id})
                 ms, mc = longest(conn, name, [m.id])[m.id]  # all its rows; each step adds its own
                 if h is None:
                     conn.execute(text("INSERT INTO oee_hour_horizons (machine_id, from_s, until_s, fingerprint, "
@@ -83,6 +95,8 @@ def refresh(store, now: float | None = None, *, step_s: float = STEP_S, max_step
             valid = until if changed >= until else max(begin, hour_floor(changed, tz))
             if valid < until:
                 conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
+                             {"m": m.id, "u": int(valid)})
+                conn.execute(text('DELETE FROM oee_days WHERE machine_id = :m AND "end" > :u'),
                              {"m": m.id, "u": int(valid)})
                 conn.execute(text("UPDATE oee_hour_horizons SET until_s = :u, overrides = :o WHERE machine_id = :m"),
                              {"m": m.id, "u": int(valid),
@@ -118,6 +132,7 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
     configs, result, _tz = _analyze(store, lambda _s: machines, until, end, bucket="hour", max_buckets=10**6,
                                     tz=tz, grain=60)
     written = 0
+    moved_from: dict[int, float] = {}  # machines whose hours were written: their horizon's from_s
     with store.engine.begin() as conn:
         lengths = longest(conn, name, [m.id for m in machines], until, end)
         for p, mc, analysis in zip(chunk, configs, result, strict=True):
@@ -135,6 +150,8 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
                 p[3] = p[2]  # the horizon moved under us: the next refresh starts again from it
                 continue
             conn.execute(text("DELETE FROM oee_hours WHERE machine_id = :m AND start >= :u"),
+                         {"m": m.id, "u": int(until)})
+            conn.execute(text('DELETE FROM oee_days WHERE machine_id = :m AND "end" > :u'),
                          {"m": m.id, "u": int(until)})
             pieces = [(bk.start, bk.end, t) for bk, t in analysis.buckets]
             h0 = hour_floor(until, tz)
@@ -159,18 +176,56 @@ def _compute(store, chunk: list[list], until: float, end: float, tz: str, now: f
                                   f"(:m, :s, :e, {', '.join(':' + f for f in FIELDS)}, :notes)"), rows)
             written += len(rows)
             p[2] = end
+            moved_from[m.id] = begin
+        write_days(conn, name, tz, moved_from, until, end)
     return written
+
+
+LOCK_KEY = 0x6F65655F686F7572  # 'oee_hour': PostgreSQL advisory lock of the one refresher
+
+
+@contextmanager
+def one_refresher(store):
+    """Yields True in the one process that refreshes now, False in the others: every collecting process schedules
+    the refresh (two collector processes on one database each did all of it, the same hours twice, and the loser
+    of each insert failed on the primary key). PostgreSQL: an advisory lock; SQLite: an exclusive transaction on a
+    small database file beside it (SQLite's own file locking, on every platform). Either is let go when its
+    process dies."""
+    if store.backend_name == backends.SQLITE:
+        held = sqlite3.connect(f"{store.engine.url.database}.oee-hours.lock", timeout=0, isolation_level=None)
+        try:
+            try:
+                held.execute("BEGIN EXCLUSIVE")
+            except sqlite3.OperationalError:  # database is locked: another process refreshes
+                yield False
+                return
+            yield True
+        finally:
+            held.close()  # ends the transaction: the lock goes
+        return
+    with store.engine.connect() as conn:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+        conn.commit()
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                conn.commit()
 
 
 def schedule(scheduler, store) -> None:
     """Add the refresh to the runtime's scheduler (every backend): half a minute after start, when the collectors
     have connected (the backfill: one run may take minutes; the scheduler never runs it twice at once), and then
-    every minute."""
+    every minute; in one process at a time (one_refresher)."""
     from datetime import datetime, timedelta
 
     def run() -> None:
         try:
-            stats = refresh(store)
+            with one_refresher(store) as alone:
+                if not alone:
+                    return
+                stats = refresh(store)
             if stats["hours"]:
                 log.info("oee_hours: %s machine-hours summarized in %.1f s", stats["hours"], stats["seconds"])
         except Exception as exc:  # the database is away: the next round tries again; the writer says it loudly

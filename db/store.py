@@ -28,6 +28,17 @@ class Store:
     def backend_name(self) -> str:
         return self.backend.name
 
+    @property
+    def keeps_rollups(self) -> bool:
+        """Whether the app keeps samples_1m/samples_1h as tables, refreshed a slice of tags at a time; on
+        TimescaleDB they are continuous aggregates, refreshed whole."""
+        return self.backend.name != backends.TIMESCALEDB
+
+    def rollups_follow(self, first_epoch: float) -> bool:
+        """Whether rows from first_epoch on need a rollup refresh by the writer: always for the app's tables; on
+        TimescaleDB only rows older than its refresh policies reach (backend.LATE_FOR_POLICIES_S)."""
+        return self.keeps_rollups or first_epoch < time.time() - backends.LATE_FOR_POLICIES_S
+
     def write_batch(self, batch: Batch) -> bool:
         """Commit a batch in one transaction. False when the ledger says it was already committed.
 
@@ -53,16 +64,11 @@ class Store:
                          {"t": backends.db_time(self.backend.name, time.time() - older_than_s)})
 
     def refresh_rollups(self, since: float, until: float, tag_ids: tuple[int, int] | None = None) -> None:
-        if self.backend.name == backends.TIMESCALEDB:
+        if self.backend.name == backends.TIMESCALEDB:  # every tag: a continuous aggregate refreshes whole
+            backends.refresh_late_continuous_aggregates(self.engine, since, until, time.time())
             return
         with self.engine.begin() as conn:
             backends.refresh_rollups(conn, self.backend.name, since, until, tag_ids)
-
-    def tag_id_span(self) -> tuple[int, int] | None:
-        """(lowest, highest) tag id, or None without tags: the range the writer's rollup slices cover."""
-        with self.engine.connect() as conn:
-            lo, hi = conn.execute(text("SELECT min(id), max(id) FROM tags")).first()
-        return None if lo is None else (lo, hi)
 
     def timescaledb_jobs(self) -> dict:
         """Our TimescaleDB policies and their last runs (db.backend.read_jobs); no jobs on other backends."""

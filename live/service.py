@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 CLIENT_TOPICS = ("tags", "machine", "metrics", "event", "alert", "config")
 RECENT_EVENTS = 200
 CATALOG_REFRESH_MIN_S = 5.0
+# The timed catalog reload skips while the configuration's stamp stays; a full read at least this often anyway.
+CATALOG_FULL_READ_S = 300.0
 FREEZE_AFTER_S = 5.0  # after start: the pages are registered and the catalog is loaded
 REPORT_MAX_AGE_S = 10.0  # a collector process's health this old is gone (it reports every second)
 
@@ -159,6 +161,8 @@ class LiveService:
         self._catalog_wanted = threading.Event()
         self._catalog_pending_changes: list[dict] = []
         self._last_catalog_attempt = 0.0
+        self._catalog_stamp = None
+        self._catalog_read_at = -math.inf
         self._rates: dict[int, deque] = {}
         self.sockets: dict[int, dict] = {}  # id(handler) -> {"endpoint", "sub", "sending_since", "close"}
         self.sockets_opened = 0
@@ -239,12 +243,14 @@ class LiveService:
         from db.live_queries import live_catalog
 
         self._last_catalog_attempt = time.monotonic()
+        stamp = self._stamp()  # before the read: a change during it moves the next stamp
         try:
             data = live_catalog(self.runtime.store.engine)
         except Exception as exc:
             log.warning("live: cannot read the plant's machines and tags (%s); retrying", str(exc).splitlines()[0])
             return False
         self.catalog = Catalog(data, self.catalog.version + 1)
+        self._catalog_stamp, self._catalog_read_at = stamp, time.monotonic()
         return True
 
     def want_catalog(self, changes: dict | None = None) -> None:
@@ -258,12 +264,29 @@ class LiveService:
         if time.monotonic() - self._last_catalog_attempt >= CATALOG_REFRESH_MIN_S:
             self._load_catalog()
 
+    def _stamp(self):
+        from db.collector_config import config_stamp
+
+        try:
+            return config_stamp(self.runtime.store.engine)
+        except Exception:
+            return None  # the read says what is wrong
+
+    def _catalog_unchanged(self) -> bool:
+        """True when the timed reload can be skipped: the configuration's stamp has not moved since the last read
+        and that read is younger than CATALOG_FULL_READ_S (a hand edit that keeps the stamp is caught then)."""
+        return (self._catalog_stamp is not None and self._stamp() == self._catalog_stamp
+                and time.monotonic() - self._catalog_read_at < CATALOG_FULL_READ_S)
+
     def _catalog_loop(self) -> None:
         while not self._stop.is_set():
-            self._catalog_wanted.wait(30.0)
+            wanted = self._catalog_wanted.wait(30.0)
             if self._stop.is_set():
                 return
             self._catalog_wanted.clear()
+            # The timed reload reads the whole catalog (0.26 s of CPU at 50,000 tags) only when something moved.
+            if not wanted and self._catalog_unchanged():
+                continue
             ok = self._load_catalog()
             with self._lock:
                 changes, self._catalog_pending_changes = self._catalog_pending_changes, []

@@ -23,6 +23,7 @@ from live.hub import Hub
 from processes.settings import Settings
 
 log = logging.getLogger(__name__)
+GC_THRESHOLDS = (50_000, 20, 20)  # young objects collected every 50,000 allocations, not 700 (Python's default)
 APP_VERSION = "0.1.0"
 
 
@@ -147,12 +148,21 @@ class Runtime:
         machine, quiet: collector CPU 82 % -> 62 % of a core, skipped cycles 5 -> 0, p99 latency 3.4 -> 2.4 s.
         Again freeze_after_s after every reload that changed what runs: the new pollers' plans and tag lists were
         young objects walked by every collection (and a freeze at a fixed 10 s after the start came before the
-        connections of a 50,000-tag plant had read). Each refreeze first unfreezes and collects once, so what the
-        removed pollers held is freed, not kept frozen for ever. The collections are counted and timed
-        (gc_pauses()), and logged at stop.
-        Called by app.py's main for the roles that collect (not by the tests' in-process runtimes)."""
-        gc.set_threshold(50_000, 20, 20)
+        connections of a 50,000-tag plant had read).
+        A freeze after a change that only added connections (the start) collects the young generations and
+        freezes, without a full collection: a full one walks every object of the process with the GIL held
+        (0.40-0.76 s at 25,000 tags a process in bench.collect at 50,000 tags, 2 processes) while the pollers'
+        cycles wait, and that one pause was the skipped cycles of the window (all EVENT_JOB_MAX_INSTANCES: the
+        cycles in progress ran past their next due time). Only after a change that removed or restarted a
+        connection does the refreeze unfreeze and collect everything once, so what the removed pollers held is
+        freed, not kept frozen for ever (their cyclic garbage sits in the frozen generation). The collections are
+        counted and timed (gc_pauses()), the refreezes too (refreezes), and logged at stop.
+        Called by app.py's main and wsgi.py for every role (not by the tests' in-process runtimes): a web process's
+        requests make garbage too (a site's OEE report of 500 machines some 150,000 objects: ~200 young
+        collections and a full one or two each time at the default thresholds)."""
+        gc.set_threshold(*GC_THRESHOLDS)
         self._gc_pauses = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}  # generation -> [collections, seconds]
+        self.refreezes: list[tuple[float, float, bool]] = []  # (epoch s, seconds, whether a full collection)
         started = [0.0]
 
         def timed(phase: str, info: dict) -> None:
@@ -166,6 +176,12 @@ class Runtime:
         gc.callbacks.append(timed)
         changed = threading.Event()
         changed.set()  # the start is a change
+        removed = threading.Event()  # a change since the last freeze removed or restarted a connection
+
+        def on_change(changes: dict | None = None) -> None:
+            if changes is None or changes.get("removed") or changes.get("restarted"):
+                removed.set()
+            changed.set()
 
         def refreeze() -> None:
             while not self._stopped.is_set():
@@ -176,14 +192,20 @@ class Runtime:
                     return
                 if changed.is_set():
                     continue  # changed again meanwhile: wait until it settles
-                gc.unfreeze()
-                gc.collect()
+                began, full = time.perf_counter(), removed.is_set()
+                removed.clear()
+                if full:
+                    gc.unfreeze()
+                    gc.collect()
+                else:
+                    gc.collect(1)  # the young ones only: what is alive then is frozen with the rest
                 gc.freeze()
-                log.debug("%d objects of the running collectors frozen out of the garbage collector",
-                          gc.get_freeze_count())
+                self.refreezes.append((time.time(), time.perf_counter() - began, full))
+                log.debug("%d objects of the running collectors frozen out of the garbage collector (%s)",
+                          gc.get_freeze_count(), "after a full collection" if full else "young collected")
 
         if self.collectors is not None and hasattr(self.collectors, "on_change"):
-            self.collectors.on_change = changed.set
+            self.collectors.on_change = on_change
         threading.Thread(target=refreeze, name="gc-freeze", daemon=True).start()
 
     def gc_pauses(self) -> dict[int, tuple[int, float]] | None:

@@ -85,6 +85,7 @@ from collectors.drivers.logix_plan import (
     parse_indices,
     reply_bytes,
 )
+from collectors.drivers.logix_packed import PackedChunk
 from collectors.drivers.logix_socket import (
     ForeignReply,
     GuardedSocket,
@@ -97,6 +98,10 @@ from collectors.drivers.logix_socket import (
 from collectors.peers import describe
 
 log = logging.getLogger(__name__)
+
+# a packed chunk's value class -> the configured types whose reading is that value as it is (see _reading)
+PACKED_TYPES = {float: FLOAT_TYPES, int: INTEGER_TYPES, bool: frozenset({"BOOL"})}
+
 STATUS_RE = re.compile(r"\((?P<general>[0-9a-fA-F]{2}), (?P<extended>[0-9a-fA-F]+)\)")
 
 def _status(text: str) -> tuple[int, int] | None:
@@ -119,6 +124,7 @@ class LogixDriverAdapter(Driver):
         self._plc: LogixDriver | None = None
         self._opening: LogixDriver | None = None  # the one being opened (connect, test): abort() reaches it
         self._resolved: dict[str, Resolved] = {}
+        self._prepared: dict[int, tuple] = {}  # id(chunk) -> _prepare's answer
         self._loaded_programs: set[str] = set()
 
     # -- configuration ------------------------------------------------------------------------------------------
@@ -524,22 +530,62 @@ class LogixDriverAdapter(Driver):
         return None
 
     # -- reading --------------------------------------------------------------------------------------------------
+    def _prepare(self, plc: LogixDriver, plan: LogixPlan, chunk) -> tuple:
+        """A chunk's resolved requests, kept while the resolutions hold (the same self._resolved dict: a connect,
+        a close or a probe makes a new one): (chunk, resolutions, [(tag ids, reason)] of unreadable addresses,
+        the request strings for plc.read, [(address, resolution, tag ids)] in the same order, and the packed
+        request (logix_packed) when every readable tag of the chunk is a plain number, else None)."""
+        bad, names, meta = [], [], []
+        plain = True
+        for name in chunk.names:
+            addr = plan.addresses[name]
+            res = self._resolve(addr)
+            if res.request is None:
+                bad.append((chunk.tag_ids[name], res.reason))
+            else:
+                names.append(res.request)
+                meta.append((addr, res, chunk.tag_ids[name]))
+                plain = plain and not res.reason
+        packed = None
+        if plain and names:
+            try:
+                packed = PackedChunk.build(plc, names)
+            except Exception:  # never a reason not to read: pycomm3's read() stays the way
+                log.debug("Logix %s: chunk not packed", self._where(), exc_info=True)
+            # a packed value is stored as read: only where _reading's short way would give the same Reading
+            if packed is not None and any(addr.data_type not in PACKED_TYPES[kind]
+                                          for (addr, _res, _ids), kind in zip(meta, packed.classes, strict=True)):
+                packed = None
+        prepared = (chunk, self._resolved, bad, names, meta, packed)
+        self._prepared[id(chunk)] = prepared
+        return prepared
+
     def read(self, plan: LogixPlan) -> dict[int, Reading]:
         plc = self._require()
         out: dict[int, Reading] = {}
+        if len(self._prepared) > 4 * len(plan.chunks) + 64:  # chunks of plans no longer read
+            self._prepared.clear()
         for chunk in plan.chunks:
-            requests: list[tuple[str, Resolved]] = []
-            for name in chunk.names:
-                res = self._resolve(plan.addresses[name])
-                if res.request is None:
-                    for tag_id in chunk.tag_ids[name]:
-                        out[tag_id] = Reading(None, BAD, res.reason)
-                else:
-                    requests.append((name, res))
-            if not requests:
+            prepared = self._prepared.get(id(chunk))
+            if prepared is None or prepared[0] is not chunk or prepared[1] is not self._resolved:
+                prepared = self._prepare(plc, plan, chunk)
+            _chunk, _resolved, bad, names, meta, packed = prepared
+            for tag_ids, reason in bad:
+                for tag_id in tag_ids:
+                    out[tag_id] = Reading(None, BAD, reason)
+            if not names:
                 continue
             try:
-                results = plc.read(*(res.request for _, res in requests))
+                if packed is not None and plc._target_is_connected:
+                    whole, results = packed.read(plc)
+                    if whole:  # every value as expected: stored as read (the short way of _reading)
+                        for (_addr, _res, tag_ids), value in zip(meta, results):
+                            reading = Reading(value, GOOD)
+                            for tag_id in tag_ids:
+                                out[tag_id] = reading
+                        continue
+                else:
+                    results = plc.read(*names)
             except (CommError, OSError) as exc:
                 raise self._link_lost(exc, "read") from None
             except Exception as exc:  # a reply pycomm3 could not decode: the stream cannot be trusted any more
@@ -547,11 +593,12 @@ class LogixDriverAdapter(Driver):
                 raise DriverError(PROTOCOL_ERROR, f"read: unreadable reply ({exc.__class__.__name__}: {exc})",
                                   "The device answered in a way pycomm3 cannot decode; the collector reconnects.") \
                     from None
-            if len(requests) == 1:
+            if len(names) == 1:
                 results = [results]
-            for (name, res), result in zip(requests, results, strict=False):
-                reading = self._reading(plan.addresses[name], res, result)
-                for tag_id in chunk.tag_ids[name]:
+            reading_of = self._reading
+            for (addr, res, tag_ids), result in zip(meta, results, strict=False):
+                reading = reading_of(addr, res, result)
+                for tag_id in tag_ids:
                     out[tag_id] = reading
         return out
 
@@ -565,6 +612,11 @@ class LogixDriverAdapter(Driver):
             return Reading(None, BAD, f"{kind}: {addr.text}: {result.error}")
         value = result.value
         want = addr.data_type
+        if not res.reason:  # the common cases first: a REAL as a float, a DINT as an int (what the chain gives)
+            if value.__class__ is float and want in FLOAT_TYPES:
+                return Reading(value, GOOD)
+            if value.__class__ is int and want in INTEGER_TYPES:
+                return Reading(value, GOOD)
         try:
             if want == "STRING":
                 if not isinstance(value, str):
@@ -704,7 +756,8 @@ class LogixDriverAdapter(Driver):
             if res.request is None and res.actual_type is None:
                 raise DriverError(INVALID_ADDRESS, f"probe read of {name}: {res.reason}",
                                   "Check the tag name (program tags are Program:<program>.<tag>).")
-            prober._resolved.clear()  # resolved above as a DINT; resolve again with the real type
+            prober._resolved = {}  # resolved above as a DINT; resolve again with the real type (a new dict: read's
+            # prepared chunks are kept per resolutions dict)
             reading = prober.read(prober.plan([TagSpec(0, name, res.actual_type or "DINT", "probe")]))[0]
             if reading.quality == BAD:
                 raise DriverError(reading.reason.split(":", 1)[0], f"probe read of {name}: {reading.reason}")

@@ -48,6 +48,7 @@ import logging
 import math
 import re
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,9 @@ MAX_STRING_CHARS = 2 * MAX_REGISTERS
 
 REGISTERS = {"BOOL": 1, "INT16": 1, "UINT16": 1, "INT32": 2, "UINT32": 2, "FLOAT32": 2, "INT64": 4, "UINT64": 4,
              "FLOAT64": 4}
+# struct formats of the numeric register types (pymodbus' DATATYPE letters), for ModbusDriver._decoders
+NUMERIC_FORMATS = {"INT16": "h", "UINT16": "H", "INT32": "i", "UINT32": "I", "INT64": "q", "UINT64": "Q",
+                   "FLOAT32": "f", "FLOAT64": "d"}
 ALIASES = {"BIT": "BOOL", "BOOLEAN": "BOOL", "COIL": "BOOL", "INT": "INT16", "SHORT": "INT16", "WORD": "UINT16",
            "UINT": "UINT16", "DINT": "INT32", "LONG": "INT32", "UDINT": "UINT32", "DWORD": "UINT32",
            "REAL": "FLOAT32", "FLOAT": "FLOAT32", "LINT": "INT64", "ULINT": "UINT64", "LWORD": "UINT64",
@@ -249,6 +253,8 @@ class ModbusRequest:
     count: int  # registers or bits
     items: list[PlanItem]
     split: bool = False  # made by bisecting a merged range the device refused
+    # (byte_order, word_order) -> per item how to decode it from the request's bytes: ModbusDriver._decoders
+    decoders: dict = field(default_factory=dict, compare=False, repr=False)
 
     def label(self) -> str:
         last = self.start + self.count - 1
@@ -484,13 +490,51 @@ class ModbusDriver(Driver):
             for item in req.items:
                 out[item.tag_id] = Reading(None, BAD, reason)
             return
-        for item in req.items:
+        try:  # the whole reply as bytes at once, byte_order applied: one pack per request instead of per value
+            data = struct.pack(f"{'<' if self.config['byte_order'] == 'little' else '>'}{len(regs)}H", *regs)
+        except struct.error:  # a register out of 0..0xFFFF: each item gets its own reason below
+            data = None
+        for item, unpack, at, size in self._decoders(req):
+            if unpack is not None and data is not None:
+                if size:  # low word first: the item's registers in reverse order
+                    value = unpack(b"".join([data[at + 2 * k: at + 2 * k + 2] for k in range(size - 1, -1, -1)]))[0]
+                else:
+                    value = unpack(data, at)[0]
+                if value.__class__ is float and not math.isfinite(value):
+                    out[item.tag_id] = Reading(None, BAD, f"{DEVICE_ERROR}: {item.address.label()} holds {value} "
+                                                          "(not a number)")
+                else:
+                    out[item.tag_id] = Reading(value)
+                continue
             lo = item.offset - req.start
             try:
                 out[item.tag_id] = self._value(item.address, regs[lo:lo + item.size])
             except Exception as exc:  # a value that does not decode is a bad tag, never a crash
                 out[item.tag_id] = Reading(None, BAD, f"{PROTOCOL_ERROR}: cannot decode {item.address.label()} as "
                                                       f"{item.address.data_type}: {exc}")
+
+    def _decoders(self, req: ModbusRequest) -> list[tuple]:
+        """Per item of a register request: (item, unpack, byte offset, registers to reverse or 0). unpack is a
+        precompiled struct unpack_from (word order as written) or unpack (low word first, given the registers
+        reversed), None for what _value decodes (BOOL, STRING). The same values as pymodbus'
+        convert_from_registers, which _value uses, without its per-call checks and byte lists (bench.collect:
+        the Modbus driver cost 4x the raw library's reads)."""
+        key = (self.config["byte_order"], self.config["word_order"])
+        table = req.decoders.get(key)
+        if table is None:
+            table = []
+            for item in req.items:
+                addr = item.address
+                fmt = NUMERIC_FORMATS.get(addr.data_type)
+                if fmt is None or addr.size != item.size:
+                    table.append((item, None, 0, 0))
+                    continue
+                swap = addr.size > 1 and (addr.word_order or key[1]) == "little"
+                packer = struct.Struct(">" + fmt)
+                table.append((item, packer.unpack if swap else packer.unpack_from, 2 * (item.offset - req.start),
+                              addr.size if swap else 0))
+            req.decoders[key] = table
+        return table
 
     def _value(self, addr: ModbusAddress, regs: list[int]) -> Reading:
         if len(regs) != addr.size or any(not 0 <= r <= 0xFFFF for r in regs):

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ from collectors.drivers.opcua_browse import browse_tree
 from collectors.drivers.opcua_nodes import (
     AUTH_STATUS,
     EXAMPLES,
+    INT_RANGES,
     INVALID_STATUS,
     MODES,
     NO_UPDATE_YET,
@@ -107,9 +109,12 @@ from collectors.drivers.opcua_nodes import (
     show_value,
     status_reason,
 )
+from collectors.drivers.opcua_read import KeptRead
 from collectors.drivers.opcua_security import negotiate
 
 log = logging.getLogger(__name__)
+SEVERITY_MASK = 0xC0000000  # a StatusCode's top two bits: 00 good, 01 uncertain, 10 and 11 bad
+FLOAT_DTYPES = ("Float", "Double")
 
 # --- plan --------------------------------------------------------------------------------------------------------
 
@@ -129,6 +134,7 @@ class _Resolution:
     generation: int
     node_ids: list[ua.NodeId | None]
     unresolved: dict[int, str]  # node index -> reason
+    reads: dict[int, tuple[list[int], KeptRead]] = field(default_factory=dict)  # chunk -> (node indexes, its read)
 
 
 @dataclass
@@ -529,17 +535,19 @@ class OpcUaDriver(Driver):
                 self._fill(out, node, values[i])
         return out
 
-    async def _read_chunks(self, client: Client, plan: OpcUaPlan, res: _Resolution) -> dict[int, ua.DataValue]:
-        async def one(chunk: list[int]) -> list[tuple[int, ua.DataValue]]:
-            idx = [i for i in chunk if res.node_ids[i] is not None]
+    async def _read_chunks(self, client: Client, plan: OpcUaPlan, res: _Resolution) -> dict[int, Any]:
+        """Node index -> its DataValue, or (status code or None, number) for a plain number (opcua_read)."""
+        async def one(k: int, chunk: list[int]) -> list[tuple[int, Any]]:
+            kept = res.reads.get(k)
+            if kept is None:
+                idx = [i for i in chunk if res.node_ids[i] is not None]
+                kept = res.reads[k] = (idx, KeptRead([res.node_ids[i] for i in idx]))
+            idx, read = kept
             if not idx:
                 return []
-            dvs = await client.uaclient.read_attributes([res.node_ids[i] for i in idx], ua.AttributeIds.Value)
-            if len(dvs) != len(idx):
-                raise ua.UaError(f"the server answered {len(dvs)} results for {len(idx)} nodes")
-            return list(zip(idx, dvs, strict=True))
+            return list(zip(idx, await read.send(client.uaclient), strict=True))
 
-        results = await asyncio.gather(*(one(c) for c in plan.chunks))
+        results = await asyncio.gather(*(one(k, c) for k, c in enumerate(plan.chunks)))
         return {i: dv for part in results for i, dv in part}
 
     @staticmethod
@@ -547,17 +555,33 @@ class OpcUaDriver(Driver):
         for tag_id, _dtype, _n in node.tags:
             out[tag_id] = Reading(None, BAD, reason)
 
-    def _fill(self, out: dict[int, Reading], node: PlanNode, dv: ua.DataValue | None) -> None:
+    def _fill(self, out: dict[int, Reading], node: PlanNode, dv: ua.DataValue | tuple | None) -> None:
         if dv is None:
             self._fill_bad(out, node, f"{PROTOCOL_ERROR}: no result for {node.key}")
             return
-        sc = dv.StatusCode or ua.StatusCode()
-        if sc.is_bad():
-            self._fill_bad(out, node, status_reason(sc))
-            return
-        quality, reason = (UNCERTAIN, sc.name) if sc.is_uncertain() else (GOOD, None)
-        raw = dv.Value.Value if dv.Value is not None else None
+        if dv.__class__ is tuple:  # a plain number read by opcua_read: (status code or None, value)
+            code, raw = dv
+            sc = None if code is None or not code & SEVERITY_MASK else ua.StatusCode(code)
+        else:
+            sc = dv.StatusCode
+            if sc is not None and not sc.value & SEVERITY_MASK:
+                sc = None
+            raw = dv.Value.Value if dv.Value is not None else None
+        if sc is None:  # good: the common case, without StatusCode's methods
+            quality, reason = GOOD, None
+        else:
+            if sc.is_bad():
+                self._fill_bad(out, node, status_reason(sc))
+                return
+            quality, reason = (UNCERTAIN, sc.name) if sc.is_uncertain() else (GOOD, None)
+        kind = raw.__class__
         for tag_id, dtype, n in node.tags:
+            # A finite Double for a Float/Double tag, an int in range for an integer tag: what convert_value returns
+            # for them, without its chain of checks (once per value, 12,500 a second in bench.collect)
+            if n is None and ((kind is float and dtype in FLOAT_DTYPES and math.isfinite(raw)) or (
+                    kind is int and (limits := INT_RANGES.get(dtype)) is not None and limits[0] <= raw <= limits[1])):
+                out[tag_id] = Reading(raw, quality, reason)
+                continue
             try:
                 out[tag_id] = Reading(convert_value(raw, dtype, n), quality, reason)
             except ValueMismatch as exc:

@@ -120,6 +120,8 @@ class S7Range:
     start: int
     size: int
     items: list[S7Item] = field(default_factory=list)
+    # per item (item, unpack_from or None, offset in the range, is REAL): S7Driver._range_decoders
+    decoders: list | None = field(default=None, compare=False, repr=False)
 
     @property
     def end(self) -> int:

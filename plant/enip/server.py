@@ -163,6 +163,12 @@ class LogixServer:
         Nothing is changed if any value is invalid."""
         self._db.api_set_many(values)
 
+    def edit_tag(self, name: str, tag: Optional[LogixTag]) -> None:
+        """Change an existing tag while clients stay connected, as an online edit in the controller does: None
+        deletes it (requests for it fail with a CIP path error from then on), a LogixTag gives it another type or
+        value. Raises KeyError for a name the controller does not hold."""
+        self._db.edit(name, tag)
+
     @property
     def tag_names(self) -> Tuple[str, ...]:
         return tuple(self._db.symbols)

@@ -207,6 +207,23 @@ class TagDatabase:
         self.controller.listing.append(ListEntry(
             self.controller.next_id(task_name), f"Task:{task_name}", SYMBOL_SYSTEM_BIT | 0x70))
 
+    def edit(self, name: str, tag: Optional[LogixTag]) -> None:
+        """An online edit of an existing tag: None deletes it (its name and instance id stop resolving), a LogixTag
+        redefines it (another type or value) under the same instance id. Raises KeyError, TypeError, ValueError."""
+        with self.lock:
+            old = self.symbols[name]
+            scope = self.controller if old.program is None else self.programs[old.program.casefold()]
+            new = None if tag is None else self._build_symbol(name, tag)
+            del scope.by_name[old.local.casefold()]
+            del scope.by_id[old.instance_id]
+            scope.listing = [e for e in scope.listing if e.instance_id != old.instance_id]
+            if new is None:
+                del self.symbols[name]
+                return
+            new.instance_id = old.instance_id
+            self.symbols[name] = scope.by_name[new.local.casefold()] = scope.by_id[new.instance_id] = new
+            scope.listing.append(self._entry_for(new))
+
     # -- building ---------------------------------------------------------------------
     def _build_symbol(self, name: Any, tag: Any) -> Symbol:
         if not isinstance(name, str):

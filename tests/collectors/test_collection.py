@@ -181,6 +181,13 @@ def test_a_slow_plc_skips_cycles_and_never_stacks_them(tmp_path, plant, caplog):
         assert poller.last_latency_ms >= 150
         skipped_lines = [r for r in caplog.records if "cycle skipped" in r.message]
         assert len(skipped_lines) == 1  # said once a minute at most, not once per skipped cycle
+        # Each skip says why: the cycle before still ran when this one was due (not a late submission), with
+        # the slow reads behind it.
+        causes = [w for w in runtime.collectors.skips if w["connection"] == poller.name]
+        assert len(causes) >= 5
+        assert {w["kind"] for w in causes} == {"max_instances"}
+        assert all(w["last_read_s"] >= 0.15 for w in causes if "last_read_s" in w)
+        assert any(w.get("running_for_s", 0) > 0.05 for w in causes)  # the cycle in progress when this one was due
     finally:
         runtime.stop()
         proxy.cut()

@@ -515,3 +515,41 @@ def test_bench_100_tag_plan(logix_driver, capsys):
     with capsys.disabled():
         print(f"\n[bench] Logix: 100-tag plan ({len(plan.chunks)} chunk(s)): {per_cycle * 1000:.2f} ms per read, "
               f"{1 / per_cycle:.0f} reads/s, {100 / per_cycle:.0f} tag values/s")
+
+
+def test_prepared_chunks_follow_the_resolutions(logix_server, logix_driver):
+    """read keeps each chunk's resolved requests while the driver's resolutions hold; a reconnect resolves anew and
+    the readings stay the same."""
+    plan = logix_driver.plan(specs(("Running", "BOOL"), ("Rate", "REAL"), ("NoSuchTag", "DINT"), ("Aux010", "DINT")))
+    first = logix_driver.read(plan)
+    chunk = plan.chunks[0]
+    kept = logix_driver._prepared[id(chunk)]
+    assert kept[1] is logix_driver._resolved
+    assert logix_driver.read(plan).keys() == first.keys()
+    assert logix_driver._prepared[id(chunk)] is kept  # not prepared again while the resolutions hold
+    logix_driver.close()
+    logix_driver.connect()
+    again = logix_driver.read(plan)
+    renewed = logix_driver._prepared[id(chunk)]
+    assert renewed is not kept and renewed[1] is logix_driver._resolved
+    assert {k: (r.quality, type(r.value)) for k, r in again.items()} == {
+        k: (r.quality, type(r.value)) for k, r in first.items()}
+    assert again[2].quality == BAD and again[0].value is True and again[1].value == 12.5 and again[3].value == 10
+
+
+def test_reading_short_way_equals_the_checks():
+    """_reading's short way for a float REAL or an int DINT gives what the full checks give."""
+    from types import SimpleNamespace
+
+    from collectors.drivers.logix_plan import Resolved
+
+    driver = make_driver(1)
+    cases = [(1.5, "REAL"), (2.0, "LREAL"), (7, "DINT"), (-3, "INT"), (True, "DINT"), (3, "REAL"), (2.5, "DINT"),
+             (1, "BOOL"), ("x", "STRING"), (4, "UDINT")]
+    for value, want in cases:
+        addr = driver.parse_address("Tag1", want)
+        result = SimpleNamespace(error=None, value=value, type=want)
+        fast = driver._reading(addr, Resolved("Tag1"), result)
+        full = driver._reading(addr, Resolved("Tag1", reason="uncertain: forces the checks"), result)
+        assert (fast.value, type(fast.value)) == (full.value, type(full.value)), (value, want)
+        assert fast.quality == GOOD

@@ -781,3 +781,92 @@ def test_plant_machine_reads_and_browses_as_documented(plant):
         d.close()
     result = d.test_connection()
     assert result.ok and NS_URI in result.identity["namespaces"], result.as_dict()
+
+
+def test_fill_fast_path_equals_convert_value():
+    """_fill takes a short way for a good float or in-range int (the bulk of a plant's values); every reading must be
+    what convert_value and the status code's methods give, for every scalar type, arrays, statuses and odd values."""
+    from asyncua import ua
+
+    from collectors.drivers.opcua import OpcUaDriver, PlanNode
+    from collectors.drivers.opcua_nodes import TYPES, ValueMismatch, convert_value, status_reason
+
+    def reference(dv, tags):
+        sc = dv.StatusCode or ua.StatusCode()
+        if sc.is_bad():
+            return {t: (None, BAD, status_reason(sc)) for t, _d, _n in tags}
+        quality, reason = (UNCERTAIN, sc.name) if sc.is_uncertain() else (GOOD, None)
+        raw = dv.Value.Value if dv.Value is not None else None
+        out = {}
+        for tag_id, dtype, n in tags:
+            try:
+                out[tag_id] = (convert_value(raw, dtype, n), quality, reason)
+            except ValueMismatch as exc:
+                out[tag_id] = (None, BAD, f"invalid_address: k: {exc}")
+        return out
+
+    raws = [0, 1, -1, 127, 128, 255, 256, -129, 2**31 - 1, 2**31, -2**31 - 1, 2**63, 1.5, -0.0, 3.0, float("nan"),
+            float("inf"), -float("inf"), 1e300, True, False, "7", None, [1, 2], [1.5, 2.5]]
+    dtypes = sorted(TYPES)
+    codes = [None, 0, 0x40000000 | 0x00920000, 0x80340000, 0x80000000, 0xC0000000]
+    driver = OpcUaDriver.__new__(OpcUaDriver)
+    checked = 0
+    for raw in raws:
+        for code in codes:
+            dv = ua.DataValue(Value=ua.Variant(raw) if raw is not None else None)
+            dv.StatusCode = None if code is None else ua.StatusCode(code)
+            tags = [(k + 1, dtype, n) for k, (dtype, n) in enumerate((d, n) for d in dtypes for n in (None, 2))]
+            addr = type("A", (), {"key": "k"})()
+            out: dict = {}
+            driver._fill(out, PlanNode(addr, tags), dv)
+            want = reference(dv, tags)
+            plain: dict = {}
+            if raw.__class__ in (int, float, bool):  # what opcua_read gives for a plain number: (code, value)
+                driver._fill(plain, PlanNode(addr, tags), (code, raw))
+            for tag_id, (value, quality, reason) in want.items():
+                for got in (out[tag_id], plain.get(tag_id, out[tag_id])):
+                    assert (got.quality, got.reason) == (quality, reason), (raw, code, tags[tag_id - 1])
+                    assert got.value == value or (got.value != got.value and value != value), (raw, code,
+                                                                                               tags[tag_id - 1])
+                    assert type(got.value) is type(value)
+                    checked += 1
+    assert checked > 2000
+
+
+def test_plain_numbers_decoded_by_struct_read_as_asyncua_decodes_them(sim, driver):
+    """opcua_read reads a scalar number's DataValue with struct and leaves every other DataValue (strings, date
+    times, arrays, bad statuses, picoseconds) to asyncua: each reading equals the one built from asyncua's own
+    read_attributes(), and the short way is taken for the numbers."""
+    from collectors.drivers.opcua_read import KeptRead
+
+    async def precise():  # a value with source picoseconds: asyncua's own decoder reads it
+        var = await sim.server.nodes.objects.add_variable(ua.NodeId("LINE-011.Precise", 2), "2:Precise", 0.5,
+                                                           ua.VariantType.Double)
+        await var.write_value(ua.DataValue(ua.Variant(0.5, ua.VariantType.Double), SourcePicoseconds=7,
+                                           SourceTimestamp=LAST_CHANGE))
+    if "Precise" not in sim.nodes:
+        sim.call(precise())
+        sim.nodes["Precise"] = True
+    spec = [(node(name), dt) for name, _v, _vt, dt, _e in VARIABLES]
+    spec += [(node("Sensor"), "Double"), (node("Stale"), "Double"), (node("Precise"), "Double"),
+             (node("DoesNotExist"), "Int32"), (node("Total"), "Int16"), (node("Ratio"), "Int32")]
+    plan = driver.plan(tags(*spec))
+    got = driver.read(plan)
+    res = driver._resolve(plan)
+    ids = [res.node_ids[i] for i in range(len(plan.nodes))]
+
+    async def both():
+        reference = await driver._client.uaclient.read_attributes(ids, ua.AttributeIds.Value)
+        return reference, await KeptRead(ids).send(driver._client.uaclient)
+    reference, kept = driver._loop.run(both(), 10)
+    want: dict = {}
+    for i, plan_node in enumerate(plan.nodes):
+        driver._fill(want, plan_node, reference[i])
+    assert got.keys() == want.keys()
+    for k in got:
+        assert (got[k].quality, got[k].reason, type(got[k].value)) == (want[k].quality, want[k].reason,
+                                                                         type(want[k].value)), k
+        assert got[k].value == want[k].value or (got[k].value != got[k].value and want[k].value != want[k].value)
+    short = {plan.nodes[i].address.key for i, r in enumerate(kept) if r.__class__ is tuple}
+    numbers = {node(name) for name, value, *_r in VARIABLES if value.__class__ in (int, float, bool)}
+    assert short == numbers | {node("Stale")}  # Stale: an uncertain status with its value; Sensor's bad has none

@@ -662,3 +662,41 @@ def test_bench_100_tag_plans(s7_driver, capsys):
         proxy.cut()
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_range_decode_equals_item_decode():
+    """read() decodes a whole range's reply with precompiled unpackers (S7Driver._decode_range); it must give the
+    readings _decode gives each item's own bytes, for every data type, shared addresses, bits and strings."""
+    import random
+
+    from collectors.base import TagSpec
+
+    driver = make_driver(1)
+    specs = []
+    kinds = [("DBD{o}", "REAL", 4), ("DBD{o}", "DINT", 4), ("DBD{o}", "DWORD", 4), ("DBD{o}", "UDINT", 4),
+             ("DBW{o}", "INT", 2), ("DBW{o}", "WORD", 2), ("DBW{o}", "UINT", 2), ("DBB{o}", "BYTE", 1),
+             ("DBB{o}", "SINT", 1), ("DBB{o}", "USINT", 1), ("DBB{o}", "CHAR", 1), ("DBX{o}.3", "BOOL", 1),
+             ("DBB{o}", "STRING[6]", 8)]
+    offset = 0
+    for k in range(80):
+        form, dtype, size = kinds[k % len(kinds)]
+        specs.append(TagSpec(k + 1, f"DB3." + form.format(o=offset), dtype, f"t{k}"))
+        offset += size + (k % 3 == 0)
+    specs.append(TagSpec(200, "DB3.DBD0", "REAL", "same address as t0"))
+    plan = driver.plan(specs)
+    rng = random.Random(3)
+    ranges = [r for req in plan.requests for r in req.ranges]
+    assert ranges and sum(len(r.items) for r in ranges) == len(plan.items)
+    for _ in range(40):
+        for r in ranges:
+            data = bytes(rng.randrange(256) for _ in range(r.size))
+            fast: dict = {}
+            driver._decode_range(r, data, fast)
+            for item in r.items:
+                slow = S7Driver._decode(item, S7Driver._item_bytes(r, item, data))
+                for tag_id in item.tag_ids:
+                    got = fast[tag_id]
+                    same_nan = isinstance(slow.value, float) and slow.value != slow.value and got.value != got.value
+                    assert same_nan or (got.value == slow.value and type(got.value) is type(slow.value)), item
+                    assert (got.quality, got.reason) == (slow.quality, slow.reason)
+    assert len(fast) == len(specs)

@@ -1,5 +1,6 @@
 """One range, one number: the pages (the overview's tile, as the page computes it), GET /api/oee/, /metrics, the CSV
-export and Grafana's table give the same A, P, Q and OEE for the same machine and range, on SQLite and PostgreSQL.
+export and Grafana's table give the same A, P, Q and OEE for the same machine and range, on SQLite, PostgreSQL and
+(where installed) TimescaleDB.
 
 The plant is made to catch the ways they used to differ: a machine added mid-shift (the tile counted from its first
 data, /metrics from the shift's start), breaks and stops that do not fall on the count rows' grains (Grafana's
@@ -127,9 +128,10 @@ def _seed(store) -> None:
         backends.refresh_continuous_aggregates(store.engine, begin, NOW)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "timescaledb"])
 def plant(request, tmp_path):
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    url = request.getfixturevalue({"sqlite": "sqlite_url", "postgresql": "pg_url",
+                                   "timescaledb": "timescale_url"}[request.param])
     runtime = Runtime(Settings(database_url=url, data_dir=tmp_path, demo=False, role="web")).start()
     _seed(runtime.store)
     app = create_app(runtime)

@@ -40,9 +40,10 @@ def plant():
     return layout, data, start.timestamp()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "timescaledb"])
 def store(request, plant, tmp_path):
-    url = f"sqlite:///{tmp_path}/s.sqlite3" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    url = {"sqlite": lambda: f"sqlite:///{tmp_path}/s.sqlite3", "postgresql": lambda: request.getfixturevalue("pg_url"),
+           "timescaledb": lambda: request.getfixturevalue("timescale_url")}[request.param]()
     layout, data, _t0 = plant
     store = load(url, layout, data)
     yield store
@@ -123,8 +124,10 @@ def test_no_summary_for_an_unsettled_hour(store, plant):
     from db import backend as backends
     for mid, until in horizons:
         assert until <= time.time() - oee_hours.MARGIN_S
-        if last_state[mid] != "running":  # an open stop's time is not summarized (running time is running)
-            assert until <= backends.epoch_of(last_start[mid])
+        if last_state[mid] != "running":  # an open stop's time is not summarized (running time is running)...
+            # ...unless it had lasted the micro-stop threshold by the settled time (never a minor stop then)
+            assert until <= backends.epoch_of(last_start[mid]) or \
+                time.time() - oee_hours.MARGIN_S - backends.epoch_of(last_start[mid]) >= 120
         assert latest[mid] <= until
 
 
@@ -225,6 +228,51 @@ def test_a_late_state_row_through_the_writer(store, plant, tmp_path):
     assert after["oee"] == pytest.approx(oee_report(store, "site", "Bench site", t0, now)["oee"], rel=1e-9)
 
 
+def test_rows_just_past_the_margin_through_the_writer(store, plant, tmp_path):
+    """A count row and a short stop a little older than the settle margin (MARGIN_S) but younger than ten minutes,
+    written through the real Writer after the summaries had moved past them: the hook cuts the summaries back and
+    the report gives the raw answer, before and after the next refresh."""
+    _layout, _data, t0 = plant
+    from db import backend as backends
+    began = math.floor(time.time()) - 3600
+    with store.engine.begin() as conn:  # M002 runs since an hour ago: its summaries reach the settled minute
+        # No breaks: the new rows must fall in planned production whatever the hour the test runs at (in the
+        # plant's 10:00 lunch break the part would count as made outside planned time, the stop as break).
+        conn.execute(text("DELETE FROM shift_breaks"))
+        mid = conn.execute(text("SELECT id FROM machines WHERE machine_id = 'M002'")).scalar()
+        for table in ("machine_states", "production_counts"):
+            conn.execute(text(f"DELETE FROM {table} WHERE machine_id = :m AND start >= :s"),
+                         {"m": mid, "s": backends.db_time(store.backend_name, began)})
+    store.write_batch(Batch(uuid.uuid4().hex, states=[(mid, began, None, "running", None, None)]))
+    refresh(store)
+    with store.engine.connect() as conn:
+        until = conn.execute(text("SELECT until_s FROM oee_hour_horizons WHERE machine_id = :m"), {"m": mid}).scalar()
+    part, stop = until - 40, until - 100
+    now = time.time()
+    assert now - 600 < stop < part < now - oee_hours.MARGIN_S  # late for the hook, inside the old 10-minute margin
+    before = oee_report(store, "machine", "M002", t0, now)
+    writer = Writer(store, Spool(tmp_path / "spool"))
+    writer.start()
+    try:
+        assert writer.submit_counts([(mid, part, part + 20, None, 40, 35, 5)])
+        assert writer.submit_states([(mid, stop, stop + 30, "idle", None, None),
+                                     (mid, stop + 30, None, "running", None, None)])
+        assert writer.flush()
+    finally:
+        writer.stop()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT until_s FROM oee_hour_horizons WHERE machine_id = :m"),
+                            {"m": mid}).scalar() <= stop
+    after = assert_same(store, "site", "Bench site", t0, now, "hour")
+    mine = oee_report(store, "machine", "M002", t0, now)
+    assert mine["total_count"] == before["total_count"] + 40 and mine["losses"] != before["losses"]
+    assert mine["outside_planned_total_count"] == 0 and mine["planned_time_s"] == before["planned_time_s"]
+    refresh(store)
+    assert used(store, t0, now)
+    again = assert_same(store, "site", "Bench site", t0, now, "day")
+    assert again["oee"] == pytest.approx(after["oee"], rel=1e-9)
+
+
 def test_the_partial_last_hour_grows_into_a_whole_one(store, plant):
     """The refresher summarizes up to the settled minute: the last hour is a partial row that the next refresh
     extends (the two pieces added up), so a report's raw tail stays short."""
@@ -276,8 +324,9 @@ def test_a_long_count_row_reaching_into_the_head(store, plant, tmp_path, when):
 
 
 def test_an_open_stop_is_not_summarized(store, plant):
-    """A stop still going on: its minor-stop class waits for its whole length, so the summaries end before it;
-    an open running interval does not hold them back."""
+    """A stop still going on, shorter than the micro-stop threshold at the settled time: its minor-stop class
+    waits for its whole length, so the summaries end before it; an open running interval does not hold them
+    back."""
     _layout, _data, t0 = plant
     from db import backend as backends
     with store.engine.connect() as conn:  # the machine running the longest: the stop comes after its last row
@@ -287,7 +336,7 @@ def test_an_open_stop_is_not_summarized(store, plant):
         other, other_last = conn.execute(text("SELECT machine_id, max(start) FROM machine_states WHERE machine_id "
                                               "<> :m GROUP BY machine_id ORDER BY machine_id LIMIT 1"),
                                          {"m": mid}).first()
-    stop = max(math.floor(backends.epoch_of(last)) + 60, math.floor(time.time()) - 1200)
+    stop = max(math.floor(backends.epoch_of(last)) + 60, math.floor(time.time() - oee_hours.MARGIN_S) - 60)
     runs = max(math.floor(backends.epoch_of(other_last)) + 1, math.floor(time.time()) - 5)
     store.write_batch(Batch(uuid.uuid4().hex, states=[(mid, stop, None, "idle", None, None),
                                                       (other, runs, None, "running", None, None)]))
@@ -297,3 +346,81 @@ def test_an_open_stop_is_not_summarized(store, plant):
     assert until[mid] <= stop
     assert until[other] >= time.time() - oee_hours.MARGIN_S - 120  # running: up to the settled minute
     assert_same(store, "site", "Bench site", t0 + 1800, time.time(), "hour")
+
+
+def test_a_long_open_stop_is_summarized(store, plant):
+    """A stop still going on that has lasted the micro-stop threshold by the settled time can never be a minor
+    stop: its hours are settled (a plant's night stop left the whole night raw, for every report ending now).
+    Then a row ending it later changes nothing in the summaries."""
+    _layout, _data, t0 = plant
+    from db import backend as backends
+    stop = math.floor(time.time()) - 3 * 3600
+    with store.engine.begin() as conn:  # M001 faulted 3 hours ago (its later rows never came)
+        mid = conn.execute(text("SELECT id FROM machines WHERE machine_id = 'M001'")).scalar()
+        conn.execute(text("DELETE FROM machine_states WHERE machine_id = :m AND start >= :s"),
+                     {"m": mid, "s": backends.db_time(store.backend_name, stop)})
+        conn.execute(text("DELETE FROM production_counts WHERE machine_id = :m AND start >= :s"),
+                     {"m": mid, "s": backends.db_time(store.backend_name, stop)})
+    store.write_batch(Batch(uuid.uuid4().hex, states=[(mid, stop, None, "faulted", 7, None)]))
+    refresh(store)
+    with store.engine.connect() as conn:
+        until = dict(conn.execute(text("SELECT machine_id, until_s FROM oee_hour_horizons")).all())
+    assert until[mid] >= time.time() - oee_hours.MARGIN_S - 120  # up to the settled minute, not to the stop
+    assert_same(store, "site", "Bench site", t0 + 1800, time.time(), "hour")
+    store.write_batch(Batch(uuid.uuid4().hex, states=[(mid, math.floor(time.time()) - 30, None, "running", None,
+                                                       None)]))
+    assert_same(store, "site", "Bench site", t0 + 1800, time.time(), "day")
+
+
+def test_whole_days_are_read_from_their_day_rows(store, plant):
+    """Every whole plant day inside a machine's summarized hours has its row in oee_days, the sum of its hours,
+    and a report over whole days adds those rows (30 a machine for a month instead of 720 hours)."""
+    _layout, _data, t0 = plant
+    refresh(store)
+    with store.engine.connect() as conn:
+        horizons = conn.execute(text("SELECT machine_id, from_s, until_s FROM oee_hour_horizons")).all()
+        days = {(m, s): (e, r) for m, s, e, *r in conn.execute(text(
+            f'SELECT machine_id, start, "end", {", ".join(FIELDS)} FROM oee_days'))}
+        tz = conn.execute(text("SELECT timezone FROM sites")).scalar()
+        for mid, f, u in horizons:
+            edges = oee_hours.day_edges(f, u, tz)
+            assert len(edges) >= 2  # the plant's history holds a whole day
+            for ds, de in zip(edges, edges[1:]):
+                e, row = days.pop((mid, ds))
+                assert e == de
+                sums = conn.execute(text(f"SELECT {', '.join(f'sum({x})' for x in FIELDS)} FROM oee_hours WHERE "
+                                         'machine_id = :m AND start >= :s AND "end" <= :e'),
+                                    {"m": mid, "s": ds, "e": de}).one()
+                assert all(close(a, b) for a, b in zip(row, sums)), (mid, ds)
+    assert not days  # none outside the summarized hours
+    now = time.time()
+    before = oee_report(store, "site", "Bench site", t0 + 1800, now)
+    with store.engine.begin() as conn:  # a day row changed by hand: the report follows it (it reads the day row)
+        conn.execute(text("UPDATE oee_days SET running_s = running_s + 1000, unknown_s = unknown_s - 1000"))
+        n = conn.execute(text("SELECT count(*) FROM oee_days")).scalar()
+    after = oee_report(store, "site", "Bench site", t0 + 1800, now)
+    assert after["run_time_s"] == pytest.approx(before["run_time_s"] + 1000 * n, rel=1e-12)
+
+
+def test_a_head_longer_than_half_an_hour_is_its_hour_minus_the_rest(store, plant):
+    """A range starting 50 minutes before an hour edge: its head is read as the hour's row minus the raw 10
+    minutes before the range (at most half an hour raw); the answer is the raw one to 1e-9, with buckets too, and
+    for an hour with notes (not taken back: read whole)."""
+    _layout, _data, t0 = plant
+    refresh(store)
+    now = time.time()
+    for a, bucket in [(t0 + 4 * 3600 + 600, None), (t0 + 4 * 3600 + 600, "day"), (t0 + 7 * 3600 + 1801, "hour"),
+                      (t0 + 9 * 3600 + 599.5, "shift")]:
+        assert_same(store, "site", "Bench site", a, now, bucket)
+    a = t0 + 4 * 3600 + 600
+    before = oee_report(store, "site", "Bench site", a, now)
+    with store.engine.begin() as conn:  # the head's hour changed by hand: the report follows (it reads the row)
+        conn.execute(text("UPDATE oee_hours SET running_s = running_s + 100, unknown_s = unknown_s - 100 "
+                          "WHERE start = :h"), {"h": int(t0 + 4 * 3600)})
+    after = oee_report(store, "site", "Bench site", a, now)
+    assert after["run_time_s"] == pytest.approx(before["run_time_s"] + 100 * MACHINES, rel=1e-12)
+    with store.engine.begin() as conn:  # an hour with notes is read raw (notes cannot be taken back)
+        conn.execute(text("UPDATE oee_hours SET notes = 'no_ideal_cycle_time' WHERE start = :h"),
+                     {"h": int(t0 + 4 * 3600)})
+    assert oee_report(store, "site", "Bench site", a, now)["run_time_s"] == pytest.approx(before["run_time_s"],
+                                                                                          rel=1e-12)

@@ -137,6 +137,24 @@ return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w, offend
 
 OVERLAP_JS = """
 // Text labels of one chart that lie on each other (more than 2 px both ways); hover labels are not drawn yet.
+// Each label is the quadrilateral its own box makes on the screen (getBBox through getScreenCTM), so labels that
+// Plotly turned (a time axis at 390 px) are compared as drawn, not by their upright bounding rectangles.
+function quad(t) {
+  const b = t.getBBox(), m = t.getScreenCTM();
+  return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+    .map(([x, y]) => [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]);
+}
+function apart(p, q) {  // separating axis test: some edge's normal on which they overlap by 2 px or less
+  for (const poly of [p, q]) for (let i = 0; i < 4; i++) {
+    const [x1, y1] = poly[i], [x2, y2] = poly[(i + 1) % 4];
+    const len = Math.hypot(x2 - x1, y2 - y1);
+    if (len < 1e-6) continue;
+    const nx = (y1 - y2) / len, ny = (x2 - x1) / len;
+    const pa = p.map(([x, y]) => x * nx + y * ny), qa = q.map(([x, y]) => x * nx + y * ny);
+    if (Math.min(Math.max(...pa), Math.max(...qa)) - Math.max(Math.min(...pa), Math.min(...qa)) <= 2) return true;
+  }
+  return false;
+}
 const found = [];
 document.querySelectorAll('.js-plotly-plot').forEach((plot, n) => {
   const boxes = [];
@@ -147,13 +165,11 @@ document.querySelectorAll('.js-plotly-plot').forEach((plot, n) => {
     if (style.display === 'none' || style.visibility === 'hidden' || style.opacity === '0') return;
     const r = t.getBoundingClientRect();
     if (r.width < 1 || r.height < 1) return;
-    boxes.push({s, r});
+    boxes.push({s, q: quad(t)});
   });
   for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-    const a = boxes[i].r, b = boxes[j].r;
-    const dx = Math.min(a.right, b.right) - Math.max(a.left, b.left);
-    const dy = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
-    if (dx > 2 && dy > 2) found.push(`chart ${(plot.parentElement && plot.parentElement.id) || n}: "${boxes[i].s}" on "${boxes[j].s}"`);
+    if (!apart(boxes[i].q, boxes[j].q))
+      found.push(`chart ${(plot.parentElement && plot.parentElement.id) || n}: "${boxes[i].s}" on "${boxes[j].s}"`);
   }
 });
 return found.slice(0, 8);

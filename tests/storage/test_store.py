@@ -31,7 +31,7 @@ def test_migrations_build_the_schema_and_are_idempotent(any_url):
     store = open_store(any_url)
     try:
         assert store.backend_name == _backend_of(any_url)
-        assert store.schema_version == migrate.head_revision() == "0008"
+        assert store.schema_version == migrate.head_revision() == "0009"
         tables = set(inspect(store.engine).get_table_names())
         assert EXPECTED_TABLES <= tables
     finally:
@@ -92,6 +92,37 @@ def test_policies_follow_the_configuration(timescale_url):
     assert compression == 0
 
 
+@pytest.mark.parametrize("built_for", ["timescaledb", "postgresql"])
+def test_a_schema_without_its_backend_row_keeps_the_backend_it_was_built_for(timescale_url, built_for):
+    """A schema whose oee_meta lacks the backend row (migrated outside migrate.upgrade) on a server that has
+    TimescaleDB: its tables say what it was built for. Before, a plain one was taken for a new TimescaleDB
+    database and open_store failed in apply_policies: 'relation "samples" is not a hypertable'."""
+    from alembic import command
+
+    engine = make_engine(timescale_url)
+    try:
+        if built_for == "timescaledb":
+            with engine.begin() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn, built_for), "head")
+            assert conn.execute(text("SELECT count(*) FROM oee_meta")).scalar() == 0
+    finally:
+        engine.dispose()
+    store = open_store(timescale_url)
+    try:
+        assert store.backend_name == built_for
+        with store.engine.connect() as conn:
+            if built_for == "timescaledb":  # the policies were applied to its hypertables
+                assert conn.execute(text("SELECT count(*) FROM timescaledb_information.jobs "
+                                         "WHERE proc_name = 'policy_retention'")).scalar() == 1
+            else:  # left plain: the extension was not created in it
+                assert conn.execute(text("SELECT count(*) FROM pg_extension "
+                                         "WHERE extname = 'timescaledb'")).scalar() == 0
+    finally:
+        store.close()
+
+
 def test_a_batch_is_written_once_even_when_replayed(any_url):
     store = open_store(any_url)
     t0 = time.time() - 3600  # recent: retention must not touch it
@@ -130,6 +161,45 @@ def test_rollups_answer_the_same_on_every_backend(any_url):
     assert (hours[0]["min"], hours[0]["max"]) == (0.0, 179.0)
     raw = tag_series(store, 5, t0, t0 + 10)
     assert [r["value"] for r in raw] == [float(i) for i in range(10)]
+    store.close()
+
+
+def test_a_slice_refresh_reads_its_tags_only_over_its_time(any_url):
+    """The writer refreshes rollups a slice of tag ids at a time (db.writer): each tag's rows over the refreshed
+    minutes, not every row those tags ever had. On SQLite the plan says so (a seek on tag_id = ? AND time > ?);
+    the numbers are those of a refresh without the slice, tags outside it untouched."""
+    store = open_store(any_url)
+    if store.backend_name == "timescaledb":
+        store.close()
+        pytest.skip("TimescaleDB's continuous aggregates refresh themselves (tested above)")
+    t0 = (time.time() // 3600) * 3600 - 7200 + 880.0
+    store.write_batch(Batch("a", samples=[(t0 + i, tag, float(i + tag), None, 0, None)
+                                          for i in range(180) for tag in (3, 5, 2004)]))
+    statements = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many):
+        statements.append((statement, parameters))
+    from sqlalchemy import event
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        store.refresh_rollups(t0, t0 + 180, (0, 2000))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT tag_id, n, vmin, vmax FROM samples_1h ORDER BY tag_id")).all()
+        assert [tuple(r) for r in rows] == [(3, 180, 3.0, 182.0), (5, 180, 5.0, 184.0)]  # 2004: another slice
+        if store.backend_name == "sqlite":
+            reads = [(st, p) for st, p in statements if " FROM samples" in st and "DELETE" not in st]
+            assert reads and all(" IN (0,1,2,3," in st for st, _p in statements if "tag_id" in st)
+            for st, params in statements:
+                plan = " ".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + st, params).all())
+                for table, column in (("samples", "time"), ("samples_1m", "bucket"), ("samples_1h", "bucket")):
+                    if f" {table} " in f" {plan} ":
+                        assert f"tag_id=? AND {column}>? AND {column}<?" in plan, (st[:80], plan)
+    store.refresh_rollups(t0, t0 + 180)  # every tag, no slice: the same numbers for 3 and 5
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT tag_id, n, vmin, vmax FROM samples_1h ORDER BY tag_id")).all()
+        assert [tuple(r) for r in rows] == [(3, 180, 3.0, 182.0), (5, 180, 5.0, 184.0), (2004, 180, 2004.0, 2183.0)]
     store.close()
 
 

@@ -106,10 +106,15 @@ def test_an_outage_loses_nothing_within_the_bound_and_counts_the_rest(tmp_path, 
             reader.wait(lambda r: outbox.buffered == 0 and runtime.uns.republished > 0)
             quiet(outbox)
             got = [d["value"] for _, d, _ in reader.json(topic) if (d.get("value") or 0) >= BASE]
-            # The newest BUFFER updates, each once, in the order they were made (the oldest were dropped); then the
-            # current value once more, with every retained topic's (a broker may have forgotten them).
+            # The newest BUFFER updates in the order they were made (the oldest were dropped); then the current value
+            # once more, with every retained topic's (a broker may have forgotten them). QoS 1 is at least once: on
+            # a loaded machine a redelivery repeated one message right after itself (CI, 1000151 twice), which a
+            # subscriber must take; a gap or a reordering is what may not happen.
             newest = [float(BASE + i) for i in range(UPDATES - BUFFER, UPDATES)]
-            assert got == newest + [newest[-1]], (len(got), got[:3], got[-3:])
+            in_order = [v for i, v in enumerate(got) if i == 0 or v != got[i - 1]]
+            assert in_order == newest, (len(got), got[:3], got[-3:])
+            assert got[-2:] == [newest[-1]] * 2, got[-3:]  # the current value sent again after the reconnection
+            assert len(got) - len(in_order) <= 1 + outbox.window, len(got)  # redeliveries: at most the in-flight window
 
             body = wait_for(lambda: (lambda b: b if not any(p["component"] == "mqtt publisher"
                                                             for p in b["problems"]) else None)(
