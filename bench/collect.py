@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rollup-interval", type=float, default=None,
                         help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
     parser.add_argument("--what-if", default="", help="diagnostics: changes to the app tried in the collector "
-                                                      "process only, comma-separated: multirow-insert, "
+                                                      "process only, comma-separated: rollups-back-to-back, multirow-insert, "
                                                       "core-config-load, gc-freeze, gc-threshold, gc-young-200k, gc-default "
                                                       "(Python's own gc settings) "
                                                       "(see bench/collect_app.py)")

@@ -168,7 +168,15 @@ def what_if_gc_young_200k() -> None:
     AFTER_TUNING.append(lambda: gc.set_threshold(200_000, 20, 20))
 
 
-WHAT_IF = {"multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
+def what_if_rollups_back_to_back() -> None:
+    """The writer's rollup refresh slices run back to back, as before db.writer.ROLLUP_SPREAD: that change's
+    baseline."""
+    from db import writer
+
+    writer.ROLLUP_SPREAD = 0.0
+
+
+WHAT_IF = {"rollups-back-to-back": what_if_rollups_back_to_back, "multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
            "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold,
            "gc-young-200k": what_if_gc_young_200k,
            "full-refreeze": lambda: None,  # the freeze after the start collects everything first (before 2026-12-07)

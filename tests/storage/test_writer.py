@@ -211,6 +211,43 @@ def test_rollups_are_refreshed_in_slices_of_tags_with_commits_between(any_url, t
         assert steps.count(True) >= 4  # at least 4 slices: ..13, 13..16, 16..19, 19.. (one job carried on)
 
 
+def test_a_refreshs_slices_are_spread_over_part_of_the_interval_with_commits_between(tmp_path, monkeypatch):
+    """The slices of one refresh are not run back to back (on SQLite each holds the write lock, and a plant's
+    worth in a row queued a second of rows behind them every minute): ROLLUP_SPREAD of the interval apart in all,
+    batches committed in the gaps, every slice refreshed."""
+    import db.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "ROLLUP_SLICE_TAGS", 3)
+    store = open_store(f"sqlite:///{tmp_path}/s.sqlite3")
+    events = []  # ("slice", lo, monotonic time) and ("commit", None, monotonic time) as they happen
+    real_refresh, real_write = store.refresh_rollups, store.write_batch
+    monkeypatch.setattr(store, "refresh_rollups", lambda since, until, tag_ids=None: (
+        events.append(("slice", tag_ids[0], time.monotonic())), real_refresh(since, until, tag_ids))[1])
+    monkeypatch.setattr(store, "write_batch", lambda batch: (
+        events.append(("commit", None, time.monotonic())), real_write(batch))[1])
+    interval = 2.0
+    writer = Writer(store, Spool(tmp_path / "spool"), commit_interval_s=0.02, rollup_interval_s=interval)
+    t0 = (time.time() // 60) * 60 - 120
+    tags = [1, 4, 7, 10, 13]  # five slices of three tag ids
+    writer.start()
+    try:
+        assert writer.submit_samples([(t0 + i, tid, float(i), None, 0, None) for i in range(10) for tid in tags])
+        wait_for(lambda: any(e[0] == "slice" for e in events), timeout=15)
+        while sum(e[0] == "slice" for e in events) < 5:  # rows keep coming while the refresh is under way
+            assert writer.submit_samples([(time.time(), 1, 1.0, None, 0, None)])
+            time.sleep(0.03)
+        assert writer.flush(10)
+    finally:
+        writer.stop()
+        store.close()
+    slices = [e for e in events if e[0] == "slice"][:5]
+    assert [lo for _k, lo, _t in slices] == [0, 3, 6, 9, 12]
+    gap = interval * writer_module.ROLLUP_SPREAD / 5
+    for (_k, _lo, a), (_k2, _lo2, b) in zip(slices, slices[1:]):
+        assert b - a >= gap * 0.99
+        assert any(k == "commit" and a < t < b for k, _lo3, t in events)  # a batch went in between
+
+
 def test_rows_days_late_reach_the_minute_and_hour_rollups(any_url, tmp_path):
     """A spool replayed after a long outage writes rows days late. They must show in the 1-minute and 1-hour series
     as on-time rows do, also where those are already refreshed past them: TimescaleDB's refresh policies look back
