@@ -58,9 +58,15 @@ def create_token():
     return jsonify({"token": row, "secret": secret}), 201
 
 
+def _whole_id(raw: str) -> bool:
+    """An id the tables can hold (INTEGER: at most 2**31 - 1); a longer one is no such row, not a 500 (SQLite cannot
+    bind an integer past 64 bits)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= 2**31 - 1
+
+
 @bp.delete("/auth/tokens/<token_id>/")
 def revoke_token(token_id: str):
-    if not token_id.isascii() or not token_id.isdigit():
+    if not _whole_id(token_id):
         raise ApiError(404, "not_found", f"no token with id {token_id!r}; ids are whole numbers")
     owner = None if g.role == "admin" else g.user.id
     try:
@@ -94,7 +100,7 @@ def create_user():
 
 @bp.patch("/auth/users/<user_id>/")
 def update_user(user_id: str):
-    if not user_id.isascii() or not user_id.isdigit():
+    if not _whole_id(user_id):
         raise ApiError(404, "not_found", f"no user with id {user_id!r}; ids are whole numbers")
     try:
         user, one_time = users.update(_engine(), int(user_id), _body(), by_user_id=g.user.id)

@@ -259,7 +259,7 @@ def _tag_ids(values: list[str]) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            if part.isdigit():
+            if part.isascii() and part.isdigit() and len(part) <= 10 and int(part) <= 2**31 - 1:  # what tags.id holds
                 ids.append(int(part))
             else:
                 bad.append(part)
