@@ -40,9 +40,10 @@ def _engine():
 
 
 def _id(raw: str, what: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+    pk = params.row_id(raw)
+    if pk is None:
         raise not_found(f"no {what} with id {raw!r}; ids are whole numbers")
-    return int(raw)
+    return pk
 
 
 def scope_of(args) -> list[tuple[int, str, str]] | None:

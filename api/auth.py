@@ -8,7 +8,7 @@ import time
 
 from flask import g, jsonify, request
 
-from api import ApiError, bp, runtime
+from api import ApiError, bp, params, runtime
 from api.openapi import describe, error_responses, schema
 from auth import embed as embeds
 from auth import tokens, users
@@ -58,19 +58,14 @@ def create_token():
     return jsonify({"token": row, "secret": secret}), 201
 
 
-def _whole_id(raw: str) -> bool:
-    """An id the tables can hold (INTEGER: at most 2**31 - 1); a longer one is no such row, not a 500 (SQLite cannot
-    bind an integer past 64 bits)."""
-    return raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= 2**31 - 1
-
-
 @bp.delete("/auth/tokens/<token_id>/")
 def revoke_token(token_id: str):
-    if not _whole_id(token_id):
+    pk = params.row_id(token_id)
+    if pk is None:
         raise ApiError(404, "not_found", f"no token with id {token_id!r}; ids are whole numbers")
     owner = None if g.role == "admin" else g.user.id
     try:
-        return jsonify(tokens.revoke(_engine(), int(token_id), user_id=owner))
+        return jsonify(tokens.revoke(_engine(), pk, user_id=owner))
     except users.UserError as exc:
         raise _user_error(exc) from None
 
@@ -100,10 +95,11 @@ def create_user():
 
 @bp.patch("/auth/users/<user_id>/")
 def update_user(user_id: str):
-    if not _whole_id(user_id):
+    pk = params.row_id(user_id)
+    if pk is None:
         raise ApiError(404, "not_found", f"no user with id {user_id!r}; ids are whole numbers")
     try:
-        user, one_time = users.update(_engine(), int(user_id), _body(), by_user_id=g.user.id)
+        user, one_time = users.update(_engine(), pk, _body(), by_user_id=g.user.id)
     except users.UserError as exc:
         raise _user_error(exc) from None
     out = {"user": users.public(user)}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import yaml
 from flask import Response, jsonify, request
 
-from api import bad_request, bp, not_found, runtime
+from api import bad_request, bp, not_found, params, runtime
 from api.openapi import describe, error_responses, schema
 from api.plc import PAGE_PARAMETERS, body, invalid, json_body, ok, page_args, page_schema, paginated
 from collectors import service
@@ -39,9 +39,10 @@ def _engine():
 
 
 def _pk(kind: str, raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+    pk = params.row_id(raw)
+    if pk is None:
         raise not_found(f"no {cs.KINDS[kind].label} with id {raw!r}; ids are whole numbers, see /api/config/{kind}/")
-    return int(raw)
+    return pk
 
 
 def _get(kind: str, pk: int) -> dict:

@@ -259,8 +259,9 @@ def _tag_ids(values: list[str]) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            if part.isascii() and part.isdigit() and len(part) <= 10 and int(part) <= 2**31 - 1:  # what tags.id holds
-                ids.append(int(part))
+            pk = params.row_id(part)
+            if pk is not None:
+                ids.append(pk)
             else:
                 bad.append(part)
     if bad:

@@ -18,6 +18,14 @@ MAX_TEXT = 200  # a name, a machine_id, a filter: the longest the database holds
 DEFAULT_RANGE_S = 24 * 3600
 SCOPES = ("machine", "line", "area", "site")
 SCOPE_HINT = "exactly one of machine (its machine_id), line, area or site (name or id)"
+MAX_ROW_ID = 2**31 - 1  # the tables' INTEGER ids; SQLite cannot even bind an integer past 64 bits (a 500)
+
+
+def row_id(raw: str) -> int | None:
+    """A row id from a path or a list (whole digits, at most MAX_ROW_ID); None when it cannot be one."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ROW_ID:
+        return int(raw)
+    return None
 
 
 def unknown(args, allowed, path: str) -> None:
