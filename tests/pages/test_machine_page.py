@@ -55,8 +55,9 @@ def test_every_section_renders_with_demo_data(demo_app, browser):
     wait_for(lambda: browser.find_element(By.ID, "machine-kpi-oee").text.endswith("%"), 30, message="OEE")
     for name in ("trend", "waterfall", "timeline", "progress", "extra", "live"):
         wait_for(lambda name=name: plotted(browser, name) > 0, 30, message=f"the {name} graph")
-    assert browser.find_element(By.CSS_SELECTOR, ".scope-status .state-chip").text
-    assert browser.find_element(By.ID, "machine-fact-good").text != "—"
+    # live updates re-render the chip and the facts: read them through wait_for, which looks again when one is stale
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".scope-status .state-chip").text, 10, message="state chip")
+    wait_for(lambda: browser.find_element(By.ID, "machine-fact-good").text not in ("", "—"), 10, message="good count")
     screenshot(browser, "machine")
     assert console_errors(browser) == []
 
