@@ -291,6 +291,13 @@ class Database:
             self.url = f"sqlite:///{folder / 'collect.sqlite3'}"
             self.backend = "sqlite"
 
+    def sqlite_bytes(self) -> tuple[int, int]:
+        """(the SQLite file's size, its WAL's); (0, 0) on PostgreSQL."""
+        if self.backend != "sqlite":
+            return 0, 0
+        path = self.url.split("sqlite:///", 1)[1]
+        return tuple(os.path.getsize(p) if os.path.exists(p) else 0 for p in (path, path + "-wal"))
+
     def connect(self):
         if self.backend == "sqlite":
             conn = sqlite3.connect(self.url.split("sqlite:///", 1)[1], timeout=10, check_same_thread=False)
@@ -514,11 +521,12 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         c0 = sampler.take()
         watcher = Watcher(db, sorted(probe_ids.values()), s0["t"] - 2.0)
         watcher.start()
-        rss, queue_rows, events = [], [], []
+        rss, queue_rows, events, wal = [], [], [], []
         latency_ms = {p: [] for p in plan}
         while True:
             s1 = collector.next(timeout=30)
             rss.append(sum(proc_status_kb(pid, "VmRSS") or 0 for pid in collector.pids))
+            wal.append(db.sqlite_bytes()[1])
             queue_rows.append(((s1["writer"] or {}).get("queue_rows") or 0, s1["t"] - s0["t"]))
             events += [e for e in s1.get("events", []) if e[1] >= s0["t"]]
             for c in s1["connections"]:
@@ -529,6 +537,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         c1 = sampler.take()
         sampler.close()
         hwm = sum(proc_status_kb(pid, "VmHWM") or 0 for pid in collector.pids)
+        file_end = db.sqlite_bytes()[0]
         t0, t1 = s0["t"], s1["t"]
         grace_until = time.monotonic() + 4.0  # let changes made near t1 reach the database
         while time.monotonic() < grace_until:
@@ -606,6 +615,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         "machine_busy_pct": 100 * busy / wall, "other_cpu_pct": 100 * (busy - ours) / wall,
         "rss_end_mib": (rss[-1] or 0) / 1024, "rss_peak_mib": max(r or 0 for r in rss) / 1024,
         "hwm_mib": (hwm or 0) / 1024,
+        "wal_peak_mib": max(wal, default=0) / 2**20, "file_end_mib": file_end / 2**20,
         "lat": lat, "lat_by_proto": lat_by_proto, "poll_part": poll_part, "after_part": after_part,
         "probe_changes": made, "probe_missed": missed, "watcher_queries": watcher.queries,
         "watcher_errors": watcher.errors,
@@ -669,7 +679,9 @@ def print_run(r: dict) -> None:
           f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}, app's drivers alone "
           f"{fmt(baseline_cpu_pct(r, 'driver_cpu_s'), '.1f')}; app (collector + database) {app_cpu_pct(r):.1f} = "
           f"{fmt(app_cpu_pct(r) / base if base else None, '.2f')}x the baseline")
-    print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}")
+    print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}"
+          + (f"; SQLite file {r['file_end_mib']:,.0f} MiB at the window's end, its WAL up to {r['wal_peak_mib']:,.0f}"
+             f" MiB (looked at once a second)" if r["backend"] == "sqlite" else ""))
     print(f"    latency s: p50 {fmt(pct(lat, 50))} p95 {fmt(pct(lat, 95))} p99 {fmt(pct(lat, 99))} max "
           f"{fmt(max(lat) if lat else None)} (n={len(lat)}, missed {r['probe_missed']} of {r['probe_changes']}); "
           f"poll part p50 {fmt(pct(r['poll_part'], 50))} p99 {fmt(pct(r['poll_part'], 99))}; after read p50 "
@@ -798,7 +810,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rollup-interval", type=float, default=None,
                         help="diagnostics: the writer's rollup refresh interval (default: the app's, 60 s)")
     parser.add_argument("--what-if", default="", help="diagnostics: changes to the app tried in the collector "
-                                                      "process only, comma-separated: rollups-back-to-back, multirow-insert, "
+                                                      "process only, comma-separated: rollups-back-to-back, "
+                                                      "sqlite-page-4096 (also where the bench makes the file), multirow-insert, "
                                                       "core-config-load, gc-freeze, gc-threshold, gc-young-200k, gc-default "
                                                       "(Python's own gc settings) "
                                                       "(see bench/collect_app.py)")
@@ -827,6 +840,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # SIGTERM (timeout, a CI job cancelled) unwinds like Ctrl-C: children stopped, the PostgreSQL database dropped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if "sqlite-page-4096" in args.what_if.split(","):  # this process makes the SQLite file (configure)
+        from bench.collect_app import what_if_sqlite_page_4096
+
+        what_if_sqlite_page_4096()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.ERROR)  # the baseline's client: session timeout notices
     epoch = float(int(time.time()))

@@ -176,7 +176,15 @@ def what_if_rollups_back_to_back() -> None:
     writer.ROLLUP_SPREAD = 0.0
 
 
-WHAT_IF = {"rollups-back-to-back": what_if_rollups_back_to_back, "multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
+def what_if_sqlite_page_4096() -> None:
+    """A new SQLite file made with SQLite's own 4 KiB pages, as before db.engine.SQLITE_PAGE_SIZE: that change's
+    baseline. The file is made by the bench's own process (bench.collect.configure), which applies it too."""
+    from db import engine
+
+    engine.SQLITE_PAGE_SIZE = 4096
+
+
+WHAT_IF = {"rollups-back-to-back": what_if_rollups_back_to_back, "sqlite-page-4096": what_if_sqlite_page_4096, "multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
            "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold,
            "gc-young-200k": what_if_gc_young_200k,
            "full-refreeze": lambda: None,  # the freeze after the start collects everything first (before 2026-12-07)
