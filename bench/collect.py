@@ -341,6 +341,36 @@ class Database:
         finally:
             conn.close()
 
+    def add_history(self, minutes: float, until: float) -> tuple[int, float]:
+        """`minutes` of 1 Hz rows for every tag before `until`, written second by second as the collectors write
+        them (each tag's newest rows end up on a page of their own, as in a plant's file after a few minutes, rather
+        than packed together as in a new one). Returns (rows, seconds taken)."""
+        seconds = int(minutes * 60)
+        started = time.perf_counter()
+        conn = self.connect()
+        try:
+            tags = conn.execute("SELECT count(*) FROM tags").fetchone()[0]
+            if self.backend == "sqlite":
+                conn.execute("PRAGMA cache_size=-1048576")  # this connection only: the whole index in memory
+                for k in range(0, seconds, 60):  # a transaction per minute of history
+                    conn.execute("BEGIN")
+                    conn.execute("WITH RECURSIVE s(k) AS (SELECT ? UNION ALL SELECT k + 1 FROM s WHERE k < ?) "
+                                 "INSERT INTO samples (time, tag_id, value, quality) "
+                                 "SELECT ? + s.k, tags.id, 0.0, 0 FROM s CROSS JOIN tags",
+                                 (k, min(k + 60, seconds) - 1, until - seconds))
+                    conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                for k in range(0, seconds, 60):
+                    conn.execute("INSERT INTO samples (time, tag_id, value, quality) "
+                                 "SELECT to_timestamp(%s + s), t.id, 0.0, 0 "
+                                 "FROM generate_series(%s, %s) s CROSS JOIN tags t ORDER BY s, t.id",
+                                 (until - seconds, k, min(k + 60, seconds) - 1))
+                conn.execute("VACUUM ANALYZE samples")
+        finally:
+            conn.close()
+        return tags * seconds, time.perf_counter() - started
+
     def drop(self) -> None:
         if self.pg_name:
             import psycopg
@@ -499,6 +529,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
         db = Database(args.database_url, folder)
         nodes = [f"bench-{k + 1}" for k in range(args.collector_processes)]
         probe_ids = configure(db, servers, nodes)
+        history = db.add_history(args.history_minutes, time.time() - 60) if args.history_minutes else (0, 0.0)
         tags = sum(len(p["tags"]) for _c, info in servers.values() for p in info["plcs"])
         plcs = sum(len(info["plcs"]) for _c, info in servers.values())
         base = baseline(servers) if not args.no_baseline else {}
@@ -628,7 +659,7 @@ def run_scenario(name: str, args, run: int, epoch: float, workdir: Path) -> dict
                                  "refreeze-young")},
         "final_writer": (final[-1].get("writer_after_stop") if final else None),
         "per_proto": per_proto, "baseline": base, "load_before": load_before, "load_after": loadavg(),
-        "backend": db.backend,
+        "backend": db.backend, "history": history,
     }
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
@@ -679,6 +710,8 @@ def print_run(r: dict) -> None:
           f"{100 * (os.cpu_count() or 1)}); baseline {fmt(base, '.1f')}, app's drivers alone "
           f"{fmt(baseline_cpu_pct(r, 'driver_cpu_s'), '.1f')}; app (collector + database) {app_cpu_pct(r):.1f} = "
           f"{fmt(app_cpu_pct(r) / base if base else None, '.2f')}x the baseline")
+    if r["history"][0]:
+        print(f"    history stored before the collectors started: {r['history'][0]:,} rows in {r['history'][1]:.0f} s")
     print(f"    RSS MiB: end {r['rss_end_mib']:.0f}, peak in window {r['rss_peak_mib']:.0f}, VmHWM {r['hwm_mib']:.0f}"
           + (f"; SQLite file {r['file_end_mib']:,.0f} MiB at the window's end, its WAL up to {r['wal_peak_mib']:,.0f}"
              f" MiB (looked at once a second)" if r["backend"] == "sqlite" else ""))
@@ -815,6 +848,11 @@ def main(argv: list[str] | None = None) -> None:
                                                       "core-config-load, gc-freeze, gc-threshold, gc-young-200k, gc-default "
                                                       "(Python's own gc settings) "
                                                       "(see bench/collect_app.py)")
+    parser.add_argument("--history-minutes", type=float, default=0,
+                        help="rows of 1 Hz history per tag stored before the collectors start, written second by "
+                             "second: a plant's file rather than a new one (on SQLite a new file keeps many tags' "
+                             "newest rows on one page; after a few minutes each tag's are on pages of their own, "
+                             "and each cycle rewrites one page per tag); default 0")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (logs, SQLite file)")
     args = parser.parse_args(argv)
     args.tags = args.tags or (50000 if args.full else 2000)
