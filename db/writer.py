@@ -27,6 +27,11 @@ ROLLUP_SLICE_TAGS = 2_000  # tags per rollup transaction (see Writer._rollup_ste
 # slice holds the one write lock 0.2-1.6 s, and 12-13 slices in a row (25,000 tags a writer) queued 100,000 rows
 # behind them every minute: the latency p99 of bench.collect (every slowest probe in the refresh's seconds).
 ROLLUP_SPREAD = 0.5
+# What one SQLite commit may take when more is queued than a batch (batch_rows starts a commit). A SQLite commit
+# writes each index page it touched to the WAL whole, one page per tag (ix_samples_tag_time), however many rows that
+# tag has in the commit: a writer that has fallen behind catches up by taking several cycles a commit. A plant's file
+# (5 minutes of history stored first), 50,000 tags, 2 collector processes, bench.collect: see README [perf].
+SQLITE_MAX_BATCH_ROWS = 200_000
 
 
 class Writer:
@@ -37,6 +42,8 @@ class Writer:
         self.spool = spool
         self.max_queue_rows = max_queue_rows
         self.batch_rows = batch_rows
+        # PostgreSQL writes a page whole only the first time after a checkpoint: no gain there from larger commits
+        self.max_batch_rows = max(batch_rows, SQLITE_MAX_BATCH_ROWS) if store.backend_name == "sqlite" else batch_rows
         self.commit_interval_s = commit_interval_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -192,7 +199,7 @@ class Writer:
                 return None
             batch = Batch(uuid.uuid4().hex)
             taken = 0
-            while self._queue and taken < self.batch_rows:
+            while self._queue and taken < self.max_batch_rows:
                 kind, rows, _t = self._queue.popleft()
                 self._queue_rows -= len(rows)
                 taken += len(rows)

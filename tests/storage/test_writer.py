@@ -43,6 +43,24 @@ def test_rows_are_committed_on_size_and_on_time(sqlite_url, tmp_path):
         store.close()
 
 
+def test_a_sqlite_writer_that_fell_behind_takes_several_batches_in_one_commit(sqlite_url, pg_url, tmp_path):
+    """On SQLite a commit costs a page per tag whatever the rows per tag (db.writer.SQLITE_MAX_BATCH_ROWS): five
+    batches' worth queued go in as one commit there, as five on PostgreSQL; every row once either way."""
+    for url, commits in ((sqlite_url, 1), (pg_url, 5)):
+        store = open_store(url)
+        writer = Writer(store, Spool(tmp_path / f"spool-{commits}"), batch_rows=1000, commit_interval_s=0.05)
+        try:
+            for k in range(5):  # queued before the thread starts: the writer is five batches behind
+                assert writer.submit_samples(_cycle(k * 1000, 1000, time.time()))
+            writer.start()
+            assert writer.flush(10)
+            assert (writer.written_batches, writer.written_rows) == (commits, 5000), url
+            assert _values(store) == [float(i) for i in range(5000)]
+        finally:
+            writer.stop()
+            store.close()
+
+
 def test_a_full_queue_drops_the_oldest_counts_and_says_so(sqlite_url, tmp_path, caplog):
     store = open_store(sqlite_url)
     writer = Writer(store, Spool(tmp_path / "spool"), max_queue_rows=1000)  # not started: nothing drains
