@@ -184,7 +184,31 @@ def what_if_sqlite_page_4096() -> None:
     engine.SQLITE_PAGE_SIZE = 4096
 
 
-WHAT_IF = {"rollups-back-to-back": what_if_rollups_back_to_back, "sqlite-page-4096": what_if_sqlite_page_4096, "multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
+def what_if_sqlite_batch_20k() -> None:
+    """A SQLite commit takes at most batch_rows (20,000) however many are queued, as before
+    db.writer.SQLITE_MAX_BATCH_ROWS: that change's baseline."""
+    from db import writer
+
+    writer.SQLITE_MAX_BATCH_ROWS = 0
+
+
+def what_if_sqlite_cache_default() -> None:
+    """SQLite's write transactions with its default page cache (2 MiB), as before db.store.SQLITE_WRITE_CACHE_KIB:
+    that change's baseline."""
+    from db import store
+
+    store.SQLITE_WRITE_CACHE_KIB = 0
+
+
+def what_if_sqlite_wal_unbounded() -> None:
+    """No checkpoint that brings SQLite's WAL back to its start, as before db.store.SQLITE_WAL_RESTART_BYTES: that
+    change's baseline."""
+    from db import store
+
+    store.SQLITE_WAL_RESTART_BYTES = 0
+
+
+WHAT_IF = {"rollups-back-to-back": what_if_rollups_back_to_back, "sqlite-wal-unbounded": what_if_sqlite_wal_unbounded, "sqlite-cache-default": what_if_sqlite_cache_default, "sqlite-batch-20k": what_if_sqlite_batch_20k, "sqlite-page-4096": what_if_sqlite_page_4096, "multirow-insert": what_if_multirow_insert, "core-config-load": what_if_core_config_load,
            "gc-freeze": what_if_gc_freeze, "gc-threshold": what_if_gc_threshold,
            "gc-young-200k": what_if_gc_young_200k,
            "full-refreeze": lambda: None,  # the freeze after the start collects everything first (before 2026-12-07)

@@ -64,6 +64,7 @@ def normalize_url(url: str) -> URL:
 # 0.69-1.4 s against 0.57-0.59 s (512 B: 0.77 s, a deeper tree). The size is fixed when the file is created: an
 # existing database keeps its own (README: how to convert one).
 SQLITE_PAGE_SIZE = 1024
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -73,7 +74,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
     # of the last transaction), the usual trade for a time-series recorder.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
