@@ -19,6 +19,7 @@ SQLITE_WRITE_CACHE_KIB = 65_536
 # WAL size past which a commit is followed by a checkpoint that brings the WAL back to its start (_keep_wal_short)
 SQLITE_WAL_RESTART_BYTES = 64 * 2**20
 SQLITE_WAL_RESTART_WAIT_MS = 2_000
+SQLITE_WAL_RESTART_BACKOFF_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Store:
     schema_version: str
     url: str  # with the password hidden
     policy: backends.TimeSeriesPolicy = field(default_factory=backends.TimeSeriesPolicy)
+    _wal_restart_after: float = field(default=0.0, repr=False)  # monotonic: see _keep_wal_short
 
     @property
     def backend_name(self) -> str:
@@ -98,7 +100,7 @@ class Store:
             size = os.path.getsize(f"{path}-wal")
         except OSError:
             return
-        if size < SQLITE_WAL_RESTART_BYTES:
+        if size < SQLITE_WAL_RESTART_BYTES or time.monotonic() < self._wal_restart_after:
             return
         raw = conn.connection.driver_connection
         # While it waits, other writers wait too: at most 2 s of it (a long report may keep the WAL in use)
@@ -107,8 +109,10 @@ class Store:
             busy, _frames, _done = raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         finally:
             raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        if busy:  # readers or a writer held on past the wait: a later commit tries again
-            log.debug("SQLite WAL of %d bytes: checkpoint could not finish (busy)", size)
+        if busy:  # a reader held on past the wait (a long report): not again for a while, not at every commit
+            self._wal_restart_after = time.monotonic() + SQLITE_WAL_RESTART_BACKOFF_S
+            log.info("SQLite WAL at %d MiB: readers held it past %d ms; the next try in %.0f s", size >> 20,
+                     SQLITE_WAL_RESTART_WAIT_MS, SQLITE_WAL_RESTART_BACKOFF_S)
 
     def prune_ledger(self, older_than_s: float = 7 * 86400) -> None:
         with self.engine.begin() as conn:

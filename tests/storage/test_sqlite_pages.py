@@ -136,3 +136,40 @@ def test_two_writers_in_turn_keep_the_wal_short(tmp_path, monkeypatch):
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_reader_that_holds_the_wal_costs_the_writer_one_wait_not_one_per_commit(tmp_path, monkeypatch, caplog):
+    """A long report keeps its snapshot of the WAL: the checkpoint gives up after SQLITE_WAL_RESTART_WAIT_MS, says
+    so, and is not tried again at every commit (each try holds other writers up as long)."""
+    import logging
+
+    from db import store as store_module
+
+    monkeypatch.setattr(store_module, "SQLITE_WAL_RESTART_BYTES", 2**20)
+    monkeypatch.setattr(store_module, "SQLITE_WAL_RESTART_WAIT_MS", 300)
+    path = tmp_path / "oee.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        first = [r for k in range(20) for r in _cycle(time.time() - 30 + k, 2_000)]  # past 1 MiB of WAL
+        monkeypatch.setattr(store_module, "SQLITE_WAL_RESTART_BYTES", 64 * 2**20)  # not checkpointed yet
+        assert store.write_batch(Batch("first", samples=first))
+        monkeypatch.setattr(store_module, "SQLITE_WAL_RESTART_BYTES", 2**20)
+        assert os.path.getsize(f"{path}-wal") > 2**20
+        report = sqlite3.connect(path, isolation_level=None)
+        report.execute("BEGIN")
+        report.execute("SELECT count(*) FROM samples").fetchone()  # a read transaction on the WAL's snapshot
+        took = []
+        with caplog.at_level(logging.INFO, logger="db.store"):
+            for k in range(4):
+                started = time.monotonic()
+                assert store.write_batch(Batch(f"b{k}", samples=_cycle(time.time() + k, 2_000)))
+                took.append(time.monotonic() - started)
+        report.execute("COMMIT")
+        report.close()
+        assert os.path.getsize(f"{path}-wal") > 2**20
+        assert took[0] >= 0.3 and max(took[1:]) < 0.3, took  # one wait, then commits as fast as without it
+        assert sum("readers held it" in r.message for r in caplog.records) == 1
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 24 * 2_000
+    finally:
+        store.close()
