@@ -61,8 +61,9 @@ def normalize_url(url: str) -> URL:
 # whole, and one poll cycle adds a row to the end of each tag's run in ix_samples_tag_time: one leaf page per tag,
 # so 25,000 tags wrote ~100 MB of WAL a commit for ~1 MB of rows. Two processes x 25,000 tags at 1 Hz, one file,
 # 30 s (scratch measurement, 2-core EPYC): WAL grown to 2.0-5.1 GiB at 4 KiB, 0.36-0.43 GiB at 1 KiB; commit p50
-# 0.69-1.4 s against 0.57-0.59 s (512 B: 0.77 s, a deeper tree). The size is fixed when the file is created: an
-# existing database keeps its own (README: how to convert one).
+# 0.69-1.4 s against 0.57-0.59 s (512 B: 0.77 s, a deeper tree); bench.collect on a file with history: README
+# [perf]. In a new file's first minutes, while many tags' newest rows still share a page, 4 KiB pages cost less.
+# The size is fixed when the file is created: an existing database keeps its own (README: how to convert one).
 SQLITE_PAGE_SIZE = 1024
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

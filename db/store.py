@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -104,12 +105,20 @@ class Store:
             return
         raw = conn.connection.driver_connection
         # While it waits, other writers wait too: at most 2 s of it (a long report may keep the WAL in use)
-        raw.execute(f"PRAGMA busy_timeout={SQLITE_WAL_RESTART_WAIT_MS}")
+        started = time.monotonic()
         try:
-            busy, _frames, _done = raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        if busy:  # a reader held on past the wait (a long report): not again for a while, not at every commit
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_WAL_RESTART_WAIT_MS}")
+            try:
+                busy, _frames, _done = raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:  # the batch is committed: a failed checkpoint must not make it look unwritten
+            log.warning("SQLite WAL checkpoint failed: %s; the next try in %.0f s", exc, SQLITE_WAL_RESTART_BACKOFF_S)
+            self._wal_restart_after = time.monotonic() + SQLITE_WAL_RESTART_BACKOFF_S
+            return
+        # Busy at once: another connection's checkpoint is running, which does the work. Busy after the whole wait:
+        # a reader held on (a long report): not again for a while, not at every commit.
+        if busy and time.monotonic() - started >= 0.9 * SQLITE_WAL_RESTART_WAIT_MS / 1000:
             self._wal_restart_after = time.monotonic() + SQLITE_WAL_RESTART_BACKOFF_S
             log.info("SQLite WAL at %d MiB: readers held it past %d ms; the next try in %.0f s", size >> 20,
                      SQLITE_WAL_RESTART_WAIT_MS, SQLITE_WAL_RESTART_BACKOFF_S)
